@@ -1,0 +1,66 @@
+//! `oneport proxy app`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Global;
+use crate::client::context::Context;
+use crate::client::webapi;
+use crate::dial::{Dialer, Target};
+use crate::localproxy::{self, Resource};
+use crate::naming::{Kind, Protocol};
+
+/// Arguments of `proxy app`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyAppArgs {
+    /// The app's name, as `oneport ls` shows it.
+    pub name: String,
+    /// Local port (default: a free one, printed).
+    #[arg(long, short)]
+    pub port: Option<u16>,
+    /// Local address to listen on. Anything but loopback exposes the app to the
+    /// network with your identity.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_addr: IpAddr,
+}
+
+/// What kind of app, from the server's answer.
+pub fn protocol_for(server_protocol: Option<&str>) -> Protocol {
+    match server_protocol {
+        Some("tcp") => Protocol::Tcp,
+        _ => Protocol::Http1,
+    }
+}
+
+/// Runs `proxy app`.
+///
+/// # Errors
+/// When the app is unknown or denied, or the port cannot be bound.
+pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
+    let ctx = Context::resolve(&g.overrides())?;
+    let dialer = Arc::new(Dialer::new(ctx));
+    let info = webapi::require(&dialer, Kind::App, &a.name).await?;
+    let protocol = protocol_for(info.protocol.as_deref());
+    let target = Target::resource(dialer.context(), Kind::App, &a.name, protocol);
+    let listener = localproxy::bind(Some(a.bind_addr), a.port).await?;
+    let local = listener.local_addr()?;
+    if !a.bind_addr.is_loopback() {
+        eprintln!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
+    }
+    if protocol == Protocol::Http1 {
+        println!("Proxying HTTP app {:?} through {} on http://{local}/", a.name, dialer.context().proxy);
+        println!("  try: curl http://{local}/");
+    } else {
+        println!("Proxying TCP app {:?} through {} on {local}", a.name, dialer.context().proxy);
+        println!("  connect your client to {local}");
+    }
+    println!("Press Ctrl-C to stop.");
+    let shutdown = CancellationToken::new();
+    crate::cli::cancel_on_signal(shutdown.clone());
+    let handler = localproxy::tunnel_handler(dialer, target, Resource { kind: Kind::App, name: a.name });
+    localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
+    Ok(0)
+}

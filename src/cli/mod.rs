@@ -1,0 +1,138 @@
+//! The command line: clap definitions (this file) and one module per command group
+//! that turns arguments into library calls. clap types live only here.
+
+pub mod app;
+pub mod demo;
+pub mod docs;
+pub mod login;
+pub mod server;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::context::Overrides;
+
+/// SSH, databases, Kubernetes and internal apps through one TLS port.
+#[derive(Debug, Parser)]
+#[command(name = "oneport", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Start with `oneport demo` to see the whole path on loopback, or read `oneport help login`.")]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The proxy, HOST:PORT (default port 3080). Overrides the login profile.
+    #[arg(long, global = true, env = "ONEPORT_PROXY", value_name = "HOST:PORT")]
+    pub proxy: Option<String>,
+    /// Identity file from `oneport server issue`. Overrides the login profile.
+    #[arg(long, global = true, env = "ONEPORT_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// CA bundle to verify the proxy with (default: the CA in the identity file).
+    #[arg(long, global = true, env = "ONEPORT_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the proxy's certificate. Anyone on the path can then read and
+    /// change the traffic; for throwaway test setups only.
+    #[arg(long, global = true, env = "ONEPORT_INSECURE")]
+    pub insecure: bool,
+    /// More logging on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Global {
+    /// The overrides for [`crate::client::context::Context::resolve`].
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            proxy: self.proxy.clone(),
+            identity: self.identity.clone(),
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check an identity against a proxy and store it as the login profile.
+    ///
+    /// Example: oneport login --proxy proxy.example.com:3080 --identity alice.pem
+    Login,
+    /// Forget the login profile and the stored identity.
+    Logout,
+    /// Show the login profile: user, groups, proxy, expiry, upgrade decision.
+    Status,
+    /// List the resources the proxy offers to you.
+    Ls,
+    /// Local proxies for client tools.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
+    /// Run and administer the routing server.
+    #[command(subcommand)]
+    Server(server::ServerCommand),
+    /// Start a throwaway server, backend and local proxy on loopback and prove a
+    /// round trip through them.
+    Demo(demo::DemoArgs),
+}
+
+/// `oneport proxy ...`
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over
+    /// teleport-tcp.
+    ///
+    /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
+    App(app::ProxyAppArgs),
+}
+
+/// Runs a parsed command line; returns the process exit code.
+///
+/// # Errors
+/// Any failure, to be printed once by `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = cli.global;
+    if g.insecure {
+        warn_insecure();
+    }
+    match cli.command {
+        Command::Login => login::login(&g).await,
+        Command::Logout => login::logout(),
+        Command::Status => login::status(&g),
+        Command::Ls => login::ls(&g).await,
+        Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Server(s) => server::run(s).await,
+        Command::Demo(d) => demo::run(d).await,
+    }
+}
+
+/// Says loudly that verification is off.
+pub fn warn_insecure() {
+    eprintln!(
+        "WARNING: --insecure: the proxy's certificate is NOT verified. Anyone on the network path can read and change this traffic."
+    );
+}
+
+/// Waits for Ctrl-C / SIGTERM and cancels `token`.
+pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        crate::shutdown::signal().await;
+        token.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

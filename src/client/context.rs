@@ -1,0 +1,88 @@
+//! The client context: proxy, identity, trust and routing domain, resolved from
+//! flags, `ONEPORT_*` environment variables (clap maps them onto the flags) and the
+//! stored profile, in that order.
+
+use std::path::PathBuf;
+
+use crate::addr::HostPort;
+use crate::client::profile::{Dirs, Profile};
+use crate::error::{Error, Result};
+use crate::identity::{self, Identity};
+use crate::naming;
+use crate::tls::Trust;
+
+/// What the user gave on the command line or in the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--proxy` / `ONEPORT_PROXY`.
+    pub proxy: Option<String>,
+    /// `--identity` / `ONEPORT_IDENTITY`.
+    pub identity: Option<PathBuf>,
+    /// `--ca` / `ONEPORT_CA`.
+    pub ca: Option<PathBuf>,
+    /// `--insecure` / `ONEPORT_INSECURE`.
+    pub insecure: bool,
+}
+
+/// Everything a client command needs to reach the proxy.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The proxy's address.
+    pub proxy: HostPort,
+    /// The identity presented.
+    pub identity: Identity,
+    /// Who the proxy's certificate must chain to.
+    pub trust: Trust,
+    /// The domain resource SNIs live under.
+    pub domain: String,
+    /// The cluster name (from the profile; the proxy host otherwise).
+    pub cluster: String,
+    /// The profile this came from, when it matches the proxy in use.
+    pub profile: Option<Profile>,
+}
+
+impl Context {
+    /// Resolves the context (see the module docs).
+    ///
+    /// # Errors
+    /// When no proxy or identity is known, or a file does not load.
+    pub fn resolve(over: &Overrides) -> Result<Context> {
+        let dirs = Dirs::locate()?;
+        let profile = Profile::load(&dirs)?;
+        Context::build(over, profile)
+    }
+
+    /// Resolves against a given profile (for tests and `login`).
+    ///
+    /// # Errors
+    /// As [`Context::resolve`].
+    pub fn build(over: &Overrides, profile: Option<Profile>) -> Result<Context> {
+        let proxy_text = over.proxy.clone().or_else(|| profile.as_ref().map(|p| p.proxy.clone())).ok_or_else(|| {
+            Error::config("no proxy: run `oneport login --proxy HOST:PORT --identity FILE`, or give --proxy")
+        })?;
+        let proxy =
+            HostPort::parse_with_default(&proxy_text, 3080).map_err(|e| Error::config(format!("--proxy {e}")))?;
+        // A profile for another proxy says nothing about this one.
+        let profile = profile.filter(|p| HostPort::parse(&p.proxy).ok().as_ref() == Some(&proxy));
+        let id_path =
+            over.identity.clone().or_else(|| profile.as_ref().map(|p| p.identity.clone())).ok_or_else(|| {
+                Error::config("no identity: give --identity FILE (made by `oneport server issue`), or `oneport login`")
+            })?;
+        let identity = Identity::load(&id_path)?;
+        let ca_path = over.ca.clone().or_else(|| profile.as_ref().and_then(|p| p.ca.clone()));
+        let ca = match ca_path {
+            Some(p) => identity::load_certs(&p)?,
+            None => identity.ca.clone(),
+        };
+        let insecure = over.insecure || profile.as_ref().is_some_and(|p| p.insecure);
+        let domain =
+            profile.as_ref().map(|p| p.routing_domain.clone()).unwrap_or_else(|| naming::routing_domain(&proxy.host));
+        let cluster = profile.as_ref().map(|p| p.cluster.clone()).unwrap_or_else(|| proxy.host.clone());
+        Ok(Context { proxy, identity, trust: Trust { ca, system: false, insecure }, domain, cluster, profile })
+    }
+
+    /// The SNI of the proxy itself (the web API).
+    pub fn web_sni(&self) -> String {
+        self.domain.clone()
+    }
+}

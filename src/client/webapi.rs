@@ -1,0 +1,85 @@
+//! The client of the proxy's web API (`/webapi/ping`, `/webapi/resolve`), spoken
+//! over a dialled stream so it carries the identity and works through upgrades.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::dial::{Dialer, Target};
+use crate::error::{with_timeout, Error, Phase, Result};
+use crate::naming::Kind;
+use crate::server::web::{PingResponse, ResolveResponse};
+
+/// Deadline for one web API request, handshake included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_BODY: usize = 1 << 20;
+
+/// GETs `path` and decodes the JSON answer.
+///
+/// # Errors
+/// Dial errors, [`Error::Http`] for a non-200 answer or a bad body, [`Error::Timeout`].
+pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Result<T> {
+    let proxy = dialer.context().proxy.to_string();
+    with_timeout(Phase::Request, &proxy, REQUEST_TIMEOUT, async {
+        let dialed = dialer.dial(&Target::web(dialer.context())).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(dialed.stream))
+            .await
+            .map_err(|e| Error::Http(format!("{proxy}: HTTP handshake failed: {e}")))?;
+        tokio::spawn(conn);
+        let req = Request::get(path)
+            .header(hyper::header::HOST, dialer.context().web_sni())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Error::Http(format!("bad request path {path:?}: {e}")))?;
+        let resp = send.send_request(req).await.map_err(|e| Error::Http(format!("{proxy}{path}: {e}")))?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| Error::Http(format!("{proxy}{path}: reading the answer: {e}")))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let msg = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            return Err(Error::Http(format!("{proxy}{path} answered {status}: {msg}")));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Http(format!("{proxy}{path}: unexpected answer: {e}")))
+    })
+    .await
+}
+
+/// `/webapi/ping`.
+///
+/// # Errors
+/// As [`get_json`].
+pub async fn ping(dialer: &Dialer) -> Result<PingResponse> {
+    get_json(dialer, "/webapi/ping").await
+}
+
+/// `/webapi/resolve` for a resource.
+///
+/// # Errors
+/// As [`get_json`].
+pub async fn resolve(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
+    let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    get_json(dialer, &format!("/webapi/resolve?kind={kind}&name={name}")).await
+}
+
+/// Checks that `name` can be used, returning the server's answer when it can and
+/// [`Error::Refused`] with the server's sentence when it cannot.
+///
+/// # Errors
+/// [`Error::Refused`] or the request's own errors.
+pub async fn require(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
+    let r = resolve(dialer, kind, name).await?;
+    if r.outcome == "allowed" {
+        Ok(r)
+    } else {
+        Err(Error::Refused(r.message))
+    }
+}

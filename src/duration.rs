@@ -1,0 +1,111 @@
+//! Human durations for configuration and flags: `30s`, `500ms`, `5m`, `1h30m`, `7d`.
+
+use std::time::Duration;
+
+/// Parses a human duration (see the module docs).
+///
+/// # Errors
+/// A message naming the offending text.
+pub fn parse(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration: use e.g. 30s, 5m, 1h, 12h, 7d".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("invalid duration {s:?}: expected a number at {rest:?}"));
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| format!("invalid duration {s:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let secs: u64 = match unit {
+            "ms" => {
+                total += Duration::from_millis(n);
+                continue;
+            }
+            "s" | "sec" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h, d)")),
+            other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h, d)")),
+        };
+        let add = n.checked_mul(secs).ok_or_else(|| format!("invalid duration {s:?}: too large"))?;
+        total += Duration::from_secs(add);
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way [`parse`] reads it (largest units first).
+pub fn format(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// serde support: `#[serde(with = "crate::duration::serde_human")]`.
+pub mod serde_human {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Serializes as a human duration string.
+    ///
+    /// # Errors
+    /// Never, beyond the serializer's own.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format(*d))
+    }
+
+    /// Deserializes from a human duration string.
+    ///
+    /// # Errors
+    /// When the string is not a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_combinations() {
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse(" 7d "), Ok(Duration::from_secs(7 * 86400)));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse("").unwrap_err().contains("empty"));
+        assert!(parse("30").unwrap_err().contains("missing unit"));
+        assert!(parse("5y").unwrap_err().contains("unknown unit"));
+        assert!(parse("s").unwrap_err().contains("expected a number"));
+        assert!(parse("99999999999999999999s").is_err());
+        assert!(parse("999999999999999999d").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for s in ["30s", "1h30m", "7d", "250ms", "1d1h1m1s"] {
+            assert_eq!(format(parse(s).unwrap()), s);
+        }
+    }
+}

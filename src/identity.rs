@@ -1,0 +1,183 @@
+//! Identities: the client's identity file (certificate, key, CA in one PEM), and the
+//! caller identity the server reads from a verified client certificate
+//! (CN = user, O = groups).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{Error, Result};
+
+/// Who a certificate says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Caller {
+    /// The user (certificate CN).
+    pub user: String,
+    /// The groups (certificate O entries).
+    pub groups: Vec<String>,
+    /// The end of validity, seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+impl Caller {
+    /// Reads user, groups and expiry from a DER certificate.
+    ///
+    /// # Errors
+    /// When the certificate does not parse or has no CN.
+    pub fn from_der(der: &[u8]) -> Result<Caller> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| Error::config(format!("certificate does not parse: {e}")))?;
+        let subject = cert.subject();
+        let user = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .ok_or_else(|| Error::config("certificate has no common name (the user)"))?
+            .to_string();
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
+        Ok(Caller { user, groups, not_after: cert.validity().not_after.timestamp() })
+    }
+
+    /// Whether the certificate has expired at `now`.
+    pub fn expired_at(&self, now: SystemTime) -> bool {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+        now > self.not_after
+    }
+
+    /// The time left until expiry (zero when expired).
+    pub fn remaining(&self) -> Duration {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+        Duration::from_secs((self.not_after - now).max(0) as u64)
+    }
+}
+
+/// A loaded identity: what a client presents, and the CA it trusts.
+pub struct Identity {
+    /// The client certificate (first) and any intermediates.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The CA certificates found in the file (trusted for the server).
+    pub ca: Vec<CertificateDer<'static>>,
+    /// Who the certificate names.
+    pub caller: Caller,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("caller", &self.caller).field("key", &"***").finish_non_exhaustive()
+    }
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            ca: self.ca.clone(),
+            caller: self.caller.clone(),
+        }
+    }
+}
+
+impl Identity {
+    /// Loads an identity file (see the module docs).
+    ///
+    /// # Errors
+    /// When the file cannot be read or lacks a certificate or key.
+    pub fn load(path: &Path) -> Result<Identity> {
+        let pem = crate::fsutil::read(path)?;
+        Identity::from_pem(&pem).map_err(|e| Error::config(format!("identity file {}: {e}", path.display())))
+    }
+
+    /// Parses an identity from PEM bytes: the first certificate is the client's; a
+    /// self-signed certificate later in the file is a CA.
+    ///
+    /// # Errors
+    /// When there is no certificate or no private key.
+    pub fn from_pem(pem: &[u8]) -> Result<Identity> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::config(format!("bad PEM: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| Error::config(format!("no private key: {e}")))?;
+        let mut certs = certs.into_iter();
+        let leaf = certs.next().ok_or_else(|| Error::config("no certificate"))?;
+        let (mut chain, mut ca) = (vec![leaf], Vec::new());
+        for c in certs {
+            if is_self_signed(&c) {
+                ca.push(c);
+            } else {
+                chain.push(c);
+            }
+        }
+        let caller = Caller::from_der(&chain[0])?;
+        Ok(Identity { chain, key, ca, caller })
+    }
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).map(|(_, c)| c.subject() == c.issuer()).unwrap_or(false)
+}
+
+/// Loads every certificate in a PEM file (a CA bundle).
+///
+/// # Errors
+/// When the file cannot be read or holds no certificate.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = crate::fsutil::read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("{}: bad PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::config(format!("{}: no certificate found", path.display())));
+    }
+    Ok(certs)
+}
+
+/// Loads a private key from a PEM file.
+///
+/// # Errors
+/// When the file cannot be read or holds no key.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let pem = crate::fsutil::read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| Error::config(format!("{}: no private key: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki;
+
+    #[test]
+    fn identity_round_trip() {
+        let ca = pki::make_ca("test").unwrap();
+        let client = pki::make_client_cert(
+            &ca,
+            "alice",
+            &["dev".into(), "ops".into()],
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let id = Identity::from_pem(pki::identity_pem(&client, &ca.cert_pem).as_bytes()).unwrap();
+        assert_eq!(id.caller.user, "alice");
+        assert_eq!(id.caller.groups, vec!["dev", "ops"]);
+        assert_eq!(id.chain.len(), 1);
+        assert_eq!(id.ca.len(), 1);
+        assert!(!id.caller.expired_at(SystemTime::now()));
+        assert!(id.caller.remaining() > Duration::from_secs(3000));
+        assert!(format!("{id:?}").contains("***"));
+    }
+
+    #[test]
+    fn rejects_incomplete_files() {
+        let ca = pki::make_ca("test").unwrap();
+        let err = Identity::from_pem(ca.cert_pem.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("no private key"), "{err}");
+        let err = Identity::from_pem(ca.key_pem.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("no certificate"), "{err}");
+        assert!(Identity::from_pem(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! oneport: SSH, databases, Kubernetes and internal apps through one TLS port.
+//!
+//! # Layout
+//! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
+//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay).
+//! - the server: [`server`] (accept loop, routing, backends, web API).
+//! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
+//! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod addr;
+pub mod cli;
+pub mod client;
+pub mod dial;
+pub mod duration;
+pub mod error;
+pub mod fsutil;
+pub mod identity;
+pub mod io;
+pub mod localproxy;
+pub mod naming;
+pub mod ping;
+pub mod pki;
+pub mod relay;
+pub mod server;
+pub mod shutdown;
+pub mod tls;
+
+pub use error::{Error, Result};

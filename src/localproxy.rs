@@ -1,0 +1,156 @@
+//! Local listeners for client tools: an accept loop on loopback that hands each
+//! connection to a handler (by default: dial the target and relay), and drains on
+//! shutdown. Listeners bind 127.0.0.1 unless told otherwise.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::client::webapi;
+use crate::dial::{Dialer, Target};
+use crate::error::{Error, Result};
+use crate::io::IoStream;
+use crate::naming::Kind;
+use crate::relay::{relay, Counts};
+
+/// How long open connections may finish after Ctrl-C.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Handles one accepted local connection.
+pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Binds `addr:port` (port 0 picks a free one).
+///
+/// # Errors
+/// [`Error::Bind`], with a hint when the port is taken.
+pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener> {
+    let sa = SocketAddr::new(addr.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port.unwrap_or(0));
+    TcpListener::bind(sa).await.map_err(|source| {
+        let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (the port is taken: pick another with --port)"
+        } else {
+            ""
+        };
+        Error::Bind { addr: format!("{sa}{hint}"), source }
+    })
+}
+
+/// Accepts until `shutdown`, then waits up to `grace` for open connections.
+///
+/// # Errors
+/// Only when the listener's address cannot be read.
+pub async fn serve(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<()> {
+    let local = listener.local_addr()?;
+    let tracker = TaskTracker::new();
+    let force = CancellationToken::new();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => { backoff = Duration::from_millis(5); x }
+                Err(e) => {
+                    warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let fut = handler(tcp, peer);
+        let force = force.clone();
+        tracker.spawn(
+            async move {
+                tokio::select! {
+                    _ = fut => {}
+                    _ = force.cancelled() => {}
+                }
+            }
+            .instrument(tracing::debug_span!("local", peer = %peer)),
+        );
+    }
+    drop(listener);
+    tracker.close();
+    if !tracker.is_empty() {
+        info!(open = tracker.len(), listen = %local, "stopped accepting; waiting for open connections");
+    }
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!(open = tracker.len(), "grace period over; closing open connections");
+        force.cancel();
+        tracker.wait().await;
+    }
+    Ok(())
+}
+
+/// What a tunnel reaches, for error messages.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+}
+
+/// Dials `target` and relays `local` through it. On failure, asks the proxy why (so
+/// the message names the resource and the reason), and returns that.
+///
+/// # Errors
+/// The dial or relay error, explained.
+pub async fn tunnel<L: IoStream + ?Sized>(
+    dialer: &Dialer,
+    target: &Target,
+    res: &Resource,
+    local: &mut L,
+) -> Result<Counts> {
+    let result = async {
+        let mut dialed = dialer.dial(target).await?;
+        relay(local, &mut dialed.stream).await.map_err(|e| Error::Tls {
+            peer: dialer.context().proxy.to_string(),
+            reason: crate::tls::explain_client_error(&e, &dialer.context().proxy.to_string()),
+        })
+    }
+    .await;
+    match result {
+        Ok(c) => {
+            debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
+            Ok(c)
+        }
+        Err(e) => Err(explain(dialer, res, e).await),
+    }
+}
+
+/// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
+pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
+    let refused = matches!(&err, Error::Tls { reason, .. } if reason.contains("refused the connection"));
+    if !refused {
+        return err;
+    }
+    match webapi::resolve(dialer, res.kind, &res.name).await {
+        Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
+        _ => err,
+    }
+}
+
+/// A handler that tunnels every connection to `target`.
+pub fn tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource) -> Handler {
+    Arc::new(move |mut tcp, _peer| {
+        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        Box::pin(async move {
+            if let Err(e) = tunnel(&dialer, &target, &res, &mut tcp).await {
+                error!("{} {}: {e}", res.kind.noun(), res.name);
+            }
+        })
+    })
+}

@@ -1,0 +1,354 @@
+//! Wire names shared by client and server: ALPN protocol families (wire.md §2) and
+//! the SNI scheme that names a resource under the proxy's routing domain.
+//!
+//! SNI scheme (our choice, see `docs/protocol.md`):
+//! - node `web1`      → `web1.node.<domain>`
+//! - database `pg1`   → `pg1.db.<domain>`
+//! - app `grafana`    → `grafana.app.<domain>`
+//! - kube cluster `dev` → `dev.kube-teleport-proxy-alpn.<domain>`; the bare
+//!   `kube-teleport-proxy-alpn.<domain>` means "the only kube cluster".
+//!
+//! `<domain>` is the proxy's host name, or `teleport.cluster.local` when the proxy
+//! is addressed by IP or as `localhost` (as the reference does).
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// The routing domain used when the proxy host is an IP address or `localhost`.
+pub const INTERNAL_DOMAIN: &str = "teleport.cluster.local";
+/// The SNI label that routes Kubernetes traffic (kubectl cannot set ALPN).
+pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
+/// Suffix of ALPN names that carry the ping framing of wire.md §3.
+pub const PING_SUFFIX: &str = "-ping";
+
+/// A protocol family, named on the wire by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// SSH to a node (`teleport-proxy-ssh`).
+    ProxySsh,
+    /// Reverse tunnel (`teleport-reversetunnel`); the server only answers the
+    /// upgrade probe with it.
+    ReverseTunnel,
+    /// PostgreSQL wire protocol.
+    Postgres,
+    /// MySQL / MariaDB wire protocol.
+    Mysql,
+    /// MongoDB wire protocol.
+    Mongodb,
+    /// Redis wire protocol.
+    Redis,
+    /// A raw TCP application.
+    Tcp,
+    /// HTTP/1.1: the web API, HTTP apps and the upgrade endpoint.
+    Http1,
+    /// HTTP/2 on the web API.
+    Http2,
+}
+
+impl Protocol {
+    /// Every protocol the router knows, in no particular order.
+    pub const ALL: [Protocol; 9] = [
+        Protocol::ProxySsh,
+        Protocol::ReverseTunnel,
+        Protocol::Postgres,
+        Protocol::Mysql,
+        Protocol::Mongodb,
+        Protocol::Redis,
+        Protocol::Tcp,
+        Protocol::Http1,
+        Protocol::Http2,
+    ];
+
+    /// The plain ALPN name.
+    pub fn alpn(self) -> &'static str {
+        match self {
+            Protocol::ProxySsh => "teleport-proxy-ssh",
+            Protocol::ReverseTunnel => "teleport-reversetunnel",
+            Protocol::Postgres => "teleport-postgres",
+            Protocol::Mysql => "teleport-mysql",
+            Protocol::Mongodb => "teleport-mongodb",
+            Protocol::Redis => "teleport-redis",
+            Protocol::Tcp => "teleport-tcp",
+            Protocol::Http1 => "http/1.1",
+            Protocol::Http2 => "h2",
+        }
+    }
+
+    /// Whether the protocol has a `-ping` variant (wire.md §2).
+    pub fn has_ping(self) -> bool {
+        matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
+    }
+
+    /// The ALPN list a client offers: the ping variant first, then the plain name.
+    pub fn client_offer(self) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(2);
+        if self.has_ping() {
+            out.push(format!("{}{PING_SUFFIX}", self.alpn()).into_bytes());
+        }
+        out.push(self.alpn().as_bytes().to_vec());
+        out
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alpn())
+    }
+}
+
+/// An ALPN entry understood by the router: a family and whether it is the ping variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Alpn {
+    /// The family.
+    pub protocol: Protocol,
+    /// True for the `-ping` variant.
+    pub ping: bool,
+}
+
+impl Alpn {
+    /// Parses one ALPN entry; `None` for names the router does not know.
+    pub fn parse(raw: &[u8]) -> Option<Alpn> {
+        let s = std::str::from_utf8(raw).ok()?;
+        let (base, ping) = match s.strip_suffix(PING_SUFFIX) {
+            Some(base) => (base, true),
+            None => (s, false),
+        };
+        let protocol = Protocol::ALL.into_iter().find(|p| p.alpn() == base)?;
+        if ping && !protocol.has_ping() {
+            return None;
+        }
+        Some(Alpn { protocol, ping })
+    }
+
+    /// The wire bytes of this entry.
+    pub fn to_bytes(self) -> Vec<u8> {
+        if self.ping {
+            format!("{}{PING_SUFFIX}", self.protocol.alpn()).into_bytes()
+        } else {
+            self.protocol.alpn().as_bytes().to_vec()
+        }
+    }
+}
+
+impl fmt::Display for Alpn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.protocol.alpn())?;
+        if self.ping {
+            f.write_str(PING_SUFFIX)?;
+        }
+        Ok(())
+    }
+}
+
+/// The kind of a routed resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An SSH node.
+    Node,
+    /// A database.
+    Db,
+    /// An HTTP or TCP application.
+    App,
+    /// A Kubernetes cluster.
+    Kube,
+}
+
+impl Kind {
+    /// The SNI label for this kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Db => "db",
+            Kind::App => "app",
+            Kind::Kube => KUBE_SNI_LABEL,
+        }
+    }
+
+    /// The word used in messages ("node web1", "database pg1").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Db => "database",
+            Kind::App => "app",
+            Kind::Kube => "kube cluster",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+/// The routing domain for a proxy host (see the module docs).
+pub fn routing_domain(proxy_host: &str) -> String {
+    let host = proxy_host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost") {
+        INTERNAL_DOMAIN.to_string()
+    } else {
+        host.trim_end_matches('.').to_ascii_lowercase()
+    }
+}
+
+/// The SNI that names resource `name` of `kind` under `domain`.
+pub fn resource_sni(kind: Kind, name: &str, domain: &str) -> String {
+    format!("{name}.{}.{domain}", kind.label())
+}
+
+/// The names a server certificate must cover to route everything under `domain`.
+pub fn server_cert_names(domain: &str) -> Vec<String> {
+    let mut names = vec![domain.to_string(), format!("*.{domain}")];
+    for kind in [Kind::Node, Kind::Db, Kind::App, Kind::Kube] {
+        names.push(format!("*.{}.{domain}", kind.label()));
+    }
+    names.push(format!("{KUBE_SNI_LABEL}.{domain}"));
+    names
+}
+
+/// What an SNI names, as seen by the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SniTarget {
+    /// A resource of a kind; `name` is `None` only for the bare kube label.
+    Resource {
+        /// The kind.
+        kind: Kind,
+        /// The resource name.
+        name: Option<String>,
+    },
+    /// The proxy itself (the domain, the public host, or no SNI).
+    Proxy,
+    /// A name outside every routing domain.
+    Foreign,
+}
+
+/// Splits an SNI into what it names, given the server's routing domains.
+pub fn parse_sni(sni: Option<&str>, domains: &[String]) -> SniTarget {
+    let Some(sni) = sni else {
+        return SniTarget::Proxy;
+    };
+    let sni = sni.trim_end_matches('.').to_ascii_lowercase();
+    for domain in domains {
+        if sni == *domain {
+            return SniTarget::Proxy;
+        }
+        let Some(prefix) = sni.strip_suffix(domain.as_str()).and_then(|p| p.strip_suffix('.')) else {
+            continue;
+        };
+        if prefix == KUBE_SNI_LABEL {
+            return SniTarget::Resource { kind: Kind::Kube, name: None };
+        }
+        let Some((name, label)) = prefix.split_once('.') else {
+            return SniTarget::Foreign;
+        };
+        let kind = match label {
+            "node" => Kind::Node,
+            "db" => Kind::Db,
+            "app" => Kind::App,
+            KUBE_SNI_LABEL => Kind::Kube,
+            _ => return SniTarget::Foreign,
+        };
+        if !valid_name(name) {
+            return SniTarget::Foreign;
+        }
+        return SniTarget::Resource { kind, name: Some(name.to_string()) };
+    }
+    SniTarget::Foreign
+}
+
+/// Whether `name` can name a resource: one DNS label of lowercase letters,
+/// digits and `-`, not starting or ending with `-`, at most 63 bytes.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains() -> Vec<String> {
+        vec!["proxy.example.com".into(), INTERNAL_DOMAIN.into()]
+    }
+
+    #[test]
+    fn offers_ping_variant_first() {
+        assert_eq!(
+            Protocol::Postgres.client_offer(),
+            vec![b"teleport-postgres-ping".to_vec(), b"teleport-postgres".to_vec()]
+        );
+        assert_eq!(Protocol::ProxySsh.client_offer(), vec![b"teleport-proxy-ssh".to_vec()]);
+    }
+
+    #[test]
+    fn parses_alpn_entries() {
+        assert_eq!(Alpn::parse(b"teleport-tcp-ping"), Some(Alpn { protocol: Protocol::Tcp, ping: true }));
+        assert_eq!(Alpn::parse(b"http/1.1"), Some(Alpn { protocol: Protocol::Http1, ping: false }));
+        assert_eq!(Alpn::parse(b"teleport-proxy-ssh-ping"), None, "ssh has no ping variant");
+        assert_eq!(Alpn::parse(b"spdy/3"), None);
+        assert_eq!(Alpn::parse(&[0xff, 0xfe]), None);
+        for p in Protocol::ALL {
+            for raw in p.client_offer() {
+                assert_eq!(Alpn::parse(&raw).map(|a| a.to_bytes()), Some(raw));
+            }
+        }
+    }
+
+    #[test]
+    fn routing_domain_for_ip_and_localhost() {
+        assert_eq!(routing_domain("127.0.0.1"), INTERNAL_DOMAIN);
+        assert_eq!(routing_domain("[::1]"), INTERNAL_DOMAIN);
+        assert_eq!(routing_domain("LocalHost"), INTERNAL_DOMAIN);
+        assert_eq!(routing_domain("Proxy.Example.com."), "proxy.example.com");
+    }
+
+    #[test]
+    fn sni_round_trip() {
+        for kind in [Kind::Node, Kind::Db, Kind::App, Kind::Kube] {
+            let sni = resource_sni(kind, "pg-1", INTERNAL_DOMAIN);
+            assert_eq!(parse_sni(Some(&sni), &domains()), SniTarget::Resource { kind, name: Some("pg-1".into()) });
+        }
+    }
+
+    #[test]
+    fn sni_edge_cases() {
+        let d = domains();
+        assert_eq!(parse_sni(None, &d), SniTarget::Proxy);
+        assert_eq!(parse_sni(Some("proxy.example.com"), &d), SniTarget::Proxy);
+        assert_eq!(
+            parse_sni(Some("WEB1.NODE.proxy.example.com."), &d),
+            parse_sni(Some("web1.node.proxy.example.com"), &d)
+        );
+        assert_eq!(
+            parse_sni(Some("kube-teleport-proxy-alpn.teleport.cluster.local"), &d),
+            SniTarget::Resource { kind: Kind::Kube, name: None }
+        );
+        assert_eq!(parse_sni(Some("web1.other.proxy.example.com"), &d), SniTarget::Foreign);
+        assert_eq!(parse_sni(Some("a.b.node.proxy.example.com"), &d), SniTarget::Foreign);
+        assert_eq!(parse_sni(Some("evil.com"), &d), SniTarget::Foreign);
+        assert_eq!(parse_sni(Some("xproxy.example.com"), &d), SniTarget::Foreign);
+    }
+
+    #[test]
+    fn names_are_dns_labels() {
+        assert!(valid_name("web1"));
+        assert!(valid_name("pg-main"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-a"));
+        assert!(!valid_name("Web1"));
+        assert!(!valid_name("a.b"));
+        assert!(!valid_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn cert_names_cover_every_kind() {
+        let names = server_cert_names("p.example");
+        assert!(names.contains(&"*.db.p.example".to_string()));
+        assert!(names.contains(&"kube-teleport-proxy-alpn.p.example".to_string()));
+        assert!(names.contains(&"*.kube-teleport-proxy-alpn.p.example".to_string()));
+    }
+}

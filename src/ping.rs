@@ -1,0 +1,262 @@
+//! The ping framing of negotiated `-ping` protocols (wire.md §3), and of the legacy
+//! `alpn-ping` upgrade: every chunk is sent as `u32 BE length ‖ bytes`, a zero
+//! length is a ping that the reader drops, and the stream seen by the caller has no
+//! frame boundaries.
+//!
+//! [`PingStream`] wraps a byte stream both ways. On the server it also sends the
+//! pings: its ping timer is polled from `poll_read`, which the relay and rustls keep
+//! pending on for the whole life of a connection, so an idle connection still emits
+//! four zero bytes every interval without a task of its own.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+/// The largest data frame a writer emits. Larger writes are split.
+pub const MAX_WRITE_FRAME: usize = 64 * 1024;
+const PING: [u8; 4] = [0; 4];
+
+/// A byte stream carried in ping frames. See the module docs.
+#[derive(Debug)]
+pub struct PingStream<S> {
+    inner: S,
+    header: [u8; 4],
+    header_len: usize,
+    remaining: usize,
+    pending: Vec<u8>,
+    pending_pos: usize,
+    needs_flush: bool,
+    pinger: Option<Interval>,
+}
+
+impl<S> PingStream<S> {
+    /// Frames `inner`. With `ping_every`, the stream also sends a ping each period
+    /// (the server's side); without it, it only frames and deframes (the client's).
+    pub fn new(inner: S, ping_every: Option<Duration>) -> Self {
+        let pinger = ping_every.filter(|d| !d.is_zero()).map(|period| {
+            let mut iv = tokio::time::interval_at(Instant::now() + period, period);
+            iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            iv
+        });
+        PingStream {
+            inner,
+            header: [0; 4],
+            header_len: 0,
+            remaining: 0,
+            pending: Vec::new(),
+            pending_pos: 0,
+            needs_flush: false,
+            pinger,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> PingStream<S> {
+    /// Writes out the pending frame bytes.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.pending_pos < self.pending.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending[self.pending_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending_pos += n;
+            self.needs_flush = true;
+        }
+        self.pending.clear();
+        self.pending_pos = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues a ping when the timer is due and pushes queued bytes out as far as the
+    /// socket allows. Never returns `Pending`: the wakers it registers bring the task
+    /// back here.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let Some(pinger) = self.pinger.as_mut() else {
+            return Ok(());
+        };
+        while pinger.poll_tick(cx).is_ready() {
+            // Appending is safe: `pending` only ever holds whole frames.
+            self.pending.extend_from_slice(&PING);
+        }
+        if let Poll::Ready(r) = self.poll_drain(cx) {
+            r?;
+            if self.needs_flush {
+                if let Poll::Ready(r) = Pin::new(&mut self.inner).poll_flush(cx) {
+                    r?;
+                    self.needs_flush = false;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PingStream<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.poll_keepalive(cx)?;
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if this.remaining > 0 {
+                let want = this.remaining.min(buf.remaining());
+                let dst = buf.initialize_unfilled_to(want);
+                let mut sub = ReadBuf::new(dst);
+                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut sub))?;
+                let n = sub.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Err(truncated("in a frame's body")));
+                }
+                buf.advance(n);
+                this.remaining -= n;
+                return Poll::Ready(Ok(()));
+            }
+            let mut sub = ReadBuf::new(&mut this.header[this.header_len..]);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut sub))?;
+            let n = sub.filled().len();
+            if n == 0 {
+                if this.header_len == 0 {
+                    return Poll::Ready(Ok(())); // clean EOF between frames
+                }
+                return Poll::Ready(Err(truncated("in a frame header")));
+            }
+            this.header_len += n;
+            if this.header_len == 4 {
+                this.header_len = 0;
+                // A zero length is a ping: drop it and read on.
+                this.remaining = u32::from_be_bytes(this.header) as usize;
+            }
+        }
+    }
+}
+
+fn truncated(where_: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("ping framing: stream ended {where_}"))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PingStream<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        ready!(this.poll_drain(cx))?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0)); // a writer never emits an empty data frame
+        }
+        let n = buf.len().min(MAX_WRITE_FRAME);
+        this.pending.reserve(4 + n);
+        this.pending.extend_from_slice(&(n as u32).to_be_bytes());
+        this.pending.extend_from_slice(&buf[..n]);
+        // The frame is ours now; push what the socket takes, flush finishes the rest.
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_drain(cx))?;
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.needs_flush = false;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads `wire` through a PingStream, fed in pieces cut at `cuts`.
+    async fn deframe(wire: &[u8], cuts: &[usize]) -> io::Result<Vec<u8>> {
+        let (mut feed, sink) = tokio::io::duplex(1 << 16);
+        let mut ps = PingStream::new(sink, None);
+        let mut start = 0;
+        for &c in cuts.iter().chain(std::iter::once(&wire.len())) {
+            feed.write_all(&wire[start..c]).await?;
+            start = c;
+        }
+        drop(feed);
+        let mut out = Vec::new();
+        ps.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let mut v = (data.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[tokio::test]
+    async fn reader_handles_every_split_point() {
+        let mut wire = frame(b"hello");
+        wire.extend_from_slice(&PING);
+        wire.extend(frame(b" world"));
+        wire.extend_from_slice(&PING);
+        for a in 0..=wire.len() {
+            for b in a..=wire.len() {
+                let got = deframe(&wire, &[a, b]).await.unwrap();
+                assert_eq!(got, b"hello world", "cuts at {a},{b}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_frames_are_errors() {
+        let wire = frame(b"hello");
+        for cut in 1..wire.len() {
+            let err = deframe(&wire[..cut], &[]).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+            assert!(err.to_string().contains("ping framing"), "{err}");
+        }
+        assert_eq!(deframe(&PING, &[]).await.unwrap(), b"");
+    }
+
+    #[tokio::test]
+    async fn writer_frames_and_splits() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut ps = PingStream::new(a, None);
+        let big = vec![7u8; MAX_WRITE_FRAME + 10];
+        ps.write_all(b"abc").await.unwrap();
+        ps.write_all(&big).await.unwrap();
+        ps.write_all(b"").await.unwrap();
+        ps.shutdown().await.unwrap();
+        let mut raw = Vec::new();
+        b.read_to_end(&mut raw).await.unwrap();
+        let mut want = frame(b"abc");
+        want.extend(frame(&big[..MAX_WRITE_FRAME]));
+        want.extend(frame(&big[MAX_WRITE_FRAME..]));
+        assert_eq!(raw, want);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_side_sends_pings_while_idle() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut ps = PingStream::new(a, Some(Duration::from_secs(3)));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            ps.read(&mut buf).await.map(|n| buf[..n].to_vec())
+        });
+        let mut got = [0u8; 8];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [0u8; 8], "two pings after two intervals");
+        b.write_all(&frame(b"x")).await.unwrap();
+        assert_eq!(reader.await.unwrap().unwrap(), b"x");
+    }
+}

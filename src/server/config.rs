@@ -1,0 +1,393 @@
+//! The server's configuration file (`server.yaml`): what it listens on, its TLS
+//! files, limits, and the resources it routes with their allow-lists. Relative paths
+//! are resolved against the file's directory. Anything not named here is unreachable.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::serde_human;
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::naming::{self, Kind};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:3080`; `0.0.0.0:3080` to serve the network).
+    pub listen: String,
+    /// The address clients use (`proxy.example.com:443`).
+    pub public_addr: String,
+    /// The cluster name shown to clients.
+    pub cluster_name: String,
+    /// Certificate files.
+    pub tls: TlsFiles,
+    /// Interval of server pings on `-ping` protocols and `alpn-ping` upgrades.
+    #[serde(default = "defaults::ping_interval", with = "serde_human")]
+    pub ping_interval: Duration,
+    /// Deadline for reading the ClientHello and completing the TLS handshake.
+    #[serde(default = "defaults::handshake_timeout", with = "serde_human")]
+    pub handshake_timeout: Duration,
+    /// Deadline for dialling a backend.
+    #[serde(default = "defaults::connect_timeout", with = "serde_human")]
+    pub connect_timeout: Duration,
+    /// How long open connections may drain after SIGINT/SIGTERM.
+    #[serde(default = "defaults::shutdown_grace", with = "serde_human")]
+    pub shutdown_grace: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Take the client address from `X-Forwarded-For` (exactly one IP) on HTTP
+    /// requests; reject requests with anything else in it.
+    #[serde(default)]
+    pub trust_x_forwarded_for: bool,
+    /// SSH nodes.
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    /// Databases.
+    #[serde(default)]
+    pub databases: Vec<Database>,
+    /// HTTP and TCP applications.
+    #[serde(default)]
+    pub apps: Vec<App>,
+    /// Kubernetes clusters.
+    #[serde(default)]
+    pub kube: Vec<Kube>,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub(super) fn ping_interval() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub(super) fn handshake_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub(super) fn connect_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub(super) fn shutdown_grace() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub(super) fn max_connections() -> usize {
+        10_000
+    }
+}
+
+/// Certificate files (relative to the config file).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Server certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Server private key, PEM.
+    pub key: PathBuf,
+    /// CA that signs client identities, PEM.
+    pub client_ca: PathBuf,
+}
+
+/// Who may use a resource: a caller matches if its user is listed or any of its
+/// groups is. An empty allow-list allows nobody.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    /// Users (certificate CN).
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Groups (certificate O).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Allow {
+    /// Whether `caller` may use the resource.
+    pub fn permits(&self, caller: &Caller) -> bool {
+        self.users.iter().any(|u| u == "*" || *u == caller.user)
+            || caller.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
+/// An SSH node.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    /// The node's name (SNI label).
+    pub name: String,
+    /// Where sshd listens, `host:port`.
+    #[serde(default)]
+    pub addr: Option<String>,
+    /// Other `host:port` targets a client may ask for by port (`127.0.0.1:*` allows
+    /// every port on that host).
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Who may connect.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+/// Database wire protocols.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DbProtocol {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL / MariaDB.
+    Mysql,
+    /// MongoDB (relayed as is).
+    Mongodb,
+    /// Redis (relayed as is).
+    Redis,
+}
+
+impl DbProtocol {
+    /// The ALPN family of this protocol.
+    pub fn protocol(self) -> naming::Protocol {
+        match self {
+            DbProtocol::Postgres => naming::Protocol::Postgres,
+            DbProtocol::Mysql => naming::Protocol::Mysql,
+            DbProtocol::Mongodb => naming::Protocol::Mongodb,
+            DbProtocol::Redis => naming::Protocol::Redis,
+        }
+    }
+}
+
+/// A database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// The database's name (SNI label).
+    pub name: String,
+    /// Its wire protocol.
+    pub protocol: DbProtocol,
+    /// Where it listens, `host:port`.
+    pub addr: String,
+    /// TLS from the server to the database.
+    #[serde(default)]
+    pub tls: Option<BackendTls>,
+    /// Who may connect.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+/// TLS towards a backend.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTls {
+    /// CA that signs the backend's certificate (PEM).
+    pub ca: PathBuf,
+    /// The name to verify (defaults to the host of `addr`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// Kinds of application.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// An HTTP application (`http/1.1` on the wire).
+    Http,
+    /// A raw TCP application (`teleport-tcp`).
+    Tcp,
+}
+
+/// An application.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// The app's name (SNI label).
+    pub name: String,
+    /// HTTP or TCP.
+    pub kind: AppKind,
+    /// Where it listens, `host:port`.
+    pub addr: String,
+    /// Who may connect.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+/// A Kubernetes cluster behind the server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kube {
+    /// The cluster's name.
+    pub name: String,
+    /// The API server URL (`https://host:port`).
+    pub api_server: String,
+    /// CA of the API server (PEM).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// A file holding the bearer token the server uses upstream.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// A client certificate the server uses upstream (PEM), with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// The key of `client_cert` (PEM).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Who may connect.
+    #[serde(default)]
+    pub allow: Allow,
+}
+
+impl Config {
+    /// Reads and checks a config file; relative paths become relative to its folder.
+    ///
+    /// # Errors
+    /// When the file cannot be read, does not parse, or fails [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = crate::fsutil::read(path)?;
+        let mut cfg: Config =
+            serde_yaml_ng::from_slice(&text).map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.validate().map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        fix(&mut self.tls.client_ca);
+        for db in &mut self.databases {
+            if let Some(t) = &mut db.tls {
+                fix(&mut t.ca);
+            }
+        }
+        for k in &mut self.kube {
+            for p in [&mut k.ca, &mut k.token_file, &mut k.client_cert, &mut k.client_key].into_iter().flatten() {
+                fix(p);
+            }
+        }
+    }
+
+    /// Checks names, addresses and limits.
+    ///
+    /// # Errors
+    /// A message naming the first bad entry.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        crate::addr::HostPort::parse(&self.public_addr).map_err(|e| format!("public_addr: {e}"))?;
+        self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen {:?}: {e}", self.listen))?;
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err("timeouts must be greater than zero".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let named = self
+            .nodes
+            .iter()
+            .map(|n| (Kind::Node, &n.name))
+            .chain(self.databases.iter().map(|d| (Kind::Db, &d.name)))
+            .chain(self.apps.iter().map(|a| (Kind::App, &a.name)))
+            .chain(self.kube.iter().map(|k| (Kind::Kube, &k.name)));
+        for (kind, name) in named {
+            if !naming::valid_name(name) {
+                return Err(format!(
+                    "{kind} name {name:?} is not a DNS label (lowercase letters, digits and '-', at most 63)"
+                ));
+            }
+            if !seen.insert((kind, name.clone())) {
+                return Err(format!("{kind} {name:?} is defined twice"));
+            }
+        }
+        for n in &self.nodes {
+            if n.addr.is_none() && n.targets.is_empty() {
+                return Err(format!("node {:?} needs `addr` or `targets`", n.name));
+            }
+            for t in n.addr.iter().chain(&n.targets) {
+                crate::addr::HostPort::parse(&t.replace(":*", ":1")).map_err(|e| format!("node {:?}: {e}", n.name))?;
+            }
+        }
+        for d in &self.databases {
+            crate::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
+        }
+        for a in &self.apps {
+            crate::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
+        }
+        for k in &self.kube {
+            if !k.api_server.starts_with("https://") && !k.api_server.starts_with("http://") {
+                return Err(format!("kube {:?}: api_server must be an http(s):// URL", k.name));
+            }
+            if k.client_cert.is_some() != k.client_key.is_some() {
+                return Err(format!("kube {:?}: client_cert and client_key go together", k.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing domains the server answers for: its public host's, and the
+    /// internal one (so clients that dial by IP or localhost also route).
+    pub fn routing_domains(&self) -> Vec<String> {
+        let host = crate::addr::HostPort::parse(&self.public_addr).map(|h| h.host).unwrap_or_default();
+        let mut d = vec![naming::routing_domain(&host)];
+        if d[0] != naming::INTERNAL_DOMAIN {
+            d.push(naming::INTERNAL_DOMAIN.to_string());
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+listen: 127.0.0.1:3080
+public_addr: proxy.example.com:3080
+cluster_name: example
+tls: { cert: server.pem, key: server-key.pem, client_ca: ca.pem }
+ping_interval: 15s
+nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } } ]
+databases: [ { name: pg1, protocol: postgres, addr: "127.0.0.1:5432", allow: { users: [alice] } } ]
+apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [dev] } } ]
+"#;
+
+    fn caller(user: &str, groups: &[&str]) -> Caller {
+        Caller { user: user.into(), groups: groups.iter().map(|s| s.to_string()).collect(), not_after: i64::MAX }
+    }
+
+    #[test]
+    fn parses_sample_and_defaults() {
+        let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.ping_interval, Duration::from_secs(15));
+        assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.databases[0].protocol, DbProtocol::Postgres);
+        assert_eq!(cfg.routing_domains(), vec!["proxy.example.com", naming::INTERNAL_DOMAIN]);
+    }
+
+    #[test]
+    fn allow_lists() {
+        let allow = Allow { users: vec!["alice".into()], groups: vec!["ops".into()] };
+        assert!(allow.permits(&caller("alice", &[])));
+        assert!(allow.permits(&caller("bob", &["ops"])));
+        assert!(!allow.permits(&caller("bob", &["dev"])));
+        assert!(!Allow::default().permits(&caller("alice", &["ops"])));
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let bad = |edit: &dyn Fn(&mut Config), want: &str| {
+            let mut cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+            edit(&mut cfg);
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains(want), "{err} should contain {want}");
+        };
+        bad(&|c| c.nodes[0].name = "Web_1".into(), "not a DNS label");
+        bad(&|c| c.apps.push(c.apps[0].clone()), "defined twice");
+        bad(&|c| c.databases[0].addr = "nohost".into(), "database");
+        bad(&|c| c.listen = "x".into(), "listen");
+        bad(&|c| c.max_connections = 0, "max_connections");
+        let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,124 @@
+//! `oneport server start`: the single-port routing server. This file owns the
+//! server's shared state and the accept loop (connection limit, accept backoff,
+//! graceful drain); `conn` handles one connection, `routes` chooses, `backend`
+//! reaches resources, `web` serves the web API.
+
+pub mod backend;
+pub mod config;
+pub mod conn;
+pub mod routes;
+pub mod setup;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::error::{Error, Result};
+use crate::identity;
+use crate::tls::ServerTls;
+
+pub use config::Config;
+
+/// Everything a connection needs, shared by all of them.
+#[derive(Debug)]
+pub struct Server {
+    /// The configuration.
+    pub cfg: Config,
+    /// The routing table.
+    pub table: routes::Table,
+    /// TLS material.
+    pub tls: ServerTls,
+}
+
+impl Server {
+    /// Loads TLS files and builds the routing table.
+    ///
+    /// # Errors
+    /// When a TLS file is missing or unusable.
+    pub fn new(cfg: Config) -> Result<Arc<Server>> {
+        let chain = identity::load_certs(&cfg.tls.cert)?;
+        let key = identity::load_key(&cfg.tls.key)?;
+        let client_ca = identity::load_certs(&cfg.tls.client_ca)?;
+        let tls = ServerTls::new(chain, key, &client_ca)?;
+        let table = routes::Table::new(&cfg);
+        Ok(Arc::new(Server { cfg, table, tls }))
+    }
+}
+
+/// Binds the configured listen address.
+///
+/// # Errors
+/// [`Error::Bind`].
+pub async fn bind(cfg: &Config) -> Result<TcpListener> {
+    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), source })
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting and lets open
+/// connections drain for `shutdown_grace` before closing them.
+///
+/// # Errors
+/// Only if the listener's address cannot be read; per-connection errors are logged.
+pub async fn run(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) -> Result<()> {
+    let local = listener.local_addr()?;
+    info!(listen = %local, public_addr = %server.cfg.public_addr, cluster = %server.cfg.cluster_name,
+        nodes = server.cfg.nodes.len(), databases = server.cfg.databases.len(), apps = server.cfg.apps.len(),
+        kube = server.cfg.kube.len(), "oneport server listening");
+    let tracker = TaskTracker::new();
+    let force = CancellationToken::new();
+    let limit = Arc::new(Semaphore::new(server.cfg.max_connections));
+    let mut backoff = Duration::from_millis(5);
+    let mut next_id: u64 = 0;
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => { backoff = Duration::from_millis(5); x }
+                Err(e) => {
+                    // EMFILE and friends: wait instead of spinning, up to 1 s.
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        next_id += 1;
+        let span = tracing::info_span!("conn", id = next_id, peer = %peer,
+            sni = tracing::field::Empty, alpn = tracing::field::Empty, user = tracing::field::Empty);
+        let (srv, force) = (server.clone(), force.clone());
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                tokio::select! {
+                    _ = conn::handle_tcp(srv, tcp, peer) => {}
+                    _ = force.cancelled() => tracing::debug!("closed at the end of the shutdown grace period"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+    drop(listener);
+    tracker.close();
+    info!(
+        open = tracker.len(),
+        grace_secs = server.cfg.shutdown_grace.as_secs(),
+        "shutting down: draining connections"
+    );
+    if tokio::time::timeout(server.cfg.shutdown_grace, tracker.wait()).await.is_err() {
+        warn!(open = tracker.len(), "grace period over; closing the remaining connections");
+        force.cancel();
+        tracker.wait().await;
+    }
+    info!("server stopped");
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Route choice, a pure function of the configuration, the SNI and the client's ALPN
+//! list: walk the client's list in its order, take the first entry with a route
+//! (wire.md §2), and name the resource from the SNI. No I/O here.
+
+use std::collections::BTreeMap;
+
+use crate::naming::{self, Alpn, Kind, Protocol, SniTarget};
+use crate::server::config::{Allow, App, AppKind, Config, Database, Kube, Node};
+
+/// What a connection is routed to.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// The web API (`/webapi/*`), over HTTP/1.1 or HTTP/2.
+    Web {
+        /// True when `h2` was negotiated.
+        h2: bool,
+    },
+    /// The upgrade probe's `teleport-reversetunnel`: finish the handshake (so the
+    /// client sees its ALPN negotiated and knows no upgrade is needed), then close.
+    Probe,
+    /// A configured resource.
+    Resource(ResourceRoute),
+    /// A routable protocol but a resource that does not exist or does not speak it:
+    /// the handshake ends with `access_denied` once the client is authenticated.
+    Refuse {
+        /// The ALPN to negotiate.
+        alpn: Alpn,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// No ALPN entry the router knows: `no_application_protocol`.
+    NoProtocol,
+}
+
+/// A resource and how to reach it.
+#[derive(Debug, Clone)]
+pub struct ResourceRoute {
+    /// The negotiated ALPN.
+    pub alpn: Alpn,
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// Who may use it.
+    pub allow: Allow,
+    /// Where it is.
+    pub target: Target,
+}
+
+/// Where a resource is.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An SSH node.
+    Node(Node),
+    /// A database.
+    Database(Database),
+    /// An application (HTTP or TCP; both relayed as bytes).
+    App(App),
+    /// A Kubernetes cluster (served by the impersonating backend).
+    Kube(Kube),
+}
+
+/// The routing table built from the config.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Domains the server answers for.
+    pub domains: Vec<String>,
+    nodes: BTreeMap<String, Node>,
+    databases: BTreeMap<String, Database>,
+    apps: BTreeMap<String, App>,
+    kube: BTreeMap<String, Kube>,
+}
+
+impl Table {
+    /// Builds the table.
+    pub fn new(cfg: &Config) -> Table {
+        Table {
+            domains: cfg.routing_domains(),
+            nodes: cfg.nodes.iter().map(|n| (n.name.clone(), n.clone())).collect(),
+            databases: cfg.databases.iter().map(|d| (d.name.clone(), d.clone())).collect(),
+            apps: cfg.apps.iter().map(|a| (a.name.clone(), a.clone())).collect(),
+            kube: cfg.kube.iter().map(|k| (k.name.clone(), k.clone())).collect(),
+        }
+    }
+
+    /// Names of the resources of `kind`, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<String> {
+        match kind {
+            Kind::Node => self.nodes.keys().cloned().collect(),
+            Kind::Db => self.databases.keys().cloned().collect(),
+            Kind::App => self.apps.keys().cloned().collect(),
+            Kind::Kube => self.kube.keys().cloned().collect(),
+        }
+    }
+
+    /// The allow-list of a resource, if it exists.
+    pub fn allow_of(&self, kind: Kind, name: &str) -> Option<&Allow> {
+        match kind {
+            Kind::Node => self.nodes.get(name).map(|n| &n.allow),
+            Kind::Db => self.databases.get(name).map(|d| &d.allow),
+            Kind::App => self.apps.get(name).map(|a| &a.allow),
+            Kind::Kube => self.kube.get(name).map(|k| &k.allow),
+        }
+    }
+
+    /// Every resource, for listings: (kind, name, protocol or app kind, allow).
+    pub fn all(&self) -> Vec<(Kind, String, String, &Allow)> {
+        let mut out = Vec::new();
+        out.extend(self.nodes.values().map(|n| (Kind::Node, n.name.clone(), "ssh".to_string(), &n.allow)));
+        out.extend(self.databases.values().map(|d| {
+            let p =
+                serde_json::to_value(d.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            (Kind::Db, d.name.clone(), p, &d.allow)
+        }));
+        out.extend(self.apps.values().map(|a| {
+            let k = if a.kind == AppKind::Http { "http" } else { "tcp" };
+            (Kind::App, a.name.clone(), k.to_string(), &a.allow)
+        }));
+        out.extend(self.kube.values().map(|k| (Kind::Kube, k.name.clone(), "kubernetes".to_string(), &k.allow)));
+        out
+    }
+
+    /// Chooses the route for a ClientHello.
+    pub fn decide<'a>(&self, sni: Option<&str>, offered: impl IntoIterator<Item = &'a [u8]>) -> Route {
+        let target = naming::parse_sni(sni, &self.domains);
+        let mut offered: Vec<&[u8]> = offered.into_iter().collect();
+        if offered.is_empty() {
+            offered.push(b"http/1.1"); // no ALPN counts as http/1.1
+        }
+        for raw in offered {
+            let Some(alpn) = Alpn::parse(raw) else { continue };
+            if let Some(route) = self.route_for(alpn, &target) {
+                return route;
+            }
+        }
+        Route::NoProtocol
+    }
+
+    /// The route for one ALPN entry, or `None` to try the client's next entry.
+    fn route_for(&self, alpn: Alpn, target: &SniTarget) -> Option<Route> {
+        let named = match target {
+            SniTarget::Resource { kind, name } => Some((*kind, name.as_deref())),
+            _ => None,
+        };
+        let want_kind = match alpn.protocol {
+            Protocol::ReverseTunnel => return Some(Route::Probe),
+            Protocol::Http2 => return if named.is_some() { None } else { Some(Route::Web { h2: true }) },
+            Protocol::Http1 => match named {
+                None => return Some(Route::Web { h2: false }),
+                Some((Kind::App, _)) => Kind::App,
+                Some((Kind::Kube, _)) => Kind::Kube,
+                Some((kind, name)) => {
+                    return Some(refuse(alpn, format!("{kind} {} cannot be reached over HTTP", name.unwrap_or(""))))
+                }
+            },
+            Protocol::ProxySsh => Kind::Node,
+            Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis => Kind::Db,
+            Protocol::Tcp => Kind::App,
+        };
+        let Some((kind, name)) = named else {
+            return Some(refuse(alpn, format!("{alpn} needs a {} named in the SNI, got {target:?}", want_kind.noun())));
+        };
+        if kind != want_kind {
+            return Some(refuse(alpn, format!("{alpn} cannot reach {kind} {}", name.unwrap_or(""))));
+        }
+        Some(self.lookup(alpn, kind, name))
+    }
+
+    fn lookup(&self, alpn: Alpn, kind: Kind, name: Option<&str>) -> Route {
+        let unknown = |name: &str| refuse(alpn, format!("{} {name:?} is not configured", kind.noun()));
+        let name = match (kind, name) {
+            (_, Some(n)) => n.to_string(),
+            (Kind::Kube, None) if self.kube.len() == 1 => self.kube.keys().next().cloned().unwrap_or_default(),
+            (_, None) => return refuse(alpn, "the SNI names no kube cluster and more than one is configured".into()),
+        };
+        let (allow, target) = match kind {
+            Kind::Node => match self.nodes.get(&name) {
+                Some(n) => (n.allow.clone(), Target::Node(n.clone())),
+                None => return unknown(&name),
+            },
+            Kind::Db => match self.databases.get(&name) {
+                Some(d) if d.protocol.protocol() == alpn.protocol => (d.allow.clone(), Target::Database(d.clone())),
+                Some(d) => {
+                    return refuse(alpn, format!("database {name:?} speaks {:?}, not {}", d.protocol, alpn.protocol))
+                }
+                None => return unknown(&name),
+            },
+            Kind::App => match self.apps.get(&name) {
+                Some(a) if (a.kind == AppKind::Http) == (alpn.protocol == Protocol::Http1) => {
+                    (a.allow.clone(), Target::App(a.clone()))
+                }
+                Some(a) => {
+                    return refuse(alpn, format!("app {name:?} is a {:?} app, not reachable with {alpn}", a.kind))
+                }
+                None => return unknown(&name),
+            },
+            Kind::Kube => match self.kube.get(&name) {
+                Some(k) => (k.allow.clone(), Target::Kube(k.clone())),
+                None => return unknown(&name),
+            },
+        };
+        Route::Resource(ResourceRoute { alpn, kind, name, allow, target })
+    }
+}
+
+fn refuse(alpn: Alpn, reason: String) -> Route {
+    Route::Refuse { alpn, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        let cfg: Config = serde_yaml_ng::from_str(
+            r#"
+listen: 127.0.0.1:3080
+public_addr: 127.0.0.1:3080
+cluster_name: t
+tls: { cert: a, key: b, client_ca: c }
+nodes: [ { name: web1, addr: "127.0.0.1:22" } ]
+databases: [ { name: pg1, protocol: postgres, addr: "127.0.0.1:5432" } ]
+apps: [ { name: echo, kind: tcp, addr: "127.0.0.1:7" }, { name: site, kind: http, addr: "127.0.0.1:80" } ]
+kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
+"#,
+        )
+        .unwrap();
+        Table::new(&cfg)
+    }
+
+    fn sni(kind: Kind, name: &str) -> String {
+        naming::resource_sni(kind, name, naming::INTERNAL_DOMAIN)
+    }
+
+    fn res(r: Route) -> (Kind, String, String) {
+        match r {
+            Route::Resource(r) => (r.kind, r.name, r.alpn.to_string()),
+            other => panic!("expected a resource route, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn takes_the_clients_first_routable_entry() {
+        let t = table();
+        let s = sni(Kind::Db, "pg1");
+        let r = t.decide(Some(&s), [&b"bogus"[..], b"teleport-postgres-ping", b"teleport-postgres"]);
+        assert_eq!(res(r), (Kind::Db, "pg1".into(), "teleport-postgres-ping".into()));
+        let s = sni(Kind::App, "echo");
+        assert_eq!(res(t.decide(Some(&s), [&b"teleport-tcp"[..]])).2, "teleport-tcp");
+    }
+
+    #[test]
+    fn web_and_probe() {
+        let t = table();
+        assert!(matches!(t.decide(None, []), Route::Web { h2: false }));
+        assert!(matches!(t.decide(Some("127.0.0.1"), [&b"h2"[..], b"http/1.1"]), Route::Web { h2: true }));
+        assert!(matches!(t.decide(None, [&b"teleport-reversetunnel"[..]]), Route::Probe));
+    }
+
+    #[test]
+    fn http_to_resources_skips_h2() {
+        let t = table();
+        let s = sni(Kind::App, "site");
+        assert_eq!(res(t.decide(Some(&s), [&b"h2"[..], b"http/1.1"])).1, "site");
+        let bare = format!("{}.{}", naming::KUBE_SNI_LABEL, naming::INTERNAL_DOMAIN);
+        assert_eq!(res(t.decide(Some(&bare), [&b"h2"[..], b"http/1.1"])).1, "dev");
+        assert_eq!(res(t.decide(Some(&sni(Kind::Kube, "dev")), [])).0, Kind::Kube);
+    }
+
+    #[test]
+    fn refusals() {
+        let t = table();
+        let is_refuse = |r: Route, want: &str| match r {
+            Route::Refuse { reason, .. } => assert!(reason.contains(want), "{reason} should contain {want}"),
+            other => panic!("expected refuse, got {other:?}"),
+        };
+        is_refuse(t.decide(Some(&sni(Kind::Node, "web9")), [&b"teleport-proxy-ssh"[..]]), "not configured");
+        is_refuse(t.decide(Some(&sni(Kind::Db, "pg1")), [&b"teleport-mysql"[..]]), "speaks");
+        is_refuse(t.decide(Some(&sni(Kind::App, "site")), [&b"teleport-tcp"[..]]), "not reachable");
+        is_refuse(t.decide(None, [&b"teleport-proxy-ssh"[..]]), "needs a node");
+        is_refuse(t.decide(Some(&sni(Kind::Db, "pg1")), [&b"teleport-proxy-ssh"[..]]), "cannot reach");
+        assert!(matches!(t.decide(Some(&sni(Kind::Db, "pg1")), [&b"spdy/3"[..]]), Route::NoProtocol));
+    }
+}

@@ -1,0 +1,202 @@
+//! The web API on the web route (`http/1.1`, `h2`, no ALPN) and on plain HTTP from a
+//! load balancer that terminated TLS: `GET /webapi/ping` (who the server is and what
+//! the caller may use; no secrets), `GET /webapi/resolve` (why a resource cannot be
+//! reached, for client error messages), and the connection-upgrade endpoint.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use crate::identity::Caller;
+use crate::io::BoxIo;
+use crate::naming::Kind;
+use crate::server::Server;
+
+/// What the web handler knows about the connection.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The verified client certificate's identity, if one was presented.
+    pub caller: Option<Caller>,
+    /// HTTP/2 negotiated.
+    pub h2: bool,
+    /// Plain HTTP (a load balancer terminated TLS).
+    pub plain: bool,
+}
+
+/// The `/webapi/ping` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingResponse {
+    /// The server's version.
+    pub server_version: String,
+    /// The cluster name.
+    pub cluster_name: String,
+    /// The public address.
+    pub public_addr: String,
+    /// The domain resource SNIs live under.
+    pub routing_domain: String,
+    /// Server ping interval in seconds.
+    pub ping_interval_secs: u64,
+    /// The caller, when a client certificate was presented.
+    pub caller: Option<Caller>,
+    /// The resources the caller may use (empty without a certificate).
+    pub resources: Vec<ResourceInfo>,
+}
+
+/// A resource in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// `ssh`, the database protocol, `http`/`tcp` for apps, `kubernetes`.
+    pub protocol: String,
+}
+
+/// The `/webapi/resolve` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveResponse {
+    /// `allowed`, `denied` or `unknown`.
+    pub outcome: String,
+    /// A sentence for the user.
+    pub message: String,
+    /// The resource's protocol (as in [`ResourceInfo`]) when it is allowed.
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+/// Serves HTTP on `io` until the client closes.
+pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
+    let io = TokioIo::new(io);
+    let h2 = ctx.h2;
+    let header_timeout = srv.cfg.handshake_timeout;
+    let ctx = Arc::new(ctx);
+    let svc = hyper::service::service_fn(move |req| {
+        let (srv, ctx) = (srv.clone(), ctx.clone());
+        async move { Ok::<_, Infallible>(route(srv, ctx, req).await) }
+    });
+    let res = if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(io, svc)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await
+    };
+    if let Err(e) = res {
+        debug!(error = %e, "web connection ended with an error");
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Builds a JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, msg: &str) -> Resp {
+    json(status, &serde_json::json!({ "error": msg }))
+}
+
+async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    debug!(method = %req.method(), path = %path, plain = ctx.plain, "web request");
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, ctx.caller.as_ref())),
+        (&Method::GET, "/webapi/resolve") => resolve(&srv, ctx.caller.as_ref(), req.uri().query().unwrap_or("")),
+        _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
+    }
+}
+
+/// The ping answer for `caller`.
+pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
+    let resources = match caller {
+        None => Vec::new(),
+        Some(c) => srv
+            .table
+            .all()
+            .into_iter()
+            .filter(|(_, _, _, allow)| allow.permits(c))
+            .map(|(kind, name, protocol, _)| ResourceInfo { kind, name, protocol })
+            .collect(),
+    };
+    PingResponse {
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        cluster_name: srv.cfg.cluster_name.clone(),
+        public_addr: srv.cfg.public_addr.clone(),
+        routing_domain: srv.cfg.routing_domains()[0].clone(),
+        ping_interval_secs: srv.cfg.ping_interval.as_secs(),
+        caller: caller.cloned(),
+        resources,
+    }
+}
+
+fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
+    let Some(caller) = caller else {
+        return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
+    };
+    let mut kind = None;
+    let mut name = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("kind", v)) => kind = serde_json::from_value::<Kind>(serde_json::Value::String(v.into())).ok(),
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    let (Some(kind), Some(name)) = (kind, name) else {
+        return error(StatusCode::BAD_REQUEST, "resolve needs kind=node|db|app|kube and name=NAME");
+    };
+    json(StatusCode::OK, &explain(srv, caller, kind, &name))
+}
+
+/// Why `caller` can or cannot use resource `name` of `kind`, in a sentence.
+pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> ResolveResponse {
+    let proxy = &srv.cfg.public_addr;
+    match srv.table.allow_of(kind, name) {
+        Some(allow) if allow.permits(caller) => ResolveResponse {
+            outcome: "allowed".into(),
+            message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
+            protocol: srv.table.all().into_iter().find(|(k, n, _, _)| *k == kind && n == name).map(|(_, _, p, _)| p),
+        },
+        Some(_) => ResolveResponse {
+            outcome: "denied".into(),
+            message: format!("access to {} {name} denied for user {}", kind.noun(), caller.user),
+            protocol: None,
+        },
+        None => {
+            let known: Vec<String> = srv
+                .table
+                .names(kind)
+                .into_iter()
+                .filter(|n| srv.table.allow_of(kind, n).is_some_and(|a| a.permits(caller)))
+                .collect();
+            let known = if known.is_empty() { "none for this user".to_string() } else { known.join(", ") };
+            ResolveResponse {
+                outcome: "unknown".into(),
+                message: format!("{} {name} is not known to proxy {proxy}; known: {known}", kind.noun()),
+                protocol: None,
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! TLS configuration for both ends, on the ring crypto provider (chosen because it
+//! builds with no C toolchain beyond `cc` and fast on small machines; see README).
+//!
+//! Client: trusts the proxy CA (plus, for the outer hop through a load balancer, the
+//! system roots), presents the identity, keeps one session-resumption store per
+//! process so repeated connections resume instead of doing full handshakes.
+//! Server: one certificate for every routed name, client certificates verified
+//! against the cluster CA, and a per-connection verifier that also applies the
+//! resource's allow-list, so a denied caller gets the `access_denied` alert.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
+
+use crate::error::{Error, Result};
+use crate::identity::{Caller, Identity};
+
+/// The crypto provider every config uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+}
+
+fn session_store() -> Arc<dyn ClientSessionStore> {
+    static S: OnceLock<Arc<dyn ClientSessionStore>> = OnceLock::new();
+    S.get_or_init(|| Arc::new(ClientSessionMemoryCache::new(1024))).clone()
+}
+
+/// Which certificates a client trusts for the server.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The proxy CA(s).
+    pub ca: Vec<CertificateDer<'static>>,
+    /// Also trust the system roots (webpki roots and the OS store): for the outer
+    /// TLS to a load balancer with a public certificate.
+    pub system: bool,
+    /// Verify nothing (`--insecure`). The CLI warns loudly when this is set.
+    pub insecure: bool,
+}
+
+/// Builds a client config.
+///
+/// # Errors
+/// When a CA certificate or the identity's key is unusable.
+pub fn client_config(trust: &Trust, identity: Option<&Identity>, alpn: Vec<Vec<u8>>) -> Result<Arc<ClientConfig>> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS: {e}")))?;
+    let builder = if trust.insecure {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+    } else {
+        builder.with_root_certificates(root_store(trust)?)
+    };
+    let mut cfg = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| Error::config(format!("identity key is unusable: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn;
+    cfg.resumption = Resumption::store(session_store());
+    Ok(Arc::new(cfg))
+}
+
+fn root_store(trust: &Trust) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for c in &trust.ca {
+        roots.add(c.clone()).map_err(|e| Error::config(format!("CA certificate is unusable: {e}")))?;
+    }
+    if trust.system {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // The OS store adds corporate roots; its errors (unreadable files) are not fatal.
+        let native = rustls_native_certs::load_native_certs();
+        let _ = roots.add_parsable_certificates(native.certs);
+    }
+    if roots.is_empty() {
+        return Err(Error::config(
+            "no CA to verify the proxy with: give --ca, or an identity file that includes the CA",
+        ));
+    }
+    Ok(roots)
+}
+
+/// The `--insecure` verifier: accepts any server certificate, still checks signatures
+/// so the handshake is well-formed.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// === server side ===
+
+/// How a server connection treats client certificates.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// Asked for, verified if given, not required (web API, upgrade probe).
+    Optional,
+    /// Required, verified, and passed through `check` (the route's allow-list).
+    Required(Arc<dyn Fn(&Caller) -> bool + Send + Sync>),
+}
+
+/// What the server needs to make a per-connection config.
+pub struct ServerTls {
+    cert: Arc<CertifiedKey>,
+    required: Arc<dyn ClientCertVerifier>,
+    optional: Arc<dyn ClientCertVerifier>,
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    sessions: Arc<dyn rustls::server::StoresServerSessions + Send + Sync>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Builds from the server certificate chain and key and the client CA.
+    ///
+    /// # Errors
+    /// When the key or a certificate is unusable.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        client_ca: &[CertificateDer<'static>],
+    ) -> Result<ServerTls> {
+        let p = provider();
+        let signing =
+            p.key_provider.load_private_key(key).map_err(|e| Error::config(format!("server key is unusable: {e}")))?;
+        let mut roots = RootCertStore::empty();
+        for c in client_ca {
+            roots.add(c.clone()).map_err(|e| Error::config(format!("client CA is unusable: {e}")))?;
+        }
+        let roots = Arc::new(roots);
+        let verr = |e| Error::config(format!("client CA: {e}"));
+        let required = WebPkiClientVerifier::builder_with_provider(roots.clone(), p.clone()).build().map_err(verr)?;
+        let optional = WebPkiClientVerifier::builder_with_provider(roots, p.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(verr)?;
+        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| Error::config(format!("TLS tickets: {e}")))?;
+        Ok(ServerTls {
+            cert: Arc::new(CertifiedKey::new(chain, signing)),
+            required,
+            optional,
+            ticketer,
+            sessions: rustls::server::ServerSessionMemoryCache::new(4096),
+        })
+    }
+
+    /// A config that negotiates exactly `alpn` (an empty list: anything the client
+    /// offers is refused with `no_application_protocol` when `refuse_all` is used).
+    pub fn config(&self, alpn: Vec<Vec<u8>>, auth: ClientAuth) -> Arc<ServerConfig> {
+        let verifier: Arc<dyn ClientCertVerifier> = match auth {
+            ClientAuth::Optional => self.optional.clone(),
+            ClientAuth::Required(check) => Arc::new(Authorizing { inner: self.required.clone(), check }),
+        };
+        // Building the config cannot fail: the provider's defaults are consistent and
+        // the versions are the provider's own.
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring provider supports the default protocol versions");
+        let mut cfg =
+            builder.with_client_cert_verifier(verifier).with_cert_resolver(Arc::new(OneCert(self.cert.clone())));
+        cfg.alpn_protocols = alpn;
+        cfg.ticketer = self.ticketer.clone();
+        cfg.session_storage = self.sessions.clone();
+        Arc::new(cfg)
+    }
+}
+
+#[derive(Debug)]
+struct OneCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Verifies the chain with the inner verifier, then applies the route's check. A
+/// failed check is `ApplicationVerificationFailure`, which rustls sends as the
+/// `access_denied` alert.
+struct Authorizing {
+    inner: Arc<dyn ClientCertVerifier>,
+    check: Arc<dyn Fn(&Caller) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Authorizing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authorizing")
+    }
+}
+
+impl ClientCertVerifier for Authorizing {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> std::result::Result<ClientCertVerified, rustls::Error> {
+        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        match Caller::from_der(end_entity) {
+            Ok(caller) if (self.check)(&caller) => Ok(ok),
+            _ => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Turns a rustls error seen by a client into plain words with a hint.
+pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
+    let inner = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    use rustls::AlertDescription as A;
+    match inner {
+        Some(rustls::Error::AlertReceived(A::NoApplicationProtocol)) => format!(
+            "{proxy} does not route this protocol (TLS alert no_application_protocol); if a layer 7 load balancer sits in front, set ONEPORT_TLS_ROUTING_CONN_UPGRADE=true"
+        ),
+        Some(rustls::Error::AlertReceived(A::AccessDenied)) => format!("{proxy} refused the connection (access denied)"),
+        Some(rustls::Error::AlertReceived(A::UnknownCA)) => {
+            format!("{proxy} does not trust the client certificate (unknown CA): the identity was issued by another cluster")
+        }
+        Some(rustls::Error::AlertReceived(A::CertificateExpired)) => {
+            format!("{proxy} rejected the client certificate as expired: get a new identity and `oneport login` again")
+        }
+        Some(rustls::Error::AlertReceived(A::CertificateRequired)) => {
+            format!("{proxy} requires a client certificate: give --identity or `oneport login`")
+        }
+        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => format!(
+            "the certificate presented by {proxy} is not signed by the expected CA (wrong --ca, or something else answers on that address); --insecure skips the check"
+        ),
+        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
+        | Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
+            format!("the certificate presented by {proxy} is not valid for the name we asked for: {err}")
+        }
+        Some(rustls::Error::InvalidCertificate(CertificateError::Expired))
+        | Some(rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { .. })) => {
+            format!("the certificate presented by {proxy} has expired")
+        }
+        Some(e) => format!("TLS error with {proxy}: {e}"),
+        None => format!("{err}"),
+    }
+}
