@@ -51,10 +51,10 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
         eprintln!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
     }
     if protocol == Protocol::Http1 {
-        println!("Proxying HTTP app {:?} through {} on http://{local}/", a.name, dialer.context().proxy);
+        println!("Listening on http://{local}/ for HTTP app {:?} (through proxy {})", a.name, dialer.context().proxy);
         println!("  try: curl http://{local}/");
     } else {
-        println!("Proxying TCP app {:?} through {} on {local}", a.name, dialer.context().proxy);
+        println!("Listening on {local} for TCP app {:?} (through proxy {})", a.name, dialer.context().proxy);
         println!("  connect your client to {local}");
     }
     println!("Press Ctrl-C to stop.");

@@ -1,0 +1,279 @@
+//! Shared test harness: a routing server on loopback with a throwaway CA, identities,
+//! scripted backends, the `oneport` binary with a private home, and helpers that poll
+//! with deadlines (never fixed sleeps or fixed ports).
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oneport::client::context::{Context, Overrides};
+use oneport::dial::Dialer;
+use oneport::server::{self, setup, Config};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Every test body runs under this deadline so a hang fails fast.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(240);
+
+/// Runs `fut` under [`TEST_DEADLINE`].
+pub async fn deadline<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_DEADLINE, fut).await.expect("test exceeded its deadline")
+}
+
+/// Logs for tests: `RUST_LOG=oneport=debug cargo test` shows the server's view.
+pub fn trace_init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A routing server on 127.0.0.1 with its own CA in a temporary directory.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub config_path: PathBuf,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<oneport::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server whose config `edit` fills in (resources, timeouts).
+    pub async fn start(edit: impl FnOnce(&mut Config)) -> TestServer {
+        trace_init();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o = setup::InitOptions {
+            public_addr: oneport::addr::HostPort::parse(&addr.to_string()).unwrap(),
+            cluster_name: Some("test".into()),
+            listen: addr.to_string(),
+            extra_names: vec![],
+            force: false,
+        };
+        let config_path = setup::init(dir.path(), &o).unwrap();
+        let mut config = Config::load(&config_path).unwrap();
+        edit(&mut config);
+        config.validate().unwrap();
+        // Keep the file in step with what runs, for tests that start the binary on it.
+        std::fs::write(&config_path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+        let srv = server::Server::new(config.clone()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server::run(listener, srv, shutdown.clone()));
+        TestServer { dir, addr, config, config_path, shutdown, task: Some(task) }
+    }
+
+    /// Issues an identity file for `user` in `groups`.
+    pub fn identity(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let out = self.dir.path().join(format!("{user}-{}.pem", groups.join("_")));
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        setup::issue(self.dir.path(), user, &groups, Duration::from_secs(3600), &out).unwrap();
+        out
+    }
+
+    /// The CA file of this server.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join(setup::files::CA)
+    }
+
+    /// A client context for `identity`.
+    pub fn context(&self, identity: &Path) -> Context {
+        let over = Overrides {
+            proxy: Some(self.addr.to_string()),
+            identity: Some(identity.to_path_buf()),
+            ca: None,
+            insecure: false,
+        };
+        Context::build(&over, None).unwrap()
+    }
+
+    /// A dialer for `identity`.
+    pub fn dialer(&self, identity: &Path) -> Dialer {
+        Dialer::new(self.context(identity))
+    }
+
+    /// Stops the server and waits for it (exercising graceful shutdown).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t).await.expect("server did not stop").unwrap().unwrap();
+        }
+    }
+}
+
+/// A TCP echo backend; the counter says how many connections it accepted.
+pub async fn spawn_echo() -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// The `oneport` binary with a private `ONEPORT_HOME`, killed when dropped.
+pub fn oneport(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_oneport"));
+    c.env("ONEPORT_HOME", home)
+        .env_remove("ONEPORT_PROXY")
+        .env_remove("ONEPORT_IDENTITY")
+        .env_remove("ONEPORT_CA")
+        .env_remove("ONEPORT_INSECURE")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+/// A running `oneport` that printed a loopback address on stdout.
+pub struct Running {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stdout: Vec<String>,
+}
+
+/// Starts `cmd` and waits (up to 60 s) for a stdout line with `127.0.0.1:PORT`.
+pub async fn start_and_wait_addr(mut cmd: Command) -> Running {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("start oneport");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if let Some(a) = find_loopback_addr(&line) {
+                return a;
+            }
+        }
+        panic!("oneport exited without printing an address; stdout: {seen:?}");
+    })
+    .await
+    .expect("no address printed within 60s");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Running { child, addr, stdout: seen }
+}
+
+/// Finds `127.0.0.1:PORT` in a line.
+pub fn find_loopback_addr(line: &str) -> Option<SocketAddr> {
+    let at = line.find("127.0.0.1:")?;
+    let rest = &line[at + "127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    format!("127.0.0.1:{digits}").parse().ok()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `limit`.
+pub async fn poll_until<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > end {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until something accepts TCP on `addr`.
+pub async fn wait_port(addr: SocketAddr, limit: Duration) {
+    poll_until(limit, &format!("{addr} to accept"), || async move { TcpStream::connect(addr).await.ok().map(|_| ()) })
+        .await
+}
+
+/// A free loopback port for programs that must be told one (bind :0, read, close).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether an external program is available. Outside CI a missing one skips the
+/// test with a note; in CI (`CI=true`) it is a failure.
+pub fn have(program: &str) -> bool {
+    let found = which(program).is_some();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("{program} is not installed; .ci/run installs it");
+        }
+        eprintln!("SKIP: {program} is not installed (run .ci/run's install step)");
+    }
+    found
+}
+
+/// Finds a program on PATH (or by absolute path).
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).exists().then(|| PathBuf::from(program));
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), fast enough for 64 MiB.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Hex SHA-256.
+pub fn sha256(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Lowercase hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Sends `payload` on `stream` while reading everything back; returns what came back.
+pub async fn send_and_collect<S>(stream: S, payload: Arc<Vec<u8>>) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let writer = tokio::spawn(async move {
+        w.write_all(&payload).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    writer.await.unwrap();
+    back
+}
