@@ -137,7 +137,7 @@ pub async fn ls(g: &Global) -> anyhow::Result<u8> {
         println!("No resources on {} for this identity.", ping.public_addr);
         return Ok(0);
     }
-    println!("{:<14} {:<24} {}", "KIND", "NAME", "PROTOCOL");
+    println!("{:<14} {:<24} PROTOCOL", "KIND", "NAME");
     for r in &ping.resources {
         println!("{:<14} {:<24} {}", r.kind.noun(), r.name, r.protocol);
     }
