@@ -1,1 +1,279 @@
-fn main() {}
+//! The benchmark of docs/benchmarks.md: throughput, new connections per second and
+//! memory per idle connection of `oneport proxy app` + `oneport server start` (the
+//! release binary, two processes), against plain loopback TCP and an stunnel pair
+//! measured in the same run. Run on demand, never in CI:
+//!
+//!     cargo bench --bench throughput
+//!     BENCH_SECONDS=1 BENCH_CONNS=200 BENCH_ROUNDS=1 cargo bench --bench throughput
+//!
+//! Settings (environment): BENCH_SECONDS (per figure, default 3), BENCH_ROUNDS
+//! (peers measured in turn this many times, best kept; default 2), BENCH_CONNS
+//! (idle connections, default 1000), BENCH_CONCURRENCY (default 8), BENCH_PEERS
+//! (subset of `plain,stunnel,oneport,upgraded`), BENCH_STAGES (subset of
+//! `throughput,connect,idle`), BENCH_UPGRADE=nginx (adds the load-balancer peer, see
+//! `peers::upgraded`), BENCH_KEEP=1 (keep the configs and logs, and say where).
+
+#[path = "throughput/backend.rs"]
+mod backend;
+#[path = "throughput/measure.rs"]
+mod measure;
+#[path = "throughput/peers.rs"]
+mod peers;
+#[path = "throughput/report.rs"]
+mod report;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+
+use measure::{ConnRate, Rss};
+use peers::{Peer, Pki};
+use report::Results;
+
+/// What to run, from the environment.
+#[derive(Debug, Clone)]
+struct Settings {
+    secs: Duration,
+    rounds: usize,
+    conns: usize,
+    concurrency: usize,
+    peers: Vec<Kind>,
+    stages: Vec<String>,
+}
+
+/// The peers the bench knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Stunnel,
+    Oneport,
+    Upgraded,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Result<Kind> {
+        Ok(match s.trim() {
+            "plain" => Kind::Plain,
+            "stunnel" => Kind::Stunnel,
+            "oneport" => Kind::Oneport,
+            "upgraded" => Kind::Upgraded,
+            other => bail!("BENCH_PEERS: unknown peer {other:?} (plain, stunnel, oneport, upgraded)"),
+        })
+    }
+
+    async fn start(self, pki: &Pki, backend: SocketAddr) -> Result<Peer> {
+        match self {
+            Kind::Plain => Ok(peers::plain(backend)),
+            Kind::Stunnel => peers::stunnel_pair(pki, backend).await,
+            Kind::Oneport => peers::oneport_pair(pki).await,
+            Kind::Upgraded => peers::upgraded_via_nginx(pki).await,
+        }
+    }
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map_err(|_| anyhow!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings> {
+        let secs: f64 = env_num("BENCH_SECONDS", 3.0)?;
+        if !(secs > 0.0 && secs <= 600.0) {
+            bail!("BENCH_SECONDS must be in (0, 600]");
+        }
+        let mut peers = match std::env::var("BENCH_PEERS") {
+            Ok(v) => v.split(',').filter(|s| !s.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?,
+            Err(_) => vec![Kind::Plain, Kind::Stunnel, Kind::Oneport],
+        };
+        match std::env::var(peers::UPGRADE_ENV).as_deref() {
+            Ok("nginx") if !peers.contains(&Kind::Upgraded) => peers.push(Kind::Upgraded),
+            Ok("nginx") | Err(_) => {}
+            Ok(other) => bail!("{}={other:?}: the only load balancer the bench starts is nginx", peers::UPGRADE_ENV),
+        }
+        if peers.contains(&Kind::Stunnel) && peers::stunnel_bin().is_none() {
+            eprintln!("note: stunnel is not installed (apt-get install stunnel4); measuring without it");
+            peers.retain(|k| *k != Kind::Stunnel);
+        }
+        let stages = match std::env::var("BENCH_STAGES") {
+            Ok(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            Err(_) => vec!["throughput".into(), "connect".into(), "idle".into()],
+        };
+        if let Some(bad) = stages.iter().find(|s| !["throughput", "connect", "idle"].contains(&s.as_str())) {
+            bail!("BENCH_STAGES: unknown stage {bad:?} (throughput, connect, idle)");
+        }
+        Ok(Settings {
+            secs: Duration::from_secs_f64(secs),
+            rounds: env_num("BENCH_ROUNDS", 2usize)?.max(1),
+            conns: env_num("BENCH_CONNS", 1000usize)?.max(1),
+            concurrency: env_num("BENCH_CONCURRENCY", 8usize)?.max(1),
+            peers,
+            stages,
+        })
+    }
+
+    fn stage(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s == name)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // `cargo bench` passes --bench; anything else (`cargo test --all-targets`) is
+    // not a request to run a minute-long benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("throughput bench: run it with `cargo bench --bench throughput` (see docs/benchmarks.md)");
+        return std::process::ExitCode::SUCCESS;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let result = rt.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(run()));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let s = Settings::from_env()?;
+    // Each idle connection costs the client process two descriptors; the bench
+    // process holds both ends of the backend side too.
+    raise_nofile((2 * s.conns + 512) as u64)?;
+    let pattern = backend::Pattern::new();
+    if !pattern.self_check() {
+        bail!("the pattern checker is broken: it would not catch corrupted bytes");
+    }
+    let backend = backend::spawn().await.context("starting the backend")?;
+    let pki = peers::make_pki(backend).await.context("making certificates with `oneport server init`")?;
+    let mut results = Results::new(report::machine(&s.peers, s.secs, s.rounds));
+    let mut started = Vec::new();
+    for &k in &s.peers {
+        match k.start(&pki, backend).await {
+            Ok(p) => started.push((k, p)),
+            Err(e) => results.failed(&peer_name(k), format!("{e:#}")),
+        }
+    }
+    let names: Vec<String> = started.iter().map(|(_, p)| p.name.clone()).collect();
+    eprintln!("measuring {} ({} s per figure, {} rounds)", names.join(", "), s.secs.as_secs_f64(), s.rounds);
+    if s.stage("throughput") {
+        throughput(&s, &started, &pattern, &mut results).await;
+    }
+    if s.stage("connect") {
+        connect(&s, &started, &mut results).await;
+        results.resumption("stunnel", peers::stunnel_resumption(&pki));
+        results.resumption("oneport", peers::oneport_resumption(&pki));
+    }
+    for (_, p) in started {
+        p.stop().await;
+    }
+    if s.stage("idle") {
+        idle(&s, &pki, backend, &mut results).await;
+    }
+    results.print(&s.peers.iter().map(|&k| peer_name(k)).collect::<Vec<_>>(), s.conns, s.concurrency);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        eprintln!("configs and logs kept in {}", pki.dir.keep().display());
+    }
+    Ok(())
+}
+
+fn peer_name(k: Kind) -> String {
+    match k {
+        Kind::Plain => "plain TCP",
+        Kind::Stunnel => "stunnel",
+        Kind::Oneport => "oneport",
+        Kind::Upgraded => "oneport via nginx (WS)",
+    }
+    .into()
+}
+
+/// The order peers are measured in round `r`: alternating, so that a peer is not
+/// always the one measured right after another's heavy run.
+fn order<T>(v: &[T], r: usize) -> Vec<&T> {
+    let mut o: Vec<&T> = v.iter().collect();
+    if r % 2 == 1 {
+        o.reverse();
+    }
+    o
+}
+
+async fn throughput(s: &Settings, peers: &[(Kind, Peer)], pattern: &backend::Pattern, res: &mut Results) {
+    for r in 0..s.rounds {
+        for (_, p) in order(peers, r) {
+            eprintln!("  round {}: throughput {}", r + 1, p.name);
+            let up = measure::upload(p.addr, s.secs, pattern).await;
+            let down = measure::download(p.addr, s.secs, pattern).await;
+            res.throughput(&p.name, Dir::Up, up.map_err(|e| format!("{e:#}")));
+            res.throughput(&p.name, Dir::Down, down.map_err(|e| format!("{e:#}")));
+        }
+    }
+}
+
+/// A direction of transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to backend.
+    Up,
+    /// Backend to client.
+    Down,
+}
+
+async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
+    for r in 0..s.rounds {
+        for (_, p) in order(peers, r) {
+            for c in [1, s.concurrency] {
+                eprintln!("  round {}: new connections {} (concurrency {c})", r + 1, p.name);
+                let got: Result<ConnRate> = measure::conn_rate(p.addr, s.secs, c).await;
+                res.conn_rate(&p.name, c, got.map_err(|e| format!("{e:#}")));
+            }
+        }
+    }
+}
+
+/// Idle memory, on freshly started peers (so allocator state left by the bulk
+/// transfers does not hide what connections cost).
+async fn idle(s: &Settings, pki: &Pki, backend: SocketAddr, res: &mut Results) {
+    for &k in s.peers.iter().filter(|&&k| k != Kind::Plain) {
+        eprintln!("  idle memory {} ({} connections)", peer_name(k), s.conns);
+        let got: Result<Vec<Rss>> = async {
+            let p = k.start(pki, backend).await?;
+            let procs: Vec<(&'static str, u32)> = p.procs.iter().filter_map(|x| Some((x.role, x.pid()?))).collect();
+            let r = measure::idle(p.addr, s.conns, &procs).await;
+            p.stop().await;
+            r
+        }
+        .await;
+        res.idle(&peer_name(k), got.map_err(|e| format!("{e:#}")));
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to `need` with util-linux `prlimit` (children
+/// inherit it), or says how when the hard limit is lower.
+fn raise_nofile(need: u64) -> Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
+    let line =
+        limits.lines().find(|l| l.starts_with("Max open files")).ok_or_else(|| anyhow!("no open-files limit"))?;
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let parse = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
+    let (Some(soft), Some(hard)) = (nums.first().and_then(|v| parse(v)), nums.get(1).and_then(|v| parse(v))) else {
+        bail!("cannot read the open-files limit from {line:?}");
+    };
+    if soft >= need {
+        return Ok(());
+    }
+    if hard < need {
+        bail!("BENCH_CONNS needs {need} open files per process but the hard limit is {hard}: raise it (`ulimit -Hn {need}` as root, or LimitNOFILE) or lower BENCH_CONNS");
+    }
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={need}:{hard}")])
+        .status()
+        .context("running prlimit (util-linux) to raise the open-files limit; or run `ulimit -n` first")?;
+    if !status.success() {
+        bail!("prlimit could not raise the open-files limit to {need}: run `ulimit -n {need}` first");
+    }
+    Ok(())
+}

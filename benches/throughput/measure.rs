@@ -1,0 +1,222 @@
+//! The three measurements, each against a loopback address that leads to the
+//! backend: throughput one way (bytes checked against the pattern), new
+//! connections per second (connect, one-byte round trip, close), and resident
+//! memory per idle connection (VmRSS of the path's processes before and after
+//! opening N connections that each did one round trip and then idle).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::backend::{Pattern, CHUNK, DOWNLOAD, PING, PONG, UPLOAD};
+
+/// Deadline for any one network step of the bench's own client.
+const STEP: Duration = Duration::from_secs(20);
+
+async fn step<T>(what: &str, fut: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
+    tokio::time::timeout(STEP, fut)
+        .await
+        .map_err(|_| anyhow!("{what}: no progress in {STEP:?}"))?
+        .context(what.to_string())
+}
+
+async fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    let s = step("connect", TcpStream::connect(addr)).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Bytes moved over a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Bytes that arrived, checked.
+    pub bytes: u64,
+    /// Seconds it took.
+    pub secs: f64,
+}
+
+impl Rate {
+    /// MiB/s.
+    pub fn mib_s(&self) -> f64 {
+        self.bytes as f64 / (1024.0 * 1024.0) / self.secs
+    }
+}
+
+/// Client → backend for `dur`: write the pattern, half-close, and wait for the
+/// backend's count. The time runs until that answer, so bytes still in buffers
+/// along the path count only once they have arrived.
+pub async fn upload(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Result<Rate> {
+    let mut s = connect(addr).await?;
+    let start = Instant::now();
+    step("request", s.write_all(&[UPLOAD])).await?;
+    let mut sent = 0u64;
+    while start.elapsed() < dur {
+        sent += step("upload write", s.write(pattern.at(sent, CHUNK))).await? as u64;
+    }
+    step("half-close", s.shutdown()).await?;
+    let mut answer = [0u8; 9];
+    step("backend's count", s.read_exact(&mut answer)).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let got = u64::from_be_bytes(answer[..8].try_into().expect("8 bytes"));
+    if got != sent {
+        bail!("upload: sent {sent} bytes, the backend received {got}");
+    }
+    if answer[8] != 1 {
+        bail!("upload: the bytes the backend received differ from those sent");
+    }
+    Ok(Rate { bytes: got, secs })
+}
+
+/// Backend → client for `dur`, timed from the first byte (so the path's set-up is
+/// not in the figure); every byte is checked.
+pub async fn download(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Result<Rate> {
+    let mut s = connect(addr).await?;
+    step("request", s.write_all(&[DOWNLOAD])).await?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    let mut start = None;
+    loop {
+        let n = step("download read", s.read(&mut buf)).await?;
+        if n == 0 {
+            bail!("download: the path closed after {got} bytes");
+        }
+        let t0 = *start.get_or_insert_with(Instant::now);
+        if !pattern.matches(got, &buf[..n]) {
+            bail!("download: bytes at offset {got} differ from those the backend sent");
+        }
+        got += n as u64;
+        if t0.elapsed() >= dur {
+            return Ok(Rate { bytes: got, secs: t0.elapsed().as_secs_f64() });
+        }
+    }
+}
+
+/// New connections: count and latency.
+#[derive(Debug, Clone)]
+pub struct ConnRate {
+    /// Per second.
+    pub per_sec: f64,
+    /// Median latency of one connection (connect → round trip), ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// One connection: connect, one-byte round trip, close.
+async fn one_conn(addr: SocketAddr) -> Result<TcpStream> {
+    let mut s = connect(addr).await?;
+    step("ping", s.write_all(&[PING])).await?;
+    let mut b = [0u8; 1];
+    step("pong", s.read_exact(&mut b)).await?;
+    if b[0] != PONG {
+        bail!("round trip: got byte {} instead of {PONG}", b[0]);
+    }
+    Ok(s)
+}
+
+/// `concurrency` workers open connections one after another for `dur`.
+pub async fn conn_rate(addr: SocketAddr, dur: Duration, concurrency: usize) -> Result<ConnRate> {
+    let start = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while start.elapsed() < dur {
+                let t = Instant::now();
+                drop(one_conn(addr).await?);
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let pick = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+    let conns = done.load(Ordering::Relaxed);
+    Ok(ConnRate { per_sec: conns as f64 / secs, p50_ms: pick(0.5), p99_ms: pick(0.99) })
+}
+
+/// Resident memory of one process before and after the idle connections.
+#[derive(Debug, Clone)]
+pub struct Rss {
+    /// The process's role in the path.
+    pub role: &'static str,
+    /// VmRSS before, KiB.
+    pub before_kib: u64,
+    /// VmRSS with the connections open, KiB.
+    pub after_kib: u64,
+}
+
+impl Rss {
+    /// KiB per connection.
+    pub fn per_conn_kib(&self, n: usize) -> f64 {
+        (self.after_kib as f64 - self.before_kib as f64) / n as f64
+    }
+}
+
+/// VmRSS of `pid` in KiB, from /proc.
+pub fn vm_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or_else(|| anyhow!("no VmRSS for {pid}"))?;
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).ok_or_else(|| anyhow!("bad VmRSS line {line:?}"))
+}
+
+/// Reads the RSS of `pids` every 200 ms until two readings agree (the processes
+/// have settled), for at most 3 s. Idling is the thing measured here, hence the
+/// waits.
+async fn settled_rss(pids: &[u32]) -> Result<Vec<u64>> {
+    let mut last = pids.iter().map(|&p| vm_rss_kib(p)).collect::<Result<Vec<_>>>()?;
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = pids.iter().map(|&p| vm_rss_kib(p)).collect::<Result<Vec<_>>>()?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Opens `n` connections (16 at a time), each does one round trip and then idles;
+/// reads the RSS of `procs` before and after. A first connection (opened and
+/// closed) warms the path up before the "before" reading.
+pub async fn idle(addr: SocketAddr, n: usize, procs: &[(&'static str, u32)]) -> Result<Vec<Rss>> {
+    drop(one_conn(addr).await.context("warm-up connection")?);
+    let pids: Vec<u32> = procs.iter().map(|p| p.1).collect();
+    let before = settled_rss(&pids).await?;
+    let mut open = Vec::with_capacity(n);
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(tokio::spawn(one_conn(addr)));
+        if batch.len() == 16 || i + 1 == n {
+            for c in batch.drain(..) {
+                open.push(c.await?.with_context(|| format!("idle connection {}", open.len() + 1))?);
+            }
+        }
+    }
+    let after = settled_rss(&pids).await?;
+    // Every connection is still open end to end: one more byte on each would be
+    // echoed by nobody (the backend only reads), so check liveness by peeking.
+    let closed = open.iter().filter(|s| matches!(s.try_read(&mut [0u8; 1]), Ok(0))).count();
+    if closed > 0 {
+        bail!("{closed} of {n} idle connections were closed by the path while idle");
+    }
+    drop(open);
+    Ok(procs
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(p, (&b, a))| Rss { role: p.0, before_kib: b, after_kib: a })
+        .collect())
+}

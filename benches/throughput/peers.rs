@@ -1,0 +1,351 @@
+//! The paths under test. Each [`Peer`] is a loopback address that leads to the
+//! backend, plus the processes that make up the path (so their memory can be read):
+//! plain TCP, an stunnel client/server pair, and `oneport proxy app` + `oneport
+//! server start`. [`upgraded`] is the extension point for the load-balancer path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// How long a process may take to start listening.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// The application name the bench's server routes to the backend.
+pub const APP: &str = "sink";
+/// The user of the bench's identity.
+const USER: &str = "bench";
+
+/// One process of a path.
+pub struct Proc {
+    /// What it is in the path ("client", "server").
+    pub role: &'static str,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(role: &'static str, mut cmd: Command, log: &Path) -> Result<Proc> {
+        let err = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        cmd.stdin(Stdio::null()).stderr(err).kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("starting {role}: {cmd:?}"))?;
+        Ok(Proc { role, child })
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM, then up to 5 s to exit, then SIGKILL.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_ok() {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A path to the backend.
+pub struct Peer {
+    /// Its name in the table.
+    pub name: String,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Its processes (none for plain TCP).
+    pub procs: Vec<Proc>,
+}
+
+impl Peer {
+    /// Stops its processes.
+    pub async fn stop(self) {
+        for p in self.procs {
+            p.stop().await;
+        }
+    }
+}
+
+/// Plain loopback TCP: the client talks to the backend directly.
+pub fn plain(backend: SocketAddr) -> Peer {
+    Peer { name: "plain TCP".into(), addr: backend, procs: vec![] }
+}
+
+/// The certificates and the server config, made once with the real binary
+/// (`oneport server init` and `oneport server issue`) and shared by every peer, so
+/// stunnel and oneport use the very same keys (ECDSA P-256).
+pub struct Pki {
+    /// The temporary directory holding everything.
+    pub dir: tempfile::TempDir,
+    /// The port `oneport server start` listens on.
+    pub server_port: u16,
+}
+
+impl Pki {
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+    /// The server certificate and key.
+    pub fn server_cert(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("server.pem"), self.dir.path().join("server-key.pem"))
+    }
+    /// The client identity (certificate, key and CA in one PEM).
+    pub fn identity(&self) -> PathBuf {
+        self.dir.path().join("bench.pem")
+    }
+    /// The server config.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("server.yaml")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// A `oneport` command with a private home and no inherited settings.
+    fn oneport(&self) -> Command {
+        let mut c = Command::new(oneport_bin());
+        for var in ["ONEPORT_PROXY", "ONEPORT_IDENTITY", "ONEPORT_CA", "ONEPORT_INSECURE", "HTTPS_PROXY", "https_proxy"]
+        {
+            c.env_remove(var);
+        }
+        c.env("ONEPORT_HOME", self.path("home")).env("NO_COLOR", "1");
+        c
+    }
+}
+
+/// The release `oneport` binary this bench was built with.
+pub fn oneport_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oneport")
+}
+
+async fn run_ok(mut cmd: Command) -> Result<()> {
+    let out = cmd.stdin(Stdio::null()).output().await.with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// `server init` + a TCP app pointing at `backend` + `server issue`.
+pub async fn make_pki(backend: SocketAddr) -> Result<Pki> {
+    let pki = Pki { dir: tempfile::tempdir()?, server_port: free_port()? };
+    let d = pki.dir.path();
+    let mut init = pki.oneport();
+    init.args(["server", "init", "--dir"]).arg(d).args(["--public-addr", &format!("127.0.0.1:{}", pki.server_port)]);
+    run_ok(init).await?;
+    let mut issue = pki.oneport();
+    issue.args(["server", "issue", "--dir"]).arg(d).args(["--user", USER, "--out"]).arg(pki.identity());
+    run_ok(issue).await?;
+    // Route the app to the backend: the template ships `apps: []`.
+    let cfg = std::fs::read_to_string(pki.config())?;
+    if !cfg.contains("\napps: []\n") {
+        bail!("server init's config template changed: no `apps: []` line to replace in {}", pki.config().display());
+    }
+    let app =
+        format!("\napps:\n  - name: {APP}\n    kind: tcp\n    addr: {backend}\n    allow: {{ users: [{USER}] }}\n");
+    std::fs::write(pki.config(), cfg.replace("\napps: []\n", &app))?;
+    Ok(pki)
+}
+
+/// `oneport server start` + `oneport proxy app sink`, both the release binary.
+pub async fn oneport_pair(pki: &Pki) -> Result<Peer> {
+    let (server, router) = start_server(pki, pki.server_port, "server.log").await?;
+    let (client, addr) = start_proxy_app(pki, &router.to_string(), &[], "proxy-app.log").await?;
+    Ok(Peer { name: "oneport".into(), addr, procs: vec![client, server] })
+}
+
+/// `oneport server start` on `port` (the bench's config, moved to that port).
+async fn start_server(pki: &Pki, port: u16, log: &str) -> Result<(Proc, SocketAddr)> {
+    let config = if port == pki.server_port {
+        pki.config()
+    } else {
+        let moved = pki.path(&format!("server-{port}.yaml"));
+        let cfg = std::fs::read_to_string(pki.config())?;
+        std::fs::write(&moved, cfg.replace(&format!("127.0.0.1:{}", pki.server_port), &format!("127.0.0.1:{port}")))?;
+        moved
+    };
+    let mut cmd = pki.oneport();
+    cmd.args(["server", "start", "--config"]).arg(config).stdout(Stdio::null());
+    let server = Proc::spawn("server", cmd, &pki.path(log))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_port(addr, &pki.path(log)).await?;
+    Ok((server, addr))
+}
+
+/// Starts `oneport proxy app` against `proxy` and waits for the address it prints.
+async fn start_proxy_app(pki: &Pki, proxy: &str, env: &[(&str, &str)], log: &str) -> Result<(Proc, SocketAddr)> {
+    let mut cmd = pki.oneport();
+    cmd.args(["--proxy", proxy, "--identity"]).arg(pki.identity()).args(["proxy", "app", APP]);
+    // One debug line per dial says whether TLS resumed (counted by `oneport_resumption`).
+    cmd.env("RUST_LOG", "oneport=info,oneport::dial=debug").envs(env.iter().copied()).stdout(Stdio::piped());
+    let log = pki.path(log);
+    let mut p = Proc::spawn("client", cmd, &log)?;
+    let stdout = p.child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(START_LIMIT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(a) = line.split_whitespace().find_map(|w| w.parse::<SocketAddr>().ok()) {
+                return Ok(a);
+            }
+        }
+        Err(anyhow!("exited without printing its address; its log: {}", tail(&log)))
+    })
+    .await
+    .map_err(|_| anyhow!("printed no address within {START_LIMIT:?}; its log: {}", tail(&log)))??;
+    // Keep draining stdout so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((p, addr))
+}
+
+/// How the proxy app's dials went so far: (resumed, full handshakes), from its log.
+pub fn oneport_resumption(pki: &Pki) -> (usize, usize) {
+    let log = std::fs::read_to_string(pki.path("proxy-app.log")).unwrap_or_default();
+    let dials = log.lines().filter(|l| l.contains("dialled"));
+    dials.fold((0, 0), |(r, f), l| if l.contains("resumed=Some(Resumed)") { (r + 1, f) } else { (r, f + 1) })
+}
+
+/// The stunnel binary, if installed.
+pub fn stunnel_bin() -> Option<PathBuf> {
+    ["/usr/bin/stunnel4", "/usr/bin/stunnel", "/usr/local/bin/stunnel"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// An stunnel client/server pair between the same endpoints, with the same
+/// certificates, mutual TLS, TLS 1.3 only and our cipher suite (rustls with ring
+/// negotiates TLS_AES_256_GCM_SHA384 first between two rustls ends).
+pub async fn stunnel_pair(pki: &Pki, backend: SocketAddr) -> Result<Peer> {
+    let bin = stunnel_bin().ok_or_else(|| anyhow!("stunnel is not installed (apt-get install stunnel4)"))?;
+    let (srv_port, cli_port) = (free_port()?, free_port()?);
+    let (cert, key) = pki.server_cert();
+    // syslog = no: stunnel logs to syslog by default, and without /dev/log (as in
+    // containers) it writes every line to /dev/console, ~1 ms each, which alone made
+    // it 25x slower at new connections here. The server logs errors only; the
+    // client logs at info, the level with "previous session reused" (counted by
+    // `stunnel_resumption`), to its output file: a few lines per connection.
+    let common = "foreground = quiet\nsyslog = no\npid =\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n";
+    let tls = format!(
+        "sslVersionMin = TLSv1.3\nciphersuites = TLS_AES_256_GCM_SHA384\nCAfile = {}\nverifyChain = yes\n",
+        pki.ca().display()
+    );
+    let server_conf = format!(
+        "{common}debug = 3\noutput = {log}\n[srv]\naccept = 127.0.0.1:{srv_port}\nconnect = {backend}\ncert = {}\nkey = {}\n{tls}requireCert = yes\n",
+        cert.display(),
+        key.display(),
+        log = pki.path("stunnel-server.log").display(),
+    );
+    let id = pki.identity();
+    let client_conf = format!(
+        "{common}debug = 6\noutput = {log}\nclient = yes\n[cli]\naccept = 127.0.0.1:{cli_port}\nconnect = 127.0.0.1:{srv_port}\ncert = {}\nkey = {}\n{tls}checkHost = localhost\nsni = localhost\n",
+        id.display(),
+        id.display(),
+        log = pki.path("stunnel-client.log").display(),
+    );
+    std::fs::write(pki.path("stunnel-server.conf"), server_conf)?;
+    std::fs::write(pki.path("stunnel-client.conf"), client_conf)?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg(pki.path("stunnel-server.conf")).stdout(Stdio::null());
+    let server = Proc::spawn("server", cmd, &pki.path("stunnel-server.err"))?;
+    wait_port(SocketAddr::from(([127, 0, 0, 1], srv_port)), &pki.path("stunnel-server.log")).await?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg(pki.path("stunnel-client.conf")).stdout(Stdio::null());
+    let client = Proc::spawn("client", cmd, &pki.path("stunnel-client.err"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], cli_port));
+    wait_port(addr, &pki.path("stunnel-client.log")).await?;
+    Ok(Peer { name: "stunnel".into(), addr, procs: vec![client, server] })
+}
+
+/// How the stunnel client's sessions went so far: (resumed, full handshakes), read
+/// from its log (`debug = 6` prints one line per handshake).
+pub fn stunnel_resumption(pki: &Pki) -> (usize, usize) {
+    let log = std::fs::read_to_string(pki.path("stunnel-client.log")).unwrap_or_default();
+    (log.matches("previous session reused").count(), log.matches("new session negotiated").count())
+}
+
+// ============================================================================
+// EXTENSION POINT: the upgraded path through a layer 7 load balancer.
+//
+// When the load-balancer upgrade lands (wire.md §5: TLS to the LB, then
+// `GET /webapi/connectionupgrade` with `Upgrade: websocket`, then the inner
+// TLS-routing handshake), set BENCH_UPGRADE=nginx: the bench starts nginx as an L7
+// load balancer in front of the same `oneport server` (TLS terminated by nginx,
+// WebSockets passed through) and measures `proxy app` through it as one more peer,
+// "oneport via nginx (WebSocket)". `upgraded` takes the load balancer's address;
+// point it at any other LB the same way. Until the upgrade exists the peer fails to
+// start and the bench says so in the table instead of stopping.
+// ============================================================================
+
+/// The environment variable that turns the upgraded peer on (`nginx`).
+pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
+
+/// The upgraded peer: its own `oneport server`, nginx in front of it, and
+/// `oneport proxy app` through nginx.
+pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
+    let (server, router) = start_server(pki, free_port()?, "server-upgraded.log").await?;
+    let (nginx, lb) = start_nginx(pki, router).await?;
+    let mut peer = upgraded(pki, lb).await?;
+    peer.procs.extend([nginx, server]);
+    Ok(peer)
+}
+
+/// `oneport proxy app` through the load balancer at `lb`, forced to upgrade.
+pub async fn upgraded(pki: &Pki, lb: SocketAddr) -> Result<Peer> {
+    let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "true")];
+    let (client, addr) = start_proxy_app(pki, &lb.to_string(), &env, "proxy-app-upgraded.log").await?;
+    Ok(Peer { name: "oneport via nginx (WS)".into(), addr, procs: vec![client] })
+}
+
+/// nginx as the layer 7 load balancer of real-programs.md, in front of the
+/// `oneport server` at `router`. One process (`master_process off`) so that
+/// stopping it leaves no worker behind.
+async fn start_nginx(pki: &Pki, router: SocketAddr) -> Result<(Proc, SocketAddr)> {
+    let port = free_port()?;
+    let dir = pki.path("nginx");
+    std::fs::create_dir_all(&dir)?;
+    let (cert, key) = pki.server_cert();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 8192; }}\n\
+         http {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+         \x20   location / {{\n      proxy_pass https://{router};\n      proxy_http_version 1.1;\n\
+         \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
+         \x20     proxy_read_timeout 300s;\n    }}\n  }}\n}}\n",
+        d = dir.display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir).stdout(Stdio::null());
+    let p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_port(addr, &dir.join("error.log")).await?;
+    Ok((p, addr))
+}
+
+/// A free loopback port, for programs that must be told one.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls until `addr` accepts TCP, or fails with the tail of `log`.
+async fn wait_port(addr: SocketAddr, log: &Path) -> Result<()> {
+    let end = Instant::now() + START_LIMIT;
+    while Instant::now() < end {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on {addr} after {START_LIMIT:?}; log: {}", tail(log))
+}
+
+/// The last lines of a log file, for error messages.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_else(|e| format!("({}: {e})", log.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}

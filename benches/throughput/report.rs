@@ -1,0 +1,286 @@
+//! Collects the figures (keeping the best of the rounds: on a shared machine, noise
+//! only ever slows a run down) and prints the compact table, with the aims of
+//! issue 2 checked at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::measure::{ConnRate, Rate, Rss};
+use crate::Dir;
+
+/// The stunnel and oneport peer names, as the table shows them.
+const STUNNEL: &str = "stunnel";
+const ONEPORT: &str = "oneport";
+const PLAIN: &str = "plain TCP";
+const UPGRADED: &str = "oneport via nginx (WS)";
+
+/// Everything measured, by peer name.
+#[derive(Debug, Default)]
+pub struct Results {
+    header: String,
+    failures: Vec<(String, String)>,
+    throughput: BTreeMap<(String, bool), Rate>,
+    conns: BTreeMap<(String, usize), ConnRate>,
+    resumption: Vec<(String, (usize, usize))>,
+    idle: BTreeMap<String, Vec<Rss>>,
+}
+
+/// One line about the machine and the run.
+pub fn machine(_peers: &[crate::Kind], secs: Duration, rounds: usize) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let stunnel = crate::peers::stunnel_bin()
+        .and_then(|b| std::process::Command::new(b).arg("-version").output().ok())
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            let v = text.lines().find(|l| l.starts_with("stunnel ")).unwrap_or("").split(" on ").next().unwrap_or("");
+            let ssl = text.lines().find(|l| l.starts_with("Running  with")).unwrap_or("").replace("Running  with ", "");
+            format!("{v} ({ssl})")
+        })
+        .unwrap_or_else(|| "stunnel not installed".into());
+    format!(
+        "{cpu}, {cores} cores, load {} at start, Linux {}; oneport {} (release); {stunnel}\n{} s per figure, best of {rounds} rounds",
+        load.join(" "),
+        kernel.trim(),
+        env!("CARGO_PKG_VERSION"),
+        secs.as_secs_f64(),
+    )
+}
+
+impl Results {
+    /// Empty results under `header`.
+    pub fn new(header: String) -> Results {
+        Results { header, ..Default::default() }
+    }
+
+    /// A peer that could not be measured.
+    pub fn failed(&mut self, peer: &str, why: String) {
+        self.failures.push((peer.to_string(), why));
+    }
+
+    /// A throughput run (the best of the rounds is kept).
+    pub fn throughput(&mut self, peer: &str, dir: Dir, r: Result<Rate, String>) {
+        match r {
+            Ok(rate) => {
+                let e = self.throughput.entry((peer.to_string(), dir == Dir::Up)).or_insert(rate);
+                if rate.mib_s() > e.mib_s() {
+                    *e = rate;
+                }
+            }
+            Err(e) => self.failed(peer, format!("throughput {dir:?}: {e}")),
+        }
+    }
+
+    /// A connection-rate run (the best of the rounds is kept).
+    pub fn conn_rate(&mut self, peer: &str, concurrency: usize, r: Result<ConnRate, String>) {
+        match r {
+            Ok(c) => {
+                let e = self.conns.entry((peer.to_string(), concurrency)).or_insert_with(|| c.clone());
+                if c.per_sec > e.per_sec {
+                    *e = c;
+                }
+            }
+            Err(e) => self.failed(peer, format!("new connections (concurrency {concurrency}): {e}")),
+        }
+    }
+
+    /// How a peer's client handshakes went: (resumed, full).
+    pub fn resumption(&mut self, peer: &str, counts: (usize, usize)) {
+        if counts != (0, 0) {
+            self.resumption.push((peer.to_string(), counts));
+        }
+    }
+
+    /// An idle-memory run.
+    pub fn idle(&mut self, peer: &str, r: Result<Vec<Rss>, String>) {
+        match r {
+            Ok(v) => {
+                self.idle.insert(peer.to_string(), v);
+            }
+            Err(e) => self.failed(peer, format!("idle memory: {e}")),
+        }
+    }
+
+    fn rate(&self, peer: &str, up: bool) -> Option<f64> {
+        self.throughput.get(&(peer.to_string(), up)).map(Rate::mib_s)
+    }
+
+    fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+        match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        }
+    }
+
+    /// Prints the table to stdout.
+    pub fn print(&self, peers: &[String], n_idle: usize, concurrency: usize) {
+        let mut o = String::new();
+        let _ = writeln!(o, "\n== oneport benchmark ==\n{}\n", self.header);
+        self.print_throughput(&mut o, peers);
+        self.print_conns(&mut o, peers, concurrency);
+        self.print_idle(&mut o, peers, n_idle);
+        self.print_aims(&mut o, n_idle, concurrency);
+        for (peer, why) in &self.failures {
+            let _ = writeln!(o, "FAILED {peer}: {why}");
+        }
+        print!("{o}");
+    }
+
+    fn print_throughput(&self, o: &mut String, peers: &[String]) {
+        if self.throughput.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "Throughput, MiB/s (one connection, every byte checked)");
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>9} {:>9} {:>14} {:>14}",
+            "peer", "upload", "download", "vs plain u/d", "vs stunnel u/d"
+        );
+        for p in peers {
+            let (up, down) = (self.rate(p, true), self.rate(p, false));
+            if up.is_none() && down.is_none() {
+                continue;
+            }
+            let f = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+            let vs = |base: &str| {
+                format!("{} / {}", Self::ratio(up, self.rate(base, true)), Self::ratio(down, self.rate(base, false)))
+            };
+            let _ = writeln!(o, "  {:<24} {:>9} {:>9} {:>14} {:>14}", p, f(up), f(down), vs(PLAIN), vs(STUNNEL));
+        }
+        let _ = writeln!(o);
+    }
+
+    fn print_conns(&self, o: &mut String, peers: &[String], concurrency: usize) {
+        if self.conns.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "New connections per second (connect, 1-byte round trip, close)");
+        let _ = writeln!(
+            o,
+            "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16}",
+            "peer",
+            "sequential",
+            "p50 ms",
+            format!("{concurrency} at once"),
+            "p50 ms",
+            "p99 ms",
+            "vs stunnel s/c"
+        );
+        for p in peers {
+            let (seq, par) = (self.conns.get(&(p.clone(), 1)), self.conns.get(&(p.clone(), concurrency)));
+            if seq.is_none() && par.is_none() {
+                continue;
+            }
+            let rate = |c: Option<&ConnRate>| c.map(|c| format!("{:.0}", c.per_sec)).unwrap_or_else(|| "-".into());
+            let ms = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+            let st = |c: usize| self.conns.get(&(STUNNEL.to_string(), c)).map(|c| c.per_sec);
+            let vs = format!(
+                "{} / {}",
+                Self::ratio(seq.map(|c| c.per_sec), st(1)),
+                Self::ratio(par.map(|c| c.per_sec), st(concurrency))
+            );
+            let _ = writeln!(
+                o,
+                "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16}",
+                p,
+                rate(seq),
+                ms(seq.map(|c| c.p50_ms)),
+                rate(par),
+                ms(par.map(|c| c.p50_ms)),
+                ms(par.map(|c| c.p99_ms)),
+                vs
+            );
+        }
+        for (peer, (r, f)) in &self.resumption {
+            let _ = writeln!(o, "  {peer} client TLS handshakes in this stage: {r} resumed, {f} full");
+        }
+        let _ = writeln!(o);
+    }
+
+    fn print_idle(&self, o: &mut String, peers: &[String], n: usize) {
+        if self.idle.is_empty() {
+            return;
+        }
+        let _ =
+            writeln!(o, "Resident memory per idle connection ({n} connections that each did one round trip; VmRSS)");
+        let _ = writeln!(
+            o,
+            "  {:<24} {:<8} {:>11} {:>11} {:>10}",
+            "peer", "process", "before MiB", "after MiB", "KiB/conn"
+        );
+        for p in peers {
+            for r in self.idle.get(p).into_iter().flatten() {
+                let _ = writeln!(
+                    o,
+                    "  {:<24} {:<8} {:>11.1} {:>11.1} {:>10.1}",
+                    p,
+                    r.role,
+                    r.before_kib as f64 / 1024.0,
+                    r.after_kib as f64 / 1024.0,
+                    r.per_conn_kib(n)
+                );
+            }
+        }
+        let _ = writeln!(o);
+    }
+
+    fn print_aims(&self, o: &mut String, n: usize, concurrency: usize) {
+        let _ = writeln!(o, "Aims of issue 2");
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let up = self.rate(ONEPORT, true).zip(self.rate(STUNNEL, true)).map(|(a, b)| a / b);
+        let down = self.rate(ONEPORT, false).zip(self.rate(STUNNEL, false)).map(|(a, b)| a / b);
+        match (up, down) {
+            (Some(u), Some(d)) => {
+                let _ = writeln!(
+                    o,
+                    "  throughput >= 1.6x stunnel: upload {u:.2}x, download {d:.2}x: {}",
+                    verdict(u >= 1.6 && d >= 1.6)
+                );
+            }
+            _ => {
+                let _ = writeln!(o, "  throughput >= 1.6x stunnel: not measured in this run");
+            }
+        }
+        let ws = [1, concurrency].map(|c| {
+            self.conns
+                .get(&(ONEPORT.to_string(), c))
+                .zip(self.conns.get(&(UPGRADED.to_string(), c)))
+                .map(|(a, b)| a.per_sec / b.per_sec)
+        });
+        match ws {
+            [Some(s), Some(c)] => {
+                let _ = writeln!(
+                    o,
+                    "  new connections >= 1.5x the WebSocket tunnel: sequential {s:.2}x, {concurrency} at once {c:.2}x: {}",
+                    verdict(s >= 1.5 && c >= 1.5)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    o,
+                    "  new connections >= 1.5x the WebSocket tunnel: not measured (BENCH_UPGRADE=nginx, once the upgrade lands)"
+                );
+            }
+        }
+        match self.idle.get(ONEPORT).and_then(|v| v.iter().find(|r| r.role == "client")) {
+            Some(r) => {
+                let k = r.per_conn_kib(n);
+                let _ = writeln!(o, "  client memory < 64 KiB per idle connection: {k:.1} KiB: {}", verdict(k < 64.0));
+            }
+            None => {
+                let _ = writeln!(o, "  client memory < 64 KiB per idle connection: not measured in this run");
+            }
+        }
+    }
+}
