@@ -11,7 +11,8 @@
 //! (idle connections, default 1000), BENCH_CONCURRENCY (default 8), BENCH_PEERS
 //! (subset of `plain,stunnel,oneport,upgraded`), BENCH_STAGES (subset of
 //! `throughput,connect,idle`), BENCH_UPGRADE=nginx (adds the load-balancer peer, see
-//! `peers::upgraded`), BENCH_KEEP=1 (keep the configs and logs, and say where).
+//! `peers::upgraded`), BENCH_BASELINE_BIN=PATH (another `oneport` build measured
+//! beside this one as "oneport baseline", for before/after figures), BENCH_KEEP=1 (keep the configs and logs, and say where).
 
 #[path = "throughput/backend.rs"]
 mod backend;
@@ -48,6 +49,7 @@ enum Kind {
     Plain,
     Stunnel,
     Oneport,
+    Baseline,
     Upgraded,
 }
 
@@ -58,7 +60,8 @@ impl Kind {
             "stunnel" => Kind::Stunnel,
             "oneport" => Kind::Oneport,
             "upgraded" => Kind::Upgraded,
-            other => bail!("BENCH_PEERS: unknown peer {other:?} (plain, stunnel, oneport, upgraded)"),
+            "baseline" => Kind::Baseline,
+            other => bail!("BENCH_PEERS: unknown peer {other:?} (plain, stunnel, oneport, baseline, upgraded)"),
         })
     }
 
@@ -67,6 +70,11 @@ impl Kind {
             Kind::Plain => Ok(peers::plain(backend)),
             Kind::Stunnel => peers::stunnel_pair(pki, backend).await,
             Kind::Oneport => peers::oneport_pair(pki).await,
+            Kind::Baseline => {
+                let bin = std::env::var_os(peers::BASELINE_ENV)
+                    .ok_or_else(|| anyhow!("{} is not set", peers::BASELINE_ENV))?;
+                peers::baseline_pair(pki, std::path::Path::new(&bin)).await
+            }
             Kind::Upgraded => peers::upgraded_via_nginx(pki).await,
         }
     }
@@ -93,6 +101,9 @@ impl Settings {
             Ok("nginx") if !peers.contains(&Kind::Upgraded) => peers.push(Kind::Upgraded),
             Ok("nginx") | Err(_) => {}
             Ok(other) => bail!("{}={other:?}: the only load balancer the bench starts is nginx", peers::UPGRADE_ENV),
+        }
+        if std::env::var_os(peers::BASELINE_ENV).is_some() && !peers.contains(&Kind::Baseline) {
+            peers.push(Kind::Baseline);
         }
         if peers.contains(&Kind::Stunnel) && peers::stunnel_bin().is_none() {
             eprintln!("note: stunnel is not installed (apt-get install stunnel4); measuring without it");
@@ -185,6 +196,7 @@ fn peer_name(k: Kind) -> String {
         Kind::Plain => "plain TCP",
         Kind::Stunnel => "stunnel",
         Kind::Oneport => "oneport",
+        Kind::Baseline => "oneport baseline",
         Kind::Upgraded => "oneport via nginx (WS)",
     }
     .into()
@@ -204,12 +216,23 @@ async fn throughput(s: &Settings, peers: &[(Kind, Peer)], pattern: &backend::Pat
     for r in 0..s.rounds {
         for (_, p) in order(peers, r) {
             eprintln!("  round {}: throughput {}", r + 1, p.name);
-            let up = measure::upload(p.addr, s.secs, pattern).await;
-            let down = measure::download(p.addr, s.secs, pattern).await;
+            let up = with_cpu(p, measure::upload(p.addr, s.secs, pattern)).await;
+            let down = with_cpu(p, measure::download(p.addr, s.secs, pattern)).await;
             res.throughput(&p.name, Dir::Up, up.map_err(|e| format!("{e:#}")));
             res.throughput(&p.name, Dir::Down, down.map_err(|e| format!("{e:#}")));
         }
     }
+}
+
+/// Runs a throughput measurement and adds the CPU time the peer's processes used.
+async fn with_cpu(p: &Peer, run: impl std::future::Future<Output = Result<measure::Rate>>) -> Result<measure::Rate> {
+    let pids: Vec<u32> = p.procs.iter().filter_map(|x| x.pid()).collect();
+    let before = measure::cpu_secs(&pids)?;
+    let mut rate = run.await?;
+    if !pids.is_empty() {
+        rate.cpu_secs = Some(measure::cpu_secs(&pids)? - before);
+    }
+    Ok(rate)
 }
 
 /// A direction of transfer.
@@ -226,7 +249,16 @@ async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
         for (_, p) in order(peers, r) {
             for c in [1, s.concurrency] {
                 eprintln!("  round {}: new connections {} (concurrency {c})", r + 1, p.name);
-                let got: Result<ConnRate> = measure::conn_rate(p.addr, s.secs, c).await;
+                let got: Result<ConnRate> = async {
+                    let pids: Vec<u32> = p.procs.iter().filter_map(|x| x.pid()).collect();
+                    let before = measure::cpu_secs(&pids)?;
+                    let mut r = measure::conn_rate(p.addr, s.secs, c).await?;
+                    if !pids.is_empty() {
+                        r.cpu_secs = Some(measure::cpu_secs(&pids)? - before);
+                    }
+                    Ok(r)
+                }
+                .await;
                 res.conn_rate(&p.name, c, got.map_err(|e| format!("{e:#}")));
             }
         }

@@ -38,6 +38,9 @@ pub struct Rate {
     pub bytes: u64,
     /// Seconds it took.
     pub secs: f64,
+    /// CPU seconds the path's own processes used meanwhile (user + system), when
+    /// it has processes.
+    pub cpu_secs: Option<f64>,
 }
 
 impl Rate {
@@ -45,6 +48,29 @@ impl Rate {
     pub fn mib_s(&self) -> f64 {
         self.bytes as f64 / (1024.0 * 1024.0) / self.secs
     }
+
+    /// CPU seconds of the path per GiB moved: how much work the path does, a
+    /// figure that other load on the machine disturbs far less than MiB/s.
+    pub fn cpu_per_gib(&self) -> Option<f64> {
+        self.cpu_secs.map(|c| c / (self.bytes as f64 / (1u64 << 30) as f64))
+    }
+}
+
+/// CPU time (user + system, all threads) used so far by `pids`, in seconds, from
+/// /proc/PID/stat (clock ticks of 1/100 s: Linux's USER_HZ).
+pub fn cpu_secs(pids: &[u32]) -> Result<f64> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+        // The command name (field 2) may hold spaces: count fields after its ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+        for i in [11, 12] {
+            ticks += f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+        }
+    }
+    Ok(ticks as f64 / 100.0)
 }
 
 /// Client → backend for `dur`: write the pattern, half-close, and wait for the
@@ -69,7 +95,7 @@ pub async fn upload(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Resul
     if answer[8] != 1 {
         bail!("upload: the bytes the backend received differ from those sent");
     }
-    Ok(Rate { bytes: got, secs })
+    Ok(Rate { bytes: got, secs, cpu_secs: None })
 }
 
 /// Backend → client for `dur`, timed from the first byte (so the path's set-up is
@@ -91,7 +117,7 @@ pub async fn download(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Res
         }
         got += n as u64;
         if t0.elapsed() >= dur {
-            return Ok(Rate { bytes: got, secs: t0.elapsed().as_secs_f64() });
+            return Ok(Rate { bytes: got, secs: t0.elapsed().as_secs_f64(), cpu_secs: None });
         }
     }
 }
@@ -99,12 +125,23 @@ pub async fn download(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Res
 /// New connections: count and latency.
 #[derive(Debug, Clone)]
 pub struct ConnRate {
+    /// Connections completed.
+    pub conns: u64,
+    /// CPU seconds the path's processes used meanwhile, when it has processes.
+    pub cpu_secs: Option<f64>,
     /// Per second.
     pub per_sec: f64,
     /// Median latency of one connection (connect → round trip), ms.
     pub p50_ms: f64,
     /// 99th percentile, ms.
     pub p99_ms: f64,
+}
+
+impl ConnRate {
+    /// CPU milliseconds of the path per connection.
+    pub fn cpu_ms_per_conn(&self) -> Option<f64> {
+        self.cpu_secs.map(|c| c * 1000.0 / self.conns.max(1) as f64)
+    }
 }
 
 /// One connection: connect, one-byte round trip, close.
@@ -145,7 +182,7 @@ pub async fn conn_rate(addr: SocketAddr, dur: Duration, concurrency: usize) -> R
     lat.sort_by(f64::total_cmp);
     let pick = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
     let conns = done.load(Ordering::Relaxed);
-    Ok(ConnRate { per_sec: conns as f64 / secs, p50_ms: pick(0.5), p99_ms: pick(0.99) })
+    Ok(ConnRate { conns, cpu_secs: None, per_sec: conns as f64 / secs, p50_ms: pick(0.5), p99_ms: pick(0.99) })
 }
 
 /// Resident memory of one process before and after the idle connections.

@@ -109,7 +109,11 @@ impl Pki {
     }
     /// A `oneport` command with a private home and no inherited settings.
     fn oneport(&self) -> Command {
-        let mut c = Command::new(oneport_bin());
+        self.oneport_with(Path::new(oneport_bin()))
+    }
+    /// The same with another build of the binary.
+    fn oneport_with(&self, bin: &Path) -> Command {
+        let mut c = Command::new(bin);
         for var in ["ONEPORT_PROXY", "ONEPORT_IDENTITY", "ONEPORT_CA", "ONEPORT_INSECURE", "HTTPS_PROXY", "https_proxy"]
         {
             c.env_remove(var);
@@ -155,13 +159,25 @@ pub async fn make_pki(backend: SocketAddr) -> Result<Pki> {
 
 /// `oneport server start` + `oneport proxy app sink`, both the release binary.
 pub async fn oneport_pair(pki: &Pki) -> Result<Peer> {
-    let (server, router) = start_server(pki, pki.server_port, "server.log").await?;
-    let (client, addr) = start_proxy_app(pki, &router.to_string(), &[], "proxy-app.log").await?;
+    let bin = Path::new(oneport_bin());
+    let (server, router) = start_server(pki, bin, pki.server_port, "server.log").await?;
+    let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app.log").await?;
     Ok(Peer { name: "oneport".into(), addr, procs: vec![client, server] })
 }
 
+/// The environment variable naming another `oneport` build to measure beside this
+/// one, as the peer "oneport baseline" (for before/after figures in one run).
+pub const BASELINE_ENV: &str = "BENCH_BASELINE_BIN";
+
+/// The same pair, run from the build named by [`BASELINE_ENV`].
+pub async fn baseline_pair(pki: &Pki, bin: &Path) -> Result<Peer> {
+    let (server, router) = start_server(pki, bin, free_port()?, "server-baseline.log").await?;
+    let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app-baseline.log").await?;
+    Ok(Peer { name: "oneport baseline".into(), addr, procs: vec![client, server] })
+}
+
 /// `oneport server start` on `port` (the bench's config, moved to that port).
-async fn start_server(pki: &Pki, port: u16, log: &str) -> Result<(Proc, SocketAddr)> {
+async fn start_server(pki: &Pki, bin: &Path, port: u16, log: &str) -> Result<(Proc, SocketAddr)> {
     let config = if port == pki.server_port {
         pki.config()
     } else {
@@ -170,7 +186,7 @@ async fn start_server(pki: &Pki, port: u16, log: &str) -> Result<(Proc, SocketAd
         std::fs::write(&moved, cfg.replace(&format!("127.0.0.1:{}", pki.server_port), &format!("127.0.0.1:{port}")))?;
         moved
     };
-    let mut cmd = pki.oneport();
+    let mut cmd = pki.oneport_with(bin);
     cmd.args(["server", "start", "--config"]).arg(config).stdout(Stdio::null());
     let server = Proc::spawn("server", cmd, &pki.path(log))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -179,8 +195,14 @@ async fn start_server(pki: &Pki, port: u16, log: &str) -> Result<(Proc, SocketAd
 }
 
 /// Starts `oneport proxy app` against `proxy` and waits for the address it prints.
-async fn start_proxy_app(pki: &Pki, proxy: &str, env: &[(&str, &str)], log: &str) -> Result<(Proc, SocketAddr)> {
-    let mut cmd = pki.oneport();
+async fn start_proxy_app(
+    pki: &Pki,
+    bin: &Path,
+    proxy: &str,
+    env: &[(&str, &str)],
+    log: &str,
+) -> Result<(Proc, SocketAddr)> {
+    let mut cmd = pki.oneport_with(bin);
     cmd.args(["--proxy", proxy, "--identity"]).arg(pki.identity()).args(["proxy", "app", APP]);
     // One debug line per dial says whether TLS resumed (counted by `oneport_resumption`).
     cmd.env("RUST_LOG", "oneport=info,oneport::dial=debug").envs(env.iter().copied()).stdout(Stdio::piped());
@@ -285,7 +307,7 @@ pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
 /// The upgraded peer: its own `oneport server`, nginx in front of it, and
 /// `oneport proxy app` through nginx.
 pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
-    let (server, router) = start_server(pki, free_port()?, "server-upgraded.log").await?;
+    let (server, router) = start_server(pki, Path::new(oneport_bin()), free_port()?, "server-upgraded.log").await?;
     let (nginx, lb) = start_nginx(pki, router).await?;
     let mut peer = upgraded(pki, lb).await?;
     peer.procs.extend([nginx, server]);
@@ -295,7 +317,8 @@ pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
 /// `oneport proxy app` through the load balancer at `lb`, forced to upgrade.
 pub async fn upgraded(pki: &Pki, lb: SocketAddr) -> Result<Peer> {
     let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "true")];
-    let (client, addr) = start_proxy_app(pki, &lb.to_string(), &env, "proxy-app-upgraded.log").await?;
+    let bin = Path::new(oneport_bin());
+    let (client, addr) = start_proxy_app(pki, bin, &lb.to_string(), &env, "proxy-app-upgraded.log").await?;
     Ok(Peer { name: "oneport via nginx (WS)".into(), addr, procs: vec![client] })
 }
 

@@ -21,6 +21,7 @@ pub struct Results {
     header: String,
     failures: Vec<(String, String)>,
     throughput: BTreeMap<(String, bool), Rate>,
+    cpu_per_gib: BTreeMap<(String, bool), f64>,
     conns: BTreeMap<(String, usize), ConnRate>,
     resumption: Vec<(String, (usize, usize))>,
     idle: BTreeMap<String, Vec<Rss>>,
@@ -73,9 +74,14 @@ impl Results {
     pub fn throughput(&mut self, peer: &str, dir: Dir, r: Result<Rate, String>) {
         match r {
             Ok(rate) => {
-                let e = self.throughput.entry((peer.to_string(), dir == Dir::Up)).or_insert(rate);
+                let key = (peer.to_string(), dir == Dir::Up);
+                let e = self.throughput.entry(key.clone()).or_insert(rate);
                 if rate.mib_s() > e.mib_s() {
                     *e = rate;
+                }
+                if let Some(c) = rate.cpu_per_gib() {
+                    let e = self.cpu_per_gib.entry(key).or_insert(c);
+                    *e = e.min(c);
                 }
             }
             Err(e) => self.failed(peer, format!("throughput {dir:?}: {e}")),
@@ -141,11 +147,11 @@ impl Results {
         if self.throughput.is_empty() {
             return;
         }
-        let _ = writeln!(o, "Throughput, MiB/s (one connection, every byte checked)");
+        let _ = writeln!(o, "Throughput, MiB/s (one connection, every byte checked); CPU s/GiB = CPU time of the path's processes per GiB moved");
         let _ = writeln!(
             o,
-            "  {:<24} {:>9} {:>9} {:>14} {:>14}",
-            "peer", "upload", "download", "vs plain u/d", "vs stunnel u/d"
+            "  {:<24} {:>9} {:>9} {:>14} {:>14} {:>13}",
+            "peer", "upload", "download", "vs plain u/d", "vs stunnel u/d", "CPU s/GiB u/d"
         );
         for p in peers {
             let (up, down) = (self.rate(p, true), self.rate(p, false));
@@ -156,7 +162,21 @@ impl Results {
             let vs = |base: &str| {
                 format!("{} / {}", Self::ratio(up, self.rate(base, true)), Self::ratio(down, self.rate(base, false)))
             };
-            let _ = writeln!(o, "  {:<24} {:>9} {:>9} {:>14} {:>14}", p, f(up), f(down), vs(PLAIN), vs(STUNNEL));
+            let cpu = |up: bool| self.cpu_per_gib.get(&(p.clone(), up)).map(|c| format!("{c:.2}"));
+            let cpu = match (cpu(true), cpu(false)) {
+                (Some(u), Some(d)) => format!("{u} / {d}"),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                o,
+                "  {:<24} {:>9} {:>9} {:>14} {:>14} {:>13}",
+                p,
+                f(up),
+                f(down),
+                vs(PLAIN),
+                vs(STUNNEL),
+                cpu
+            );
         }
         let _ = writeln!(o);
     }
@@ -168,14 +188,15 @@ impl Results {
         let _ = writeln!(o, "New connections per second (connect, 1-byte round trip, close)");
         let _ = writeln!(
             o,
-            "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16}",
+            "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
             "peer",
             "sequential",
             "p50 ms",
             format!("{concurrency} at once"),
             "p50 ms",
             "p99 ms",
-            "vs stunnel s/c"
+            "vs stunnel s/c",
+            "CPU ms/conn"
         );
         for p in peers {
             let (seq, par) = (self.conns.get(&(p.clone(), 1)), self.conns.get(&(p.clone(), concurrency)));
@@ -190,16 +211,18 @@ impl Results {
                 Self::ratio(seq.map(|c| c.per_sec), st(1)),
                 Self::ratio(par.map(|c| c.per_sec), st(concurrency))
             );
+            let cpu = [seq, par].iter().filter_map(|c| c.and_then(ConnRate::cpu_ms_per_conn)).reduce(f64::min);
             let _ = writeln!(
                 o,
-                "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16}",
+                "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
                 p,
                 rate(seq),
                 ms(seq.map(|c| c.p50_ms)),
                 rate(par),
                 ms(par.map(|c| c.p50_ms)),
                 ms(par.map(|c| c.p99_ms)),
-                vs
+                vs,
+                ms(cpu)
             );
         }
         for (peer, (r, f)) in &self.resumption {
