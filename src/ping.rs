@@ -8,7 +8,7 @@
 //! pending on for the whole life of a connection, so an idle connection still emits
 //! four zero bytes every interval without a task of its own.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -19,6 +19,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 /// The largest data frame a writer emits. Larger writes are split.
 pub const MAX_WRITE_FRAME: usize = 64 * 1024;
 const PING: [u8; 4] = [0; 4];
+/// The largest write buffer kept once written out.
+const KEEP_PENDING: usize = 64;
 
 /// A byte stream carried in ping frames. See the module docs.
 #[derive(Debug)]
@@ -71,7 +73,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PingStream<S> {
             self.pending_pos += n;
             self.needs_flush = true;
         }
-        self.pending.clear();
+        // Written out: give a large buffer back (it held a frame the stream did not
+        // take at once) so an idle connection does not keep it; pings reuse a small one.
+        if self.pending.capacity() > KEEP_PENDING {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
         self.pending_pos = 0;
         Poll::Ready(Ok(()))
     }
@@ -84,7 +92,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PingStream<S> {
             return Ok(());
         };
         while pinger.poll_tick(cx).is_ready() {
-            // Appending is safe: `pending` only ever holds whole frames.
+            // Appending is safe: `pending` always ends at a frame boundary (it holds
+            // whole frames or the tail of one).
             self.pending.extend_from_slice(&PING);
         }
         if let Poll::Ready(r) = self.poll_drain(cx) {
@@ -152,8 +161,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PingStream<S> {
             return Poll::Ready(Ok(0)); // a writer never emits an empty data frame
         }
         let n = buf.len().min(MAX_WRITE_FRAME);
+        let header = (n as u32).to_be_bytes();
+        if this.inner.is_write_vectored() {
+            // Header and payload in one call: TLS encrypts them straight into its
+            // records, and the payload is not copied into `pending` first.
+            let frame = [IoSlice::new(&header), IoSlice::new(&buf[..n])];
+            let w = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, &frame))?;
+            if w == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            this.needs_flush = true;
+            // The frame is ours now: keep what the stream did not take of it (the
+            // drain above left `pending` empty), flush finishes it.
+            if w < 4 {
+                this.pending.extend_from_slice(&header[w..]);
+            }
+            this.pending.extend_from_slice(&buf[w.saturating_sub(4).min(n)..n]);
+            return Poll::Ready(Ok(n));
+        }
         this.pending.reserve(4 + n);
-        this.pending.extend_from_slice(&(n as u32).to_be_bytes());
+        this.pending.extend_from_slice(&header);
         this.pending.extend_from_slice(&buf[..n]);
         // The frame is ours now; push what the socket takes, flush finishes the rest.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
@@ -243,6 +270,69 @@ mod tests {
         want.extend(frame(&big[..MAX_WRITE_FRAME]));
         want.extend(frame(&big[MAX_WRITE_FRAME..]));
         assert_eq!(raw, want);
+    }
+
+    /// A vectored sink that takes at most `limit` bytes per call.
+    struct Trickle {
+        limit: usize,
+        got: Vec<u8>,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let limit = self.limit;
+            let taken: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).take(limit).collect();
+            self.got.extend_from_slice(&taken);
+            Poll::Ready(Ok(taken.len()))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn vectored_writer_frames_whatever_the_stream_takes_per_call() {
+        let big: Vec<u8> = (0..MAX_WRITE_FRAME + 10).map(|i| (i % 251) as u8).collect();
+        let mut want = frame(b"abc");
+        want.extend(frame(&big[..MAX_WRITE_FRAME]));
+        want.extend(frame(&big[MAX_WRITE_FRAME..]));
+        for limit in [1, 3, 4, 5, 7, 1000, 1 << 20] {
+            let mut ps = PingStream::new(Trickle { limit, got: Vec::new() }, None);
+            ps.write_all(b"abc").await.unwrap();
+            ps.write_all(&big).await.unwrap();
+            ps.flush().await.unwrap();
+            assert!(ps.get_ref().got == want, "limit {limit}");
+        }
+    }
+
+    #[tokio::test]
+    async fn written_frames_leave_no_buffer_behind() {
+        // A stream that takes 1000 bytes per call leaves most of a 64 KiB frame to
+        // `pending`; once flushed, the buffer must be gone.
+        let mut ps = PingStream::new(Trickle { limit: 1000, got: Vec::new() }, None);
+        ps.write_all(&vec![1u8; MAX_WRITE_FRAME]).await.unwrap();
+        ps.flush().await.unwrap();
+        assert_eq!(ps.pending.capacity(), 0);
+        assert_eq!(ps.get_ref().got.len(), 4 + MAX_WRITE_FRAME);
     }
 
     #[tokio::test(start_paused = true)]
