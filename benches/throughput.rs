@@ -8,7 +8,9 @@
 //!
 //! Settings (environment): BENCH_SECONDS (per figure, default 3), BENCH_ROUNDS
 //! (peers measured in turn this many times, best kept; default 2), BENCH_CONNS
-//! (idle connections, default 1000), BENCH_CONCURRENCY (default 8), BENCH_PEERS
+//! (idle connections, default 1000), BENCH_IDLE_BULK_KIB (the second idle-memory
+//! case: connections that first moved this much each way; default 256, 0 skips
+//! it), BENCH_CONCURRENCY (default 8), BENCH_PEERS
 //! (subset of `plain,stunnel,oneport,upgraded`), BENCH_STAGES (subset of
 //! `throughput,connect,idle`), BENCH_UPGRADE=nginx (adds the load-balancer peer, see
 //! `peers::upgraded`), BENCH_BASELINE_BIN=PATH (another `oneport` build measured
@@ -38,6 +40,7 @@ struct Settings {
     secs: Duration,
     rounds: usize,
     conns: usize,
+    idle_bulk_kib: usize,
     concurrency: usize,
     peers: Vec<Kind>,
     stages: Vec<String>,
@@ -120,6 +123,7 @@ impl Settings {
             secs: Duration::from_secs_f64(secs),
             rounds: env_num("BENCH_ROUNDS", 2usize)?.max(1),
             conns: env_num("BENCH_CONNS", 1000usize)?.max(1),
+            idle_bulk_kib: env_num("BENCH_IDLE_BULK_KIB", 256usize)?,
             concurrency: env_num("BENCH_CONCURRENCY", 8usize)?.max(1),
             peers,
             stages,
@@ -268,17 +272,21 @@ async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
 /// Idle memory, on freshly started peers (so allocator state left by the bulk
 /// transfers does not hide what connections cost).
 async fn idle(s: &Settings, pki: &Pki, backend: SocketAddr, res: &mut Results) {
+    let bulks: Vec<usize> =
+        [0, s.idle_bulk_kib * 1024].into_iter().filter(|&b| b == 0 || s.idle_bulk_kib > 0).collect();
     for &k in s.peers.iter().filter(|&&k| k != Kind::Plain) {
-        eprintln!("  idle memory {} ({} connections)", peer_name(k), s.conns);
-        let got: Result<Vec<Rss>> = async {
-            let p = k.start(pki, backend).await?;
-            let procs: Vec<(&'static str, u32)> = p.procs.iter().filter_map(|x| Some((x.role, x.pid()?))).collect();
-            let r = measure::idle(p.addr, s.conns, &procs).await;
-            p.stop().await;
-            r
+        for &bulk in &bulks {
+            eprintln!("  idle memory {} ({} connections, {} KiB each way first)", peer_name(k), s.conns, bulk / 1024);
+            let got: Result<Vec<Rss>> = async {
+                let p = k.start(pki, backend).await?;
+                let procs: Vec<(&'static str, u32)> = p.procs.iter().filter_map(|x| Some((x.role, x.pid()?))).collect();
+                let r = measure::idle(p.addr, s.conns, bulk, &procs).await;
+                p.stop().await;
+                r
+            }
+            .await;
+            res.idle(&peer_name(k), bulk, got.map_err(|e| format!("{e:#}")));
         }
-        .await;
-        res.idle(&peer_name(k), got.map_err(|e| format!("{e:#}")));
     }
 }
 

@@ -4,6 +4,7 @@
 //!   answers with the byte count (u64 BE) and a verdict byte (1 = intact).
 //! - [`DOWNLOAD`]: a source. It writes the pattern until the client goes away.
 //! - [`PING`]: answers one byte (`p`), then holds the connection open until EOF.
+//! - [`ECHO`]: sends back everything it receives, until EOF.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ pub const UPLOAD: u8 = b'U';
 pub const DOWNLOAD: u8 = b'D';
 /// Request byte: one-byte round trip, then idle until EOF.
 pub const PING: u8 = b'P';
+/// Request byte: echo until EOF.
+pub const ECHO: u8 = b'E';
 /// The answer to [`PING`].
 pub const PONG: u8 = b'p';
 
@@ -101,6 +104,11 @@ async fn serve(mut s: TcpStream, pattern: &Pattern) -> io::Result<()> {
             let mut rest = [0u8; 64];
             while s.read(&mut rest).await? > 0 {}
             Ok(())
+        }
+        ECHO => {
+            let (mut r, mut w) = s.split();
+            tokio::io::copy(&mut r, &mut w).await?;
+            w.shutdown().await
         }
         other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unknown request byte {other}"))),
     }

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::backend::{Pattern, CHUNK, DOWNLOAD, PING, PONG, UPLOAD};
+use crate::backend::{Pattern, CHUNK, DOWNLOAD, ECHO, PING, PONG, UPLOAD};
 
 /// Deadline for any one network step of the bench's own client.
 const STEP: Duration = Duration::from_secs(20);
@@ -156,6 +156,38 @@ async fn one_conn(addr: SocketAddr) -> Result<TcpStream> {
     Ok(s)
 }
 
+/// One connection that first moves `bulk` bytes each way (echoed, checked), so
+/// that every buffer along the path has seen a burst, and is then left open.
+async fn bulk_conn(addr: SocketAddr, bulk: usize, pattern: Arc<Pattern>) -> Result<TcpStream> {
+    let s = connect(addr).await?;
+    let (mut r, mut w) = s.into_split();
+    let p = pattern.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&[ECHO]).await?;
+        let mut sent = 0u64;
+        while (sent as usize) < bulk {
+            let n = (bulk - sent as usize).min(CHUNK);
+            w.write_all(p.at(sent, n)).await?;
+            sent += n as u64;
+        }
+        Ok::<_, std::io::Error>(w)
+    });
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0usize;
+    while got < bulk {
+        let n = step("echo read", r.read(&mut buf[..(bulk - got).min(CHUNK)])).await?;
+        if n == 0 {
+            bail!("echo: the path closed after {got} of {bulk} bytes");
+        }
+        if !pattern.matches(got as u64, &buf[..n]) {
+            bail!("echo: bytes at offset {got} differ from those sent");
+        }
+        got += n;
+    }
+    let w = step("echo write", async { writer.await.map_err(std::io::Error::other)? }).await?;
+    Ok(r.reunite(w)?)
+}
+
 /// `concurrency` workers open connections one after another for `dur`.
 pub async fn conn_rate(addr: SocketAddr, dur: Duration, concurrency: usize) -> Result<ConnRate> {
     let start = Instant::now();
@@ -226,17 +258,23 @@ async fn settled_rss(pids: &[u32]) -> Result<Vec<u64>> {
     Ok(last)
 }
 
-/// Opens `n` connections (16 at a time), each does one round trip and then idles;
-/// reads the RSS of `procs` before and after. A first connection (opened and
-/// closed) warms the path up before the "before" reading.
-pub async fn idle(addr: SocketAddr, n: usize, procs: &[(&'static str, u32)]) -> Result<Vec<Rss>> {
+/// Opens `n` connections (16 at a time), each does one round trip (or, with
+/// `bulk` > 0, moves `bulk` bytes each way) and then idles; reads the RSS of
+/// `procs` before and after. A first connection (opened and closed) warms the path
+/// up before the "before" reading.
+pub async fn idle(addr: SocketAddr, n: usize, bulk: usize, procs: &[(&'static str, u32)]) -> Result<Vec<Rss>> {
     drop(one_conn(addr).await.context("warm-up connection")?);
+    let pattern = Arc::new(Pattern::new());
     let pids: Vec<u32> = procs.iter().map(|p| p.1).collect();
     let before = settled_rss(&pids).await?;
     let mut open = Vec::with_capacity(n);
     let mut batch = Vec::new();
     for i in 0..n {
-        batch.push(tokio::spawn(one_conn(addr)));
+        batch.push(if bulk == 0 {
+            tokio::spawn(one_conn(addr))
+        } else {
+            tokio::spawn(bulk_conn(addr, bulk, pattern.clone()))
+        });
         if batch.len() == 16 || i + 1 == n {
             for c in batch.drain(..) {
                 open.push(c.await?.with_context(|| format!("idle connection {}", open.len() + 1))?);
@@ -244,8 +282,7 @@ pub async fn idle(addr: SocketAddr, n: usize, procs: &[(&'static str, u32)]) -> 
         }
     }
     let after = settled_rss(&pids).await?;
-    // Every connection is still open end to end: one more byte on each would be
-    // echoed by nobody (the backend only reads), so check liveness by peeking.
+    // No connection may have been closed by the path while idle.
     let closed = open.iter().filter(|s| matches!(s.try_read(&mut [0u8; 1]), Ok(0))).count();
     if closed > 0 {
         bail!("{closed} of {n} idle connections were closed by the path while idle");

@@ -24,7 +24,7 @@ pub struct Results {
     cpu_per_gib: BTreeMap<(String, bool), f64>,
     conns: BTreeMap<(String, usize), ConnRate>,
     resumption: Vec<(String, (usize, usize))>,
-    idle: BTreeMap<String, Vec<Rss>>,
+    idle: BTreeMap<(String, usize), Vec<Rss>>,
 }
 
 /// One line about the machine and the run.
@@ -108,13 +108,13 @@ impl Results {
         }
     }
 
-    /// An idle-memory run.
-    pub fn idle(&mut self, peer: &str, r: Result<Vec<Rss>, String>) {
+    /// An idle-memory run (`bulk`: bytes each connection moved each way first).
+    pub fn idle(&mut self, peer: &str, bulk: usize, r: Result<Vec<Rss>, String>) {
         match r {
             Ok(v) => {
-                self.idle.insert(peer.to_string(), v);
+                self.idle.insert((peer.to_string(), bulk), v);
             }
-            Err(e) => self.failed(peer, format!("idle memory: {e}")),
+            Err(e) => self.failed(peer, format!("idle memory ({} KiB each way first): {e}", bulk / 1024)),
         }
     }
 
@@ -235,24 +235,33 @@ impl Results {
         if self.idle.is_empty() {
             return;
         }
-        let _ =
-            writeln!(o, "Resident memory per idle connection ({n} connections that each did one round trip; VmRSS)");
         let _ = writeln!(
             o,
-            "  {:<24} {:<8} {:>11} {:>11} {:>10}",
-            "peer", "process", "before MiB", "after MiB", "KiB/conn"
+            "Resident memory per idle connection ({n} connections, fresh processes; VmRSS after - before, / {n})"
         );
+        let _ = writeln!(
+            o,
+            "  {:<24} {:<8} {:<20} {:>11} {:>11} {:>10}",
+            "peer", "process", "before idling", "before MiB", "after MiB", "KiB/conn"
+        );
+        let mut bulks: Vec<usize> = self.idle.keys().map(|k| k.1).collect();
+        bulks.sort_unstable();
+        bulks.dedup();
         for p in peers {
-            for r in self.idle.get(p).into_iter().flatten() {
-                let _ = writeln!(
-                    o,
-                    "  {:<24} {:<8} {:>11.1} {:>11.1} {:>10.1}",
-                    p,
-                    r.role,
-                    r.before_kib as f64 / 1024.0,
-                    r.after_kib as f64 / 1024.0,
-                    r.per_conn_kib(n)
-                );
+            for &b in &bulks {
+                let what = if b == 0 { "1-byte round trip".to_string() } else { format!("{} KiB each way", b / 1024) };
+                for r in self.idle.get(&(p.clone(), b)).into_iter().flatten() {
+                    let _ = writeln!(
+                        o,
+                        "  {:<24} {:<8} {:<20} {:>11.1} {:>11.1} {:>10.1}",
+                        p,
+                        r.role,
+                        what,
+                        r.before_kib as f64 / 1024.0,
+                        r.after_kib as f64 / 1024.0,
+                        r.per_conn_kib(n)
+                    );
+                }
             }
         }
         let _ = writeln!(o);
@@ -296,7 +305,7 @@ impl Results {
                 );
             }
         }
-        match self.idle.get(ONEPORT).and_then(|v| v.iter().find(|r| r.role == "client")) {
+        match self.idle.get(&(ONEPORT.to_string(), 0)).and_then(|v| v.iter().find(|r| r.role == "client")) {
             Some(r) => {
                 let k = r.per_conn_kib(n);
                 let _ = writeln!(o, "  client memory < 64 KiB per idle connection: {k:.1} KiB: {}", verdict(k < 64.0));
