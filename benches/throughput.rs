@@ -6,15 +6,21 @@
 //!     cargo bench --bench throughput
 //!     BENCH_SECONDS=1 BENCH_CONNS=200 BENCH_ROUNDS=1 cargo bench --bench throughput
 //!
-//! Settings (environment): BENCH_SECONDS (per figure, default 3), BENCH_ROUNDS
-//! (peers measured in turn this many times, best kept; default 2), BENCH_CONNS
-//! (idle connections, default 1000), BENCH_IDLE_BULK_KIB (the second idle-memory
-//! case: connections that first moved this much each way; default 256, 0 skips
-//! it), BENCH_CONCURRENCY (default 8), BENCH_PEERS
-//! (subset of `plain,stunnel,oneport,upgraded`), BENCH_STAGES (subset of
-//! `throughput,connect,idle`), BENCH_UPGRADE=nginx (adds the load-balancer peer, see
-//! `peers::upgraded`), BENCH_BASELINE_BIN=PATH (another `oneport` build measured
-//! beside this one as "oneport baseline", for before/after figures), BENCH_KEEP=1 (keep the configs and logs, and say where).
+//! Settings (environment), all optional:
+//! - BENCH_SECONDS: length of each figure (default 2).
+//! - BENCH_ROUNDS: the peers are measured in turn this many times, in alternating
+//!   order, and the best figure is kept (default 3).
+//! - BENCH_CONNS: idle connections (default 1000).
+//! - BENCH_IDLE_BULK_KIB: the second idle-memory case, connections that first moved
+//!   this much each way (default 256; 0 skips it).
+//! - BENCH_CONCURRENCY: connections opened at once in the second rate (default 8).
+//! - BENCH_PEERS: a subset of `plain,stunnel,oneport,baseline,upgraded`.
+//! - BENCH_STAGES: a subset of `throughput,connect,idle`.
+//! - BENCH_UPGRADE=nginx: adds the load-balancer peer (see `peers::upgraded`).
+//! - BENCH_BASELINE_BIN=PATH: another `oneport` build, measured beside this one as
+//!   "oneport baseline" (before/after figures from one run).
+//! - BENCH_KEEP=1: keep the configs and logs, and say where.
+//! - TOKIO_WORKER_THREADS: passed on to the `oneport` processes (their runtime).
 
 #[path = "throughput/backend.rs"]
 mod backend;
@@ -92,7 +98,7 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
 
 impl Settings {
     fn from_env() -> Result<Settings> {
-        let secs: f64 = env_num("BENCH_SECONDS", 3.0)?;
+        let secs: f64 = env_num("BENCH_SECONDS", 2.0)?;
         if !(secs > 0.0 && secs <= 600.0) {
             bail!("BENCH_SECONDS must be in (0, 600]");
         }
@@ -121,7 +127,7 @@ impl Settings {
         }
         Ok(Settings {
             secs: Duration::from_secs_f64(secs),
-            rounds: env_num("BENCH_ROUNDS", 2usize)?.max(1),
+            rounds: env_num("BENCH_ROUNDS", 3usize)?.max(1),
             conns: env_num("BENCH_CONNS", 1000usize)?.max(1),
             idle_bulk_kib: env_num("BENCH_IDLE_BULK_KIB", 256usize)?,
             concurrency: env_num("BENCH_CONCURRENCY", 8usize)?.max(1),
