@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
-//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay).
+//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay), [`stdio`]
+//!   (stdin/stdout as one stream).
+//! - integrations (what to connect to, no sockets): [`ssh`].
 //! - the server: [`server`] (accept loop, routing, backends, web API).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
 //! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
@@ -25,6 +27,8 @@ pub mod pki;
 pub mod relay;
 pub mod server;
 pub mod shutdown;
+pub mod ssh;
+pub mod stdio;
 pub mod tls;
 
 pub use error::{Error, Result};

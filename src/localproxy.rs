@@ -114,6 +114,20 @@ pub async fn tunnel<L: IoStream + ?Sized>(
     res: &Resource,
     local: &mut L,
 ) -> Result<Counts> {
+    tunnel_at(dialer, target, res, None, local).await
+}
+
+/// As [`tunnel`], for a node reached on `port` (so a refusal is explained for that port).
+///
+/// # Errors
+/// The dial or relay error, explained.
+pub async fn tunnel_at<L: IoStream + ?Sized>(
+    dialer: &Dialer,
+    target: &Target,
+    res: &Resource,
+    port: Option<u16>,
+    local: &mut L,
+) -> Result<Counts> {
     let result = async {
         let mut dialed = dialer.dial(target).await?;
         relay(local, &mut dialed.stream).await.map_err(|e| Error::Tls {
@@ -127,17 +141,22 @@ pub async fn tunnel<L: IoStream + ?Sized>(
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
             Ok(c)
         }
-        Err(e) => Err(explain(dialer, res, e).await),
+        Err(e) => Err(explain_at(dialer, res, port, e).await),
     }
 }
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
 pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
+    explain_at(dialer, res, None, err).await
+}
+
+/// As [`explain`], for a node reached on `port`.
+pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err: Error) -> Error {
     let refused = matches!(&err, Error::Tls { reason, .. } if reason.contains("refused the connection"));
     if !refused {
         return err;
     }
-    match webapi::resolve(dialer, res.kind, &res.name).await {
+    match webapi::resolve_at(dialer, res.kind, &res.name, port).await {
         Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
         _ => err,
     }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod docs;
 pub mod login;
 pub mod server;
+pub mod ssh;
 
 use std::path::PathBuf;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// Print configuration snippets for client tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -91,6 +95,23 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
+    /// Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr;
+    /// stdout carries nothing but SSH.
+    ///
+    /// Example: ssh -o "ProxyCommand oneport proxy ssh %r@%h:%p" root@web1
+    ///
+    /// or, with a port the node's targets allow: ssh -p 2222 -o "ProxyCommand ..." root@web1
+    Ssh(ssh::ProxySshArgs),
+}
+
+/// `oneport config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the
+    /// proxy (for the login profile, or the --proxy/--identity given here).
+    ///
+    /// Example: oneport config ssh >> ~/.ssh/config, then: ssh root@web1.example
+    Ssh,
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -108,6 +129,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
+        Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
     }

@@ -17,10 +17,8 @@ use crate::server::Server;
 /// Serves one authorized connection to its resource.
 pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, caller: Caller) {
     let addr = match &route.target {
-        Target::Node(n) => match &n.addr {
-            Some(a) => a.clone(),
-            None => return info!(node = %n.name, "node has no default addr; closed"),
-        },
+        // Chosen by the routing table from the node's `addr`/`targets` only.
+        Target::Node { addr, .. } => addr.clone(),
         Target::Database(d) => d.addr.clone(),
         Target::App(a) => a.addr.clone(),
         Target::Kube(k) => {
