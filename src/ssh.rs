@@ -217,7 +217,11 @@ pub fn render_config(spec: &ConfigSpec<'_>, shell: Shell) -> Result<String, Stri
     let _ = writeln!(out, "# oneport: SSH to the nodes of cluster {cluster} through proxy {}.", spec.proxy);
     let _ = writeln!(out, "# Append this block to ~/.ssh/config, then run: ssh USER@NODE.{cluster}");
     if let Some(home) = spec.home {
-        let _ = writeln!(out, "# It uses the login in ONEPORT_HOME={}: run ssh with the same ONEPORT_HOME.", home.display());
+        let _ = writeln!(
+            out,
+            "# It uses the login in ONEPORT_HOME={}: run ssh with the same ONEPORT_HOME.",
+            home.display()
+        );
     }
     let _ = writeln!(out, "Host *.{cluster}{exclude}");
     let _ = writeln!(out, "    ProxyCommand {}", cmd.join(" "));
@@ -332,7 +336,9 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.lines().all(|l| l.is_empty() || l.starts_with('#') || l.starts_with("Host ") || l.starts_with("    ")));
+        assert!(text
+            .lines()
+            .all(|l| l.is_empty() || l.starts_with('#') || l.starts_with("Host ") || l.starts_with("    ")));
         assert!(!text.contains("ONEPORT_HOME"));
     }
 

@@ -39,20 +39,34 @@ pub struct ProxySshArgs {
 pub async fn proxy(g: &Global, a: ProxySshArgs) -> anyhow::Result<u8> {
     let target = SshTarget::parse(&a.target).map_err(anyhow::Error::msg)?;
     let ctx = Context::resolve(&g.overrides())?;
-    let cluster = a.cluster.unwrap_or_else(|| ctx.cluster.clone());
-    let name = ssh::node_name(&target.host, &cluster).map_err(anyhow::Error::msg)?;
+    let dialer = Dialer::new(ctx);
+    let name = node_name(&dialer, &target.host, a.cluster).await?;
     let port = target.requested_port();
     debug!(node = %name, port = ?port, user = ?target.user, "proxy ssh");
-    let dialer = Dialer::new(ctx);
     // Ask first, so an unknown node or a denied user gets the proxy's sentence
     // rather than a TLS alert; a refusal after this is explained the same way.
     webapi::require_at(&dialer, Kind::Node, &name, port).await?;
-    let dial_target =
-        Target { sni: naming::node_sni(&name, port, &dialer.context().domain), alpn: Protocol::ProxySsh.client_offer() };
+    let dial_target = Target {
+        sni: naming::node_sni(&name, port, &dialer.context().domain),
+        alpn: Protocol::ProxySsh.client_offer(),
+    };
     let mut stdio = Stdio::process().context("starting the stdin reader")?;
     let res = Resource { kind: Kind::Node, name };
     localproxy::tunnel_at(&dialer, &dial_target, &res, port, &mut stdio).await?;
     Ok(0)
+}
+
+/// The node `host` names. The cluster suffix to strip comes from `--cluster`, else
+/// the login profile; without either (not logged in), the proxy is asked for its
+/// cluster name, but only when the host does not name a node as it is.
+async fn node_name(dialer: &Dialer, host: &str, cluster: Option<String>) -> anyhow::Result<String> {
+    let ctx = dialer.context();
+    let cluster = match cluster.or_else(|| ctx.profile.as_ref().map(|p| p.cluster.clone())) {
+        Some(c) => c,
+        None if host.contains('.') => webapi::ping(dialer).await?.cluster_name,
+        None => ctx.cluster.clone(),
+    };
+    ssh::node_name(host, &cluster).map_err(anyhow::Error::msg)
 }
 
 /// Runs `config ssh`: prints the block on stdout.
@@ -67,7 +81,10 @@ pub async fn config(g: &Global) -> anyhow::Result<u8> {
         Some(p) => p.cluster.clone(),
         None => {
             let dialer = Dialer::new(ctx.clone());
-            webapi::ping(&dialer).await.with_context(|| format!("asking {} for its cluster name", ctx.proxy))?.cluster_name
+            webapi::ping(&dialer)
+                .await
+                .with_context(|| format!("asking {} for its cluster name", ctx.proxy))?
+                .cluster_name
         }
     };
     let program = std::env::current_exe().context("finding the path of this oneport binary")?;

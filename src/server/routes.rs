@@ -293,7 +293,9 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
         assert_eq!(addr(t.decide(Some(&node("any", None)), ssh)), "127.0.0.1:22");
         assert_eq!(addr(t.decide(Some(&node("any", Some(2222))), ssh)), "127.0.0.1:2222");
         match t.decide(Some(&node("web1", Some(2222))), ssh) {
-            Route::Refuse { reason, .. } => assert!(reason.contains("port 2222 of node web1 is not allowed"), "{reason}"),
+            Route::Refuse { reason, .. } => {
+                assert!(reason.contains("port 2222 of node web1 is not allowed"), "{reason}")
+            }
             other => panic!("expected refuse, got {other:?}"),
         }
     }

@@ -170,7 +170,10 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
         }
     }
     let (Some(kind), Some(name)) = (kind, name) else {
-        return error(StatusCode::BAD_REQUEST, "resolve needs kind=node|db|app|kube and name=NAME (and port=N for nodes)");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "resolve needs kind=node|db|app|kube and name=NAME (and port=N for nodes)",
+        );
     };
     if port.is_some() && kind != Kind::Node {
         return error(StatusCode::BAD_REQUEST, "only nodes take a port");
