@@ -26,7 +26,7 @@ pub struct ProxySshArgs {
     pub cluster: Option<String>,
     /// `[USER@]HOST[:PORT]` as OpenSSH passes it (`%r@%h:%p`). HOST is a node name
     /// or `NODE.CLUSTER`; a PORT other than 22 asks for that port on the node, which
-    /// the proxy allows only if the node's `targets` do.
+    /// the proxy allows only if the node's `addr` or `targets` in its config do.
     #[arg(value_name = "[USER@]HOST[:PORT]")]
     pub target: String,
 }
