@@ -28,7 +28,8 @@ async fn help_lists_commands_and_bad_args_fail() {
     let (code, _, err) = run(home.path(), &["proxy", "app"]).await;
     assert_eq!(code, 2);
     assert!(err.contains("<NAME>"), "{err}");
-    let (code, _, err) = run(home.path(), &["server", "issue", "--dir", "x", "--user", "a", "--ttl", "5y", "--out", "o"]).await;
+    let (code, _, err) =
+        run(home.path(), &["server", "issue", "--dir", "x", "--user", "a", "--ttl", "5y", "--out", "o"]).await;
     assert_eq!(code, 2);
     assert!(err.contains("unknown unit"), "{err}");
 }
@@ -39,7 +40,8 @@ async fn server_init_and_issue_write_private_files() {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("srv");
     let d = dir.to_str().unwrap();
-    let (code, out, err) = run(home.path(), &["server", "init", "--dir", d, "--public-addr", "proxy.example.com:443"]).await;
+    let (code, out, err) =
+        run(home.path(), &["server", "init", "--dir", d, "--public-addr", "proxy.example.com:443"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("server.yaml"), "{out}");
     let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
@@ -53,7 +55,9 @@ async fn server_init_and_issue_write_private_files() {
     let der = rustls::pki_types::CertificateDer::pem_slice_iter(&pem).next().unwrap().unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     let sans = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
-    for name in ["*.db.proxy.example.com", "*.node.teleport.cluster.local", "kube-teleport-proxy-alpn.proxy.example.com"] {
+    for name in
+        ["*.db.proxy.example.com", "*.node.teleport.cluster.local", "kube-teleport-proxy-alpn.proxy.example.com"]
+    {
         assert!(sans.contains(name), "{name} missing from {sans}");
     }
     // A second init refuses to replace the CA.
@@ -64,7 +68,22 @@ async fn server_init_and_issue_write_private_files() {
     let id = home.path().join("alice.pem");
     let (code, out, err) = run(
         home.path(),
-        &["server", "issue", "--dir", d, "--user", "alice", "--group", "dev", "--group", "ops", "--ttl", "2h", "--out", id.to_str().unwrap()],
+        &[
+            "server",
+            "issue",
+            "--dir",
+            d,
+            "--user",
+            "alice",
+            "--group",
+            "dev",
+            "--group",
+            "ops",
+            "--ttl",
+            "2h",
+            "--out",
+            id.to_str().unwrap(),
+        ],
     )
     .await;
     assert_eq!(code, 0, "{err}");
@@ -83,7 +102,12 @@ async fn login_status_ls_logout() {
         let (echo, _) = spawn_echo().await;
         let srv = TestServer::start(|c| {
             for (name, users) in [("echo", vec!["alice".to_string()]), ("secret", vec!["root".to_string()])] {
-                c.apps.push(App { name: name.into(), kind: AppKind::Tcp, addr: echo.to_string(), allow: Allow { users, groups: vec![] } });
+                c.apps.push(App {
+                    name: name.into(),
+                    kind: AppKind::Tcp,
+                    addr: echo.to_string(),
+                    allow: Allow { users, groups: vec![] },
+                });
             }
         })
         .await;
@@ -94,7 +118,8 @@ async fn login_status_ls_logout() {
         assert_eq!(code, 1);
         assert!(out.contains("Not logged in"), "{out}");
 
-        let (code, out, err) = run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", id.to_str().unwrap()]).await;
+        let (code, out, err) =
+            run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", id.to_str().unwrap()]).await;
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("as alice (groups: dev)"), "{out}");
         let stored = h.join(format!("identity-127.0.0.1_{}.pem", srv.addr.port()));
@@ -138,8 +163,11 @@ async fn insecure_is_said_loudly_and_unreachable_proxy_is_clear() {
     let srv = TestServer::start(|_| {}).await;
     let id = srv.identity("alice", &[]);
     let port = free_port();
-    let (code, _, err) =
-        run(home.path(), &["--insecure", "--proxy", &format!("127.0.0.1:{port}"), "--identity", id.to_str().unwrap(), "ls"]).await;
+    let (code, _, err) = run(
+        home.path(),
+        &["--insecure", "--proxy", &format!("127.0.0.1:{port}"), "--identity", id.to_str().unwrap(), "ls"],
+    )
+    .await;
     assert_eq!(code, 1);
     assert!(err.contains("WARNING: --insecure"), "{err}");
     assert!(err.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{err}");
@@ -205,5 +233,9 @@ async fn server_start_stops_on_sigterm() {
 
 /// SIGTERM via the `kill` program (no unsafe code in tests).
 fn unsafe_free_kill(pid: i32) -> i32 {
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().map(|s| s.code().unwrap_or(1)).unwrap_or(1)
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map(|s| s.code().unwrap_or(1))
+        .unwrap_or(1)
 }

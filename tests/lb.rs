@@ -245,3 +245,44 @@ async fn proxy_auth_required_is_reported() {
     })
     .await;
 }
+
+/// With `trust_x_forwarded_for`, exactly one IP is accepted; anything else is a 400.
+/// Through nginx (which sets it) the tunnel works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_checked_when_trusted() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.trust_x_forwarded_for = true;
+            c.apps.push(App {
+                name: "echo".into(),
+                kind: AppKind::Tcp,
+                addr: echo.to_string(),
+                allow: Allow { users: vec!["alice".into()], groups: vec![] },
+            });
+        })
+        .await;
+        let get = |xff: &'static str| async move {
+            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+            let req = format!("GET /webapi/ping HTTP/1.1\r\nHost: x\r\n{xff}Connection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("X-Forwarded-For: 203.0.113.7\r\n").await.starts_with("HTTP/1.1 200"));
+        let two = get("X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n").await;
+        assert!(two.starts_with("HTTP/1.1 400") && two.contains("exactly one IP"), "{two}");
+        assert!(get("X-Forwarded-For: nonsense\r\n").await.starts_with("HTTP/1.1 400"));
+        if have("nginx") {
+            let pki = LbPki::new();
+            let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, LB_IDLE).await;
+            let id = srv.identity("alice", &[]);
+            let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &[]).await;
+            let back = send_and_collect(TcpStream::connect(run.addr).await.unwrap(), Arc::new(b"hello".to_vec())).await;
+            assert_eq!(back, b"hello");
+        }
+        srv.stop().await;
+    })
+    .await;
+}
