@@ -350,3 +350,64 @@ async fn curl_through_proxy_app() {
     })
     .await;
 }
+
+/// `max_connections`: a second connection waits in the accept queue until the first
+/// one ends, then is served.
+#[tokio::test]
+async fn connection_limit_queues_the_excess() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.max_connections = 1).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let mut first = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        first.write_all(b"one").await.unwrap();
+        let mut buf = [0u8; 3];
+        first.read_exact(&mut buf).await.unwrap();
+        let d2 = srv.dialer(&id);
+        let target = echo_target(&srv, &id, "echo");
+        let mut second = tokio::spawn(async move {
+            let mut s = d2.dial(&target).await.unwrap().stream;
+            s.write_all(b"two").await.unwrap();
+            let mut buf = [0u8; 3];
+            s.read_exact(&mut buf).await.unwrap();
+            buf
+        });
+        // While the first holds the only slot, the second is not served.
+        assert!(tokio::time::timeout(Duration::from_millis(700), &mut second).await.is_err());
+        drop(first);
+        assert_eq!(&second.await.unwrap(), b"two");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// On shutdown the server stops accepting but lets open connections finish.
+#[tokio::test]
+async fn shutdown_drains_open_connections() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.shutdown_grace = Duration::from_secs(20)).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let mut open = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        open.write_all(b"before").await.unwrap();
+        let mut buf = [0u8; 6];
+        open.read_exact(&mut buf).await.unwrap();
+        let addr = srv.addr;
+        let stopping = tokio::spawn(srv.stop());
+        // New connections are refused once the listener is gone.
+        poll_until(Duration::from_secs(10), "the listener to close", || async move {
+            TcpStream::connect(addr).await.is_err().then_some(())
+        })
+        .await;
+        // The open one still works, then ends the drain by closing.
+        open.write_all(b"during").await.unwrap();
+        open.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"during");
+        open.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        open.read_to_end(&mut rest).await.unwrap();
+        drop(open);
+        tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("drain did not end").unwrap();
+    })
+    .await;
+}

@@ -239,3 +239,31 @@ fn unsafe_free_kill(pid: i32) -> i32 {
         .map(|s| s.code().unwrap_or(1))
         .unwrap_or(1)
 }
+
+/// The web API with real curl: HTTP/2 negotiated by ALPN, the client certificate
+/// read, and no secrets in the answer.
+#[tokio::test]
+async fn curl_reads_webapi_ping_over_h2() {
+    if !have("curl") {
+        return;
+    }
+    let srv = TestServer::start(|_| {}).await;
+    let id = srv.identity("alice", &["dev"]);
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--fail", "--http2", "-w", "\n%{http_version}", "--cacert"])
+        .arg(srv.ca_path())
+        .arg("--cert")
+        .arg(&id)
+        .arg(format!("https://127.0.0.1:{}/webapi/ping", srv.addr.port()))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.trim_end().ends_with("\n2"), "not HTTP/2: {text}");
+    let json: serde_json::Value = serde_json::from_str(text.trim_end().trim_end_matches('2')).unwrap();
+    assert_eq!(json["caller"]["user"], "alice");
+    assert_eq!(json["cluster_name"], "test");
+    assert!(!text.contains("PRIVATE KEY"));
+    srv.stop().await;
+}
