@@ -38,6 +38,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the re
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and administer the routing server'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -143,14 +144,23 @@ complete -c oneport -n "__fish_oneport_using_subcommand demo" -l insecure -d 'Do
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "ls" -d 'List the resources the proxy offers to you'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "proxy" -d 'Local proxies for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "server" -d 'Run and administer the routing server'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'

@@ -163,6 +163,14 @@ impl Dialer {
         &self.ctx
     }
 
+    /// The path options in force (from the environment unless given).
+    ///
+    /// # Errors
+    /// When an environment variable did not parse.
+    pub fn path_options(&self) -> Result<&PathOptions> {
+        self.options()
+    }
+
     fn options(&self) -> Result<&PathOptions> {
         self.options.as_ref().map_err(|e| Error::config(e.clone()))
     }
@@ -273,6 +281,22 @@ impl Dialer {
             self.tcp().await.map_err(Failure::Final)?
         };
         self.handshake(Box::new(crate::io::NoHalfClose(transport)), target).await
+    }
+
+    /// TCP to the proxy, through `HTTPS_PROXY` when set (for `doctor`).
+    ///
+    /// # Errors
+    /// Connect errors and CONNECT refusals.
+    pub async fn transport(&self) -> Result<BoxIo> {
+        self.tcp().await
+    }
+
+    /// Opens the upgraded outer hop with sub-protocol `sub` (for `doctor`).
+    ///
+    /// # Errors
+    /// The layer-specific upgrade error.
+    pub async fn upgrade_only(&self, sub: Sub) -> Result<BoxIo> {
+        self.upgraded(sub).await.map_err(Failure::into_error)
     }
 
     /// TCP to the proxy, through `HTTPS_PROXY` when set.

@@ -72,7 +72,11 @@ pub fn client_config(trust: &Trust, identity: Option<&Identity>, alpn: Vec<Vec<u
     Ok(Arc::new(cfg))
 }
 
-fn root_store(trust: &Trust) -> Result<RootCertStore> {
+/// The roots a [`Trust`] stands for.
+///
+/// # Errors
+/// When a CA is unusable or nothing is trusted.
+pub fn root_store(trust: &Trust) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for c in &trust.ca {
         roots.add(c.clone()).map_err(|e| Error::config(format!("CA certificate is unusable: {e}")))?;

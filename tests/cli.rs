@@ -267,3 +267,31 @@ async fn curl_reads_webapi_ping_over_h2() {
     assert!(!text.contains("PRIVATE KEY"));
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn doctor_direct_and_with_the_wrong_ca() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let proxy = srv.addr.to_string();
+        let (code, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "doctor"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("signed by the proxy CA (the routing server answers directly)"), "{out}");
+        assert!(out.contains("[ok]   mTLS         the proxy knows you as alice"), "{out}");
+        assert!(out.contains("All checks passed."), "{out}");
+        let other = oneport::pki::make_ca("other").unwrap();
+        let other_ca = home.path().join("other.pem");
+        std::fs::write(&other_ca, other.cert_pem).unwrap();
+        let (code, out, _) = run(
+            home.path(),
+            &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "--ca", other_ca.to_str().unwrap(), "doctor"],
+        )
+        .await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("[FAIL] TLS"), "{out}");
+        assert!(out.contains("Where it breaks: TLS: give --ca with the CA that signs this certificate"), "{out}");
+        srv.stop().await;
+    })
+    .await;
+}

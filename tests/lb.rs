@@ -286,3 +286,43 @@ async fn forwarded_for_is_checked_when_trusted() {
     })
     .await;
 }
+
+/// `doctor` through nginx: the load balancer's public certificate, the probe's
+/// verdict, the upgrade; and with upgrades refused, where it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_through_nginx() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let id = srv.identity("alice", &[]);
+        let doctor = |addr: String| {
+            let home = tempfile::tempdir().unwrap();
+            let mut c = oneport(home.path());
+            c.env("SSL_CERT_FILE", &pki.ca).args(["--proxy", &addr, "--identity"]).arg(&id).args([
+                "doctor",
+                "--resource",
+                "app/echo",
+            ]);
+            async move {
+                let out = c.output().await.unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), home)
+            }
+        };
+        let good = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let (code, out, _h) = doctor(good.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("a publicly trusted certificate (a load balancer or TLS proxy answers)"), "{out}");
+        assert!(out.contains("[ok]   upgrade      the load balancer passes the connection upgrade"), "{out}");
+        assert!(out.contains("[ok]   route        app echo is reachable"), "{out}");
+        let bad = lb::nginx(&pki, srv.addr, NginxMode::Refuse400, false, LB_IDLE).await;
+        let (code, out, _h) = doctor(bad.addr.to_string()).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("[FAIL] upgrade"), "{out}");
+        assert!(out.contains("Where it breaks: upgrade: let the load balancer pass WebSocket upgrades"), "{out}");
+        srv.stop().await;
+    })
+    .await;
+}
