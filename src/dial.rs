@@ -385,7 +385,7 @@ impl Dialer {
                 return Err(Failure::Path(Error::Timeout { phase: Phase::TlsHandshake, peer, secs }));
             }
             Ok(Err(e)) => {
-                let err = Error::Tls { peer: peer.clone(), reason: tls::explain_client_error(&e, &proxy) };
+                let err = tls::client_error(&e, &proxy, &peer);
                 return Err(if tls::is_path_error(&e) { Failure::Path(err) } else { Failure::Final(err) });
             }
             Ok(Ok(t)) => t,

@@ -279,6 +279,23 @@ impl ClientCertVerifier for Authorizing {
     }
 }
 
+/// The TLS alert a client received, if that is what `err` is.
+pub fn alert_of(err: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(a)) => Some(*a),
+        _ => None,
+    }
+}
+
+/// Maps an I/O error on a client TLS stream to the library error: `access_denied`
+/// becomes [`crate::Error::AccessDenied`], anything else is explained in words.
+pub fn client_error(err: &std::io::Error, proxy: &str, peer: &str) -> crate::Error {
+    if alert_of(err) == Some(rustls::AlertDescription::AccessDenied) {
+        return crate::Error::AccessDenied { proxy: proxy.to_string() };
+    }
+    crate::Error::Tls { peer: peer.to_string(), reason: explain_client_error(err, proxy) }
+}
+
 /// Whether a client handshake error suggests something between us and the router
 /// (a load balancer answering TLS itself), which the other dial path may fix.
 pub fn is_path_error(err: &std::io::Error) -> bool {
