@@ -30,5 +30,6 @@ pub mod shutdown;
 pub mod ssh;
 pub mod stdio;
 pub mod tls;
+pub mod upgrade;
 
 pub use error::{Error, Result};
