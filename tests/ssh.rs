@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::lb::{self, LbPki, NginxMode};
 use common::sshd::Sshd;
 use common::*;
 use oneport::dial::Target;
 use oneport::naming::{self, Protocol};
 use oneport::server::config::{Allow, Node};
 use oneport::ssh::{quote_word, Shell};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 /// Deadline for one ssh/scp/oneport run.
@@ -52,6 +53,9 @@ async fn setup() -> Option<Setup> {
     let sshd = Sshd::start().await;
     let a = sshd.addr;
     let srv = TestServer::start(|c| {
+        // Pings only flow on upgraded `alpn-ping` streams (SSH has no ping variant);
+        // a short interval keeps nginx's 5 s idle cut-off at bay in the LB tests.
+        c.ping_interval = Duration::from_secs(2);
         c.nodes.push(node("web1", Some(a), &[], &["alice"]));
         c.nodes.push(node("any", None, &["127.0.0.1:*"], &["alice"]));
         c.nodes.push(node("fixed", Some(a), &[], &["alice"]));
@@ -62,22 +66,27 @@ async fn setup() -> Option<Setup> {
 }
 
 impl Setup {
-    /// `"<oneport>" --proxy=... --identity="..." proxy ssh %r@%h:%p`.
-    fn proxy_command(&self, identity: &Path) -> String {
+    /// `"<oneport>" --proxy=PROXY --identity="..." proxy ssh %r@%h:%p`.
+    fn proxy_command(&self, proxy: &str, identity: &Path) -> String {
         let q = |p: &Path| quote_word(&p.to_string_lossy(), Shell::Posix, true).unwrap();
         format!(
-            "{} --proxy={} --identity={} proxy ssh %r@%h:%p",
+            "{} --proxy={proxy} --identity={} proxy ssh %r@%h:%p",
             q(Path::new(env!("CARGO_BIN_EXE_oneport"))),
-            self.srv.addr,
             q(identity)
         )
     }
 
-    /// `program` (ssh or scp) with no ssh_config, the test key, and `proxy_command`.
+    /// `program` (ssh or scp) with no ssh_config, the test key, and `proxy ssh`
+    /// straight to the routing server.
     fn client(&self, program: &str, identity: &Path) -> Command {
+        self.client_via(&self.srv.addr.to_string(), program, identity)
+    }
+
+    /// As [`Setup::client`], with `proxy ssh` going to `proxy`.
+    fn client_via(&self, proxy: &str, program: &str, identity: &Path) -> Command {
         let mut c = client_env(program, self.home.path());
         c.args(["-F", "/dev/null"]).args(self.sshd.client_options());
-        c.arg("-o").arg(format!("ProxyCommand={}", self.proxy_command(identity)));
+        c.arg("-o").arg(format!("ProxyCommand={}", self.proxy_command(proxy, identity)));
         c
     }
 
@@ -367,6 +376,50 @@ async fn proxy_ssh_stdio_contract() {
         assert_eq!(status.code(), Some(0));
         assert!(got.starts_with(b"SSH-2.0-OpenSSH"), "{:?}", String::from_utf8_lossy(&got));
         drop(stdin);
+        s.srv.stop().await;
+    })
+    .await;
+}
+
+/// 6. Through nginx terminating TLS (idle cut-off 5 s), with no flag given: `proxy ssh`
+/// detects the load balancer and upgrades (`alpn-ping`). A command runs, and a
+/// session left idle for 15 s (three times the cut-off) still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_through_nginx_and_idle_sessions_survive() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let Some(s) = setup().await else { return };
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, s.srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let proxy = nginx.addr.to_string();
+
+        let mut c = s.client_via(&proxy, "ssh", &s.alice);
+        c.env("SSL_CERT_FILE", &pki.ca).args(["root@web1", "echo", "ok"]);
+        let o = run(c).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout, "ok\n");
+
+        let mut c = s.client_via(&proxy, "ssh", &s.alice);
+        c.env("SSL_CERT_FILE", &pki.ca).args(["root@web1", "echo ready; read line; echo got $line"]);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(RUN_LIMIT, lines.next_line()).await.expect("no greeting").unwrap();
+        assert_eq!(first.as_deref(), Some("ready"));
+        tokio::time::sleep(Duration::from_secs(15)).await; // idling is the thing under test
+        stdin.write_all(b"hello\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("no answer after idling: the load balancer cut the session")
+            .unwrap();
+        assert_eq!(reply.as_deref(), Some("got hello"));
+        drop(stdin);
+        let status = tokio::time::timeout(RUN_LIMIT, child.wait()).await.unwrap().unwrap();
+        assert_eq!(status.code(), Some(0));
+        drop(nginx);
         s.srv.stop().await;
     })
     .await;
