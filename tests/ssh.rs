@@ -206,6 +206,7 @@ async fn config_ssh_block_works_verbatim() {
         let exe = quote_word(env!("CARGO_BIN_EXE_oneport"), Shell::Posix, true).unwrap();
         assert!(block.contains(&format!("    ProxyCommand {exe} proxy ssh --cluster=test --proxy=")), "{block}");
         assert!(!block.contains("--identity"), "the login profile holds the identity: {block}");
+        assert!(block.contains("# It uses the login in ONEPORT_HOME="), "{block}");
         let file = s.home.path().join("ssh_config");
         std::fs::write(&file, &block).unwrap();
         let mut c = client_env("ssh", s.home.path());
@@ -228,6 +229,7 @@ async fn config_ssh_block_works_verbatim() {
         let id = quote_word(&ids.join("alice.pem").to_string_lossy(), Shell::Posix, true).unwrap();
         assert!(block.contains(&format!("--identity={id}")), "{block}");
         assert!(block.contains("Host *.test "), "cluster name asked from the proxy: {block}");
+        assert!(!block.contains("ONEPORT_HOME"), "no login is used: {block}");
         let file = fresh.path().join("ssh_config");
         std::fs::write(&file, &block).unwrap();
         let empty = tempfile::tempdir().unwrap(); // no profile where ssh runs it

@@ -90,7 +90,8 @@ pub async fn config(g: &Global) -> anyhow::Result<u8> {
     let program = std::env::current_exe().context("finding the path of this oneport binary")?;
     let identity = over.identity.as_deref().map(absolute).transpose()?;
     let ca = over.ca.as_deref().map(absolute).transpose()?;
-    let home = std::env::var_os("ONEPORT_HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    // Only worth saying when the block relies on the login stored there.
+    let home = std::env::var_os("ONEPORT_HOME").filter(|h| !h.is_empty() && ctx.profile.is_some()).map(PathBuf::from);
     let home = home.as_deref().map(absolute).transpose()?;
     let proxy = ctx.proxy.to_string();
     let spec = ConfigSpec {
