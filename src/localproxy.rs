@@ -37,7 +37,7 @@ pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener
         } else {
             ""
         };
-        Error::Bind { addr: format!("{sa}{hint}"), source }
+        Error::Bind { addr: format!("{sa}{hint}"), cause: source }
     })
 }
 
@@ -131,7 +131,7 @@ pub async fn tunnel_at<L: IoStream + ?Sized>(
     let result = async {
         let mut dialed = dialer.dial(target).await?;
         let proxy = dialer.context().proxy.to_string();
-        relay(local, &mut dialed.stream).await.map_err(|e| crate::tls::client_error(&e, &proxy, &proxy))
+        relay(local, &mut dialed.stream).await.map_err(|e| after_handshake(&e, res, &proxy))
     }
     .await;
     match result {
@@ -141,6 +141,19 @@ pub async fn tunnel_at<L: IoStream + ?Sized>(
         }
         Err(e) => Err(explain_at(dialer, res, port, e).await),
     }
+}
+
+/// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
+/// after the client's side of the handshake), or the tunnel ending abnormally.
+fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
+    if crate::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
+        return Error::AccessDenied { proxy: proxy.to_string() };
+    }
+    let mut reason = crate::tls::explain_client_error(e, proxy);
+    if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
+        reason.push_str(" (the proxy may not reach it: see the proxy's log)");
+    }
+    Error::Tunnel { what: format!("{} {}", res.kind.noun(), res.name), proxy: proxy.to_string(), reason }
 }
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.

@@ -41,7 +41,9 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
 /// [`Error::Connect`] or [`Error::Timeout`].
 pub async fn dial(srv: &Server, addr: &str) -> crate::Result<TcpStream> {
     with_timeout(Phase::Connect, addr, srv.cfg.connect_timeout, async {
-        let s = TcpStream::connect(addr).await.map_err(|source| Error::Connect { target: addr.to_string(), source })?;
+        let s = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect { target: addr.to_string(), cause: source })?;
         let _ = s.set_nodelay(true);
         Ok(s)
     })
