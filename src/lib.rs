@@ -4,6 +4,7 @@
 //! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
 //! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay).
 //! - the server: [`server`] (accept loop, routing, backends, web API).
+//! - Kubernetes: [`kube`] (kubeconfig, exec credentials, local proxy, forwarding).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
 //! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fsutil;
 pub mod identity;
 pub mod io;
+pub mod kube;
 pub mod localproxy;
 pub mod naming;
 pub mod ping;

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod demo;
 pub mod docs;
+pub mod kube;
 pub mod login;
 pub mod server;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// Kubernetes: kubeconfig entries for kubectl, and its credentials.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -91,6 +95,13 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
+    /// Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA
+    /// and kubeconfig; works through layer 7 load balancers, where `kube login`
+    /// alone cannot.
+    ///
+    /// Example: oneport proxy kube dev --exec='kubectl get pods', or run
+    /// `oneport proxy kube dev` and paste its `export KUBECONFIG=...` line
+    Kube(kube::ProxyKubeArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -108,6 +119,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
+        Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
     }
