@@ -83,7 +83,13 @@ fn text(b: &[u8]) -> String {
 /// Runs and asserts success; returns stdout.
 async fn ok(cmd: Command, what: &str) -> String {
     let out = output(cmd).await;
-    assert!(out.status.success(), "{what} failed ({}):\nstdout: {}\nstderr: {}", out.status, text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
@@ -147,6 +153,8 @@ async fn kube_login_direct_impersonates_the_caller() {
         }
         assert!(seen.iter().any(|r| r.path == "/version"));
         assert!(seen.iter().any(|r| r.path == "/api/v1/namespaces/default/pods"));
+        // Three kubectl runs, one upstream pool: connections to the API server are reused.
+        assert!(api.connections() * 2 <= seen.len(), "{} connections for {} requests", api.connections(), seen.len());
         srv.stop().await;
     })
     .await;
@@ -254,7 +262,10 @@ async fn kubectl_exec_round_trips_stdin() {
         let payload = random_bytes(1 << 20, 11);
         for (how, kubeconfig) in [("kube login", kc.as_str()), ("proxy kube", p.kubeconfig.as_str())] {
             let mut c = home.kubectl(kubeconfig);
-            c.args(["exec", "-i", POD, "--", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.args(["exec", "-i", POD, "--", "cat"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             let mut child = c.spawn().unwrap();
             let mut stdin = child.stdin.take().unwrap();
             let data = payload.clone();
@@ -327,6 +338,374 @@ async fn watch_delivers_an_event_after_ten_idle_seconds() {
             let _ = child.start_kill();
         }
         let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `proxy kube --exec=CMD`: CMD runs with KUBECONFIG set, its exit code comes back,
+/// and the throwaway kubeconfig is gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_exec_passes_the_exit_code_and_cleans_up() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
+        c.args(["proxy", "kube", "dev", "--exec=kubectl get pods && test -f \"$KUBECONFIG\" && exit 7"]);
+        let out = output(c).await;
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(7), "stdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.contains(POD), "kubectl's output: {stdout}");
+        let path = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .unwrap_or_else(|| panic!("no export line on stderr: {stderr}"));
+        assert!(!Path::new(path).exists(), "{path} should be removed");
+        assert!(!Path::new(path).parent().unwrap().exists(), "its directory too");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 6: a caller outside the allow-list completes the TLS handshake and gets a
+/// Kubernetes Status 403 that kubectl prints; the API server sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_outside_the_allow_list_gets_status_403() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let bob = srv.identity("bob", &["qa"]);
+        let home = Home::new();
+        // Log in while allowed, then the identity file changes to bob's (as if the
+        // allow-list had changed since): kubectl's exec plugin now presents bob.
+        let id = home.path().join("id.pem");
+        std::fs::copy(&alice, &id).unwrap();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        kube_login(&home, &srv, &id, kc, "dev").await;
+        std::fs::copy(&bob, &id).unwrap();
+        let mut c = home.kubectl(kc);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("Error from server (Forbidden): access to kube cluster dev denied for user bob"),
+            "{stderr}"
+        );
+
+        // The raw answer to an API request is a Kubernetes Status (discovery paths
+        // get the sentence as text: client-go shows nothing else there).
+        let dialer = srv.dialer(&bob);
+        let target = oneport::dial::Target::resource(
+            dialer.context(),
+            oneport::naming::Kind::Kube,
+            "dev",
+            oneport::naming::Protocol::Http1,
+        );
+        let dialed = dialer.dial(&target).await.expect("a denied kube caller completes the handshake");
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let get = |path: &str| {
+            hyper::Request::get(path)
+                .header("host", "kube")
+                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .unwrap()
+        };
+        use http_body_util::BodyExt;
+        let resp = send.send_request(get("/api")).await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(text(&body).trim(), "access to kube cluster dev denied for user bob");
+        send.ready().await.unwrap();
+        let resp = send.send_request(get("/api/v1/namespaces/default/pods")).await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert_eq!(v["apiVersion"], "v1");
+        assert_eq!(v["status"], "Failure");
+        assert_eq!(v["reason"], "Forbidden");
+        assert_eq!(v["code"], 403);
+        assert_eq!(v["message"], "access to kube cluster dev denied for user bob");
+        drop(send); // closes the connection, so the server drains at once
+
+        // `proxy kube` refuses up front with the same sentence.
+        let mut c = home.oneport(&srv, &bob, "/nonexistent/never-used");
+        c.args(["proxy", "kube", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("access to kube cluster dev denied for user bob"), "{}", text(&out.stderr));
+
+        assert!(api.requests().is_empty(), "the API server must see nothing: {:?}", api.requests());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kube login` when the login profile says a layer 7 load balancer is in front:
+/// kubectl cannot go direct, so it says so and names the `proxy kube` command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_behind_an_l7_balancer_points_to_proxy_kube() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
+        c.arg("login");
+        ok(c, "oneport login").await;
+        let profile = home.path().join("profile.yaml");
+        let mut p: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+        p["upgrade"] = serde_yaml_ng::from_str("{required: true, reason: 'probe: no ALPN negotiated'}").unwrap();
+        std::fs::write(&profile, serde_yaml_ng::to_string(&p).unwrap()).unwrap();
+        let kc = home.kubeconfig();
+        let mut c = oneport(home.path());
+        c.env("HOME", home.path()).env("KUBECONFIG", &kc).args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("load balancer") && stderr.contains("oneport proxy kube dev"), "{stderr}");
+        assert!(!kc.exists(), "nothing written");
+        srv.stop().await;
+    })
+    .await;
+}
+
+const EXISTING: &str = r#"apiVersion: v1
+kind: Config
+preferences: {}
+clusters:
+- name: other
+  cluster:
+    server: https://other.example:6443
+    insecure-skip-tls-verify: true
+    extensions:
+    - name: vendor.example/meta
+      extension: {team: blue}
+users:
+- name: other
+  user:
+    token: other-token
+contexts:
+- name: other
+  context:
+    cluster: other
+    user: other
+    namespace: payments
+current-context: other
+x-vendor-field: keep-me
+"#;
+
+fn yaml(path: &Path) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn entry<'a>(doc: &'a serde_yaml_ng::Value, section: &str, name: &str) -> Option<&'a serde_yaml_ng::Value> {
+    doc[section].as_sequence()?.iter().find(|e| e["name"].as_str() == Some(name))
+}
+
+/// 5a: with no KUBECONFIG, `kube login` edits ~/.kube/config: the unrelated context
+/// and every unknown field stay exactly as they were; kubectl uses both contexts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_merges_into_home_kubeconfig() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.path().join(".kube/config");
+        std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
+        std::fs::write(&kc, EXISTING).unwrap();
+        let before = yaml(&kc);
+
+        let mut c = home.oneport(&srv, &id, "");
+        c.env_remove("KUBECONFIG").args(["kube", "login", "dev"]);
+        let out = ok(c, "kube login").await;
+        assert!(out.contains(&kc.display().to_string()), "{out}");
+        let after = yaml(&kc);
+        for section in ["clusters", "users", "contexts"] {
+            assert_eq!(entry(&after, section, "other"), entry(&before, section, "other"), "{section}/other changed");
+            assert!(entry(&after, section, "test-dev").is_some(), "{section}/test-dev missing");
+        }
+        assert_eq!(after["x-vendor-field"], "keep-me");
+        assert_eq!(after["preferences"], before["preferences"]);
+        assert_eq!(after["current-context"], "test-dev");
+        let cluster = &entry(&after, "clusters", "test-dev").unwrap()["cluster"];
+        assert_eq!(cluster["server"], format!("https://{}", srv.addr).as_str());
+        assert_eq!(cluster["tls-server-name"], "dev.kube-teleport-proxy-alpn.teleport.cluster.local");
+        let exec = &entry(&after, "users", "test-dev").unwrap()["user"]["exec"];
+        assert!(Path::new(exec["command"].as_str().unwrap()).is_absolute(), "{exec:?}");
+
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["get", "pods"]);
+        assert!(ok(k, "kubectl get pods").await.contains(POD));
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["config", "get-contexts", "-o", "name"]);
+        let names = ok(k, "kubectl config get-contexts").await;
+        assert_eq!(names.lines().collect::<Vec<_>>(), ["other", "test-dev"]);
+
+        // Again, under another context name and without switching.
+        let mut c = home.oneport(&srv, &id, "");
+        c.env_remove("KUBECONFIG").args(["kube", "login", "dev", "--no-switch", "--set-context-name", "mydev"]);
+        ok(c, "kube login --no-switch").await;
+        let again = yaml(&kc);
+        assert_eq!(again["current-context"], "test-dev");
+        assert_eq!(entry(&again, "contexts", "mydev").unwrap()["context"]["cluster"], "test-dev");
+        assert_eq!(again["clusters"].as_sequence().unwrap().len(), 2, "the cluster entry is updated, not duplicated");
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["--context", "mydev", "get", "pods"]);
+        assert!(ok(k, "kubectl --context mydev").await.contains(POD));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 5b: a kubeconfig that does not parse stops `kube login` with its name, and no
+/// file of the chain is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_refuses_a_broken_kubeconfig() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let good = home.path().join("good");
+        let broken = home.path().join("broken");
+        std::fs::write(&good, EXISTING).unwrap();
+        let junk = "apiVersion: v1\nclusters: [ { name: x, cluster: {\n";
+        std::fs::write(&broken, junk).unwrap();
+        let chain = format!("{}:{}", good.display(), broken.display());
+        let mut c = home.oneport(&srv, &id, &chain);
+        c.args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&broken.display().to_string()) && stderr.contains("not valid YAML"), "{stderr}");
+        assert!(stderr.contains("nothing was written"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&broken).unwrap(), junk);
+        assert_eq!(std::fs::read_to_string(&good).unwrap(), EXISTING);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Which entries each file holds: `section/name` and `current-context=X`, or `missing`.
+fn summary(files: &[PathBuf]) -> Vec<Vec<String>> {
+    files
+        .iter()
+        .map(|f| {
+            if !f.exists() {
+                return vec!["missing".to_string()];
+            }
+            let doc = yaml(f);
+            let mut out = Vec::new();
+            for section in ["clusters", "users", "contexts"] {
+                for e in doc[section].as_sequence().into_iter().flatten() {
+                    out.push(format!("{section}/{}", e["name"].as_str().unwrap()));
+                }
+            }
+            if let Some(cc) = doc["current-context"].as_str().filter(|s| !s.is_empty()) {
+                out.push(format!("current-context={cc}"));
+            }
+            out.sort();
+            out
+        })
+        .collect()
+}
+
+/// 5c: with KUBECONFIG listing several files, `kube login` puts each entry in the
+/// same file as kubectl's own `config set-cluster/set-credentials/set-context/
+/// use-context` would (checked against kubectl on an identical copy), and kubectl
+/// reaches the cluster through the merged chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_follows_kubectl_with_several_files() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let existing_user = "users:\n- name: test-dev\n  user: {token: old}\n";
+        // Case 1: a missing, b has another context and current-context, c already
+        // has our user. Case 2: neither file exists.
+        let cases: [&[(&str, Option<&str>)]; 2] =
+            [&[("a", None), ("b", Some(EXISTING)), ("c", Some(existing_user))], &[("x", None), ("y", None)]];
+        for (n, files) in cases.iter().enumerate() {
+            let ours = home.path().join(format!("ours{n}"));
+            let theirs = home.path().join(format!("theirs{n}"));
+            let mut paths = (Vec::new(), Vec::new());
+            for (dir, list) in [(&ours, &mut paths.0), (&theirs, &mut paths.1)] {
+                std::fs::create_dir_all(dir).unwrap();
+                for (name, content) in files.iter() {
+                    let p = dir.join(name);
+                    if let Some(c) = content {
+                        std::fs::write(&p, c).unwrap();
+                    }
+                    list.push(p);
+                }
+            }
+            let join = |l: &Vec<PathBuf>| l.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+            let (ours_chain, theirs_chain) = (join(&paths.0), join(&paths.1));
+            kube_login(&home, &srv, &id, &ours_chain, "dev").await;
+            for args in [
+                &["config", "set-cluster", "test-dev", "--server=https://127.0.0.1:1"][..],
+                &["config", "set-credentials", "test-dev", "--token=x"],
+                &["config", "set-context", "test-dev", "--cluster=test-dev", "--user=test-dev"],
+                &["config", "use-context", "test-dev"],
+            ] {
+                let mut k = home.kubectl(&theirs_chain);
+                k.args(args);
+                ok(k, &format!("kubectl {args:?}")).await;
+            }
+            assert_eq!(summary(&paths.0), summary(&paths.1), "case {n}: files differ from kubectl's choice");
+            let expected: Vec<Vec<&str>> = if n == 0 {
+                // New entries and current-context: the first file that exists (b);
+                // the existing user: where it already was (c).
+                vec![
+                    vec!["missing"],
+                    vec![
+                        "clusters/other",
+                        "clusters/test-dev",
+                        "contexts/other",
+                        "contexts/test-dev",
+                        "current-context=test-dev",
+                        "users/other",
+                    ],
+                    vec!["users/test-dev"],
+                ]
+            } else {
+                // Nothing exists: the last file.
+                vec![
+                    vec!["missing"],
+                    vec!["clusters/test-dev", "contexts/test-dev", "current-context=test-dev", "users/test-dev"],
+                ]
+            };
+            assert_eq!(summary(&paths.0), expected, "case {n}");
+            let mut k = home.kubectl(&ours_chain);
+            k.args(["config", "current-context"]);
+            assert_eq!(ok(k, "current-context").await.trim(), "test-dev");
+            let mut k = home.kubectl(&ours_chain);
+            k.args(["get", "pods"]);
+            assert!(ok(k, "kubectl get pods through the chain").await.contains(POD));
+        }
         srv.stop().await;
     })
     .await;

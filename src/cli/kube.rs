@@ -221,7 +221,10 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
     let names = if a.names.is_empty() {
         let all: Vec<String> = ping.resources.iter().filter(|r| r.kind == Kind::Kube).map(|r| r.name.clone()).collect();
         if all.is_empty() {
-            anyhow::bail!("proxy {} offers no kube cluster to this identity (see `oneport ls`)", dialer.context().proxy);
+            anyhow::bail!(
+                "proxy {} offers no kube cluster to this identity (see `oneport ls`)",
+                dialer.context().proxy
+            );
         }
         all
     } else {

@@ -190,7 +190,8 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 /// Drops hop-by-hop headers (and those `Connection` names). When `upgrade` is true the
 /// `Upgrade` header and `Connection: Upgrade` are kept: the upgrade is end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let kept_upgrade: Vec<HeaderValue> = if upgrade { headers.get_all(UPGRADE).iter().cloned().collect() } else { vec![] };
+    let kept_upgrade: Vec<HeaderValue> =
+        if upgrade { headers.get_all(UPGRADE).iter().cloned().collect() } else { vec![] };
     for token in connection_tokens(headers) {
         if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
             headers.remove(name);
@@ -217,9 +218,10 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let mut resp = match tokio::time::timeout(RESPONSE_TIMEOUT, pool.send(req)).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error_response(pool.name(), &e),
+        Ok(Err(e)) => return error_response(&path, pool.name(), &e),
         Err(_) => {
-            return status::response(
+            return status::for_path(
+                &path,
                 StatusCode::GATEWAY_TIMEOUT,
                 &format!("{} sent no response within {}s", pool.name(), RESPONSE_TIMEOUT.as_secs()),
             )
@@ -228,7 +230,8 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
     debug!(upstream = %pool.name(), %method, %path, status = resp.status().as_u16(), "forwarded");
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = downstream else {
-            return status::response(
+            return status::for_path(
+                &path,
                 StatusCode::BAD_GATEWAY,
                 &format!("{} switched protocols without being asked to", pool.name()),
             );
@@ -251,14 +254,15 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
     resp.map(|b| b.boxed_unsync())
 }
 
-/// The `Status` answer for a failed exchange with upstream `name`.
-pub fn error_response(name: &str, e: &Error) -> Response<Body> {
-    match e {
-        Error::Refused(msg) => status::response(StatusCode::FORBIDDEN, msg),
-        Error::Timeout { .. } => status::response(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
-        Error::Http(msg) => status::response(StatusCode::BAD_GATEWAY, msg),
-        other => status::response(StatusCode::SERVICE_UNAVAILABLE, &format!("{name} is unreachable: {other}")),
-    }
+/// The error answer for a request to `path` that failed with upstream `name`.
+pub fn error_response(path: &str, name: &str, e: &Error) -> Response<Body> {
+    let (code, msg) = match e {
+        Error::Refused(msg) => (StatusCode::FORBIDDEN, msg.clone()),
+        Error::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+        Error::Http(msg) => (StatusCode::BAD_GATEWAY, msg.clone()),
+        other => (StatusCode::SERVICE_UNAVAILABLE, format!("{name} is unreachable: {other}")),
+    };
+    status::for_path(path, code, &msg)
 }
 
 #[cfg(test)]
@@ -309,11 +313,73 @@ mod tests {
         assert!(h.contains_key("accept"));
     }
 
+    /// A pool in front of a counting HTTP server: sequential requests through
+    /// `forward` share one upstream connection.
+    #[tokio::test]
+    async fn sequential_requests_reuse_one_connection() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::net::{TcpListener, TcpStream};
+
+        let backend = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = backend.accept().await {
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let body = http_body_util::Full::new(Bytes::from(req.uri().path().to_string()));
+                        Ok::<_, std::convert::Infallible>(Response::new(body))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        });
+        let dials = Arc::new(AtomicUsize::new(0));
+        let d = dials.clone();
+        let dial: DialFn = Arc::new(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { Ok(Box::new(TcpStream::connect(backend_addr).await?) as BoxIo) })
+        });
+        let pool = Pool::new("test upstream", dial);
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let p = pool.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = front.accept().await {
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let p = p.clone();
+                        async move { Ok::<_, std::convert::Infallible>(forward(&p, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        });
+        for i in 0..5 {
+            // A new client connection each time, as separate kubectl runs would.
+            let tcp = TcpStream::connect(front_addr).await.unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+            tokio::spawn(conn);
+            let req = Request::get(format!("/r{i}")).body(Empty::<Bytes>::new()).unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, format!("/r{i}").as_bytes());
+            // Let the pool take the connection back before the next request.
+            for _ in 0..100 {
+                if pool.idle_count() == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        assert_eq!(dials.load(Ordering::SeqCst), 1, "one upstream connection for five requests");
+    }
+
     #[test]
     fn errors_become_statuses() {
-        let r = error_response("kube cluster dev", &Error::Refused("access denied".into()));
+        let r = error_response("/api/v1/pods", "kube cluster dev", &Error::Refused("access denied".into()));
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let r = error_response("kube cluster dev", &Error::Io(std::io::ErrorKind::ConnectionRefused.into()));
+        let r = error_response("/api", "dev", &Error::Io(std::io::ErrorKind::ConnectionRefused.into()));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use rustls::pki_types::pem::PemObject;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::pem::PemObject;
 use serde_yaml_ng::{Mapping, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -259,7 +259,7 @@ async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Bod
             "this local proxy serves kube cluster(s) {}; the kubeconfig's tls-server-name {sni:?} names none of them",
             state.served
         );
-        return status::response(StatusCode::NOT_FOUND, &msg);
+        return status::for_path(req.uri().path(), StatusCode::NOT_FOUND, &msg);
     };
     debug!(kube = %cluster.name, method = %req.method(), path = %req.uri().path(), "local kube request");
     forward::forward(&cluster.pool, req).await

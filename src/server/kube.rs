@@ -81,7 +81,8 @@ pub struct Upstream {
 
 impl Upstream {
     fn new(k: &Kube, connect_timeout: Duration) -> Result<Upstream> {
-        let uri: Uri = k.api_server.parse().map_err(|e| Error::config(format!("api_server {:?}: {e}", k.api_server)))?;
+        let uri: Uri =
+            k.api_server.parse().map_err(|e| Error::config(format!("api_server {:?}: {e}", k.api_server)))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -283,14 +284,14 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     if let Some(msg) = &ctx.denied {
         info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path,
             "refused: caller not in the allow-list; nothing sent to the API server");
-        return status::response(StatusCode::FORBIDDEN, msg);
+        return status::for_path(&path, StatusCode::FORBIDDEN, msg);
     }
     if ctx.caller.expired_at(SystemTime::now()) {
         let msg = format!("the identity of user {} has expired: get a new one and log in again", ctx.caller.user);
-        return status::response(StatusCode::UNAUTHORIZED, &msg);
+        return status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
     }
     if let Err(e) = impersonate(req.headers_mut(), &ctx.caller) {
-        return status::response(StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
+        return status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
     }
     match ctx.up.bearer() {
         Ok(Some(v)) => {
@@ -299,7 +300,8 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         Ok(None) => {}
         Err(e) => {
             info!(kube = %ctx.cluster, error = %e, "cannot read the cluster's token");
-            return status::response(StatusCode::SERVICE_UNAVAILABLE, &format!("kube cluster {}: {e}", ctx.cluster));
+            let msg = format!("kube cluster {}: {e}", ctx.cluster);
+            return status::for_path(&path, StatusCode::SERVICE_UNAVAILABLE, &msg);
         }
     }
     req.headers_mut().insert(HOST, ctx.up.authority.clone());
@@ -307,7 +309,7 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
         match format!("{}{pq}", ctx.up.prefix).parse() {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return status::response(StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
+            Err(_) => return status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
         }
     }
     debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
@@ -355,7 +357,8 @@ mod tests {
             client_key: None,
             allow: Default::default(),
         };
-        let up = Upstream::new(&k("http://127.0.0.1:8080/prefix/", Some(token.clone())), Duration::from_secs(1)).unwrap();
+        let up =
+            Upstream::new(&k("http://127.0.0.1:8080/prefix/", Some(token.clone())), Duration::from_secs(1)).unwrap();
         assert_eq!(up.authority, "127.0.0.1:8080");
         assert_eq!(up.prefix, "/prefix");
         assert_eq!(up.bearer().unwrap().unwrap(), "Bearer s3cr3t-token-value");

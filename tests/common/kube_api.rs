@@ -60,6 +60,7 @@ struct State {
     events: broadcast::Sender<String>,
     watches: AtomicUsize,
     execs: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 /// A running double; stops when dropped.
@@ -121,10 +122,12 @@ impl KubeApi {
             events: broadcast::channel(16).0,
             watches: AtomicUsize::new(0),
             execs: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                st.connections.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, st) = (acceptor.clone(), st.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
@@ -150,6 +153,11 @@ impl KubeApi {
     /// Watches started so far.
     pub fn watches(&self) -> usize {
         self.state.watches.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Exec sessions upgraded so far.
@@ -201,7 +209,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             &json!({"kind": "APIVersions", "versions": ["v1"],
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
         ),
-        ("GET", "/apis") => json_response(StatusCode::OK, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        ("GET", "/apis") => {
+            json_response(StatusCode::OK, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+        }
         ("GET", "/api/v1") => json_response(StatusCode::OK, &resources()),
         ("GET", p) if p == pods && watch => watch_response(st, table),
         ("GET", p) if p == pods => {
