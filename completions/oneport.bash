@@ -25,6 +25,9 @@ _oneport() {
             oneport,help)
                 cmd="oneport__subcmd__help"
                 ;;
+            oneport,kube)
+                cmd="oneport__subcmd__kube"
+                ;;
             oneport,login)
                 cmd="oneport__subcmd__login"
                 ;;
@@ -52,6 +55,9 @@ _oneport() {
             oneport__subcmd__help,help)
                 cmd="oneport__subcmd__help__subcmd__help"
                 ;;
+            oneport__subcmd__help,kube)
+                cmd="oneport__subcmd__help__subcmd__kube"
+                ;;
             oneport__subcmd__help,login)
                 cmd="oneport__subcmd__help__subcmd__login"
                 ;;
@@ -70,8 +76,17 @@ _oneport() {
             oneport__subcmd__help,status)
                 cmd="oneport__subcmd__help__subcmd__status"
                 ;;
+            oneport__subcmd__help__subcmd__kube,credentials)
+                cmd="oneport__subcmd__help__subcmd__kube__subcmd__credentials"
+                ;;
+            oneport__subcmd__help__subcmd__kube,login)
+                cmd="oneport__subcmd__help__subcmd__kube__subcmd__login"
+                ;;
             oneport__subcmd__help__subcmd__proxy,app)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__app"
+                ;;
+            oneport__subcmd__help__subcmd__proxy,kube)
+                cmd="oneport__subcmd__help__subcmd__proxy__subcmd__kube"
                 ;;
             oneport__subcmd__help__subcmd__server,init)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__init"
@@ -82,17 +97,41 @@ _oneport() {
             oneport__subcmd__help__subcmd__server,start)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__start"
                 ;;
+            oneport__subcmd__kube,credentials)
+                cmd="oneport__subcmd__kube__subcmd__credentials"
+                ;;
+            oneport__subcmd__kube,help)
+                cmd="oneport__subcmd__kube__subcmd__help"
+                ;;
+            oneport__subcmd__kube,login)
+                cmd="oneport__subcmd__kube__subcmd__login"
+                ;;
+            oneport__subcmd__kube__subcmd__help,credentials)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__credentials"
+                ;;
+            oneport__subcmd__kube__subcmd__help,help)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__kube__subcmd__help,login)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__login"
+                ;;
             oneport__subcmd__proxy,app)
                 cmd="oneport__subcmd__proxy__subcmd__app"
                 ;;
             oneport__subcmd__proxy,help)
                 cmd="oneport__subcmd__proxy__subcmd__help"
                 ;;
+            oneport__subcmd__proxy,kube)
+                cmd="oneport__subcmd__proxy__subcmd__kube"
+                ;;
             oneport__subcmd__proxy__subcmd__help,app)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__app"
                 ;;
             oneport__subcmd__proxy__subcmd__help,help)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__proxy__subcmd__help,kube)
+                cmd="oneport__subcmd__proxy__subcmd__help__subcmd__kube"
                 ;;
             oneport__subcmd__server,help)
                 cmd="oneport__subcmd__server__subcmd__help"
@@ -125,7 +164,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -207,7 +246,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy server demo doctor help"
+            opts="login logout status ls proxy kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +301,48 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__help__subcmd__kube)
+            opts="login credentials"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kube__subcmd__credentials)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kube__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -305,7 +386,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy)
-            opts="app"
+            opts="app kube"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,6 +400,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__proxy__subcmd__kube)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -395,6 +490,148 @@ _oneport() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login credentials help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__credentials)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help)
+            opts="login credentials help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__credentials)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__login)
+            opts="-v -h -V --set-context-name --no-switch --kubeconfig --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --set-context-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -481,7 +718,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app kube help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -545,7 +782,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__help)
-            opts="app help"
+            opts="app kube help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -579,6 +816,62 @@ _oneport() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__help__subcmd__kube)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__kube)
+            opts="-p -v -h -V --port --bind-addr --exec --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

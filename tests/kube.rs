@@ -11,6 +11,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::kube_api::{KubeApi, POD};
+use common::lb::{self, LbPki, NginxMode};
 use common::*;
 use oneport::server::config::{Allow, Kube};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -49,9 +50,13 @@ impl Home {
     }
     /// `oneport` with this home, the proxy and identity flags, and KUBECONFIG.
     fn oneport(&self, srv: &TestServer, id: &Path, kubeconfig: &str) -> Command {
+        self.oneport_via(&srv.addr.to_string(), id, kubeconfig)
+    }
+    /// As [`Home::oneport`], with `proxy` as the proxy address (a load balancer).
+    fn oneport_via(&self, proxy: &str, id: &Path, kubeconfig: &str) -> Command {
         let mut c = oneport(self.path());
         c.env("HOME", self.path()).env("KUBECONFIG", kubeconfig);
-        c.args(["--proxy", &srv.addr.to_string(), "--identity"]).arg(id);
+        c.args(["--proxy", proxy, "--identity"]).arg(id);
         c
     }
     /// kubectl with this HOME and KUBECONFIG.
@@ -169,7 +174,10 @@ struct KubeProxy {
 /// Starts `oneport proxy kube NAMES...`; checks the first stdout line names the local
 /// address and reads the `export KUBECONFIG=...` line.
 async fn proxy_kube(home: &Home, srv: &TestServer, id: &Path, names: &[&str]) -> KubeProxy {
-    let mut c = home.oneport(srv, id, "/nonexistent/never-used");
+    proxy_kube_cmd(home.oneport(srv, id, "/nonexistent/never-used"), names).await
+}
+
+async fn proxy_kube_cmd(mut c: Command, names: &[&str]) -> KubeProxy {
     c.args(["proxy", "kube"]).args(names).stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -706,6 +714,80 @@ async fn kube_login_follows_kubectl_with_several_files() {
             k.args(["get", "pods"]);
             assert!(ok(k, "kubectl get pods through the chain").await.contains(POD));
         }
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 7: behind nginx (a TLS-terminating L7 load balancer that cuts streams idle for
+/// 5 s), `proxy kube` finds the upgrade on its own: `kubectl get pods` works, and a
+/// watch idle for 10 s still receives its event. `kube login` says kubectl cannot
+/// go direct and names the `proxy kube` command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_proxy_kube_serves_kubectl_and_idle_watches() {
+    if !have(KUBECTL) || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = Duration::from_secs(2);
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+        })
+        .await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let via = nginx.addr.to_string();
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+
+        // `oneport login` through nginx caches "upgrade required"; `kube login` then
+        // refuses to write a kubeconfig kubectl could not use.
+        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca).arg("login");
+        ok(c, "oneport login through nginx").await;
+        let kc = home.kubeconfig();
+        let mut c = oneport(home.path());
+        c.env("HOME", home.path()).env("KUBECONFIG", &kc).env("SSL_CERT_FILE", &pki.ca).args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("load balancer") && stderr.contains("oneport proxy kube dev"), "{stderr}");
+        assert!(!kc.exists());
+
+        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca);
+        let mut p = proxy_kube_cmd(c, &["dev"]).await;
+        version_and_pods(&home, &p.kubeconfig).await;
+
+        let mut k = home.kubectl(&p.kubeconfig);
+        k.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut watch = k.spawn().unwrap();
+        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
+            (api.watches() >= 1).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(10)).await; // idling past nginx's 5 s is the point
+        api.send_event("late-pod");
+        let got = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("late-pod") {
+                    return line;
+                }
+            }
+            panic!("the watch ended without the event (cut by nginx?)");
+        })
+        .await
+        .expect("the watch did not print the event within 30s");
+        assert!(got.contains("Running"), "{got}");
+        let _ = watch.start_kill();
+        assert_eq!(api.watches(), 1, "one watch, never re-established");
+        for r in api.requests() {
+            assert_eq!(r.all("impersonate-user"), ["alice"]);
+        }
+        let _ = p.child.start_kill();
+        drop(nginx);
         srv.stop().await;
     })
     .await;
