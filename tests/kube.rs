@@ -208,9 +208,10 @@ async fn proxy_kube_direct_impersonates_the_caller() {
     }
     deadline(async {
         let api = KubeApi::start().await;
+        let prod = KubeApi::start().await;
         let srv = TestServer::start(|c| {
             c.kube.push(kube_cluster(&api, "dev", &["dev"]));
-            c.kube.push(kube_cluster(&api, "prod", &["dev"]));
+            c.kube.push(kube_cluster(&prod, "prod", &["dev"]));
         })
         .await;
         let id = srv.identity("alice", &["dev"]);
@@ -223,10 +224,15 @@ async fn proxy_kube_direct_impersonates_the_caller() {
             assert_eq!(mode, 0o600, "throwaway kubeconfig mode");
         }
         version_and_pods(&home, &p.kubeconfig).await;
-        // Both clusters are contexts, told apart by SNI.
+        // Both clusters are contexts, told apart by SNI: prod's requests reach prod's
+        // API server only.
+        let dev_requests = api.requests().len();
+        assert!(prod.requests().is_empty());
         let mut c = home.kubectl(&p.kubeconfig);
         c.args(["--context", "test-prod", "get", "pods"]);
         assert!(ok(c, "kubectl get pods on prod").await.contains(POD));
+        assert!(prod.requests().iter().any(|r| r.path == "/api/v1/namespaces/default/pods"));
+        assert_eq!(api.requests().len(), dev_requests, "prod's requests went to dev");
 
         let mut c = home.kubectl(&p.kubeconfig);
         c.args(["-v=8", "--token=client-token", "--as=admin", "--as-group=system:masters", "get", "pods"]);
@@ -243,9 +249,14 @@ async fn proxy_kube_direct_impersonates_the_caller() {
             assert_eq!(r.all("impersonate-group"), ["dev"], "{} {}", r.method, r.path);
             assert_eq!(r.all("authorization"), [format!("Bearer {}", api.token)], "{} {}", r.method, r.path);
         }
-        // The proxy stops on SIGTERM-like kill and we check the file is gone on a
-        // graceful stop in the --exec test; here just stop it.
-        let _ = p.child.start_kill();
+        // SIGTERM stops the proxy and removes the throwaway kubeconfig.
+        let pid = p.child.id().unwrap().to_string();
+        let mut kill = Command::new("kill");
+        kill.args(["-TERM", &pid]);
+        ok(kill, "kill -TERM").await;
+        let status = tokio::time::timeout(Duration::from_secs(30), p.child.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "{status}");
+        assert!(!Path::new(&p.kubeconfig).exists(), "the kubeconfig must be removed at exit");
         srv.stop().await;
     })
     .await;
@@ -608,6 +619,14 @@ async fn kube_login_refuses_a_broken_kubeconfig() {
         assert!(stderr.contains("nothing was written"), "{stderr}");
         assert_eq!(std::fs::read_to_string(&broken).unwrap(), junk);
         assert_eq!(std::fs::read_to_string(&good).unwrap(), EXISTING);
+
+        // --kubeconfig FILE takes every write, whatever KUBECONFIG says.
+        let explicit = home.path().join("explicit");
+        let mut c = home.oneport(&srv, &id, &chain);
+        c.args(["kube", "login", "dev", "--kubeconfig"]).arg(&explicit);
+        ok(c, "kube login --kubeconfig").await;
+        assert_eq!(yaml(&explicit)["current-context"], "test-dev");
+        assert_eq!(std::fs::read_to_string(&good).unwrap(), EXISTING);
         srv.stop().await;
     })
     .await;
@@ -788,6 +807,42 @@ async fn behind_nginx_proxy_kube_serves_kubectl_and_idle_watches() {
         }
         let _ = p.child.start_kill();
         drop(nginx);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kube credentials` prints the identity as an ExecCredential, and refuses an
+/// expired identity with a sentence kubectl shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "");
+        c.args(["kube", "credentials", "dev"]);
+        let v: serde_json::Value = serde_json::from_str(&ok(c, "kube credentials").await).unwrap();
+        assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1");
+        assert_eq!(v["kind"], "ExecCredential");
+        let pem = format!(
+            "{}{}",
+            v["status"]["clientCertificateData"].as_str().unwrap(),
+            v["status"]["clientKeyData"].as_str().unwrap()
+        );
+        assert_eq!(oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap().caller.user, "alice");
+        assert!(v["status"]["expirationTimestamp"].as_str().unwrap().ends_with('Z'));
+
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        let past = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+        let old = oneport::pki::make_client_cert(&ca, "alice", &[], past, Duration::from_secs(3600)).unwrap();
+        let expired = home.path().join("expired.pem");
+        std::fs::write(&expired, oneport::pki::identity_pem(&old, &ca.cert_pem)).unwrap();
+        let mut c = home.oneport(&srv, &expired, "");
+        c.args(["kube", "credentials", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("has expired"), "{}", text(&out.stderr));
         srv.stop().await;
     })
     .await;

@@ -103,7 +103,10 @@ pub async fn run(g: &Global, cmd: KubeCommand) -> anyhow::Result<u8> {
 pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     let over = g.overrides();
     let ctx = Context::resolve(&over)?;
-    if let Some(u) = ctx.profile.as_ref().and_then(|p| p.upgrade.as_ref()).filter(|u| u.required) {
+    let dialer = Dialer::new(ctx.clone());
+    // The login profile's cached answer, else the override variable, else a probe.
+    let u = dialer.upgrade_decision().await?;
+    if u.required {
         anyhow::bail!(
             "kubectl cannot reach proxy {} directly: a layer 7 load balancer is in front ({}), and kubectl cannot \
              tunnel through it.\nUse the local proxy instead:\n  oneport proxy kube {} --exec\nor run \
@@ -120,7 +123,6 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     // Every kubeconfig of the chain must parse before anything else happens.
     let chain = Chain::locate(a.kubeconfig.as_deref())?;
     let files = Files::load(&chain)?;
-    let dialer = Dialer::new(ctx.clone());
     let ping = webapi::ping(&dialer).await.with_context(|| format!("asking proxy {} about itself", ctx.proxy))?;
     webapi::require(&dialer, Kind::Kube, &a.name).await?;
     let entry = entry_name(&ping.cluster_name, &a.name);
@@ -235,6 +237,12 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
     };
     let proxy = KubeProxy::start(dialer.clone(), &ping.cluster_name, &names, a.bind_addr, a.port).await?;
     let (addr, kubeconfig) = (proxy.addr(), proxy.kubeconfig().to_path_buf());
+    if !a.bind_addr.is_loopback() {
+        eprintln!(
+            "WARNING: listening on {addr}: it still requires the throwaway kubeconfig's certificate, but the port is \
+             reachable from the network."
+        );
+    }
     let contexts = proxy.contexts().join(", ");
     let banner = [
         format!(

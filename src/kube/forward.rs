@@ -43,8 +43,10 @@ pub type DialFn = Arc<dyn Fn() -> BoxFuture<'static, crate::Result<BoxIo>> + Sen
 /// How long an upstream may take to send response headers. Long-running requests
 /// (watch, logs -f, exec) answer their headers at once and then stream.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Idle connections older than this are not reused.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections older than this are not reused. Kept below the routing server's
+/// default header deadline (10 s, which also ends idle keep-alive connections), so
+/// the pool does not pick a connection the server is about to close.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per upstream.
 pub const MAX_IDLE: usize = 8;
 
