@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
+            [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Walk the path to the proxy layer by layer and say where it breaks')
@@ -107,6 +108,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
+            [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -115,6 +117,23 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed)')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed)')
             [CompletionResult]::new('--bind-addr', '--bind-addr', [CompletionResultType]::ParameterName, 'Local address to listen on. Anything but loopback exposes the app to the network with your identity')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;proxy;kube' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed)')
+            [CompletionResult]::new('--bind-addr', '--bind-addr', [CompletionResultType]::ParameterName, 'Local address to listen on')
+            [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'Run CMD (default: $SHELL) with KUBECONFIG set, stop when it exits and pass its exit code on. Give CMD with `=`: --exec=''kubectl get pods''')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
@@ -143,11 +162,15 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         }
         'oneport;proxy;help' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
+            [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'oneport;proxy;help;app' {
+            break
+        }
+        'oneport;proxy;help;kube' {
             break
         }
         'oneport;proxy;help;ssh' {
@@ -193,6 +216,66 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;config;help;help' {
+            break
+        }
+        'oneport;kube' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI')
+            [CompletionResult]::new('credentials', 'credentials', [CompletionResultType]::ParameterValue, 'Print the ExecCredential (client certificate, key, expiry) kubectl''s exec plugin reads. `kube login` configures kubectl to run it; no network is used')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;kube;login' {
+            [CompletionResult]::new('--set-context-name', '--set-context-name', [CompletionResultType]::ParameterName, 'Name the context T instead of CLUSTER-NAME')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Write this kubeconfig instead of the one kubectl would pick')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--no-switch', '--no-switch', [CompletionResultType]::ParameterName, 'Add the context without making it kubectl''s current context')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;kube;credentials' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;kube;help' {
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI')
+            [CompletionResult]::new('credentials', 'credentials', [CompletionResultType]::ParameterValue, 'Print the ExecCredential (client certificate, key, expiry) kubectl''s exec plugin reads. `kube login` configures kubectl to run it; no network is used')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;kube;help;login' {
+            break
+        }
+        'oneport;kube;help;credentials' {
+            break
+        }
+        'oneport;kube;help;help' {
             break
         }
         'oneport;server' {
@@ -317,6 +400,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
+            [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Walk the path to the proxy layer by layer and say where it breaks')
@@ -337,10 +421,14 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         }
         'oneport;help;proxy' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
+            [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             break
         }
         'oneport;help;proxy;app' {
+            break
+        }
+        'oneport;help;proxy;kube' {
             break
         }
         'oneport;help;proxy;ssh' {
@@ -351,6 +439,17 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;help;config;ssh' {
+            break
+        }
+        'oneport;help;kube' {
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI')
+            [CompletionResult]::new('credentials', 'credentials', [CompletionResultType]::ParameterValue, 'Print the ExecCredential (client certificate, key, expiry) kubectl''s exec plugin reads. `kube login` configures kubectl to run it; no network is used')
+            break
+        }
+        'oneport;help;kube;login' {
+            break
+        }
+        'oneport;help;kube;credentials' {
             break
         }
         'oneport;help;server' {

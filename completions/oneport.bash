@@ -28,6 +28,9 @@ _oneport() {
             oneport,help)
                 cmd="oneport__subcmd__help"
                 ;;
+            oneport,kube)
+                cmd="oneport__subcmd__kube"
+                ;;
             oneport,login)
                 cmd="oneport__subcmd__login"
                 ;;
@@ -70,6 +73,9 @@ _oneport() {
             oneport__subcmd__help,help)
                 cmd="oneport__subcmd__help__subcmd__help"
                 ;;
+            oneport__subcmd__help,kube)
+                cmd="oneport__subcmd__help__subcmd__kube"
+                ;;
             oneport__subcmd__help,login)
                 cmd="oneport__subcmd__help__subcmd__login"
                 ;;
@@ -91,8 +97,17 @@ _oneport() {
             oneport__subcmd__help__subcmd__config,ssh)
                 cmd="oneport__subcmd__help__subcmd__config__subcmd__ssh"
                 ;;
+            oneport__subcmd__help__subcmd__kube,credentials)
+                cmd="oneport__subcmd__help__subcmd__kube__subcmd__credentials"
+                ;;
+            oneport__subcmd__help__subcmd__kube,login)
+                cmd="oneport__subcmd__help__subcmd__kube__subcmd__login"
+                ;;
             oneport__subcmd__help__subcmd__proxy,app)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__app"
+                ;;
+            oneport__subcmd__help__subcmd__proxy,kube)
+                cmd="oneport__subcmd__help__subcmd__proxy__subcmd__kube"
                 ;;
             oneport__subcmd__help__subcmd__proxy,ssh)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__ssh"
@@ -106,11 +121,32 @@ _oneport() {
             oneport__subcmd__help__subcmd__server,start)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__start"
                 ;;
+            oneport__subcmd__kube,credentials)
+                cmd="oneport__subcmd__kube__subcmd__credentials"
+                ;;
+            oneport__subcmd__kube,help)
+                cmd="oneport__subcmd__kube__subcmd__help"
+                ;;
+            oneport__subcmd__kube,login)
+                cmd="oneport__subcmd__kube__subcmd__login"
+                ;;
+            oneport__subcmd__kube__subcmd__help,credentials)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__credentials"
+                ;;
+            oneport__subcmd__kube__subcmd__help,help)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__kube__subcmd__help,login)
+                cmd="oneport__subcmd__kube__subcmd__help__subcmd__login"
+                ;;
             oneport__subcmd__proxy,app)
                 cmd="oneport__subcmd__proxy__subcmd__app"
                 ;;
             oneport__subcmd__proxy,help)
                 cmd="oneport__subcmd__proxy__subcmd__help"
+                ;;
+            oneport__subcmd__proxy,kube)
+                cmd="oneport__subcmd__proxy__subcmd__kube"
                 ;;
             oneport__subcmd__proxy,ssh)
                 cmd="oneport__subcmd__proxy__subcmd__ssh"
@@ -120,6 +156,9 @@ _oneport() {
                 ;;
             oneport__subcmd__proxy__subcmd__help,help)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__proxy__subcmd__help,kube)
+                cmd="oneport__subcmd__proxy__subcmd__help__subcmd__kube"
                 ;;
             oneport__subcmd__proxy__subcmd__help,ssh)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__ssh"
@@ -155,7 +194,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy config server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy config kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -331,7 +370,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy config server demo doctor help"
+            opts="login logout status ls proxy config kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +453,48 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__help__subcmd__kube)
+            opts="login credentials"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kube__subcmd__credentials)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kube__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__help__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -457,7 +538,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy)
-            opts="app ssh"
+            opts="app kube ssh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,6 +552,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__proxy__subcmd__kube)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -568,6 +663,148 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__kube)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login credentials help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__credentials)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help)
+            opts="login credentials help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__credentials)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kube__subcmd__login)
+            opts="-v -h -V --set-context-name --no-switch --kubeconfig --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --set-context-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__login)
             opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -647,7 +884,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app ssh help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app kube ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,7 +948,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__help)
-            opts="app ssh help"
+            opts="app kube ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,6 +989,20 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__proxy__subcmd__help__subcmd__kube)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__proxy__subcmd__help__subcmd__ssh)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -759,6 +1010,48 @@ _oneport() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__kube)
+            opts="-p -v -h -V --port --bind-addr --exec --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

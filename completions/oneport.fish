@@ -37,6 +37,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show th
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "config" -d 'Print configuration snippets for client tools'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and administer the routing server'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
@@ -69,16 +70,17 @@ complete -c oneport -n "__fish_oneport_using_subcommand ls" -l insecure -d 'Do n
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -s h -l help -d 'Print help'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
@@ -88,6 +90,16 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s p -l port -d 'Local port (default: a free one, printed)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l bind-addr -d 'Local address to listen on' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l exec -d 'Run CMD (default: $SHELL) with KUBECONFIG set, stop when it exits and pass its exit code on. Give CMD with `=`: --exec=\'kubectl get pods\'' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'The cluster whose suffix is stripped from the host (`web1.CLUSTER` → node `web1`). Default: the cluster of the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -97,6 +109,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
@@ -117,6 +130,36 @@ complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l set-context-name -d 'Name the context T instead of CLUSTER-NAME' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l kubeconfig -d 'Write this kubeconfig instead of the one kubectl would pick' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l no-switch -d 'Add the context without making it kubectl\'s current context'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
@@ -181,19 +224,23 @@ complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d '
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'

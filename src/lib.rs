@@ -6,6 +6,7 @@
 //!   (stdin/stdout as one stream).
 //! - integrations (what to connect to, no sockets): [`ssh`].
 //! - the server: [`server`] (accept loop, routing, backends, web API).
+//! - Kubernetes: [`kube`] (kubeconfig, exec credentials, local proxy, forwarding).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
 //! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fsutil;
 pub mod identity;
 pub mod io;
+pub mod kube;
 pub mod localproxy;
 pub mod naming;
 pub mod ping;

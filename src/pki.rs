@@ -140,6 +140,12 @@ pub fn identity_pem(client: &CertAndKey, ca_cert_pem: &str) -> String {
     format!("{}{}{}", client.cert_pem, client.key_pem, ca_cert_pem)
 }
 
+/// PEM-encodes `der` under `label` (`CERTIFICATE`, `PRIVATE KEY`, ...).
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    format!("-----BEGIN {label}-----\n{}-----END {label}-----\n", wrap64(&b64))
+}
+
 fn wrap64(b64: &str) -> String {
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 1);
     for chunk in b64.as_bytes().chunks(64) {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod demo;
 pub mod docs;
 pub mod doctor;
+pub mod kube;
 pub mod login;
 pub mod server;
 pub mod ssh;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Print configuration snippets for client tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Kubernetes: kubeconfig entries for kubectl, and its credentials.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -100,6 +104,13 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
+    /// Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA
+    /// and kubeconfig; works through layer 7 load balancers, where `kube login`
+    /// alone cannot.
+    ///
+    /// Example: oneport proxy kube dev --exec='kubectl get pods', or run
+    /// `oneport proxy kube dev` and paste its `export KUBECONFIG=...` line
+    Kube(kube::ProxyKubeArgs),
     /// Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr;
     /// stdout carries nothing but SSH.
     ///
@@ -136,6 +147,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
         Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
+        Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
+        Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
         Command::Doctor(d) => doctor::run(&g, d).await,

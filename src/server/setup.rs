@@ -135,6 +135,16 @@ apps: []
 #    kind: http                # http or tcp
 #    addr: 127.0.0.1:3000
 #    allow: {{ groups: [dev] }}
+
+# Kubernetes clusters. The server calls the API server with its own credentials
+# (a token file or client_cert/client_key) and impersonates each caller, so those
+# credentials need RBAC permission to `impersonate` users and groups.
+kube: []
+#  - name: dev
+#    api_server: https://127.0.0.1:6443
+#    ca: kube-ca.pem           # CA of the API server
+#    token_file: sa.token      # re-read every minute
+#    allow: {{ groups: [dev] }}
 "#,
         cert = files::CERT,
         key = files::KEY,

@@ -42,17 +42,17 @@ impl Sub {
         }
     }
 
-    /// The sub-protocol for a target offering `alpn` (wire.md §5.5): `alpn-ping` for
-    /// SSH and reverse tunnels, which have no ALPN ping variant.
+    /// The sub-protocol for a target offering `alpn` (wire.md §5.5): `alpn-ping`
+    /// whenever the inner protocol has no keepalive of its own, i.e. no ALPN ping
+    /// variant is offered: SSH and reverse tunnels as the reference does, and also
+    /// HTTP/1.1 to kube clusters and HTTP apps, whose watches and `logs -f` streams
+    /// idle for minutes and would otherwise be cut by the load balancer's idle timeout.
     pub fn for_alpn(alpn: &[Vec<u8>]) -> Sub {
-        let long_lived = alpn.iter().any(|a| {
-            a.as_slice() == crate::naming::Protocol::ProxySsh.alpn().as_bytes()
-                || a.as_slice() == crate::naming::Protocol::ReverseTunnel.alpn().as_bytes()
-        });
-        if long_lived {
-            Sub::AlpnPing
-        } else {
+        let pinged = alpn.iter().filter_map(|a| crate::naming::Alpn::parse(a)).any(|a| a.ping);
+        if pinged {
             Sub::Alpn
+        } else {
+            Sub::AlpnPing
         }
     }
 }
@@ -91,6 +91,9 @@ mod tests {
     fn sub_protocol_choice() {
         assert_eq!(Sub::for_alpn(&Protocol::ProxySsh.client_offer()), Sub::AlpnPing);
         assert_eq!(Sub::for_alpn(&Protocol::Postgres.client_offer()), Sub::Alpn);
+        assert_eq!(Sub::for_alpn(&Protocol::Tcp.client_offer()), Sub::Alpn);
+        assert_eq!(Sub::for_alpn(&Protocol::Http1.client_offer()), Sub::AlpnPing, "kube watches idle");
+        assert_eq!(Sub::for_alpn(&Protocol::ReverseTunnel.client_offer()), Sub::AlpnPing);
         assert_eq!(Sub::parse(" alpn-ping"), Some(Sub::AlpnPing));
         assert_eq!(Sub::parse("websocket"), None);
         assert_eq!(Mode::parse("Legacy"), Ok(Mode::Legacy));

@@ -3,6 +3,7 @@
 //! with deadlines (never fixed sleeps or fixed ports).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kube_api;
 pub mod sshd;
 
 use std::net::SocketAddr;
