@@ -3,6 +3,7 @@
 //! # Layout
 //! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
 //! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay).
+//! - integrations: [`db`] (Postgres and MySQL bits, client command lines).
 //! - the server: [`server`] (accept loop, routing, backends, web API).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
 //! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
@@ -12,6 +13,7 @@
 pub mod addr;
 pub mod cli;
 pub mod client;
+pub mod db;
 pub mod dial;
 pub mod duration;
 pub mod error;

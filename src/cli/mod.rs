@@ -2,6 +2,7 @@
 //! that turns arguments into library calls. clap types live only here.
 
 pub mod app;
+pub mod db;
 pub mod demo;
 pub mod docs;
 pub mod login;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// Databases: run psql or mysql through the proxy.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -91,6 +95,13 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
+    /// Serve a database on a loopback port for GUI and CLI clients (plaintext on
+    /// loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print
+    /// the connection settings to paste.
+    ///
+    /// Example: oneport proxy db pg1 --port 15432 --db-user postgres, then point the
+    /// client at 127.0.0.1:15432
+    Db(db::ProxyDbArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -108,6 +119,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
+        Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
     }

@@ -34,20 +34,23 @@ pub struct Server {
     pub table: routes::Table,
     /// TLS material.
     pub tls: ServerTls,
+    /// TLS towards databases that want it.
+    pub db_tls: backend::DbTls,
 }
 
 impl Server {
     /// Loads TLS files and builds the routing table.
     ///
     /// # Errors
-    /// When a TLS file is missing or unusable.
+    /// When a TLS file (the server's, or a database's CA) is missing or unusable.
     pub fn new(cfg: Config) -> Result<Arc<Server>> {
         let chain = identity::load_certs(&cfg.tls.cert)?;
         let key = identity::load_key(&cfg.tls.key)?;
         let client_ca = identity::load_certs(&cfg.tls.client_ca)?;
         let tls = ServerTls::new(chain, key, &client_ca)?;
         let table = routes::Table::new(&cfg);
-        Ok(Arc::new(Server { cfg, table, tls }))
+        let db_tls = backend::DbTls::new(&cfg)?;
+        Ok(Arc::new(Server { cfg, table, tls, db_tls }))
     }
 }
 
