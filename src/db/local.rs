@@ -4,12 +4,13 @@
 //!   carries the identity, so the local hop stays plaintext), read the startup
 //!   message or `CancelRequest`, then tunnel it and everything after it. A cancel
 //!   on a fresh connection takes the same route, so it reaches the same database.
-//! - MySQL/MariaDB: tunnel untouched (the server speaks first).
+//! - MySQL/MariaDB: tunnel untouched (the server speaks first); a refusal is told
+//!   the way a server would (greeting, the client's response, `ERR`).
 //! - MongoDB, Redis: tunnel untouched.
 //!
 //! When the tunnel fails before the database said anything, the client gets the
 //! reason in its own protocol (a FATAL `ErrorResponse`, an `ERR` packet), so
-//! `psql` and `mysql` print the server's sentence instead of "connection closed".
+//! `psql` and `mysql` print the proxy's sentence instead of "connection closed".
 
 use std::io;
 use std::pin::Pin;
@@ -33,8 +34,8 @@ use crate::naming::Kind;
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// libpq sends at most one `GSSENCRequest` and one `SSLRequest` before the startup.
 const MAX_ENCRYPTION_REQUESTS: usize = 2;
-/// How long writing the refusal to the client may take.
-const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long telling the client about a refusal may take.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A handler for `localproxy::serve` that serves database `name` speaking `protocol`.
 pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler {
@@ -98,16 +99,36 @@ async fn serve_postgres<S: IoStream>(dialer: &Dialer, target: &Target, res: &Res
 async fn serve_mysql<S: IoStream>(dialer: &Dialer, target: &Target, res: &Resource, io: S) -> Result<(), Error> {
     let mut local = Local::new(Vec::new(), io);
     let Err(err) = localproxy::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
-    // Nothing written yet means the greeting never came: the ERR takes its place.
+    // Nothing written yet means the server's greeting never came: refuse in its place.
     if !local.wrote {
         let (code, state, text) = match refusal(dialer, res, &err).await {
             Refusal::Denied => (mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED, err.to_string()),
             Refusal::Unknown => (mysql::ER_BAD_DB, mysql::SQLSTATE_BAD_DB, err.to_string()),
             Refusal::Other => (mysql::ER_UNKNOWN, mysql::SQLSTATE_GENERAL, path_failure(res, &err)),
         };
-        write_refusal(&mut local.inner, &mysql::err_packet(0, code, state, &text)).await;
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse_mysql(&mut local.inner, code, state, &text)).await;
     }
     Err(err)
+}
+
+/// Greets the client, reads its handshake response (credentials: dropped unread
+/// and never logged), and answers it with the `ERR` packet.
+async fn refuse_mysql<S: IoStream>(io: &mut S, code: u16, state: &str, text: &str) -> io::Result<()> {
+    let mut scramble = [0u8; 20];
+    // Printable and never NUL, as servers do; nothing is ever checked against it.
+    scramble.iter_mut().for_each(|b| *b = rand::random_range(b'!'..=b'~'));
+    io.write_all(&mysql::greeting(&scramble)).await?;
+    let mut h = [0u8; 4];
+    io.read_exact(&mut h).await?;
+    let (len, seq) = mysql::header(h);
+    if len > mysql::MAX_HANDSHAKE_RESPONSE {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too large"));
+    }
+    let mut response = vec![0u8; len];
+    io.read_exact(&mut response).await?;
+    drop(response);
+    io.write_all(&mysql::err_packet(seq.wrapping_add(1), code, state, text)).await?;
+    io.shutdown().await
 }
 
 /// Why a tunnel failed, as far as the client's error code is concerned.
@@ -138,7 +159,7 @@ fn path_failure(res: &Resource, err: &Error) -> String {
 }
 
 async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8]) {
-    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
         io.write_all(bytes).await?;
         io.shutdown().await
     })
@@ -288,6 +309,33 @@ mod tests {
         let (client, mut proxy) = tokio::io::duplex(4096);
         drop(client);
         assert!(matches!(prelude(&mut proxy).await, Err(PreludeError::Io(_))));
+    }
+
+    #[tokio::test]
+    async fn mysql_refusal_greets_then_answers_the_response_with_err() {
+        let (mut client, mut proxy) = tokio::io::duplex(4096);
+        let task = tokio::spawn(async move {
+            refuse_mysql(&mut proxy, mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED, "denied").await
+        });
+        let mut h = [0u8; 4];
+        client.read_exact(&mut h).await.unwrap();
+        let (len, seq) = mysql::header(h);
+        let mut greeting = vec![0u8; len];
+        client.read_exact(&mut greeting).await.unwrap();
+        assert_eq!((seq, greeting[0]), (0, 10), "a HandshakeV10 greeting first");
+        client.write_all(&mysql::packet(1, &[0u8; 40])).await.unwrap();
+        let mut err = Vec::new();
+        client.read_to_end(&mut err).await.unwrap();
+        assert_eq!(err, mysql::err_packet(2, 1045, "28000", "denied"), "ERR follows the client's sequence id");
+        task.await.unwrap().unwrap();
+
+        // A client that sends an absurd packet is dropped, not read into memory.
+        let (mut client, mut proxy) = tokio::io::duplex(4096);
+        let task = tokio::spawn(async move { refuse_mysql(&mut proxy, 1045, "28000", "x").await });
+        let mut greeting = vec![0u8; 4096];
+        let _ = client.read(&mut greeting).await.unwrap();
+        client.write_all(&[0xff, 0xff, 0xff, 1]).await.unwrap();
+        assert_eq!(task.await.unwrap().unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]

@@ -1,9 +1,17 @@
 //! The MySQL/MariaDB wire bits the local proxy needs. MySQL is server-first and the
-//! proxy relays it untouched; the only thing it ever writes itself is an `ERR`
-//! packet in place of the server's greeting when the tunnel is refused, so the
-//! client prints the reason (`ERROR 1045 (28000): ...`). Pure: no I/O.
+//! proxy relays it untouched. When the tunnel is refused before the server said
+//! anything, the proxy plays a server just long enough to refuse: a greeting, the
+//! client's handshake response (read and dropped), then an `ERR` packet, so the
+//! client prints the reason as `ERROR 1045 (28000): ...`. Pure: no I/O.
 //!
-//! Reference: MySQL client/server protocol, "MySQL Packets" and "ERR_Packet".
+//! Why not an `ERR` in place of the greeting: before a greeting no capabilities are
+//! agreed, so clients ignore the SQLSTATE (Oracle's prints `(HY000): #28000...`),
+//! and MariaDB's, which prefers TLS by default, wraps any error that arrives before
+//! TLS as "authenticity cannot be verified". After a greeting without the SSL
+//! capability, both print the error as a server's.
+//!
+//! Reference: MySQL client/server protocol, "MySQL Packets", "Protocol::HandshakeV10"
+//! and "ERR_Packet".
 
 /// `ER_ACCESS_DENIED_ERROR`: the user may not use the database.
 pub const ER_ACCESS_DENIED: u16 = 1045;
@@ -17,6 +25,27 @@ pub const SQLSTATE_DENIED: &str = "28000";
 pub const SQLSTATE_BAD_DB: &str = "42000";
 /// SQLSTATE of [`ER_UNKNOWN`].
 pub const SQLSTATE_GENERAL: &str = "HY000";
+
+/// The largest handshake response the refusal reads (real ones are under 1 KiB).
+pub const MAX_HANDSHAKE_RESPONSE: usize = 64 * 1024;
+
+const CLIENT_LONG_PASSWORD: u32 = 0x1;
+const CLIENT_CONNECT_WITH_DB: u32 = 0x8;
+const CLIENT_PROTOCOL_41: u32 = 0x200;
+const CLIENT_TRANSACTIONS: u32 = 0x2000;
+const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
+const CLIENT_PLUGIN_AUTH: u32 = 0x8_0000;
+/// What the refusal greeting offers. Not `CLIENT_SSL`: the local hop is plaintext,
+/// and a client that merely prefers TLS then goes on without it.
+const GREETING_CAPABILITIES: u32 = CLIENT_LONG_PASSWORD
+    | CLIENT_CONNECT_WITH_DB
+    | CLIENT_PROTOCOL_41
+    | CLIENT_TRANSACTIONS
+    | CLIENT_SECURE_CONNECTION
+    | CLIENT_PLUGIN_AUTH;
+/// The version the refusal greeting shows.
+const GREETING_VERSION: &str = "5.7.0-oneport";
+const AUTH_PLUGIN: &str = "mysql_native_password";
 
 /// The largest payload one packet carries (a 3-byte length).
 const MAX_PAYLOAD: usize = 0xff_ffff;
@@ -35,10 +64,37 @@ pub fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Reads a packet header: (payload length, sequence id).
+pub fn header(h: [u8; 4]) -> (usize, u8) {
+    (u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize, h[3])
+}
+
+/// A `HandshakeV10` greeting (sequence id 0) with a 20-byte auth `scramble`, which
+/// must hold no NUL byte (part of it is sent NUL-terminated).
+pub fn greeting(scramble: &[u8; 20]) -> Vec<u8> {
+    let caps = GREETING_CAPABILITIES.to_le_bytes();
+    let mut p = vec![10]; // protocol version
+    p.extend_from_slice(GREETING_VERSION.as_bytes());
+    p.push(0);
+    p.extend_from_slice(&0u32.to_le_bytes()); // connection id
+    p.extend_from_slice(&scramble[..8]);
+    p.push(0); // filler
+    p.extend_from_slice(&caps[..2]);
+    p.push(0x21); // utf8_general_ci
+    p.extend_from_slice(&0x0002u16.to_le_bytes()); // SERVER_STATUS_AUTOCOMMIT
+    p.extend_from_slice(&caps[2..]);
+    p.push(21); // length of the whole scramble, with its NUL
+    p.extend_from_slice(&[0; 10]); // reserved
+    p.extend_from_slice(&scramble[8..]);
+    p.push(0);
+    p.extend_from_slice(AUTH_PLUGIN.as_bytes());
+    p.push(0);
+    packet(0, &p)
+}
+
 /// An `ERR` packet with sequence id `seq`: `0xff`, the error code, `#` and the
-/// five-character SQLSTATE, then the message. Sent with `seq` 0 it takes the place
-/// of the server greeting, which clients accept (servers do the same for "host not
-/// allowed").
+/// five-character SQLSTATE, then the message. The SQLSTATE is only read by
+/// clients once the 4.1 protocol is agreed, i.e. after a greeting.
 pub fn err_packet(seq: u8, code: u16, sqlstate: &str, message: &str) -> Vec<u8> {
     let mut payload = vec![0xff];
     payload.extend_from_slice(&code.to_le_bytes());
@@ -104,6 +160,39 @@ mod tests {
     fn packet_header() {
         let p = packet(7, &[1, 2, 3]);
         assert_eq!(p, vec![3, 0, 0, 7, 1, 2, 3]);
-        assert_eq!(packet(0, &vec![0; 0x1_0203])[..3], [0x03, 0x02, 0x01]);
+        assert_eq!(header([3, 0, 0, 7]), (3, 7));
+        let big = packet(1, &vec![0; 0x1_0203]);
+        assert_eq!(big[..4], [0x03, 0x02, 0x01, 1]);
+        assert_eq!(header([big[0], big[1], big[2], big[3]]), (0x1_0203, 1));
+    }
+
+    /// Walks a greeting field by field, as a client parses it.
+    #[test]
+    fn greeting_layout() {
+        let scramble = *b"abcdefghijklmnopqrst";
+        let g = greeting(&scramble);
+        assert_eq!(header([g[0], g[1], g[2], g[3]]), (g.len() - 4, 0));
+        let p = &g[4..];
+        assert_eq!(p[0], 10, "protocol version");
+        let nul = p.iter().position(|b| *b == 0).unwrap();
+        assert_eq!(&p[1..nul], GREETING_VERSION.as_bytes());
+        let mut at = nul + 1 + 4; // version's NUL, connection id
+        assert_eq!(&p[at..at + 8], b"abcdefgh");
+        at += 8;
+        assert_eq!(p[at], 0, "filler");
+        let caps_lo = u16::from_le_bytes([p[at + 1], p[at + 2]]) as u32;
+        at += 3;
+        assert_eq!(p[at], 0x21, "charset");
+        at += 3; // charset, status
+        let caps = caps_lo | (u16::from_le_bytes([p[at], p[at + 1]]) as u32) << 16;
+        assert_eq!(caps, GREETING_CAPABILITIES);
+        assert_eq!(caps & 0x800, 0, "no CLIENT_SSL: the local hop is plaintext");
+        assert_ne!(caps & CLIENT_PROTOCOL_41, 0, "4.1 protocol: clients then read the SQLSTATE");
+        at += 2;
+        assert_eq!(p[at], 21, "scramble length");
+        at += 11;
+        assert_eq!(&p[at..at + 12], b"ijklmnopqrst");
+        assert_eq!(p[at + 12], 0);
+        assert_eq!(&p[at + 13..], b"mysql_native_password\0");
     }
 }

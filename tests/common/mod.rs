@@ -3,6 +3,8 @@
 //! with deadlines (never fixed sleeps or fixed ports).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod realdb;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
