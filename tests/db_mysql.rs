@@ -27,7 +27,10 @@ async fn mysql_through_proxy_db_and_db_connect() {
     }
     deadline(async {
         let maria = Mariadb::start().await;
-        let srv = TestServer::start(|c| c.databases.push(db("my1", DbProtocol::Mysql, &maria.addr().to_string(), &["alice"]))).await;
+        let srv = TestServer::start(|c| {
+            c.databases.push(db("my1", DbProtocol::Mysql, &maria.addr().to_string(), &["alice"]))
+        })
+        .await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
 
@@ -83,7 +86,8 @@ async fn refusals_reach_mysql_as_error_packets() {
         return;
     }
     deadline(async {
-        let srv = TestServer::start(|c| c.databases.push(db("my1", DbProtocol::Mysql, "127.0.0.1:1", &["alice"]))).await;
+        let srv =
+            TestServer::start(|c| c.databases.push(db("my1", DbProtocol::Mysql, "127.0.0.1:1", &["alice"]))).await;
         let (alice, bob) = (srv.identity("alice", &[]), srv.identity("bob", &[]));
         let home = tempfile::tempdir().unwrap();
 

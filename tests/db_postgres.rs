@@ -34,7 +34,10 @@ async fn db_connect_runs_psql_and_passes_its_exit_code_through() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))).await;
+        let srv = TestServer::start(|c| {
+            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
+        })
+        .await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
 
@@ -71,7 +74,8 @@ fn fake_psql(dir: &Path) -> (PathBuf, PathBuf) {
 async fn db_connect_refuses_before_the_client_starts() {
     deadline(async {
         // Nothing listens on the database's port: none of these may dial it.
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, "127.0.0.1:1", &["alice"]))).await;
+        let srv =
+            TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, "127.0.0.1:1", &["alice"]))).await;
         let (alice, bob) = (srv.identity("alice", &[]), srv.identity("bob", &[]));
         let home = tempfile::tempdir().unwrap();
         let (bin, marker) = fake_psql(home.path());
@@ -208,9 +212,11 @@ fn copy_input(dir: &Path) -> (PathBuf, String, usize) {
 async fn wait_until_running(pg: &Postgres, sql: &str) {
     let probe = format!("select count(*) from pg_stat_activity where query = '{sql}' and state = 'active'");
     let probe = probe.as_str();
-    poll_until(Duration::from_secs(30), "the query to run", || async move {
-        (pg.query(probe).await == "1").then_some(())
-    })
+    poll_until(
+        Duration::from_secs(30),
+        "the query to run",
+        || async move { (pg.query(probe).await == "1").then_some(()) },
+    )
     .await;
 }
 
@@ -221,7 +227,10 @@ async fn ctrl_c_in_psql_cancels_the_query_through_proxy_db() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))).await;
+        let srv = TestServer::start(|c| {
+            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
+        })
+        .await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let proxy = proxy_db(&srv, &id, home.path(), "pg1", &["--db-user", "postgres"]).await;
@@ -249,7 +258,10 @@ async fn db_connect_survives_ctrl_c_and_psql_cancels_through_it() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))).await;
+        let srv = TestServer::start(|c| {
+            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
+        })
+        .await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let mut cmd = db_connect(&srv, &id, home.path(), "pg1", &["-X", "-c", "select pg_sleep(30)"]);
@@ -285,11 +297,7 @@ async fn raw_startup_error(addr: SocketAddr) -> (String, String) {
     s.read_to_end(&mut reply).await.unwrap();
     assert_eq!(reply.first(), Some(&b'E'), "{reply:?}");
     let field = |tag: u8| {
-        reply[5..]
-            .split(|b| *b == 0)
-            .find(|f| f.first() == Some(&tag))
-            .map(|f| text(&f[1..]))
-            .unwrap_or_default()
+        reply[5..].split(|b| *b == 0).find(|f| f.first() == Some(&tag)).map(|f| text(&f[1..])).unwrap_or_default()
     };
     (field(b'C'), field(b'M'))
 }
@@ -300,7 +308,8 @@ async fn refusals_reach_psql_as_fatal_errors() {
         return;
     }
     deadline(async {
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, "127.0.0.1:1", &["alice"]))).await;
+        let srv =
+            TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, "127.0.0.1:1", &["alice"]))).await;
         let (alice, bob) = (srv.identity("alice", &[]), srv.identity("bob", &[]));
         let home = tempfile::tempdir().unwrap();
         let denied = "access to database pg1 denied for user bob";
@@ -346,7 +355,8 @@ async fn server_speaks_tls_to_postgres() {
         let cert = oneport::pki::make_server_cert(&ca, &["db.test".into()], &[ip], day).unwrap();
         let pg = Postgres::start_with(Some(PgTls { cert_pem: cert.cert_pem, key_pem: cert.key_pem })).await;
         // The database takes TLS only: a plaintext connection is turned away.
-        let out = psql(pg.addr(), "postgres").env("PGSSLMODE", "disable").args(["-c", "select 1"]).output().await.unwrap();
+        let out =
+            psql(pg.addr(), "postgres").env("PGSSLMODE", "disable").args(["-c", "select 1"]).output().await.unwrap();
         assert!(!out.status.success(), "PostgreSQL accepted plaintext; the test would prove nothing");
 
         let cas = tempfile::tempdir().unwrap();
@@ -415,14 +425,16 @@ async fn spawn_tls_echo(cert: &oneport::pki::CertAndKey) -> SocketAddr {
 async fn redis_and_mongodb_entries_get_tls_from_the_first_byte() {
     deadline(async {
         let ca = oneport::pki::make_ca("databases").unwrap();
-        let cert = oneport::pki::make_server_cert(&ca, &["cache.test".into()], &[], Duration::from_secs(86400)).unwrap();
+        let cert =
+            oneport::pki::make_server_cert(&ca, &["cache.test".into()], &[], Duration::from_secs(86400)).unwrap();
         let echo = spawn_tls_echo(&cert).await;
         let cas = tempfile::tempdir().unwrap();
         let ca_file = cas.path().join("ca.pem");
         std::fs::write(&ca_file, &ca.cert_pem).unwrap();
         let tls = Some(BackendTls { ca: ca_file, server_name: Some("cache.test".into()) });
         let srv = TestServer::start(|c| {
-            c.databases.push(Database { tls: tls.clone(), ..db("cache", DbProtocol::Redis, &echo.to_string(), &["alice"]) });
+            c.databases
+                .push(Database { tls: tls.clone(), ..db("cache", DbProtocol::Redis, &echo.to_string(), &["alice"]) });
             c.databases.push(Database { tls, ..db("docs", DbProtocol::Mongodb, &echo.to_string(), &["alice"]) });
         })
         .await;

@@ -126,7 +126,10 @@ async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) 
         }
         (Err(e), Some(p)) => {
             eprintln!("WARNING: {e}");
-            eprintln!("Starting anyway (--protocol {}): clients get this error until it is fixed.", db::protocol_name(p));
+            eprintln!(
+                "Starting anyway (--protocol {}): clients get this error until it is fixed.",
+                db::protocol_name(p)
+            );
             Ok(p)
         }
         (Err(e), None) => Err(e.into()),

@@ -288,8 +288,8 @@ mod tests {
     #[tokio::test]
     async fn prelude_passes_a_cancel_request_on() {
         let (mut client, mut proxy) = tokio::io::duplex(4096);
-        let cancel = [16u32.to_be_bytes(), postgres::CANCEL_REQUEST_CODE.to_be_bytes(), 77u32.to_be_bytes(), [1; 4]]
-            .concat();
+        let cancel =
+            [16u32.to_be_bytes(), postgres::CANCEL_REQUEST_CODE.to_be_bytes(), 77u32.to_be_bytes(), [1; 4]].concat();
         client.write_all(&cancel).await.unwrap();
         let (msg, buffered) = prelude(&mut proxy).await.unwrap();
         assert_eq!(msg, Startup::Cancel { pid: 77 });

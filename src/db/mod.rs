@@ -229,7 +229,8 @@ mod tests {
     #[test]
     fn psql_command() {
         let all = |_: &str| true;
-        let cmd = connect_command(&settings(DbProtocol::Postgres, Some("app")), &strs(&["-c", "select 1"]), &all).unwrap();
+        let cmd =
+            connect_command(&settings(DbProtocol::Postgres, Some("app")), &strs(&["-c", "select 1"]), &all).unwrap();
         assert_eq!(cmd.program, "psql");
         assert_eq!(cmd.args, strs(&["postgres://postgres@127.0.0.1:15432/app", "-c", "select 1"]));
         assert_eq!(cmd.to_string(), "psql postgres://postgres@127.0.0.1:15432/app -c 'select 1'");
@@ -239,7 +240,16 @@ mod tests {
     fn mysql_command_prefers_mariadb() {
         let s = settings(DbProtocol::Mysql, Some("shop"));
         let want_args = strs(&[
-            "--user", "postgres", "--database", "shop", "--host", "127.0.0.1", "--port", "15432", "--protocol", "TCP",
+            "--user",
+            "postgres",
+            "--database",
+            "shop",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "15432",
+            "--protocol",
+            "TCP",
         ]);
         let cmd = connect_command(&s, &[], &|_| true).unwrap();
         assert_eq!((cmd.program.as_str(), &cmd.args), ("mariadb", &want_args));

@@ -138,10 +138,7 @@ mod tests {
         let p = err_packet(0, ER_ACCESS_DENIED, SQLSTATE_DENIED, "access to database my1 denied for user bob");
         assert_eq!(&p[..4], &[51, 0, 0, 0], "1 + 2 + 1 + 5 + 42 payload bytes, sequence 0");
         assert_eq!(&p[4..7], &[0xff, 0x15, 0x04], "0xff then 1045 little-endian");
-        assert_eq!(
-            decode(&p),
-            (0, 1045, "28000".into(), "access to database my1 denied for user bob".into())
-        );
+        assert_eq!(decode(&p), (0, 1045, "28000".into(), "access to database my1 denied for user bob".into()));
         assert_eq!(decode(&err_packet(2, ER_BAD_DB, SQLSTATE_BAD_DB, "x")), (2, 1049, "42000".into(), "x".into()));
         // A short SQLSTATE is padded, a long one cut: the field is always five bytes.
         assert_eq!(decode(&err_packet(0, ER_UNKNOWN, "HY", "m")).2, "HY000");

@@ -291,8 +291,7 @@ mod tests {
     fn every_split_of_a_negotiation_sequence() {
         // What libpq sends with gssencmode and sslmode "prefer": GSSENC, SSL, startup.
         let startup = startup_message(&[("user", "u")]);
-        let stream =
-            [request(GSSENC_REQUEST_CODE, &[]), request(SSL_REQUEST_CODE, &[]), startup.clone()].concat();
+        let stream = [request(GSSENC_REQUEST_CODE, &[]), request(SSL_REQUEST_CODE, &[]), startup.clone()].concat();
         for split in 0..=stream.len() {
             // Feed the bytes in two reads split at `split`, draining parsed messages.
             let mut buf = Vec::new();

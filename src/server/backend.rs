@@ -98,8 +98,9 @@ impl DbTls {
                 Some(n) => n.clone(),
                 None => crate::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,
             };
-            let name = ServerName::try_from(host.clone())
-                .map_err(|_| Error::config(format!("database {:?}: {host:?} is not a valid TLS server name", d.name)))?;
+            let name = ServerName::try_from(host.clone()).map_err(|_| {
+                Error::config(format!("database {:?}: {host:?} is not a valid TLS server name", d.name))
+            })?;
             map.insert(d.name.clone(), DbTlsTarget { config, name });
         }
         Ok(DbTls(map))
@@ -115,7 +116,9 @@ async fn db_tls(srv: &Server, d: &Database, mut tcp: TcpStream) -> crate::Result
             DbProtocol::Postgres => postgres_ssl_request(&mut tcp, &peer).await?,
             DbProtocol::Mongodb | DbProtocol::Redis => {} // TLS from the first byte
             DbProtocol::Mysql => {
-                return Err(Error::config(format!("{peer}: TLS towards MySQL is not supported (config check missed it)")))
+                return Err(Error::config(format!(
+                    "{peer}: TLS towards MySQL is not supported (config check missed it)"
+                )))
             }
         }
         let tls = TlsConnector::from(t.config.clone())

@@ -70,7 +70,15 @@ impl Postgres {
         run_ok(Command::new("chown").arg("postgres").arg(d), "chown").await;
         let data = d.join("data");
         run_ok(
-            as_postgres("initdb").arg("-D").arg(&data).args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+            as_postgres("initdb").arg("-D").arg(&data).args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]),
             "initdb",
         )
         .await;
@@ -83,7 +91,10 @@ impl Postgres {
             run_ok(Command::new("chmod").arg("600").arg(d.join("server.key")), "chmod").await;
             std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
                 .unwrap();
-            opts.push_str(&format!(" -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key", d.display()));
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                d.display()
+            ));
         }
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
@@ -180,7 +191,8 @@ impl Mariadb {
                     if exited {
                         return Some(false);
                     }
-                    let ok = mysql(addr, "root").args(["-e", "select 1"]).output().await.is_ok_and(|o| o.status.success());
+                    let ok =
+                        mysql(addr, "root").args(["-e", "select 1"]).output().await.is_ok_and(|o| o.status.success());
                     ok.then_some(true)
                 }
             })
