@@ -83,6 +83,13 @@ pub enum Error {
     /// The proxy refused the route; the message names the resource and why.
     #[error("{0}")]
     Refused(String),
+    /// The proxy ended the handshake with `access_denied` (not allowed, or no such
+    /// resource); `/webapi/resolve` says which.
+    #[error("{proxy} refused the connection (access denied)")]
+    AccessDenied {
+        /// The proxy.
+        proxy: String,
+    },
     /// An HTTP exchange (web API, upgrade, CONNECT) failed.
     #[error("{0}")]
     Http(String),

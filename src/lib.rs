@@ -28,5 +28,6 @@ pub mod relay;
 pub mod server;
 pub mod shutdown;
 pub mod tls;
+pub mod upgrade;
 
 pub use error::{Error, Result};

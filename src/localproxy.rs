@@ -116,10 +116,8 @@ pub async fn tunnel<L: IoStream + ?Sized>(
 ) -> Result<Counts> {
     let result = async {
         let mut dialed = dialer.dial(target).await?;
-        relay(local, &mut dialed.stream).await.map_err(|e| Error::Tls {
-            peer: dialer.context().proxy.to_string(),
-            reason: crate::tls::explain_client_error(&e, &dialer.context().proxy.to_string()),
-        })
+        let proxy = dialer.context().proxy.to_string();
+        relay(local, &mut dialed.stream).await.map_err(|e| crate::tls::client_error(&e, &proxy, &proxy))
     }
     .await;
     match result {
@@ -133,8 +131,7 @@ pub async fn tunnel<L: IoStream + ?Sized>(
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
 pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
-    let refused = matches!(&err, Error::Tls { reason, .. } if reason.contains("refused the connection"));
-    if !refused {
+    if !matches!(err, Error::AccessDenied { .. }) {
         return err;
     }
     match webapi::resolve(dialer, res.kind, &res.name).await {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod db;
 pub mod demo;
 pub mod docs;
+pub mod doctor;
 pub mod login;
 pub mod server;
 
@@ -85,6 +86,10 @@ pub enum Command {
     /// Start a throwaway server, backend and local proxy on loopback and prove a
     /// round trip through them.
     Demo(demo::DemoArgs),
+    /// Walk the path to the proxy layer by layer and say where it breaks.
+    ///
+    /// Example: oneport doctor --resource db/pg1
+    Doctor(doctor::DoctorArgs),
 }
 
 /// `oneport proxy ...`
@@ -123,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
+        Command::Doctor(d) => doctor::run(&g, d).await,
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
         Ok(Ok(0)) => debug!("closed before sending anything"),
         Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => handle_tls(srv, tcp, peer, Via::Direct).await,
         // Not TLS: plain HTTP from a load balancer that terminated TLS itself.
-        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx { peer, caller: None, h2: false, plain: true }).await,
+        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false)).await,
     }
 }
 
@@ -54,6 +54,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + srv.cfg.handshake_timeout;
+    let io = crate::io::NoHalfClose(io);
     let start = match tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), io)).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return info!(error = %e, "bad ClientHello; closed"),
@@ -111,7 +112,7 @@ fn log_handshake_error(route: &Route, e: &std::io::Error) {
 
 async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option<Caller>, peer: SocketAddr, via: Via) {
     match route {
-        Route::Web { h2 } => web::serve(srv, tls, web::Ctx { peer, caller, h2, plain: false }).await,
+        Route::Web { h2 } => web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await,
         Route::Probe => {
             debug!("upgrade probe answered");
             let _ = tls.shutdown().await;
@@ -125,7 +126,7 @@ async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option
             let stream: BoxIo =
                 if r.alpn.ping { Box::new(PingStream::new(tls, Some(srv.cfg.ping_interval))) } else { tls };
             debug!(resource = %r.name, kind = %r.kind, user = %caller.user, via = ?via, "routing");
-            backend::serve(srv, stream, r, caller).await;
+            backend::serve(srv, stream, *r, caller).await;
         }
         Route::Refuse { reason, .. } => {
             warn!(reason = %reason, "refused route completed a handshake (resumed session); closed")

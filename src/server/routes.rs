@@ -19,7 +19,7 @@ pub enum Route {
     /// client sees its ALPN negotiated and knows no upgrade is needed), then close.
     Probe,
     /// A configured resource.
-    Resource(ResourceRoute),
+    Resource(Box<ResourceRoute>),
     /// A routable protocol but a resource that does not exist or does not speak it:
     /// the handshake ends with `access_denied` once the client is authenticated.
     Refuse {
@@ -199,7 +199,7 @@ impl Table {
                 None => return unknown(&name),
             },
         };
-        Route::Resource(ResourceRoute { alpn, kind, name, allow, target })
+        Route::Resource(Box::new(ResourceRoute { alpn, kind, name, allow, target }))
     }
 }
 
@@ -234,7 +234,7 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
 
     fn res(r: Route) -> (Kind, String, String) {
         match r {
-            Route::Resource(r) => (r.kind, r.name, r.alpn.to_string()),
+            Route::Resource(r) => (r.kind, r.name.clone(), r.alpn.to_string()),
             other => panic!("expected a resource route, got {other:?}"),
         }
     }

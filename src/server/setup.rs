@@ -83,10 +83,11 @@ pub fn server_names(public_host: &str, extra: &[String]) -> (Vec<String>, Vec<Ip
         dns.extend(naming::server_cert_names(naming::INTERNAL_DOMAIN));
     }
     dns.push("localhost".into());
-    dns.sort();
-    dns.dedup();
-    ips.sort();
-    ips.dedup();
+    // The first name becomes the certificate's CN: keep the public host first.
+    let mut seen = std::collections::HashSet::new();
+    dns.retain(|n| seen.insert(n.clone()));
+    let mut seen = std::collections::HashSet::new();
+    ips.retain(|ip| seen.insert(*ip));
     (dns, ips)
 }
 

@@ -4,7 +4,7 @@
 //! reached, for client error messages), and the connection-upgrade endpoint.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -12,12 +12,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::identity::Caller;
 use crate::io::BoxIo;
 use crate::naming::Kind;
 use crate::server::Server;
+use crate::upgrade;
 
 /// What the web handler knows about the connection.
 #[derive(Debug, Clone)]
@@ -30,7 +31,18 @@ pub struct Ctx {
     pub h2: bool,
     /// Plain HTTP (a load balancer terminated TLS).
     pub plain: bool,
+    /// Already inside an upgraded connection (no second upgrade).
+    pub upgraded: bool,
 }
+
+impl Ctx {
+    /// A context for a connection from `peer`.
+    pub fn new(peer: SocketAddr, caller: Option<Caller>, h2: bool, plain: bool, upgraded: bool) -> Ctx {
+        Ctx { peer, caller, h2, plain, upgraded }
+    }
+}
+
+type Slot = Arc<std::sync::Mutex<Option<upgrade::server::Pending>>>;
 
 /// The `/webapi/ping` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,10 +92,14 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let h2 = ctx.h2;
     let header_timeout = srv.cfg.handshake_timeout;
     let ctx = Arc::new(ctx);
-    let svc = hyper::service::service_fn(move |req| {
-        let (srv, ctx) = (srv.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(route(srv, ctx, req).await) }
-    });
+    let slot: Slot = Arc::default();
+    let svc = {
+        let (srv, slot) = (srv.clone(), slot.clone());
+        hyper::service::service_fn(move |req| {
+            let (srv, ctx, slot) = (srv.clone(), ctx.clone(), slot.clone());
+            async move { Ok::<_, Infallible>(route(srv, ctx, slot, req).await) }
+        })
+    };
     let res = if h2 {
         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -99,6 +115,12 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     };
     if let Err(e) = res {
         debug!(error = %e, "web connection ended with an error");
+    }
+    // An upgrade hands the connection over only once hyper has finished with it.
+    let pending = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(p) = pending {
+        // Boxed: the upgraded stream goes back through the router, which got us here.
+        Box::pin(upgrade::server::run(srv, p)).await;
     }
 }
 
@@ -118,13 +140,67 @@ pub fn error(status: StatusCode, msg: &str) -> Resp {
     json(status, &serde_json::json!({ "error": msg }))
 }
 
-async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
-    debug!(method = %req.method(), path = %path, plain = ctx.plain, "web request");
+    let client = match client_addr(&srv, &ctx, req.headers()) {
+        Ok(a) => a,
+        Err(msg) => {
+            info!(peer = %ctx.peer, reason = %msg, "request rejected");
+            return error(StatusCode::BAD_REQUEST, &msg);
+        }
+    };
+    debug!(method = %req.method(), path = %path, plain = ctx.plain, client = %client, "web request");
     match (req.method(), path.as_str()) {
+        (&Method::GET, upgrade::PATH) if ctx.upgraded => {
+            error(StatusCode::BAD_REQUEST, "this connection is already upgraded; upgrades do not nest")
+        }
+        (&Method::GET, upgrade::PATH) => {
+            let (resp, pending) = upgrade::server::respond(req, client);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = pending;
+            resp
+        }
         (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, ctx.caller.as_ref())),
         (&Method::GET, "/webapi/resolve") => resolve(&srv, ctx.caller.as_ref(), req.uri().query().unwrap_or("")),
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
+    }
+}
+
+/// The client's address: the TCP peer, or with `trust_x_forwarded_for` the one IP
+/// in `X-Forwarded-For`.
+fn client_addr(srv: &Server, ctx: &Ctx, h: &hyper::HeaderMap) -> Result<SocketAddr, String> {
+    if !srv.cfg.trust_x_forwarded_for {
+        return Ok(ctx.peer);
+    }
+    let values: Vec<&str> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
+    match parse_forwarded_for(&values)? {
+        Some(ip) => {
+            info!(peer = %ctx.peer, client = %ip, "client address from X-Forwarded-For");
+            Ok(SocketAddr::new(ip, ctx.peer.port()))
+        }
+        None => Ok(ctx.peer),
+    }
+}
+
+/// Parses `X-Forwarded-For` values: none → `None`; exactly one IP → it; anything else
+/// (several hops, junk, several headers) is an error.
+///
+/// # Errors
+/// A sentence saying what was wrong.
+pub fn parse_forwarded_for(values: &[&str]) -> Result<Option<IpAddr>, String> {
+    match values {
+        [] => Ok(None),
+        [one] => {
+            let v = one.trim();
+            if v.contains(',') {
+                return Err(format!("X-Forwarded-For must carry exactly one IP, got {v:?}"));
+            }
+            v.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map(Some)
+                .map_err(|_| format!("X-Forwarded-For is not an IP address: {v:?}"))
+        }
+        _ => Err("X-Forwarded-For must appear once".into()),
     }
 }
 
@@ -198,5 +274,20 @@ pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> Resolve
                 protocol: None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_takes_exactly_one_ip() {
+        assert_eq!(parse_forwarded_for(&[]), Ok(None));
+        assert_eq!(parse_forwarded_for(&[" 10.1.2.3 "]), Ok(Some("10.1.2.3".parse().unwrap())));
+        assert_eq!(parse_forwarded_for(&["[::1]"]), Ok(Some("::1".parse().unwrap())));
+        assert!(parse_forwarded_for(&["1.2.3.4, 5.6.7.8"]).unwrap_err().contains("exactly one"));
+        assert!(parse_forwarded_for(&["evil"]).unwrap_err().contains("not an IP"));
+        assert!(parse_forwarded_for(&["1.2.3.4", "5.6.7.8"]).unwrap_err().contains("once"));
     }
 }

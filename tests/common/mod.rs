@@ -22,6 +22,8 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod lb;
+
 /// Every test body runs under this deadline so a hang fails fast.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(240);
 
