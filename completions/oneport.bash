@@ -16,6 +16,9 @@ _oneport() {
             ",$1")
                 cmd="oneport"
                 ;;
+            oneport,db)
+                cmd="oneport__subcmd__db"
+                ;;
             oneport,demo)
                 cmd="oneport__subcmd__demo"
                 ;;
@@ -42,6 +45,21 @@ _oneport() {
                 ;;
             oneport,status)
                 cmd="oneport__subcmd__status"
+                ;;
+            oneport__subcmd__db,connect)
+                cmd="oneport__subcmd__db__subcmd__connect"
+                ;;
+            oneport__subcmd__db,help)
+                cmd="oneport__subcmd__db__subcmd__help"
+                ;;
+            oneport__subcmd__db__subcmd__help,connect)
+                cmd="oneport__subcmd__db__subcmd__help__subcmd__connect"
+                ;;
+            oneport__subcmd__db__subcmd__help,help)
+                cmd="oneport__subcmd__db__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__help,db)
+                cmd="oneport__subcmd__help__subcmd__db"
                 ;;
             oneport__subcmd__help,demo)
                 cmd="oneport__subcmd__help__subcmd__demo"
@@ -70,8 +88,14 @@ _oneport() {
             oneport__subcmd__help,status)
                 cmd="oneport__subcmd__help__subcmd__status"
                 ;;
+            oneport__subcmd__help__subcmd__db,connect)
+                cmd="oneport__subcmd__help__subcmd__db__subcmd__connect"
+                ;;
             oneport__subcmd__help__subcmd__proxy,app)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__app"
+                ;;
+            oneport__subcmd__help__subcmd__proxy,db)
+                cmd="oneport__subcmd__help__subcmd__proxy__subcmd__db"
                 ;;
             oneport__subcmd__help__subcmd__server,init)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__init"
@@ -85,11 +109,17 @@ _oneport() {
             oneport__subcmd__proxy,app)
                 cmd="oneport__subcmd__proxy__subcmd__app"
                 ;;
+            oneport__subcmd__proxy,db)
+                cmd="oneport__subcmd__proxy__subcmd__db"
+                ;;
             oneport__subcmd__proxy,help)
                 cmd="oneport__subcmd__proxy__subcmd__help"
                 ;;
             oneport__subcmd__proxy__subcmd__help,app)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__app"
+                ;;
+            oneport__subcmd__proxy__subcmd__help,db)
+                cmd="oneport__subcmd__proxy__subcmd__help__subcmd__db"
                 ;;
             oneport__subcmd__proxy__subcmd__help,help)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__help"
@@ -125,7 +155,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,6 +173,108 @@ _oneport() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version connect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__connect)
+            opts="-v -h -V --db-user --db-name --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help)
+            opts="connect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -207,8 +339,36 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy server demo doctor help"
+            opts="login logout status ls proxy db server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__db)
+            opts="connect"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__db__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -305,7 +465,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy)
-            opts="app"
+            opts="app db"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,6 +479,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__proxy__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -481,7 +655,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -544,8 +718,58 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__proxy__subcmd__db)
+            opts="-p -v -h -V --port --db-user --db-name --protocol --bind-addr --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__proxy__subcmd__help)
-            opts="app help"
+            opts="app db help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,6 +783,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__help__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__help__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

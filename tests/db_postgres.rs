@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::realdb::{as_user, db, have_postgres, output, proxy_db, psql, start_proxy_db, text, PgTls, Postgres};
+use common::lb;
 use common::*;
 use oneport::db::postgres::startup_message;
 use oneport::server::config::{BackendTls, Database, DbProtocol};
@@ -446,6 +447,48 @@ async fn redis_and_mongodb_entries_get_tls_from_the_first_byte() {
             let back = send_and_collect(TcpStream::connect(proxy.addr).await.unwrap(), payload.clone()).await;
             assert_eq!(sha256(&back), sha256(&payload), "{name}: bytes changed on the way");
         }
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_nginx_in_front_of_the_server() {
+    if !have_postgres() || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let pg = Postgres::start().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = Duration::from_secs(2);
+            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
+        })
+        .await;
+        let (alice, bob) = (srv.identity("alice", &[]), srv.identity("bob", &[]));
+        let lb_pki = lb::LbPki::new();
+        // nginx cuts streams idle for 5 s; the server's pings must keep psql's alive.
+        let nginx = lb::nginx(&lb_pki, srv.addr, lb::NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let home = tempfile::tempdir().unwrap();
+        let through_nginx = |id: &Path| {
+            let mut cmd = oneport(home.path());
+            cmd.env("SSL_CERT_FILE", &lb_pki.ca).args(["--proxy", &nginx.addr.to_string(), "--identity"]).arg(id);
+            cmd
+        };
+
+        let mut cmd = through_nginx(&alice);
+        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"])
+            .args(["-X", "-A", "-t", "-c", "select 1", "-c", "select pg_sleep(7)", "-c", "select 'still here'"]);
+        let out = output(cmd).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.starts_with("1\n") && stdout.contains("still here"), "{stdout}");
+
+        // A refusal travels back through the upgrade and still reaches psql.
+        let mut cmd = through_nginx(&bob);
+        cmd.args(["proxy", "db", "pg1", "--protocol", "postgres"]);
+        let proxy = start_proxy_db(cmd).await.unwrap();
+        let out = psql(proxy.addr, "postgres").args(["-c", "select 1"]).output().await.unwrap();
+        assert!(text(&out.stderr).contains("FATAL:  access to database pg1 denied for user bob"), "{}", text(&out.stderr));
         srv.stop().await;
     })
     .await;
