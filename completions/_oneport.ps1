@@ -107,7 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
-            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -148,7 +148,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         }
         'oneport;proxy;help' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
-            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -172,7 +172,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client''s. Arguments after `--` go to the client')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -192,7 +192,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;db;help' {
-            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client''s. Arguments after `--` go to the client')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -344,7 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         }
         'oneport;help;proxy' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
-            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             break
         }
         'oneport;help;proxy;app' {
@@ -354,7 +354,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;help;db' {
-            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client''s. Arguments after `--` go to the client')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
             break
         }
         'oneport;help;db;connect' {

@@ -77,7 +77,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_se
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
@@ -101,7 +101,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -110,7 +110,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "connect" -d 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client\'s. Arguments after `--` go to the client'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-user -d 'The database user (default: your oneport user)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-name -d 'The database (schema) name (default: the client\'s default)' -r
@@ -121,7 +121,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subc
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client\'s. Arguments after `--` go to the client'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -198,8 +198,8 @@ complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_see
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients (plaintext on loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print the connection settings to paste'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "connect" -d 'Run psql (postgres) or mariadb/mysql (mysql) against a database through a local proxy that stops when the client exits; the exit code is the client\'s. Arguments after `--` go to the client'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'

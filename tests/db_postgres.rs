@@ -12,8 +12,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::realdb::{as_user, db, have_postgres, output, proxy_db, psql, start_proxy_db, text, PgTls, Postgres};
 use common::lb;
+use common::realdb::{as_user, db, have_postgres, output, proxy_db, psql, start_proxy_db, text, PgTls, Postgres};
 use common::*;
 use oneport::db::postgres::startup_message;
 use oneport::server::config::{BackendTls, Database, DbProtocol};
@@ -476,8 +476,17 @@ async fn psql_through_nginx_in_front_of_the_server() {
         };
 
         let mut cmd = through_nginx(&alice);
-        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"])
-            .args(["-X", "-A", "-t", "-c", "select 1", "-c", "select pg_sleep(7)", "-c", "select 'still here'"]);
+        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"]).args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "select 1",
+            "-c",
+            "select pg_sleep(7)",
+            "-c",
+            "select 'still here'",
+        ]);
         let out = output(cmd).await;
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
@@ -488,7 +497,11 @@ async fn psql_through_nginx_in_front_of_the_server() {
         cmd.args(["proxy", "db", "pg1", "--protocol", "postgres"]);
         let proxy = start_proxy_db(cmd).await.unwrap();
         let out = psql(proxy.addr, "postgres").args(["-c", "select 1"]).output().await.unwrap();
-        assert!(text(&out.stderr).contains("FATAL:  access to database pg1 denied for user bob"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("FATAL:  access to database pg1 denied for user bob"),
+            "{}",
+            text(&out.stderr)
+        );
         srv.stop().await;
     })
     .await;

@@ -54,9 +54,12 @@ pub struct ProxyDbArgs {
 /// `oneport db ...`
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Run psql (postgres) or mariadb/mysql (mysql) against a database through a
-    /// local proxy that stops when the client exits; the exit code is the
-    /// client's. Arguments after `--` go to the client.
+    /// Run psql or mysql against a database through a local proxy.
+    ///
+    /// The proxy listens on a free loopback port and stops when the client exits;
+    /// the exit code is the client's. postgres databases get psql, mysql ones
+    /// mariadb (or mysql). Arguments after `--` go to the client. Ctrl-C belongs
+    /// to the client (psql cancels the running query).
     ///
     /// Example: oneport db connect pg1 --db-user postgres --db-name app -- -c 'select 1'
     Connect(ConnectArgs),

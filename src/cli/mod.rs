@@ -100,9 +100,11 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
-    /// Serve a database on a loopback port for GUI and CLI clients (plaintext on
-    /// loopback; teleport-postgres, teleport-mysql, ... to the proxy), and print
-    /// the connection settings to paste.
+    /// Serve a database on a loopback port for GUI and CLI clients.
+    ///
+    /// Clients connect to 127.0.0.1 in plaintext; oneport carries their traffic to
+    /// the proxy in mutual TLS (teleport-postgres, teleport-mysql, ...). Prints the
+    /// connection settings to paste and a command line for the usual client.
     ///
     /// Example: oneport proxy db pg1 --port 15432 --db-user postgres, then point the
     /// client at 127.0.0.1:15432

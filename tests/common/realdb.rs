@@ -3,7 +3,7 @@
 //! start (retried on the rare collision), stopped when dropped.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -212,7 +212,7 @@ impl Mariadb {
     }
 }
 
-fn mariadbd(dir: &Path, data: &Path, port: u16, err_log: &PathBuf) -> Child {
+fn mariadbd(dir: &Path, data: &Path, port: u16, err_log: &Path) -> Child {
     Command::new("mariadbd")
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
