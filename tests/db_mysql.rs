@@ -104,6 +104,14 @@ async fn refusals_reach_mysql_as_error_packets() {
         assert!(text(&out.stderr).contains(&format!("ERROR 1049 (42000): {unknown}")), "{}", text(&out.stderr));
         assert_eq!(raw_refusal(proxy.addr).await, (1049, "42000".into(), unknown.clone()));
 
+        // Allowed, but nothing listens at the database's address: the server refuses
+        // in the MySQL protocol.
+        let proxy = proxy_db(&srv, &alice, home.path(), "my1", &[]).await;
+        let out = mysql(proxy.addr, "root").args(["-e", "select 1"]).output().await.unwrap();
+        let down =
+            format!("ERROR 1105 (HY000): database my1 is unreachable from proxy {} (Connection refused", srv.addr);
+        assert!(text(&out.stderr).contains(&down), "{}", text(&out.stderr));
+
         // db connect says the same before starting the client.
         let out = output(db_connect(&srv, &bob, home.path(), "my1", &[])).await;
         assert_eq!(out.status.code(), Some(1));

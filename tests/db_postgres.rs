@@ -334,8 +334,17 @@ async fn refusals_reach_psql_as_fatal_errors() {
         assert!(text(&out.stderr).contains(&format!("FATAL:  {unknown}")), "{}", text(&out.stderr));
         assert_eq!(raw_startup_error(proxy.addr).await, ("3D000".into(), unknown));
 
-        // An allowed database whose proxy is gone: a connection failure, still in psql.
+        // Allowed, but nothing listens at the database's address: the server says so
+        // in the Postgres protocol, without the address.
         let proxy = proxy_db(&srv, &alice, home.path(), "pg1", &[]).await;
+        let out = psql(proxy.addr, "postgres").args(["-c", "select 1"]).output().await.unwrap();
+        let down = format!("database pg1 is unreachable from proxy {} (Connection refused", srv.addr);
+        assert!(text(&out.stderr).contains(&format!("FATAL:  {down}")), "{}", text(&out.stderr));
+        let (code, msg) = raw_startup_error(proxy.addr).await;
+        assert_eq!(code, "08001");
+        assert!(msg.starts_with(&down) && !msg.contains("127.0.0.1:1"), "{msg}");
+
+        // An allowed database whose proxy is gone: a connection failure, still in psql.
         srv.stop().await;
         let (code, msg) = raw_startup_error(proxy.addr).await;
         assert_eq!(code, "08006", "{msg}");
@@ -388,6 +397,8 @@ async fn server_speaks_tls_to_postgres() {
         for name in ["pg-other-ca", "pg-wrong-name"] {
             let out = output(db_connect(&srv, &id, home.path(), name, &["-X", "-c", "select 1"])).await;
             assert!(!out.status.success(), "{name}: connected although the database's certificate must not verify");
+            let want = format!("database {name} is unreachable from proxy {} (TLS to the database failed)", srv.addr);
+            assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
         }
         srv.stop().await;
     })

@@ -1,8 +1,10 @@
 //! Databases, client side: which protocol a database speaks (the server says), the
 //! settings a client uses for the local hop, and the command line of the matching
-//! client (psql; mariadb or mysql). No sockets here: [`local`] holds the local
-//! proxy's per-connection handlers, `localproxy` and the dialer move the bytes.
+//! client (psql; mariadb or mysql). No sockets here: [`handshake`] holds the first
+//! exchanges of a session, [`local`] the local proxy's per-connection handlers;
+//! `localproxy` and the dialer move the bytes.
 
+pub mod handshake;
 pub mod local;
 pub mod mysql;
 pub mod postgres;

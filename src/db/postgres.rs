@@ -36,6 +36,9 @@ pub const SQLSTATE_DENIED: &str = "28000";
 pub const SQLSTATE_UNKNOWN_DB: &str = "3D000";
 /// SQLSTATE `connection_failure`: the path to the database failed.
 pub const SQLSTATE_CONNECTION_FAILURE: &str = "08006";
+/// SQLSTATE `sqlclient_unable_to_establish_sqlconnection`: the proxy could not
+/// reach the database.
+pub const SQLSTATE_UNABLE_TO_CONNECT: &str = "08001";
 /// SQLSTATE `protocol_violation`: the client sent something we cannot relay.
 pub const SQLSTATE_PROTOCOL_VIOLATION: &str = "08P01";
 

@@ -1,5 +1,6 @@
 //! Reaching a routed resource: dial the backend the config names (never anything
-//! else), optionally wrap it in TLS (databases with `tls`), then relay.
+//! else), optionally wrap it in TLS (databases with `tls`), then relay. When a
+//! database cannot be reached, its client is told so in its own protocol.
 //! Protocol-specific backends (the Kubernetes impersonation proxy) plug in here.
 //!
 //! TLS towards a database: PostgreSQL first gets an `SSLRequest` and must answer
@@ -16,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
-use crate::db::postgres;
+use crate::db::{handshake, postgres};
 use crate::error::{with_timeout, Error, Phase};
 use crate::identity::Caller;
 use crate::io::BoxIo;
@@ -41,12 +42,18 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
     };
     let tcp = match dial(&srv, &addr).await {
         Ok(s) => s,
-        Err(e) => return info!(error = %e, resource = %route.name, "backend unreachable"),
+        Err(e) => {
+            info!(error = %e, resource = %route.name, "backend unreachable");
+            return tell_unreachable(&srv, &route.target, &mut client, &e).await;
+        }
     };
     let mut backend: BoxIo = match &route.target {
         Target::Database(d) if d.tls.is_some() => match db_tls(&srv, d, tcp).await {
             Ok(s) => s,
-            Err(e) => return info!(error = %e, resource = %route.name, "TLS to the database failed; closed"),
+            Err(e) => {
+                info!(error = %e, resource = %route.name, "TLS to the database failed");
+                return tell_unreachable(&srv, &route.target, &mut client, &e).await;
+            }
         },
         _ => Box::new(tcp),
     };
@@ -54,6 +61,24 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
         Ok(c) => debug!(to_backend = c.a_to_b, to_client = c.b_to_a, "connection closed"),
         Err(e) => debug!(error = %e, "connection ended with an error"),
     }
+}
+
+/// For a database, tells the client in its own protocol that the database cannot be
+/// reached (so psql and mysql print it); other resources just close. The reason is
+/// kept short: the database's address stays in the server's log.
+async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err: &Error) {
+    let Target::Database(d) = target else { return };
+    let reason = match err {
+        Error::Connect { source, .. } => source.to_string(),
+        Error::Timeout { phase, secs, .. } => format!("{phase} timed out after {secs}s"),
+        Error::Tls { .. } => "TLS to the database failed".to_string(),
+        other => other.to_string(),
+    };
+    let msg = format!(
+        "database {} is unreachable from proxy {} ({reason}); the proxy's log has the details",
+        d.name, srv.cfg.public_addr
+    );
+    handshake::unreachable(client, d.protocol, &msg, srv.cfg.handshake_timeout).await;
 }
 
 /// Dials a backend address under the connect deadline.
