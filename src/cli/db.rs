@@ -235,6 +235,9 @@ impl ClientSignals {
 
     #[cfg(not(unix))]
     fn install() -> anyhow::Result<ClientSignals> {
+        // Windows sends Ctrl-C to every process on the console; this one ignores it.
+        let mut ctrl_c = tokio::signal::windows::ctrl_c().context("catching Ctrl-C")?;
+        tokio::spawn(async move { while ctrl_c.recv().await.is_some() {} });
         Ok(ClientSignals {})
     }
 
@@ -247,10 +250,8 @@ impl ClientSignals {
 
     #[cfg(not(unix))]
     async fn terminated(self) {
-        // Ctrl-C belongs to the client here too; nothing else ends it early.
-        loop {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        // Nothing but the client's exit ends the wait here.
+        std::future::pending::<()>().await
     }
 }
 
