@@ -16,6 +16,9 @@ _oneport() {
             ",$1")
                 cmd="oneport"
                 ;;
+            oneport,config)
+                cmd="oneport__subcmd__config"
+                ;;
             oneport,db)
                 cmd="oneport__subcmd__db"
                 ;;
@@ -46,6 +49,18 @@ _oneport() {
             oneport,status)
                 cmd="oneport__subcmd__status"
                 ;;
+            oneport__subcmd__config,help)
+                cmd="oneport__subcmd__config__subcmd__help"
+                ;;
+            oneport__subcmd__config,ssh)
+                cmd="oneport__subcmd__config__subcmd__ssh"
+                ;;
+            oneport__subcmd__config__subcmd__help,help)
+                cmd="oneport__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__config__subcmd__help,ssh)
+                cmd="oneport__subcmd__config__subcmd__help__subcmd__ssh"
+                ;;
             oneport__subcmd__db,connect)
                 cmd="oneport__subcmd__db__subcmd__connect"
                 ;;
@@ -57,6 +72,9 @@ _oneport() {
                 ;;
             oneport__subcmd__db__subcmd__help,help)
                 cmd="oneport__subcmd__db__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__help,config)
+                cmd="oneport__subcmd__help__subcmd__config"
                 ;;
             oneport__subcmd__help,db)
                 cmd="oneport__subcmd__help__subcmd__db"
@@ -88,6 +106,9 @@ _oneport() {
             oneport__subcmd__help,status)
                 cmd="oneport__subcmd__help__subcmd__status"
                 ;;
+            oneport__subcmd__help__subcmd__config,ssh)
+                cmd="oneport__subcmd__help__subcmd__config__subcmd__ssh"
+                ;;
             oneport__subcmd__help__subcmd__db,connect)
                 cmd="oneport__subcmd__help__subcmd__db__subcmd__connect"
                 ;;
@@ -96,6 +117,9 @@ _oneport() {
                 ;;
             oneport__subcmd__help__subcmd__proxy,db)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__db"
+                ;;
+            oneport__subcmd__help__subcmd__proxy,ssh)
+                cmd="oneport__subcmd__help__subcmd__proxy__subcmd__ssh"
                 ;;
             oneport__subcmd__help__subcmd__server,init)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__init"
@@ -115,6 +139,9 @@ _oneport() {
             oneport__subcmd__proxy,help)
                 cmd="oneport__subcmd__proxy__subcmd__help"
                 ;;
+            oneport__subcmd__proxy,ssh)
+                cmd="oneport__subcmd__proxy__subcmd__ssh"
+                ;;
             oneport__subcmd__proxy__subcmd__help,app)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__app"
                 ;;
@@ -123,6 +150,9 @@ _oneport() {
                 ;;
             oneport__subcmd__proxy__subcmd__help,help)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__proxy__subcmd__help,ssh)
+                cmd="oneport__subcmd__proxy__subcmd__help__subcmd__ssh"
                 ;;
             oneport__subcmd__server,help)
                 cmd="oneport__subcmd__server__subcmd__help"
@@ -155,8 +185,102 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db config server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__config)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__config__subcmd__help)
+            opts="ssh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__config__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__config__subcmd__ssh)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -339,8 +463,36 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy db server demo doctor help"
+            opts="login logout status ls proxy db config server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__config)
+            opts="ssh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__config__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -465,7 +617,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy)
-            opts="app db"
+            opts="app db ssh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -493,6 +645,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy__subcmd__db)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__proxy__subcmd__ssh)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -655,7 +821,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app db help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app db ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -769,7 +935,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__help)
-            opts="app db help"
+            opts="app db ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -817,6 +983,50 @@ _oneport() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__ssh)
+            opts="-v -h -V --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

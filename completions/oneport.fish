@@ -37,6 +37,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show th
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "config" -d 'Print configuration snippets for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and administer the routing server'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
@@ -69,16 +70,17 @@ complete -c oneport -n "__fish_oneport_using_subcommand ls" -l insecure -d 'Do n
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -s h -l help -d 'Print help'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app db ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
@@ -100,8 +102,17 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'The cluster whose suffix is stripped from the host (`web1.CLUSTER` → node `web1`). Default: the cluster of the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -123,6 +134,24 @@ complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subc
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
@@ -187,19 +216,22 @@ complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d '
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'

@@ -311,7 +311,7 @@ impl Dialer {
         let tcp = with_timeout(Phase::Connect, &what, CONNECT_TIMEOUT, async {
             TcpStream::connect((host.as_str(), port))
                 .await
-                .map_err(|source| Error::Connect { target: what.clone(), source })
+                .map_err(|source| Error::Connect { target: what.clone(), cause: source })
         })
         .await?;
         let _ = tcp.set_nodelay(true);

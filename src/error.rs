@@ -39,28 +39,28 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     File {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A TCP connection failed.
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}: {cause}")]
     Connect {
         /// host:port.
         target: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A TLS handshake failed.
     #[error("TLS handshake with {peer} failed: {reason}")]
@@ -79,6 +79,16 @@ pub enum Error {
         peer: String,
         /// The limit.
         secs: u64,
+    },
+    /// An established tunnel ended with an error.
+    #[error("connection to {what} through {proxy} ended: {reason}")]
+    Tunnel {
+        /// The resource ("node web1").
+        what: String,
+        /// The proxy.
+        proxy: String,
+        /// What happened.
+        reason: String,
     },
     /// The proxy refused the route; the message names the resource and why.
     #[error("{0}")]
@@ -108,8 +118,8 @@ impl Error {
     }
 
     /// A file error.
-    pub fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::File { path: path.into(), source }
+    pub fn file(path: impl Into<PathBuf>, cause: io::Error) -> Self {
+        Error::File { path: path.into(), cause }
     }
 }
 

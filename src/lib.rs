@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
-//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay).
-//! - integrations: [`db`] (Postgres and MySQL bits, client command lines).
+//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay), [`stdio`]
+//!   (stdin/stdout as one stream).
+//! - integrations (what to connect to, no sockets): [`ssh`], [`db`] (Postgres and
+//!   MySQL bits, client command lines; its `local` and `handshake` speak to streams).
 //! - the server: [`server`] (accept loop, routing, backends, web API).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
 //! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
@@ -27,6 +29,8 @@ pub mod pki;
 pub mod relay;
 pub mod server;
 pub mod shutdown;
+pub mod ssh;
+pub mod stdio;
 pub mod tls;
 pub mod upgrade;
 

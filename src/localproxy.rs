@@ -37,7 +37,7 @@ pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener
         } else {
             ""
         };
-        Error::Bind { addr: format!("{sa}{hint}"), source }
+        Error::Bind { addr: format!("{sa}{hint}"), cause: source }
     })
 }
 
@@ -114,10 +114,24 @@ pub async fn tunnel<L: IoStream + ?Sized>(
     res: &Resource,
     local: &mut L,
 ) -> Result<Counts> {
+    tunnel_at(dialer, target, res, None, local).await
+}
+
+/// As [`tunnel`], for a node reached on `port` (so a refusal is explained for that port).
+///
+/// # Errors
+/// The dial or relay error, explained.
+pub async fn tunnel_at<L: IoStream + ?Sized>(
+    dialer: &Dialer,
+    target: &Target,
+    res: &Resource,
+    port: Option<u16>,
+    local: &mut L,
+) -> Result<Counts> {
     let result = async {
         let mut dialed = dialer.dial(target).await?;
         let proxy = dialer.context().proxy.to_string();
-        relay(local, &mut dialed.stream).await.map_err(|e| crate::tls::client_error(&e, &proxy, &proxy))
+        relay(local, &mut dialed.stream).await.map_err(|e| after_handshake(&e, res, &proxy))
     }
     .await;
     match result {
@@ -125,16 +139,34 @@ pub async fn tunnel<L: IoStream + ?Sized>(
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
             Ok(c)
         }
-        Err(e) => Err(explain(dialer, res, e).await),
+        Err(e) => Err(explain_at(dialer, res, port, e).await),
     }
+}
+
+/// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
+/// after the client's side of the handshake), or the tunnel ending abnormally.
+fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
+    if crate::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
+        return Error::AccessDenied { proxy: proxy.to_string() };
+    }
+    let mut reason = crate::tls::explain_client_error(e, proxy);
+    if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
+        reason.push_str(" (the proxy may not reach it: see the proxy's log)");
+    }
+    Error::Tunnel { what: format!("{} {}", res.kind.noun(), res.name), proxy: proxy.to_string(), reason }
 }
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
 pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
+    explain_at(dialer, res, None, err).await
+}
+
+/// As [`explain`], for a node reached on `port`.
+pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err: Error) -> Error {
     if !matches!(err, Error::AccessDenied { .. }) {
         return err;
     }
-    match webapi::resolve(dialer, res.kind, &res.name).await {
+    match webapi::resolve_at(dialer, res.kind, &res.name, port).await {
         Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
         _ => err,
     }

@@ -411,3 +411,19 @@ async fn shutdown_drains_open_connections() {
     })
     .await;
 }
+
+/// A backend that is down: the tunnel error says which resource and where to look.
+#[tokio::test]
+async fn backend_down_is_explained() {
+    deadline(async {
+        let dead: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("gone", dead, &["alice"]))).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let err = run_tunnel(&d, &echo_target(&srv, &id, "gone"), "gone").await;
+        assert!(err.starts_with(&format!("connection to app gone through {} ended:", srv.addr)), "{err}");
+        assert!(err.contains("see the proxy's log"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}

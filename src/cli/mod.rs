@@ -8,6 +8,7 @@ pub mod docs;
 pub mod doctor;
 pub mod login;
 pub mod server;
+pub mod ssh;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,9 @@ pub enum Command {
     /// Databases: run psql or mysql through the proxy.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print configuration snippets for client tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -109,6 +113,23 @@ pub enum ProxyCommand {
     /// Example: oneport proxy db pg1 --port 15432 --db-user postgres, then point the
     /// client at 127.0.0.1:15432
     Db(db::ProxyDbArgs),
+    /// Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr;
+    /// stdout carries nothing but SSH.
+    ///
+    /// Example: ssh -o "ProxyCommand oneport proxy ssh %r@%h:%p" root@web1
+    ///
+    /// or, with a port the node's targets allow: ssh -p 2222 -o "ProxyCommand ..." root@web1
+    Ssh(ssh::ProxySshArgs),
+}
+
+/// `oneport config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the
+    /// proxy (for the login profile, or the --proxy/--identity given here).
+    ///
+    /// Example: oneport config ssh >> ~/.ssh/config, then: ssh root@web1.example
+    Ssh,
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -128,6 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
+        Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
+        Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
         Command::Doctor(d) => doctor::run(&g, d).await,

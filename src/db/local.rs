@@ -134,7 +134,10 @@ async fn refusal(dialer: &Dialer, res: &Resource, err: &Error) -> Refusal {
 }
 
 fn path_failure(res: &Resource, err: &Error) -> String {
-    format!("oneport could not reach database {}: {err}", res.name)
+    match err {
+        Error::Tunnel { .. } => err.to_string(), // already names the database
+        _ => format!("oneport could not reach database {}: {err}", res.name),
+    }
 }
 
 async fn write_refusal<S: AsyncWrite + Unpin>(io: &mut S, bytes: &[u8]) {

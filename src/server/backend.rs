@@ -30,10 +30,8 @@ use crate::tls::{self, Trust};
 /// Serves one authorized connection to its resource.
 pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, caller: Caller) {
     let addr = match &route.target {
-        Target::Node(n) => match &n.addr {
-            Some(a) => a.clone(),
-            None => return info!(node = %n.name, "node has no default addr; closed"),
-        },
+        // Chosen by the routing table from the node's `addr`/`targets` only.
+        Target::Node { addr, .. } => addr.clone(),
         Target::Database(d) => d.addr.clone(),
         Target::App(a) => a.addr.clone(),
         Target::Kube(k) => {
@@ -69,7 +67,7 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
 async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err: &Error) {
     let Target::Database(d) = target else { return };
     let reason = match err {
-        Error::Connect { source, .. } => source.to_string(),
+        Error::Connect { cause, .. } => cause.to_string(),
         Error::Timeout { phase, secs, .. } => format!("{phase} timed out after {secs}s"),
         Error::Tls { .. } => "TLS to the database failed".to_string(),
         other => other.to_string(),
@@ -87,7 +85,9 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
 /// [`Error::Connect`] or [`Error::Timeout`].
 pub async fn dial(srv: &Server, addr: &str) -> crate::Result<TcpStream> {
     with_timeout(Phase::Connect, addr, srv.cfg.connect_timeout, async {
-        let s = TcpStream::connect(addr).await.map_err(|source| Error::Connect { target: addr.to_string(), source })?;
+        let s = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect { target: addr.to_string(), cause: source })?;
         let _ = s.set_nodelay(true);
         Ok(s)
     })

@@ -59,7 +59,7 @@ impl Server {
 /// # Errors
 /// [`Error::Bind`].
 pub async fn bind(cfg: &Config) -> Result<TcpListener> {
-    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), source })
+    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), cause: source })
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and lets open

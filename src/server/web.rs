@@ -233,23 +233,49 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
     };
     let mut kind = None;
     let mut name = None;
+    let mut port = None;
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some(("kind", v)) => kind = serde_json::from_value::<Kind>(serde_json::Value::String(v.into())).ok(),
             Some(("name", v)) => name = Some(v.to_string()),
+            Some(("port", v)) => match v.parse::<u16>() {
+                Ok(p) if p > 0 => port = Some(p),
+                _ => return error(StatusCode::BAD_REQUEST, &format!("port {v:?} is not a number from 1 to 65535")),
+            },
             _ => {}
         }
     }
     let (Some(kind), Some(name)) = (kind, name) else {
-        return error(StatusCode::BAD_REQUEST, "resolve needs kind=node|db|app|kube and name=NAME");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "resolve needs kind=node|db|app|kube and name=NAME (and port=N for nodes)",
+        );
     };
-    json(StatusCode::OK, &explain(srv, caller, kind, &name))
+    if port.is_some() && kind != Kind::Node {
+        return error(StatusCode::BAD_REQUEST, "only nodes take a port");
+    }
+    json(StatusCode::OK, &explain_at(srv, caller, kind, &name, port))
 }
 
 /// Why `caller` can or cannot use resource `name` of `kind`, in a sentence.
 pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> ResolveResponse {
+    explain_at(srv, caller, kind, name, None)
+}
+
+/// As [`explain`], for a node reached on `port` (`None`: its own address). The port is
+/// judged only for callers the node allows, so others learn nothing about it.
+pub fn explain_at(srv: &Server, caller: &Caller, kind: Kind, name: &str, port: Option<u16>) -> ResolveResponse {
     let proxy = &srv.cfg.public_addr;
+    let refusal = match srv.table.node(name) {
+        Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
+        _ => None,
+    };
     match srv.table.allow_of(kind, name) {
+        Some(allow) if allow.permits(caller) && refusal.is_some() => ResolveResponse {
+            outcome: "denied".into(),
+            message: refusal.map(|r| r.sentence(proxy)).unwrap_or_default(),
+            protocol: None,
+        },
         Some(allow) if allow.permits(caller) => ResolveResponse {
             outcome: "allowed".into(),
             message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
