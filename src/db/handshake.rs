@@ -66,7 +66,7 @@ pub async fn prelude<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
 }
 
 /// Refuses a MySQL client as a server would: greets it, reads its handshake
-/// response (credentials: dropped unread, never logged), and answers with an `ERR`
+/// response (credentials: read, dropped, never logged), and answers with an `ERR`
 /// packet carrying `code`, `state` and `text`.
 ///
 /// # Errors
@@ -82,9 +82,7 @@ pub async fn refuse_mysql<S: IoStream + ?Sized>(io: &mut S, code: u16, state: &s
     if len > mysql::MAX_HANDSHAKE_RESPONSE {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too large"));
     }
-    let mut response = vec![0u8; len];
-    io.read_exact(&mut response).await?;
-    drop(response);
+    io.read_exact(&mut vec![0u8; len]).await?;
     io.write_all(&mysql::err_packet(seq.wrapping_add(1), code, state, text)).await?;
     io.shutdown().await
 }
