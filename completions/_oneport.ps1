@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
@@ -109,6 +110,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -146,6 +148,25 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'oneport;proxy;db' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed). Give one to keep the same settings in a GUI client across restarts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Local port (default: a free one, printed). Give one to keep the same settings in a GUI client across restarts')
+            [CompletionResult]::new('--db-user', '--db-user', [CompletionResultType]::ParameterName, 'The database user to show in the connection settings (default: your oneport user)')
+            [CompletionResult]::new('--db-name', '--db-name', [CompletionResultType]::ParameterName, 'The database (schema) name to show in the connection settings')
+            [CompletionResult]::new('--protocol', '--protocol', [CompletionResultType]::ParameterName, 'The database''s protocol: postgres, mysql, mongodb or redis. Normally the proxy says; with this flag the local proxy also starts when the proxy refuses the database for now (clients then see the refusal)')
+            [CompletionResult]::new('--bind-addr', '--bind-addr', [CompletionResultType]::ParameterName, 'Local address to listen on. Anything but loopback lets others use the database as you')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'oneport;proxy;ssh' {
             [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'The cluster whose suffix is stripped from the host (`web1.CLUSTER` → node `web1`). Default: the cluster of the login profile')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
@@ -163,6 +184,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;proxy;help' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -173,10 +195,54 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;proxy;help;kube' {
             break
         }
+        'oneport;proxy;help;db' {
+            break
+        }
         'oneport;proxy;help;ssh' {
             break
         }
         'oneport;proxy;help;help' {
+            break
+        }
+        'oneport;db' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;db;connect' {
+            [CompletionResult]::new('--db-user', '--db-user', [CompletionResultType]::ParameterName, 'The database user (default: your oneport user)')
+            [CompletionResult]::new('--db-name', '--db-name', [CompletionResultType]::ParameterName, 'The database (schema) name (default: the client''s default)')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;db;help' {
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;db;help;connect' {
+            break
+        }
+        'oneport;db;help;help' {
             break
         }
         'oneport;config' {
@@ -399,6 +465,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
@@ -422,6 +489,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;help;proxy' {
             [CompletionResult]::new('app', 'app', [CompletionResultType]::ParameterValue, 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot')
+            [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Serve a database on a loopback port for GUI and CLI clients')
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH')
             break
         }
@@ -431,7 +499,17 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;help;proxy;kube' {
             break
         }
+        'oneport;help;proxy;db' {
+            break
+        }
         'oneport;help;proxy;ssh' {
+            break
+        }
+        'oneport;help;db' {
+            [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Run psql or mysql against a database through a local proxy')
+            break
+        }
+        'oneport;help;db;connect' {
             break
         }
         'oneport;help;config' {

@@ -19,6 +19,9 @@ _oneport() {
             oneport,config)
                 cmd="oneport__subcmd__config"
                 ;;
+            oneport,db)
+                cmd="oneport__subcmd__db"
+                ;;
             oneport,demo)
                 cmd="oneport__subcmd__demo"
                 ;;
@@ -61,8 +64,23 @@ _oneport() {
             oneport__subcmd__config__subcmd__help,ssh)
                 cmd="oneport__subcmd__config__subcmd__help__subcmd__ssh"
                 ;;
+            oneport__subcmd__db,connect)
+                cmd="oneport__subcmd__db__subcmd__connect"
+                ;;
+            oneport__subcmd__db,help)
+                cmd="oneport__subcmd__db__subcmd__help"
+                ;;
+            oneport__subcmd__db__subcmd__help,connect)
+                cmd="oneport__subcmd__db__subcmd__help__subcmd__connect"
+                ;;
+            oneport__subcmd__db__subcmd__help,help)
+                cmd="oneport__subcmd__db__subcmd__help__subcmd__help"
+                ;;
             oneport__subcmd__help,config)
                 cmd="oneport__subcmd__help__subcmd__config"
+                ;;
+            oneport__subcmd__help,db)
+                cmd="oneport__subcmd__help__subcmd__db"
                 ;;
             oneport__subcmd__help,demo)
                 cmd="oneport__subcmd__help__subcmd__demo"
@@ -97,6 +115,9 @@ _oneport() {
             oneport__subcmd__help__subcmd__config,ssh)
                 cmd="oneport__subcmd__help__subcmd__config__subcmd__ssh"
                 ;;
+            oneport__subcmd__help__subcmd__db,connect)
+                cmd="oneport__subcmd__help__subcmd__db__subcmd__connect"
+                ;;
             oneport__subcmd__help__subcmd__kube,credentials)
                 cmd="oneport__subcmd__help__subcmd__kube__subcmd__credentials"
                 ;;
@@ -105,6 +126,9 @@ _oneport() {
                 ;;
             oneport__subcmd__help__subcmd__proxy,app)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__app"
+                ;;
+            oneport__subcmd__help__subcmd__proxy,db)
+                cmd="oneport__subcmd__help__subcmd__proxy__subcmd__db"
                 ;;
             oneport__subcmd__help__subcmd__proxy,kube)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__kube"
@@ -142,6 +166,9 @@ _oneport() {
             oneport__subcmd__proxy,app)
                 cmd="oneport__subcmd__proxy__subcmd__app"
                 ;;
+            oneport__subcmd__proxy,db)
+                cmd="oneport__subcmd__proxy__subcmd__db"
+                ;;
             oneport__subcmd__proxy,help)
                 cmd="oneport__subcmd__proxy__subcmd__help"
                 ;;
@@ -153,6 +180,9 @@ _oneport() {
                 ;;
             oneport__subcmd__proxy__subcmd__help,app)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__app"
+                ;;
+            oneport__subcmd__proxy__subcmd__help,db)
+                cmd="oneport__subcmd__proxy__subcmd__help__subcmd__db"
                 ;;
             oneport__subcmd__proxy__subcmd__help,help)
                 cmd="oneport__subcmd__proxy__subcmd__help__subcmd__help"
@@ -194,7 +224,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy config kube server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db config kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -313,6 +343,108 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__db)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version connect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__connect)
+            opts="-v -h -V --db-user --db-name --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help)
+            opts="connect help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help__subcmd__connect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__db__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__demo)
             opts="-v -h -V --once --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -370,7 +502,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy config kube server demo doctor help"
+            opts="login logout status ls proxy db config kube server demo doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +530,34 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__config__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__db)
+            opts="connect"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__db__subcmd__connect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -538,7 +698,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy)
-            opts="app kube ssh"
+            opts="app kube db ssh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -552,6 +712,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__proxy__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__proxy__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -884,7 +1058,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app kube ssh help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version app kube db ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -947,8 +1121,58 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__proxy__subcmd__db)
+            opts="-p -v -h -V --port --db-user --db-name --protocol --bind-addr --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__proxy__subcmd__help)
-            opts="app kube ssh help"
+            opts="app kube db ssh help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -962,6 +1186,20 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__help__subcmd__app)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__proxy__subcmd__help__subcmd__db)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -36,6 +36,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "logout" -d 'Forget 
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "config" -d 'Print configuration snippets for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and administer the routing server'
@@ -70,17 +71,18 @@ complete -c oneport -n "__fish_oneport_using_subcommand ls" -l insecure -d 'Do n
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s h -l help -d 'Print help'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
@@ -100,6 +102,18 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s p -l port -d 'Local port (default: a free one, printed). Give one to keep the same settings in a GUI client across restarts' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-user -d 'The database user to show in the connection settings (default: your oneport user)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-name -d 'The database (schema) name to show in the connection settings' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l protocol -d 'The database\'s protocol: postgres, mysql, mongodb or redis. Normally the proxy says; with this flag the local proxy also starts when the proxy refuses the database for now (clients then see the refusal)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l bind-addr -d 'Local address to listen on. Anything but loopback lets others use the database as you' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'The cluster whose suffix is stripped from the host (`web1.CLUSTER` → node `web1`). Default: the cluster of the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -110,8 +124,29 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-user -d 'The database user (default: your oneport user)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-name -d 'The database (schema) name (default: the client\'s default)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
@@ -224,20 +259,23 @@ complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d '
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy config kube server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'

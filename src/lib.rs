@@ -4,7 +4,8 @@
 //! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
 //! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay), [`stdio`]
 //!   (stdin/stdout as one stream).
-//! - integrations (what to connect to, no sockets): [`ssh`].
+//! - integrations (what to connect to, no sockets): [`ssh`], [`db`] (Postgres and
+//!   MySQL bits, client command lines; its `local` and `handshake` speak to streams).
 //! - the server: [`server`] (accept loop, routing, backends, web API).
 //! - Kubernetes: [`kube`] (kubeconfig, exec credentials, local proxy, forwarding).
 //! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
@@ -15,6 +16,7 @@
 pub mod addr;
 pub mod cli;
 pub mod client;
+pub mod db;
 pub mod dial;
 pub mod duration;
 pub mod error;

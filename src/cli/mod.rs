@@ -2,6 +2,7 @@
 //! that turns arguments into library calls. clap types live only here.
 
 pub mod app;
+pub mod db;
 pub mod demo;
 pub mod docs;
 pub mod doctor;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// Databases: run psql or mysql through the proxy.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Print configuration snippets for client tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -111,6 +115,15 @@ pub enum ProxyCommand {
     /// Example: oneport proxy kube dev --exec='kubectl get pods', or run
     /// `oneport proxy kube dev` and paste its `export KUBECONFIG=...` line
     Kube(kube::ProxyKubeArgs),
+    /// Serve a database on a loopback port for GUI and CLI clients.
+    ///
+    /// Clients connect to 127.0.0.1 in plaintext; oneport carries their traffic to
+    /// the proxy in mutual TLS (teleport-postgres, teleport-mysql, ...). Prints the
+    /// connection settings to paste and a command line for the usual client.
+    ///
+    /// Example: oneport proxy db pg1 --port 15432 --db-user postgres, then point the
+    /// client at 127.0.0.1:15432
+    Db(db::ProxyDbArgs),
     /// Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr;
     /// stdout carries nothing but SSH.
     ///
@@ -145,6 +158,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
+        Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
         Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
         Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
         Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
@@ -164,8 +179,10 @@ pub fn warn_insecure() {
 
 /// Waits for Ctrl-C / SIGTERM and cancels `token`.
 pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    // Registered before returning, so a signal right after start-up is not lost.
+    let signalled = crate::shutdown::listen();
     tokio::spawn(async move {
-        crate::shutdown::signal().await;
+        signalled.await;
         token.cancel();
     });
 }

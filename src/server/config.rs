@@ -239,7 +239,8 @@ pub struct Database {
     pub protocol: DbProtocol,
     /// Where it listens, `host:port`.
     pub addr: String,
-    /// TLS from the server to the database.
+    /// TLS from the server to the database: postgres (SSLRequest, then TLS),
+    /// mongodb and redis (TLS from the first byte); not mysql (see `validate`).
     #[serde(default)]
     pub tls: Option<BackendTls>,
     /// Who may connect.
@@ -385,6 +386,14 @@ impl Config {
         }
         for d in &self.databases {
             crate::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
+            if d.tls.is_some() && d.protocol == DbProtocol::Mysql {
+                return Err(format!(
+                    "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
+                     which the server's byte relay cannot do. Remove `tls`; a mysql client that asks for TLS \
+                     still gets it end to end with the database, through the relay",
+                    d.name
+                ));
+            }
         }
         for a in &self.apps {
             crate::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
@@ -442,6 +451,20 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
     }
 
     #[test]
+    fn database_tls_for_postgres() {
+        let text = SAMPLE.replace(
+            r#"addr: "127.0.0.1:5432","#,
+            r#"addr: "127.0.0.1:5432", tls: { ca: db-ca.pem, server_name: db.internal },"#,
+        );
+        let mut cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        cfg.resolve_paths(Path::new("/etc/oneport"));
+        let tls = cfg.databases[0].tls.as_ref().unwrap();
+        assert_eq!(tls.ca, Path::new("/etc/oneport/db-ca.pem"));
+        assert_eq!(tls.server_name.as_deref(), Some("db.internal"));
+    }
+
+    #[test]
     fn allow_lists() {
         let allow = Allow { users: vec!["alice".into()], groups: vec!["ops".into()] };
         assert!(allow.permits(&caller("alice", &[])));
@@ -463,6 +486,13 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         bad(&|c| c.databases[0].addr = "nohost".into(), "database");
         bad(&|c| c.listen = "x".into(), "listen");
         bad(&|c| c.max_connections = 0, "max_connections");
+        bad(
+            &|c| {
+                c.databases[0].protocol = DbProtocol::Mysql;
+                c.databases[0].tls = Some(BackendTls { ca: "ca.pem".into(), server_name: None });
+            },
+            "not supported for mysql",
+        );
         bad(&|c| c.nodes[0].name = "web--1".into(), "no '--'");
         let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");

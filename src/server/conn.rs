@@ -23,6 +23,9 @@ use crate::server::routes::Route;
 use crate::server::{backend, web, Server};
 use crate::tls::ClientAuth;
 
+/// How long sending the alert of a failed handshake may take.
+const ALERT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -92,9 +95,15 @@ where
         }
     };
     let config = srv.tls.config(alpn, auth);
-    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config).into_fallible()).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return log_handshake_error(&route, &e),
+        Ok(Err((e, mut io))) => {
+            // rustls wrote its alert (access_denied for a refusal) but nothing flushed
+            // it: on a buffered transport, the WebSocket of an upgrade, the client
+            // would see the connection drop instead of the reason.
+            let _ = tokio::time::timeout(ALERT_FLUSH_TIMEOUT, io.shutdown()).await;
+            return log_handshake_error(&route, &e);
+        }
         Err(_) => return info!("TLS handshake not complete before the deadline; closed"),
     };
     let caller = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| Caller::from_der(c).ok());

@@ -37,14 +37,16 @@ pub struct Server {
     pub tls: ServerTls,
     /// The Kubernetes API servers behind the kube routes.
     pub kube: kube::Upstreams,
+    /// TLS towards databases that want it.
+    pub db_tls: backend::DbTls,
 }
 
 impl Server {
     /// Loads TLS files and builds the routing table.
     ///
     /// # Errors
-    /// When a TLS file is missing or unusable, or a kube cluster's API server URL,
-    /// CA, client certificate or token file is.
+    /// When a TLS file (the server's, or a database's CA) is missing or unusable, or a
+    /// kube cluster's API server URL, CA, client certificate or token file is.
     pub fn new(cfg: Config) -> Result<Arc<Server>> {
         let chain = identity::load_certs(&cfg.tls.cert)?;
         let key = identity::load_key(&cfg.tls.key)?;
@@ -52,7 +54,8 @@ impl Server {
         let tls = ServerTls::new(chain, key, &client_ca)?;
         let table = routes::Table::new(&cfg);
         let kube = kube::Upstreams::new(&cfg.kube, cfg.connect_timeout)?;
-        Ok(Arc::new(Server { cfg, table, tls, kube }))
+        let db_tls = backend::DbTls::new(&cfg)?;
+        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls }))
     }
 }
 

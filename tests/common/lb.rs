@@ -89,6 +89,7 @@ pub async fn nginx(pki: &LbPki, router: SocketAddr, mode: NginxMode, plain_upstr
         r#"daemon off;
 user root;
 worker_processes 1;
+master_process off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 2048; }}

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod kube_api;
+pub mod realdb;
 pub mod sshd;
 
 use std::net::SocketAddr;
