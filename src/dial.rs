@@ -262,11 +262,12 @@ impl Dialer {
     async fn switch(&self, d: Decision) {
         if d.from_profile {
             // Keep the login profile's cache in step; a failure to save is not fatal.
-            if let (Ok(dirs), Some(mut p)) = (Dirs::locate(), self.ctx.profile.clone()) {
-                if let Ok(Some(current)) = Profile::load(&dirs) {
-                    if current.proxy == p.proxy {
-                        p.upgrade = Some(d.cache.clone());
-                        let _ = p.save(&dirs);
+            if let (Ok(dirs), Some(ours)) = (Dirs::locate(), self.ctx.profile.as_ref()) {
+                // Re-read: a newer `login` may have replaced the profile since we started.
+                if let Ok(Some(mut current)) = Profile::load(&dirs) {
+                    if current.proxy == ours.proxy {
+                        current.upgrade = Some(d.cache.clone());
+                        let _ = current.save(&dirs);
                     }
                 }
             }
@@ -358,7 +359,7 @@ impl Dialer {
         let tcp = self.tcp().await.map_err(Failure::Final)?;
         let cfg = self.outer_config().map_err(Failure::Final)?;
         let lb = self.ctx.proxy.to_string();
-        let name = detect::server_name(&self.ctx.proxy.host);
+        let name = detect::server_name(&self.ctx.proxy.host).map_err(Failure::Final)?;
         let peer = format!("load balancer at {lb}");
         let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
             TlsConnector::from(cfg)

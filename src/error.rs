@@ -11,10 +11,6 @@ pub enum Phase {
     Connect,
     /// TLS handshake.
     TlsHandshake,
-    /// Reading the first bytes of a connection (ClientHello or HTTP request).
-    Peek,
-    /// HTTP CONNECT or connection upgrade.
-    Upgrade,
     /// An HTTP request to the proxy's web API.
     Request,
 }
@@ -24,8 +20,6 @@ impl std::fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "TCP connect",
             Phase::TlsHandshake => "TLS handshake",
-            Phase::Peek => "reading the first bytes",
-            Phase::Upgrade => "connection upgrade",
             Phase::Request => "web API request",
         })
     }

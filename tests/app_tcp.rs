@@ -427,3 +427,24 @@ async fn backend_down_is_explained() {
     })
     .await;
 }
+
+/// A client that negotiates HTTP/2 on the web route (no certificate needed) and then
+/// says nothing does not keep its connection slot.
+#[tokio::test]
+async fn silent_h2_clients_are_cut() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+        let id = srv.identity("alice", &[]);
+        let ctx = srv.context(&id);
+        let cfg = oneport::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(ctx.domain.clone()).unwrap();
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let mut sink = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(15), tls.read_to_end(&mut sink)).await;
+        assert!(closed.is_ok(), "a silent HTTP/2 connection was kept open");
+        srv.stop().await;
+    })
+    .await;
+}

@@ -173,20 +173,28 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
 async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::io::BoxIo) {
     let look = Trust { ca: vec![], system: false, insecure: true };
     let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
-    let name = detect::server_name(&ctx.proxy.host);
-    let tls = match TlsConnector::from(cfg).connect(name, io).await {
-        Ok(t) => t,
-        Err(e) => {
-            return r.fail(
-                "TLS",
-                tls::explain_client_error(&e, &ctx.proxy.to_string()),
-                "the port does not speak TLS, or a middlebox cuts it",
-            )
+    let name = match detect::server_name(&ctx.proxy.host) {
+        Ok(n) => n,
+        Err(e) => return r.fail("TLS", e.to_string(), "fix the proxy address"),
+    };
+    let handshake = tokio::time::timeout(crate::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
+    let tls = match handshake.await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let msg = tls::explain_client_error(&e, &ctx.proxy.to_string());
+            return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
+        }
+        Err(_) => {
+            let secs = crate::dial::HANDSHAKE_TIMEOUT.as_secs();
+            let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
+            return r.fail("TLS", format!("no TLS answer within {secs}s"), hint);
         }
     };
-    let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned() else {
+    let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+    let Some((leaf, intermediates)) = chain.split_first() else {
         return r.fail("TLS", "no certificate presented", "the server must present a certificate");
     };
+    let (leaf, intermediates) = (leaf.clone(), intermediates.to_vec());
     let (subject, issuer) = match x509_parser::parse_x509_certificate(&leaf) {
         Ok((_, c)) => (c.subject().to_string(), c.issuer().to_string()),
         Err(_) => ("?".into(), "?".into()),
@@ -194,14 +202,16 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::io::BoxIo) {
     let verify = |trust: Trust| {
         let name = ServerName::try_from(ctx.domain.clone()).ok();
         let leaf = leaf.clone();
+        let intermediates = intermediates.clone();
         async move {
             let roots = Arc::new(tls::root_store(&trust).ok()?);
             let verifier =
                 rustls::client::WebPkiServerVerifier::builder_with_provider(roots, tls::provider()).build().ok()?;
             let now = rustls::pki_types::UnixTime::now();
-            let host = detect::server_name(&ctx.proxy.host);
-            let ok_domain = name.is_some_and(|n| verifier.verify_server_cert(&leaf, &[], &n, &[], now).is_ok());
-            let ok_host = verifier.verify_server_cert(&leaf, &[], &host, &[], now).is_ok();
+            let host = detect::server_name(&ctx.proxy.host).ok()?;
+            let ok_domain =
+                name.is_some_and(|n| verifier.verify_server_cert(&leaf, &intermediates, &n, &[], now).is_ok());
+            let ok_host = verifier.verify_server_cert(&leaf, &intermediates, &host, &[], now).is_ok();
             Some(ok_domain || ok_host)
         }
     };

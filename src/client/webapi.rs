@@ -61,6 +61,17 @@ pub async fn ping(dialer: &Dialer) -> Result<PingResponse> {
     get_json(dialer, "/webapi/ping").await
 }
 
+/// Rejects names that cannot name a resource, with a sentence saying so.
+fn check_name(kind: Kind, name: &str) -> Result<()> {
+    if crate::naming::valid_name(name) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{name:?} is not a {} name (lowercase letters, digits and '-'): `oneport ls` lists them",
+        kind.noun()
+    )))
+}
+
 /// `/webapi/resolve` for a resource.
 ///
 /// # Errors
@@ -74,6 +85,7 @@ pub async fn resolve(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveR
 /// # Errors
 /// As [`get_json`].
 pub async fn resolve_at(dialer: &Dialer, kind: Kind, name: &str, port: Option<u16>) -> Result<ResolveResponse> {
+    check_name(kind, name)?;
     let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let port = port.map(|p| format!("&port={p}")).unwrap_or_default();
     get_json(dialer, &format!("/webapi/resolve?kind={kind}&name={name}{port}")).await

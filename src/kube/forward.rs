@@ -178,7 +178,8 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(UPGRADE) && connection_tokens(headers).iter().any(|t| t == "upgrade")
 }
 
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+/// The lower-cased tokens of every `Connection` header.
+pub fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(CONNECTION)
         .iter()

@@ -358,6 +358,20 @@ impl Config {
         if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeouts must be greater than zero".into());
         }
+        let day = std::time::Duration::from_secs(86400);
+        for (name, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("shutdown_grace", self.shutdown_grace),
+            ("ping_interval", self.ping_interval),
+        ] {
+            if d > day {
+                return Err(format!("{name} of {} is longer than a day", crate::duration::format(d)));
+            }
+        }
+        if self.max_connections > 1_000_000 {
+            return Err(format!("max_connections {} is more than 1000000", self.max_connections));
+        }
         let mut seen = std::collections::HashSet::new();
         let named = self
             .nodes
@@ -486,6 +500,8 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         bad(&|c| c.databases[0].addr = "nohost".into(), "database");
         bad(&|c| c.listen = "x".into(), "listen");
         bad(&|c| c.max_connections = 0, "max_connections");
+        bad(&|c| c.max_connections = usize::MAX, "more than 1000000");
+        bad(&|c| c.ping_interval = std::time::Duration::from_secs(90 * 86400), "longer than a day");
         bad(
             &|c| {
                 c.databases[0].protocol = DbProtocol::Mysql;

@@ -91,7 +91,8 @@ where
         Route::NoProtocol => {
             let names = offered.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>();
             info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
-            (Protocol::ALL.iter().map(|p| p.alpn().as_bytes().to_vec()).collect(), ClientAuth::Optional)
+            // A name no client offers: rustls answers `no_application_protocol`.
+            (vec![b"oneport-no-route".to_vec()], ClientAuth::Optional)
         }
     };
     let config = srv.tls.config(alpn, auth);

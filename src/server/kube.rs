@@ -232,6 +232,14 @@ fn dial_fn(
 /// # Errors
 /// When the user or a group cannot be carried in a header (control characters).
 pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Result<(), String> {
+    // Hop-by-hop headers go first, so that a `Connection` header naming our own
+    // headers cannot make the forwarding step delete them after we set them.
+    let upgrade = forward::is_upgrade(headers);
+    let named = forward::connection_tokens(headers);
+    if let Some(bad) = named.iter().find(|t| *t == "authorization" || t.starts_with("impersonate-")) {
+        return Err(format!("the Connection header may not name {bad:?}"));
+    }
+    forward::strip_hop_by_hop(headers, upgrade);
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| STRIPPED.contains(&k.as_str()) || k.as_str().starts_with(STRIPPED_PREFIX))
@@ -319,6 +327,33 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_header_cannot_strip_impersonation() {
+        let caller = Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX };
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, Impersonate-User, Impersonate-Group"));
+        let err = impersonate(&mut h, &caller).unwrap_err();
+        assert!(err.contains("may not name"), "{err}");
+        // A harmless Connection header is dropped before impersonation, and forwarding
+        // (which strips hop-by-hop headers again) leaves ours in place.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-trace"));
+        h.insert("x-trace", HeaderValue::from_static("1"));
+        impersonate(&mut h, &caller).unwrap();
+        forward::strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("impersonate-user").unwrap(), "alice");
+        assert_eq!(h.get("impersonate-group").unwrap(), "dev");
+        assert!(h.get("x-trace").is_none());
+        // An upgrade keeps Connection: Upgrade and still carries impersonation.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        impersonate(&mut h, &caller).unwrap();
+        forward::strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("impersonate-user").unwrap(), "alice");
+    }
 
     #[test]
     fn impersonation_replaces_whatever_the_client_sent() {

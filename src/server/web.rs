@@ -93,18 +93,24 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let header_timeout = srv.cfg.handshake_timeout;
     let ctx = Arc::new(ctx);
     let slot: Slot = Arc::default();
+    let activity = Arc::new(Activity::default());
     let svc = {
-        let (srv, slot) = (srv.clone(), slot.clone());
+        let (srv, slot, activity) = (srv.clone(), slot.clone(), activity.clone());
         hyper::service::service_fn(move |req| {
-            let (srv, ctx, slot) = (srv.clone(), ctx.clone(), slot.clone());
-            async move { Ok::<_, Infallible>(route(srv, ctx, slot, req).await) }
+            let (srv, ctx, slot, activity) = (srv.clone(), ctx.clone(), slot.clone(), activity.clone());
+            async move {
+                let _busy = activity.begin();
+                Ok::<_, Infallible>(route(srv, ctx, slot, req).await)
+            }
         })
     };
     let res = if h2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .serve_connection(io, svc)
-            .await
+            .keep_alive_interval(Some(header_timeout))
+            .keep_alive_timeout(header_timeout)
+            .serve_connection(io, svc);
+        idle_limited(conn, &activity, header_timeout).await
     } else {
         hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -121,6 +127,74 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     if let Some(p) = pending {
         // Boxed: the upgraded stream goes back through the router, which got us here.
         Box::pin(upgrade::server::run(srv, p)).await;
+    }
+}
+
+/// Requests in flight and the time the last one ended, for the HTTP/2 idle limit
+/// (HTTP/1's `header_read_timeout` already covers idle keep-alive connections).
+#[derive(Debug, Default)]
+struct Activity {
+    busy: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+struct Busy<'a>(&'a Activity);
+
+impl Activity {
+    fn begin(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(self)
+    }
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        if self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+        self.0.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Serves an HTTP/2 connection, closing it gracefully when no request has been in
+/// flight for `idle` (including before the first one), so that silent connections
+/// cannot hold the server's connection slots.
+async fn idle_limited<I, S>(
+    conn: hyper::server::conn::http2::Connection<I, S, TokioExecutor>,
+    activity: &Activity,
+    idle: std::time::Duration,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let since = activity.idle_since();
+        let check = tokio::time::sleep(idle.min(std::time::Duration::from_secs(1)));
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            // A connection still waiting for the client's preface ignores the graceful
+            // close: drop it (closing the socket) when it has not ended in time.
+            _ = tokio::time::sleep(idle), if closing => return Ok(()),
+            _ = check, if !closing => {
+                let quiet_from = since.unwrap_or(started);
+                let in_flight = activity.busy.load(std::sync::atomic::Ordering::SeqCst) > 0;
+                if !in_flight && quiet_from.elapsed() >= idle {
+                    debug!("idle HTTP/2 connection closed");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
 }
 

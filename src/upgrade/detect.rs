@@ -72,7 +72,10 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
         Ok(c) => c,
         Err(e) => return verdict(false, &format!("could not build the probe: {e}")),
     };
-    let name = server_name(&proxy.host);
+    let name = match server_name(&proxy.host) {
+        Ok(n) => n,
+        Err(e) => return verdict(false, &e.to_string()),
+    };
     let fut = TlsConnector::from(Arc::clone(&cfg)).connect(name, io);
     match tokio::time::timeout(PROBE_TIMEOUT, fut).await {
         Err(_) => verdict(false, "timed out; assuming direct TLS routing"),
@@ -98,12 +101,15 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
 }
 
 /// The TLS server name for a host: an IP address, or a DNS name.
-pub fn server_name(host: &str) -> ServerName<'static> {
+///
+/// # Errors
+/// When the host is neither.
+pub fn server_name(host: &str) -> crate::Result<ServerName<'static>> {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     match h.parse::<std::net::IpAddr>() {
-        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
         Err(_) => ServerName::try_from(h.to_string())
-            .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into())),
+            .map_err(|_| crate::Error::config(format!("{host:?} is not a host name or IP address"))),
     }
 }
 

@@ -45,7 +45,8 @@ pub fn parse_proxy_url(url: &str) -> Result<HttpProxy, String> {
     let rest = match url.split_once("://") {
         Some(("http", rest)) => rest,
         Some((scheme, _)) => {
-            return Err(format!("HTTPS_PROXY {url:?}: only http:// proxies are supported, not {scheme}://"))
+            let shown = redacted(url);
+            return Err(format!("HTTPS_PROXY {shown:?}: only http:// proxies are supported, not {scheme}://"));
         }
         None => url,
     };
@@ -62,13 +63,14 @@ pub fn parse_proxy_url(url: &str) -> Result<HttpProxy, String> {
 }
 
 fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(hi << 4 | lo);
                 i += 3;
                 continue;
             }
@@ -77,6 +79,15 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL with any credentials replaced by `***`, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***@{}", &url[..s + 3], &url[at + 1..]),
+        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
 }
 
 /// Whether `NO_PROXY` exempts `target`.
@@ -143,5 +154,10 @@ mod tests {
         assert!(parse_proxy_url("https://squid:3128").unwrap_err().contains("only http://"));
         assert!(parse_proxy_url("socks5://squid:1080").is_err());
         assert!(parse_proxy_url("http://:3128").is_err());
+        let err = parse_proxy_url("https://user:secret@squid:3128").unwrap_err();
+        assert!(!err.contains("secret") && err.contains("***@squid"), "{err}");
+        // Percent signs before multi-byte characters must not panic.
+        let p = parse_proxy_url("http://u%a\u{e9}%zz%4@squid:1").unwrap();
+        assert_eq!(p.auth.unwrap().0, "u%a\u{e9}%zz%4");
     }
 }

@@ -25,8 +25,10 @@ pub fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(32 * 1024)
         .write_buffer_size(32 * 1024)
-        .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20))
+        // Our writers never put more than 64 KiB in a message; a peer may not make us
+        // buffer more than 1 MiB before the inner TLS has authenticated anyone.
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
 }
 
 /// See the module docs.
