@@ -21,6 +21,7 @@ pub mod dial;
 pub mod duration;
 pub mod error;
 pub mod fsutil;
+pub mod hostcheck;
 pub mod identity;
 pub mod io;
 pub mod kube;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -169,6 +170,54 @@ pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err:
     match webapi::resolve_at(dialer, res.kind, &res.name, port).await {
         Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
         _ => err,
+    }
+}
+
+/// How long a local HTTP client may take to send its first request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handler for HTTP apps: checks the first request's `Host` (see
+/// [`crate::hostcheck`]) before dialling, answers 421 to a refused one, and replays
+/// the bytes it read into the tunnel.
+pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, port: u16) -> Handler {
+    Arc::new(move |mut tcp, peer| {
+        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        Box::pin(async move {
+            let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, port)).await {
+                Ok(Ok(head)) => head,
+                Ok(Err(why)) => {
+                    warn!(peer = %peer, "{} {}: request refused: {why}", res.kind.noun(), res.name);
+                    let _ = tcp.write_all(&crate::hostcheck::refusal(&why)).await;
+                    let _ = tcp.shutdown().await;
+                    return;
+                }
+                Err(_) => return debug!("no request head within {}s; closed", HEAD_TIMEOUT.as_secs()),
+            };
+            let (r, w) = tcp.split();
+            let mut local = tokio::io::join(std::io::Cursor::new(head).chain(r), w);
+            if let Err(e) = tunnel(&dialer, &target, &res, &mut local).await {
+                error!("{} {}: {e}", res.kind.noun(), res.name);
+            }
+        })
+    })
+}
+
+/// Reads until the first request head is complete and judged.
+async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8>, String> {
+    use crate::hostcheck::{check, Verdict};
+    let mut buf = Vec::with_capacity(2048);
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tcp.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the client closed before sending a request".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match check(&buf, port) {
+            Verdict::Partial => continue,
+            Verdict::Allowed(_) => return Ok(buf),
+            Verdict::Refused(why) => return Err(why),
+        }
     }
 }
 

@@ -345,6 +345,16 @@ async fn curl_through_proxy_app() {
         assert!(headers.starts_with("HTTP/1.0 200"), "{headers}");
         assert!(headers.contains("SimpleHTTP"), "{headers}");
         assert_eq!(sha256(&std::fs::read(&out_file).unwrap()), sha256(&body));
+        // A request naming a domain (a DNS-rebinding page) is refused before any dial.
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-H", "Host: attacker.example", "-w", "\n%{http_code}"])
+            .arg(format!("http://{}/blob.bin", run.addr))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.trim_end().ends_with("421"), "{text}");
+        assert!(text.contains("refused to stop DNS rebinding"), "{text}");
         let _ = http.kill().await;
         srv.stop().await;
     })

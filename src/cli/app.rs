@@ -60,7 +60,13 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
         println!("  connect your client to {local}");
     }
     println!("Press Ctrl-C to stop.");
-    let handler = localproxy::tunnel_handler(dialer, target, Resource { kind: Kind::App, name: a.name });
+    let res = Resource { kind: Kind::App, name: a.name };
+    let handler = if protocol == Protocol::Http1 {
+        // Refuses requests that name a domain: DNS rebinding from a browser page.
+        localproxy::http_tunnel_handler(dialer, target, res, local.port())
+    } else {
+        localproxy::tunnel_handler(dialer, target, res)
+    };
     localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
     Ok(0)
 }
