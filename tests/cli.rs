@@ -271,7 +271,16 @@ async fn curl_reads_webapi_ping_over_h2() {
 #[tokio::test]
 async fn doctor_direct_and_with_the_wrong_ca() {
     deadline(async {
-        let srv = TestServer::start(|_| {}).await;
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(App {
+                name: "echo".into(),
+                kind: AppKind::Tcp,
+                addr: echo.to_string(),
+                allow: Allow { users: vec!["alice".into()], groups: vec![] },
+            })
+        })
+        .await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let proxy = srv.addr.to_string();
@@ -280,6 +289,13 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         assert!(out.contains("signed by the proxy CA (the routing server answers directly)"), "{out}");
         assert!(out.contains("[ok]   mTLS         the proxy knows you as alice"), "{out}");
         assert!(out.contains("All checks passed."), "{out}");
+        let (code, out, _) = run(
+            home.path(),
+            &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "doctor", "--resource", "app/echo"],
+        )
+        .await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("negotiated ALPN teleport-tcp-ping"), "{out}");
         let other = oneport::pki::make_ca("other").unwrap();
         let other_ca = home.path().join("other.pem");
         std::fs::write(&other_ca, other.cert_pem).unwrap();

@@ -13,8 +13,8 @@ use tokio_rustls::TlsConnector;
 use crate::cli::Global;
 use crate::client::context::Context;
 use crate::client::webapi;
-use crate::dial::Dialer;
-use crate::naming::Kind;
+use crate::dial::{Dialer, Target};
+use crate::naming::{Kind, Protocol};
 use crate::tls::{self, Trust};
 use crate::upgrade::{detect, Sub};
 
@@ -245,10 +245,29 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
             "use node/web1, db/pg1, app/grafana or kube/dev",
         );
     };
-    match webapi::resolve(dialer, kind, &name).await {
-        Ok(res) if res.outcome == "allowed" => r.ok("route", res.message),
-        Ok(res) => r.fail("route", res.message.clone(), &res.message),
-        Err(e) => r.fail("route", e.to_string(), "see the error above"),
+    let res = match webapi::resolve(dialer, kind, &name).await {
+        Ok(res) if res.outcome == "allowed" => res,
+        Ok(res) => return r.fail("route", res.message.clone(), &res.message),
+        Err(e) => return r.fail("route", e.to_string(), "see the error above"),
+    };
+    r.ok("route", &res.message);
+    // Open the route itself, as a client of that kind would.
+    let protocol = match (kind, res.protocol.as_deref()) {
+        (Kind::Node, _) => Protocol::ProxySsh,
+        (Kind::Kube, _) | (Kind::App, Some("http")) => Protocol::Http1,
+        (Kind::App, _) => Protocol::Tcp,
+        (Kind::Db, Some("mysql")) => Protocol::Mysql,
+        (Kind::Db, Some("mongodb")) => Protocol::Mongodb,
+        (Kind::Db, Some("redis")) => Protocol::Redis,
+        (Kind::Db, _) => Protocol::Postgres,
+    };
+    let target = Target::resource(dialer.context(), kind, &name, protocol);
+    match dialer.dial(&target).await {
+        Ok(d) => {
+            let alpn = d.alpn.map(|a| a.to_string()).unwrap_or_else(|| "none".into());
+            r.ok("tunnel", format!("TLS to {} negotiated ALPN {alpn}", target.sni));
+        }
+        Err(e) => r.fail("tunnel", e.to_string(), "the route resolves but the tunnel does not open"),
     }
 }
 
