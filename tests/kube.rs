@@ -847,3 +847,51 @@ async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
     })
     .await;
 }
+
+/// A `Connection` header naming the impersonation headers must not strip them on the
+/// way upstream (the request would then run as the server's own account): refused.
+#[tokio::test]
+async fn connection_header_cannot_drop_impersonation() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let dialer = srv.dialer(&alice);
+        let target = oneport::dial::Target::resource(
+            dialer.context(),
+            oneport::naming::Kind::Kube,
+            "dev",
+            oneport::naming::Protocol::Http1,
+        );
+        let dialed = dialer.dial(&target).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let get = |connection: &'static str| {
+            hyper::Request::get("/api/v1/namespaces/default/pods")
+                .header("host", "kube")
+                .header("connection", connection)
+                .header("x-trace", "1")
+                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .unwrap()
+        };
+        let resp = send.send_request(get("keep-alive, Impersonate-User, Impersonate-Group")).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        assert!(api.requests().is_empty(), "nothing may reach the API server: {:?}", api.requests());
+        drop(send);
+        let dialed = dialer.dial(&target).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let resp = send.send_request(get("keep-alive, X-Trace")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = api.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].all("impersonate-user"), vec!["alice"]);
+        assert_eq!(seen[0].all("impersonate-group"), vec!["dev"]);
+        assert!(seen[0].all("x-trace").is_empty(), "a header named by Connection is hop-by-hop");
+        drop(send);
+        srv.stop().await;
+    })
+    .await;
+}
