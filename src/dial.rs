@@ -1,8 +1,15 @@
 //! The one dialer. Given a target (SNI, ALPN list) it returns a byte stream to the
-//! resource: TCP to the proxy, mutual TLS with the target's SNI and ALPN (ping
-//! variants first), and the ping framing when a `-ping` protocol was negotiated.
-//! Client configs are built once per ALPN list and share one session cache, so every
-//! connection after the first resumes its TLS session.
+//! resource: TCP to the proxy (through `HTTPS_PROXY` when set), then either straight
+//! into the TLS-routing handshake, or first through the load balancer's TLS and a
+//! connection upgrade (wire.md §5) when one is needed; then mutual TLS with the
+//! target's SNI and ALPN (ping variants first), and the ping framing when a `-ping`
+//! protocol was negotiated. Client configs are built once per ALPN list and share one
+//! session cache, so every connection after the first resumes its TLS session.
+//!
+//! Whether to upgrade: `ONEPORT_TLS_ROUTING_CONN_UPGRADE` if set (fixed), else the
+//! login profile's cached answer, else the probe, once per process. When the answer
+//! in use fails on a real dial in a way the other path could fix, the other path is
+//! tried once and, if it works, becomes the answer (and the profile's cache).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,11 +21,15 @@ use tokio_rustls::TlsConnector;
 use tracing::debug;
 
 use crate::client::context::Context;
+use crate::client::profile::{Dirs, Profile, UpgradeCache};
 use crate::error::{with_timeout, Error, Phase, Result};
 use crate::io::BoxIo;
 use crate::naming::{self, Alpn, Kind, Protocol};
 use crate::ping::PingStream;
 use crate::tls;
+use crate::upgrade::http::Refusal;
+use crate::upgrade::proxy_env::{self, HttpProxy};
+use crate::upgrade::{self, detect, Mode, Sub};
 
 /// Deadline for the TCP connect to the proxy.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -60,22 +71,108 @@ impl std::fmt::Debug for Dialed {
     }
 }
 
+/// How the dialer reaches the router, from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct PathOptions {
+    /// `ONEPORT_TLS_ROUTING_CONN_UPGRADE` for this proxy, if set.
+    pub upgrade_override: Option<bool>,
+    /// `ONEPORT_TLS_ROUTING_CONN_UPGRADE_MODE`.
+    pub mode: Mode,
+    /// `HTTPS_PROXY` unless `NO_PROXY` exempts the proxy.
+    pub http_proxy: Option<HttpProxy>,
+}
+
+impl PathOptions {
+    /// Reads the environment for `ctx.proxy`.
+    ///
+    /// # Errors
+    /// When a variable is set to something that does not parse.
+    pub fn from_env(ctx: &Context) -> Result<PathOptions> {
+        let var = |k: &str| std::env::var(k).ok();
+        let upgrade_override = match var(detect::OVERRIDE_VAR) {
+            Some(v) => detect::parse_override(&v, &ctx.proxy).map_err(Error::config)?,
+            None => None,
+        };
+        let mode = match var(detect::MODE_VAR) {
+            Some(v) => Mode::parse(&v).map_err(|e| Error::config(format!("{}: {e}", detect::MODE_VAR)))?,
+            None => Mode::WebSocket,
+        };
+        let http_proxy = proxy_env::proxy_for(&ctx.proxy, var).map_err(Error::config)?;
+        Ok(PathOptions { upgrade_override, mode, http_proxy })
+    }
+}
+
+/// The upgrade decision in force, and whether it may change.
+#[derive(Debug, Clone)]
+struct Decision {
+    cache: UpgradeCache,
+    fixed: bool,
+    from_profile: bool,
+}
+
+/// A failed dial, and whether the other path might do better.
+enum Failure {
+    /// Something between us and the router is not what this path expects.
+    Path(Error),
+    /// Anything else (refusals, TCP errors): the other path would not help.
+    Final(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Path(e) | Failure::Final(e) => e,
+        }
+    }
+}
+
 /// The dialer. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Dialer {
     ctx: Context,
+    options: std::result::Result<PathOptions, String>,
     configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<rustls::ClientConfig>>>,
+    outer: Mutex<Option<Arc<rustls::ClientConfig>>>,
+    decision: tokio::sync::Mutex<Option<Decision>>,
 }
 
 impl Dialer {
-    /// A dialer for `ctx`.
+    /// A dialer for `ctx`, with path options from the environment.
     pub fn new(ctx: Context) -> Dialer {
-        Dialer { ctx, configs: Mutex::new(HashMap::new()) }
+        let options = PathOptions::from_env(&ctx).map_err(|e| e.to_string());
+        Dialer::with_options_inner(ctx, options)
+    }
+
+    /// A dialer with explicit path options (tests, embedding).
+    pub fn with_options(ctx: Context, options: PathOptions) -> Dialer {
+        Dialer::with_options_inner(ctx, Ok(options))
+    }
+
+    fn with_options_inner(ctx: Context, options: std::result::Result<PathOptions, String>) -> Dialer {
+        Dialer {
+            ctx,
+            options,
+            configs: Mutex::new(HashMap::new()),
+            outer: Mutex::new(None),
+            decision: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The context.
     pub fn context(&self) -> &Context {
         &self.ctx
+    }
+
+    /// The path options in force (from the environment unless given).
+    ///
+    /// # Errors
+    /// When an environment variable did not parse.
+    pub fn path_options(&self) -> Result<&PathOptions> {
+        self.options()
+    }
+
+    fn options(&self) -> Result<&PathOptions> {
+        self.options.as_ref().map_err(|e| Error::config(e.clone()))
     }
 
     fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
@@ -88,45 +185,220 @@ impl Dialer {
         Ok(c)
     }
 
+    /// The outer TLS config for the load balancer: system roots plus the proxy CA,
+    /// no client certificate, and no ALPN (an LB that picked h2 would break the
+    /// HTTP/1.1 upgrade).
+    fn outer_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let mut slot = self.outer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let trust = tls::Trust { system: true, ..self.ctx.trust.clone() };
+        let c = tls::client_config(&trust, None, vec![])?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The upgrade decision in force, probing once if nothing else says.
+    ///
+    /// # Errors
+    /// When the environment is invalid.
+    pub async fn upgrade_decision(&self) -> Result<UpgradeCache> {
+        Ok(self.decision().await?.cache)
+    }
+
+    async fn decision(&self) -> Result<Decision> {
+        let opts = self.options()?.clone();
+        let mut slot = self.decision.lock().await;
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = if let Some(required) = opts.upgrade_override {
+            let reason = format!("{} says {required}", detect::OVERRIDE_VAR);
+            Decision { cache: UpgradeCache { required, reason }, fixed: true, from_profile: false }
+        } else if let Some(cached) = self.ctx.profile.as_ref().and_then(|p| p.upgrade.clone()) {
+            Decision { cache: cached, fixed: false, from_profile: true }
+        } else {
+            Decision { cache: self.probe().await, fixed: false, from_profile: false }
+        };
+        debug!(required = d.cache.required, reason = %d.cache.reason, "upgrade decision");
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Runs the upgrade probe now (for `login` and `status`).
+    pub async fn probe(&self) -> UpgradeCache {
+        match self.tcp().await {
+            Ok(io) => detect::probe(io, &self.ctx.proxy).await,
+            Err(e) => UpgradeCache { required: false, reason: format!("probe: could not connect ({e})") },
+        }
+    }
+
     /// Dials `target`.
     ///
     /// # Errors
-    /// [`Error::Connect`], [`Error::Tls`] (with the cause in words) or
-    /// [`Error::Timeout`], naming the phase.
+    /// [`Error::Connect`], [`Error::Tls`], [`Error::Http`] (the load balancer or
+    /// HTTPS proxy refused) or [`Error::Timeout`], naming the layer that failed.
     pub async fn dial(&self, target: &Target) -> Result<Dialed> {
-        let transport = self.transport().await?;
-        self.handshake(transport, target).await
+        let d = self.decision().await?;
+        let first = match self.dial_path(d.cache.required, target).await {
+            Ok(x) => return Ok(x),
+            Err(Failure::Path(e)) if !d.fixed => e,
+            Err(f) => return Err(f.into_error()),
+        };
+        let other = !d.cache.required;
+        debug!(error = %first, upgrade = other, "dial failed on the path in use; trying the other path once");
+        match self.dial_path(other, target).await {
+            Ok(x) => {
+                let what = if other { "required" } else { "not required" };
+                let reason = format!("switched to upgrade {what} after: {first}");
+                self.switch(Decision { cache: UpgradeCache { required: other, reason }, ..d }).await;
+                Ok(x)
+            }
+            Err(_) => Err(first),
+        }
     }
 
-    /// The byte stream to the router that the TLS-routing handshake runs over.
-    async fn transport(&self) -> Result<BoxIo> {
-        let addr = self.ctx.proxy.to_string();
-        let tcp = with_timeout(Phase::Connect, &addr, CONNECT_TIMEOUT, async {
-            TcpStream::connect((self.ctx.proxy.host.as_str(), self.ctx.proxy.port))
+    async fn switch(&self, d: Decision) {
+        if d.from_profile {
+            // Keep the login profile's cache in step; a failure to save is not fatal.
+            if let (Ok(dirs), Some(ours)) = (Dirs::locate(), self.ctx.profile.as_ref()) {
+                // Re-read: a newer `login` may have replaced the profile since we started.
+                if let Ok(Some(mut current)) = Profile::load(&dirs) {
+                    if current.proxy == ours.proxy {
+                        current.upgrade = Some(d.cache.clone());
+                        let _ = current.save(&dirs);
+                    }
+                }
+            }
+        }
+        *self.decision.lock().await = Some(d);
+    }
+
+    async fn dial_path(&self, upgrade: bool, target: &Target) -> std::result::Result<Dialed, Failure> {
+        let transport = if upgrade {
+            self.upgraded(Sub::for_alpn(&target.alpn)).await?
+        } else {
+            self.tcp().await.map_err(Failure::Final)?
+        };
+        self.handshake(Box::new(crate::io::NoHalfClose(transport)), target).await
+    }
+
+    /// TCP to the proxy, through `HTTPS_PROXY` when set (for `doctor`).
+    ///
+    /// # Errors
+    /// Connect errors and CONNECT refusals.
+    pub async fn transport(&self) -> Result<BoxIo> {
+        self.tcp().await
+    }
+
+    /// Opens the upgraded outer hop with sub-protocol `sub` (for `doctor`).
+    ///
+    /// # Errors
+    /// The layer-specific upgrade error.
+    pub async fn upgrade_only(&self, sub: Sub) -> Result<BoxIo> {
+        self.upgraded(sub).await.map_err(Failure::into_error)
+    }
+
+    /// TCP to the proxy, through `HTTPS_PROXY` when set.
+    async fn tcp(&self) -> Result<BoxIo> {
+        let opts = self.options()?;
+        let (host, port) = match &opts.http_proxy {
+            Some(p) => (p.addr.host.clone(), p.addr.port),
+            None => (self.ctx.proxy.host.clone(), self.ctx.proxy.port),
+        };
+        let addr = format!("{host}:{port}");
+        let what = if opts.http_proxy.is_some() { format!("HTTPS proxy {addr}") } else { addr.clone() };
+        let tcp = with_timeout(Phase::Connect, &what, CONNECT_TIMEOUT, async {
+            TcpStream::connect((host.as_str(), port))
                 .await
-                .map_err(|source| Error::Connect { target: addr.clone(), source })
+                .map_err(|source| Error::Connect { target: what.clone(), cause: source })
         })
         .await?;
         let _ = tcp.set_nodelay(true);
-        Ok(Box::new(tcp))
+        let Some(p) = &opts.http_proxy else {
+            return Ok(Box::new(tcp));
+        };
+        let target = self.ctx.proxy.to_string();
+        upgrade::http::connect_via(Box::new(tcp), p, &target).await.map_err(|r| match r {
+            Refusal::Status(s, _) => {
+                Error::Http(format!("proxy CONNECT refused: {} (HTTPS proxy {}, target {target})", s, p.addr))
+            }
+            other => Error::Http(format!("proxy CONNECT through {} failed: {other}", p.addr)),
+        })
+    }
+
+    /// The outer hop through a load balancer: TLS to it, then the upgrade.
+    async fn upgraded(&self, sub: Sub) -> std::result::Result<BoxIo, Failure> {
+        let mode = self.options().map_err(Failure::Final)?.mode;
+        let lb = self.ctx.proxy.to_string();
+        let ws_refusal = match mode {
+            Mode::Legacy => None,
+            Mode::WebSocket => match upgrade::http::websocket(self.outer_tls().await?, &lb, sub).await {
+                Ok(io) => return Ok(io),
+                Err(Refusal::Status(s, body)) if s == 400 || s == 404 => Some(Refusal::Status(s, body)),
+                Err(r) => {
+                    return Err(Failure::Path(Error::Http(format!("WebSocket upgrade through {lb} failed: {r}"))))
+                }
+            },
+        };
+        match upgrade::http::legacy(self.outer_tls().await?, &lb, sub).await {
+            Ok(io) => Ok(io),
+            Err(r) => Err(Failure::Path(Error::Http(match ws_refusal {
+                Some(ws) => format!(
+                    "the load balancer at {lb} {ws} to the WebSocket upgrade (and {r} to the legacy {} upgrade); it must pass WebSocket upgrades on {}",
+                    sub.name(),
+                    upgrade::PATH
+                ),
+                None => format!("the load balancer at {lb} {r} to the legacy {} upgrade on {}", sub.name(), upgrade::PATH),
+            }))),
+        }
+    }
+
+    async fn outer_tls(&self) -> std::result::Result<BoxIo, Failure> {
+        let tcp = self.tcp().await.map_err(Failure::Final)?;
+        let cfg = self.outer_config().map_err(Failure::Final)?;
+        let lb = self.ctx.proxy.to_string();
+        let name = detect::server_name(&self.ctx.proxy.host).map_err(Failure::Final)?;
+        let peer = format!("load balancer at {lb}");
+        let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
+            TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::Tls { peer: peer.clone(), reason: tls::explain_client_error(&e, &lb) })
+        })
+        .await
+        .map_err(Failure::Path)?;
+        Ok(Box::new(tls))
     }
 
     /// Runs the TLS-routing handshake over `io`.
-    async fn handshake(&self, io: BoxIo, target: &Target) -> Result<Dialed> {
+    async fn handshake(&self, io: BoxIo, target: &Target) -> std::result::Result<Dialed, Failure> {
         let proxy = self.ctx.proxy.to_string();
         let name = ServerName::try_from(target.sni.clone())
-            .map_err(|_| Error::config(format!("{:?} is not a valid TLS server name", target.sni)))?;
-        let connector = TlsConnector::from(self.config(&target.alpn)?);
+            .map_err(|_| Failure::Final(Error::config(format!("{:?} is not a valid TLS server name", target.sni))))?;
+        let connector = TlsConnector::from(self.config(&target.alpn).map_err(Failure::Final)?);
         let peer = format!("{proxy} (SNI {})", target.sni);
-        let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
-            connector
-                .connect(name, io)
-                .await
-                .map_err(|e| Error::Tls { peer: peer.clone(), reason: tls::explain_client_error(&e, &proxy) })
-        })
-        .await?;
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, io)).await;
+        let tls = match tls {
+            Err(_) => {
+                let secs = HANDSHAKE_TIMEOUT.as_secs();
+                return Err(Failure::Path(Error::Timeout { phase: Phase::TlsHandshake, peer, secs }));
+            }
+            Ok(Err(e)) => {
+                let err = tls::client_error(&e, &proxy, &peer);
+                return Err(if tls::is_path_error(&e) { Failure::Path(err) } else { Failure::Final(err) });
+            }
+            Ok(Ok(t)) => t,
+        };
         let conn = tls.get_ref().1;
         let alpn = conn.alpn_protocol().and_then(Alpn::parse);
+        let wants_alpn = target.alpn.iter().any(|a| a.as_slice() != b"http/1.1");
+        if alpn.is_none() && wants_alpn {
+            // Something answered TLS without routing ALPN: a load balancer in the way.
+            let reason = format!("{proxy} negotiated no ALPN: something in front of the proxy terminates TLS");
+            return Err(Failure::Path(Error::Tls { peer, reason }));
+        }
         debug!(sni = %target.sni, alpn = ?alpn.map(|a| a.to_string()), resumed = ?conn.handshake_kind(), "dialled");
         let stream: BoxIo = match alpn {
             Some(a) if a.ping => Box::new(PingStream::new(tls, None)),

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-/// Parses a human duration (see the module docs).
+/// The longest duration accepted anywhere (100 years).
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Parses a human duration (see the module docs), at most [`MAX`].
 ///
 /// # Errors
 /// A message naming the offending text.
@@ -25,7 +28,8 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_len..];
         let secs: u64 = match unit {
             "ms" => {
-                total += Duration::from_millis(n);
+                total =
+                    total.checked_add(Duration::from_millis(n)).filter(|t| *t <= MAX).ok_or_else(|| too_large(s))?;
                 continue;
             }
             "s" | "sec" => 1,
@@ -35,10 +39,14 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             "" => return Err(format!("invalid duration {s:?}: missing unit (ms, s, m, h, d)")),
             other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h, d)")),
         };
-        let add = n.checked_mul(secs).ok_or_else(|| format!("invalid duration {s:?}: too large"))?;
-        total += Duration::from_secs(add);
+        let add = n.checked_mul(secs).ok_or_else(|| too_large(s))?;
+        total = total.checked_add(Duration::from_secs(add)).filter(|t| *t <= MAX).ok_or_else(|| too_large(s))?;
     }
     Ok(total)
+}
+
+fn too_large(s: &str) -> String {
+    format!("invalid duration {s:?}: too large (at most 100 years)")
 }
 
 /// Formats a duration the way [`parse`] reads it (largest units first).
@@ -100,6 +108,9 @@ mod tests {
         assert!(parse("s").unwrap_err().contains("expected a number"));
         assert!(parse("99999999999999999999s").is_err());
         assert!(parse("999999999999999999d").unwrap_err().contains("too large"));
+        assert!(parse("18446744073709551615s1s").unwrap_err().contains("too large"));
+        assert!(parse("36501d").unwrap_err().contains("at most 100 years"));
+        assert!(parse("36500d").is_ok());
     }
 
     #[test]

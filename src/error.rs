@@ -11,10 +11,6 @@ pub enum Phase {
     Connect,
     /// TLS handshake.
     TlsHandshake,
-    /// Reading the first bytes of a connection (ClientHello or HTTP request).
-    Peek,
-    /// HTTP CONNECT or connection upgrade.
-    Upgrade,
     /// An HTTP request to the proxy's web API.
     Request,
 }
@@ -24,8 +20,6 @@ impl std::fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "TCP connect",
             Phase::TlsHandshake => "TLS handshake",
-            Phase::Peek => "reading the first bytes",
-            Phase::Upgrade => "connection upgrade",
             Phase::Request => "web API request",
         })
     }
@@ -39,28 +33,28 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     File {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A TCP connection failed.
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}: {cause}")]
     Connect {
         /// host:port.
         target: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
     },
     /// A TLS handshake failed.
     #[error("TLS handshake with {peer} failed: {reason}")]
@@ -80,9 +74,26 @@ pub enum Error {
         /// The limit.
         secs: u64,
     },
+    /// An established tunnel ended with an error.
+    #[error("connection to {what} through {proxy} ended: {reason}")]
+    Tunnel {
+        /// The resource ("node web1").
+        what: String,
+        /// The proxy.
+        proxy: String,
+        /// What happened.
+        reason: String,
+    },
     /// The proxy refused the route; the message names the resource and why.
     #[error("{0}")]
     Refused(String),
+    /// The proxy ended the handshake with `access_denied` (not allowed, or no such
+    /// resource); `/webapi/resolve` says which.
+    #[error("{proxy} refused the connection (access denied)")]
+    AccessDenied {
+        /// The proxy.
+        proxy: String,
+    },
     /// An HTTP exchange (web API, upgrade, CONNECT) failed.
     #[error("{0}")]
     Http(String),
@@ -101,8 +112,8 @@ impl Error {
     }
 
     /// A file error.
-    pub fn file(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::File { path: path.into(), source }
+    pub fn file(path: impl Into<PathBuf>, cause: io::Error) -> Self {
+        Error::File { path: path.into(), cause }
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,7 +38,7 @@ pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener
         } else {
             ""
         };
-        Error::Bind { addr: format!("{sa}{hint}"), source }
+        Error::Bind { addr: format!("{sa}{hint}"), cause: source }
     })
 }
 
@@ -114,12 +115,24 @@ pub async fn tunnel<L: IoStream + ?Sized>(
     res: &Resource,
     local: &mut L,
 ) -> Result<Counts> {
+    tunnel_at(dialer, target, res, None, local).await
+}
+
+/// As [`tunnel`], for a node reached on `port` (so a refusal is explained for that port).
+///
+/// # Errors
+/// The dial or relay error, explained.
+pub async fn tunnel_at<L: IoStream + ?Sized>(
+    dialer: &Dialer,
+    target: &Target,
+    res: &Resource,
+    port: Option<u16>,
+    local: &mut L,
+) -> Result<Counts> {
     let result = async {
         let mut dialed = dialer.dial(target).await?;
-        relay(local, &mut dialed.stream).await.map_err(|e| Error::Tls {
-            peer: dialer.context().proxy.to_string(),
-            reason: crate::tls::explain_client_error(&e, &dialer.context().proxy.to_string()),
-        })
+        let proxy = dialer.context().proxy.to_string();
+        relay(local, &mut dialed.stream).await.map_err(|e| after_handshake(&e, res, &proxy))
     }
     .await;
     match result {
@@ -127,19 +140,84 @@ pub async fn tunnel<L: IoStream + ?Sized>(
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
             Ok(c)
         }
-        Err(e) => Err(explain(dialer, res, e).await),
+        Err(e) => Err(explain_at(dialer, res, port, e).await),
     }
+}
+
+/// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
+/// after the client's side of the handshake), or the tunnel ending abnormally.
+fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
+    if crate::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
+        return Error::AccessDenied { proxy: proxy.to_string() };
+    }
+    let mut reason = crate::tls::explain_client_error(e, proxy);
+    if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
+        reason.push_str(" (the proxy may not reach it: see the proxy's log)");
+    }
+    Error::Tunnel { what: format!("{} {}", res.kind.noun(), res.name), proxy: proxy.to_string(), reason }
 }
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
 pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
-    let refused = matches!(&err, Error::Tls { reason, .. } if reason.contains("refused the connection"));
-    if !refused {
+    explain_at(dialer, res, None, err).await
+}
+
+/// As [`explain`], for a node reached on `port`.
+pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err: Error) -> Error {
+    if !matches!(err, Error::AccessDenied { .. }) {
         return err;
     }
-    match webapi::resolve(dialer, res.kind, &res.name).await {
+    match webapi::resolve_at(dialer, res.kind, &res.name, port).await {
         Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
         _ => err,
+    }
+}
+
+/// How long a local HTTP client may take to send its first request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handler for HTTP apps: checks the first request's `Host` (see
+/// [`crate::hostcheck`]) before dialling, answers 421 to a refused one, and replays
+/// the bytes it read into the tunnel.
+pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, port: u16) -> Handler {
+    Arc::new(move |mut tcp, peer| {
+        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        Box::pin(async move {
+            let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, port)).await {
+                Ok(Ok(head)) => head,
+                Ok(Err(why)) => {
+                    warn!(peer = %peer, "{} {}: request refused: {why}", res.kind.noun(), res.name);
+                    let _ = tcp.write_all(&crate::hostcheck::refusal(&why)).await;
+                    let _ = tcp.shutdown().await;
+                    return;
+                }
+                Err(_) => return debug!("no request head within {}s; closed", HEAD_TIMEOUT.as_secs()),
+            };
+            let (r, w) = tcp.split();
+            let mut local = tokio::io::join(std::io::Cursor::new(head).chain(r), w);
+            if let Err(e) = tunnel(&dialer, &target, &res, &mut local).await {
+                error!("{} {}: {e}", res.kind.noun(), res.name);
+            }
+        })
+    })
+}
+
+/// Reads until the first request head is complete and judged.
+async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8>, String> {
+    use crate::hostcheck::{check, Verdict};
+    let mut buf = Vec::with_capacity(2048);
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = tcp.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the client closed before sending a request".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match check(&buf, port) {
+            Verdict::Partial => continue,
+            Verdict::Allowed(_) => return Ok(buf),
+            Verdict::Refused(why) => return Err(why),
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! the SNI scheme that names a resource under the proxy's routing domain.
 //!
 //! SNI scheme (our choice, see `docs/protocol.md`):
-//! - node `web1`      → `web1.node.<domain>`
+//! - node `web1`      → `web1.node.<domain>`; port 2222 of node `web1` →
+//!   `web1--2222.node.<domain>` (names never contain `--`, so the split is unambiguous)
 //! - database `pg1`   → `pg1.db.<domain>`
 //! - app `grafana`    → `grafana.app.<domain>`
 //! - kube cluster `dev` → `dev.kube-teleport-proxy-alpn.<domain>`; the bare
@@ -20,6 +21,8 @@ pub const INTERNAL_DOMAIN: &str = "teleport.cluster.local";
 pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
 /// Suffix of ALPN names that carry the ping framing of wire.md §3.
 pub const PING_SUFFIX: &str = "-ping";
+/// Separates a node's name from a requested port in its SNI label (`web1--2222`).
+pub const PORT_SEPARATOR: &str = "--";
 
 /// A protocol family, named on the wire by ALPN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -197,6 +200,15 @@ pub fn resource_sni(kind: Kind, name: &str, domain: &str) -> String {
     format!("{name}.{}.{domain}", kind.label())
 }
 
+/// The SNI of node `name`, asking for `port` on it when given (`web1--2222.node.<domain>`).
+/// The label stays one DNS label, so the server's `*.node.<domain>` certificate covers it.
+pub fn node_sni(name: &str, port: Option<u16>, domain: &str) -> String {
+    match port {
+        Some(p) => format!("{name}{PORT_SEPARATOR}{p}.{}.{domain}", Kind::Node.label()),
+        None => resource_sni(Kind::Node, name, domain),
+    }
+}
+
 /// The names a server certificate must cover to route everything under `domain`.
 pub fn server_cert_names(domain: &str) -> Vec<String> {
     let mut names = vec![domain.to_string(), format!("*.{domain}")];
@@ -216,6 +228,8 @@ pub enum SniTarget {
         kind: Kind,
         /// The resource name.
         name: Option<String>,
+        /// A port the client asks for (nodes only, `web1--2222`).
+        port: Option<u16>,
     },
     /// The proxy itself (the domain, the public host, or no SNI).
     Proxy,
@@ -237,7 +251,7 @@ pub fn parse_sni(sni: Option<&str>, domains: &[String]) -> SniTarget {
             continue;
         };
         if prefix == KUBE_SNI_LABEL {
-            return SniTarget::Resource { kind: Kind::Kube, name: None };
+            return SniTarget::Resource { kind: Kind::Kube, name: None, port: None };
         }
         let Some((name, label)) = prefix.split_once('.') else {
             return SniTarget::Foreign;
@@ -249,22 +263,40 @@ pub fn parse_sni(sni: Option<&str>, domains: &[String]) -> SniTarget {
             KUBE_SNI_LABEL => Kind::Kube,
             _ => return SniTarget::Foreign,
         };
+        let (name, port) = match name.split_once(PORT_SEPARATOR) {
+            Some((name, port)) if kind == Kind::Node => match parse_port(port) {
+                Some(p) => (name, Some(p)),
+                None => return SniTarget::Foreign,
+            },
+            _ => (name, None),
+        };
         if !valid_name(name) {
             return SniTarget::Foreign;
         }
-        return SniTarget::Resource { kind, name: Some(name.to_string()) };
+        return SniTarget::Resource { kind, name: Some(name.to_string()), port };
     }
     SniTarget::Foreign
 }
 
+/// A port in an SNI label: decimal, 1 to 65535, no sign and no leading zero (one
+/// spelling per port, so a port cannot hide behind `00022`).
+fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok()
+}
+
 /// Whether `name` can name a resource: one DNS label of lowercase letters,
-/// digits and `-`, not starting or ending with `-`, at most 63 bytes.
+/// digits and `-`, not starting or ending with `-`, without `--` (which separates
+/// a port in node SNIs), at most 63 bytes.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+        && !name.contains(PORT_SEPARATOR)
 }
 
 #[cfg(test)]
@@ -310,8 +342,37 @@ mod tests {
     fn sni_round_trip() {
         for kind in [Kind::Node, Kind::Db, Kind::App, Kind::Kube] {
             let sni = resource_sni(kind, "pg-1", INTERNAL_DOMAIN);
-            assert_eq!(parse_sni(Some(&sni), &domains()), SniTarget::Resource { kind, name: Some("pg-1".into()) });
+            assert_eq!(
+                parse_sni(Some(&sni), &domains()),
+                SniTarget::Resource { kind, name: Some("pg-1".into()), port: None }
+            );
         }
+    }
+
+    #[test]
+    fn node_sni_carries_a_port() {
+        let d = domains();
+        assert_eq!(node_sni("web1", None, "p.example"), "web1.node.p.example");
+        assert_eq!(node_sni("web1", Some(2222), "p.example"), "web1--2222.node.p.example");
+        for port in [None, Some(1), Some(22), Some(2222), Some(65535)] {
+            let sni = node_sni("web-1", port, INTERNAL_DOMAIN);
+            assert_eq!(
+                parse_sni(Some(&sni), &d),
+                SniTarget::Resource { kind: Kind::Node, name: Some("web-1".into()), port }
+            );
+        }
+        let foreign = |s: &str| assert_eq!(parse_sni(Some(s), &d), SniTarget::Foreign, "{s}");
+        foreign("web1--0.node.proxy.example.com");
+        foreign("web1--022.node.proxy.example.com");
+        foreign("web1--65536.node.proxy.example.com");
+        foreign("web1--.node.proxy.example.com");
+        foreign("web1--+22.node.proxy.example.com");
+        foreign("web1--22--23.node.proxy.example.com");
+        foreign("--22.node.proxy.example.com");
+        foreign("web1--x.node.proxy.example.com");
+        // Only nodes take a port.
+        foreign("pg1--5432.db.proxy.example.com");
+        foreign("grafana--80.app.proxy.example.com");
     }
 
     #[test]
@@ -325,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             parse_sni(Some("kube-teleport-proxy-alpn.teleport.cluster.local"), &d),
-            SniTarget::Resource { kind: Kind::Kube, name: None }
+            SniTarget::Resource { kind: Kind::Kube, name: None, port: None }
         );
         assert_eq!(parse_sni(Some("web1.other.proxy.example.com"), &d), SniTarget::Foreign);
         assert_eq!(parse_sni(Some("a.b.node.proxy.example.com"), &d), SniTarget::Foreign);
@@ -342,6 +403,8 @@ mod tests {
         assert!(!valid_name("Web1"));
         assert!(!valid_name("a.b"));
         assert!(!valid_name(&"a".repeat(64)));
+        assert!(!valid_name("web--1"), "`--` separates a port in node SNIs");
+        assert!(valid_name("a-b-c"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub struct PingStream<S> {
     pending_pos: usize,
     needs_flush: bool,
     pinger: Option<Interval>,
+    shut: bool,
 }
 
 impl<S> PingStream<S> {
@@ -53,6 +54,7 @@ impl<S> PingStream<S> {
             pending_pos: 0,
             needs_flush: false,
             pinger,
+            shut: false,
         }
     }
 
@@ -88,7 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PingStream<S> {
     /// socket allows. Never returns `Pending`: the wakers it registers bring the task
     /// back here.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let Some(pinger) = self.pinger.as_mut() else {
+        let Some(pinger) = self.pinger.as_mut().filter(|_| !self.shut) else {
             return Ok(());
         };
         while pinger.poll_tick(cx).is_ready() {
@@ -199,6 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PingStream<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.shut = true; // nothing may follow the close (TLS close_notify inside)
         ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }

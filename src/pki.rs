@@ -40,9 +40,13 @@ fn rc(e: rcgen::Error) -> Error {
     Error::config(format!("certificate generation failed: {e}"))
 }
 
-fn validity(params: &mut CertificateParams, not_before: OffsetDateTime, valid_for: Duration) {
-    params.not_before = not_before - BACKDATE;
-    params.not_after = not_before + valid_for;
+fn validity(params: &mut CertificateParams, not_before: OffsetDateTime, valid_for: Duration) -> Result<()> {
+    let too_long = || Error::config(format!("validity of {} is too long", crate::duration::format(valid_for)));
+    let valid_for = time::Duration::try_from(valid_for).map_err(|_| too_long())?;
+    params.not_before =
+        not_before.checked_sub(time::Duration::try_from(BACKDATE).map_err(|_| too_long())?).ok_or_else(too_long)?;
+    params.not_after = not_before.checked_add(valid_for).filter(|t| t.year() <= 9999).ok_or_else(too_long)?;
+    Ok(())
 }
 
 /// Makes a self-signed CA for `cluster`.
@@ -58,7 +62,7 @@ pub fn make_ca(cluster: &str) -> Result<CertAndKey> {
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    validity(&mut params, OffsetDateTime::now_utc(), CA_VALIDITY);
+    validity(&mut params, OffsetDateTime::now_utc(), CA_VALIDITY)?;
     let cert = params.self_signed(&key).map_err(rc)?;
     Ok(CertAndKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
@@ -89,7 +93,7 @@ pub fn make_server_cert(
     params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    validity(&mut params, OffsetDateTime::now_utc(), valid_for);
+    validity(&mut params, OffsetDateTime::now_utc(), valid_for)?;
     let cert = params.signed_by(&key, &issuer(ca)?).map_err(rc)?;
     Ok(CertAndKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
@@ -114,7 +118,7 @@ pub fn make_client_cert(
     params.distinguished_name.push(DnType::CommonName, user);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    validity(&mut params, not_before, valid_for);
+    validity(&mut params, not_before, valid_for)?;
     let issuer = issuer(ca)?;
     let cert = params.signed_by(&key, &issuer).map_err(rc)?;
     // rcgen keeps one value per attribute type, so one O at most; the Kubernetes
@@ -138,6 +142,12 @@ pub fn make_client_cert(
 /// The identity file for a client certificate: certificate, key, then the CA.
 pub fn identity_pem(client: &CertAndKey, ca_cert_pem: &str) -> String {
     format!("{}{}{}", client.cert_pem, client.key_pem, ca_cert_pem)
+}
+
+/// PEM-encodes `der` under `label` (`CERTIFICATE`, `PRIVATE KEY`, ...).
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    format!("-----BEGIN {label}-----\n{}-----END {label}-----\n", wrap64(&b64))
 }
 
 fn wrap64(b64: &str) -> String {

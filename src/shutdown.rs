@@ -1,27 +1,41 @@
 //! Shutdown signals: resolves on SIGINT or SIGTERM (Ctrl-C elsewhere), and says which.
+//! Handlers are registered when [`listen`] is called, not when its future is first
+//! polled, so a signal that arrives right after start-up is never lost to the
+//! default action (which would kill the process without draining).
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn signal() {
+use std::future::Future;
+
+/// Registers for SIGINT and SIGTERM now; the future resolves on the first of them.
+pub fn listen() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let term = signal(SignalKind::terminate());
         let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                        _ = int.recv() => tracing::info!("SIGINT received"),
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("Ctrl-C received");
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C received");
+        }
     }
+}
+
+/// Waits for SIGINT or SIGTERM (registering now).
+pub async fn signal() {
+    listen().await
 }

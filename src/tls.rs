@@ -72,7 +72,11 @@ pub fn client_config(trust: &Trust, identity: Option<&Identity>, alpn: Vec<Vec<u
     Ok(Arc::new(cfg))
 }
 
-fn root_store(trust: &Trust) -> Result<RootCertStore> {
+/// The roots a [`Trust`] stands for.
+///
+/// # Errors
+/// When a CA is unusable or nothing is trusted.
+pub fn root_store(trust: &Trust) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for c in &trust.ca {
         roots.add(c.clone()).map_err(|e| Error::config(format!("CA certificate is unusable: {e}")))?;
@@ -275,6 +279,41 @@ impl ClientCertVerifier for Authorizing {
     }
 }
 
+/// The TLS alert a client received, if that is what `err` is.
+pub fn alert_of(err: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(a)) => Some(*a),
+        _ => None,
+    }
+}
+
+/// Maps an I/O error on a client TLS stream to the library error: `access_denied`
+/// becomes [`crate::Error::AccessDenied`], anything else is explained in words.
+pub fn client_error(err: &std::io::Error, proxy: &str, peer: &str) -> crate::Error {
+    if alert_of(err) == Some(rustls::AlertDescription::AccessDenied) {
+        return crate::Error::AccessDenied { proxy: proxy.to_string() };
+    }
+    crate::Error::Tls { peer: peer.to_string(), reason: explain_client_error(err, proxy) }
+}
+
+/// Whether a client handshake error suggests something between us and the router
+/// (a load balancer answering TLS itself), which the other dial path may fix.
+pub fn is_path_error(err: &std::io::Error) -> bool {
+    use rustls::AlertDescription as A;
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(A::NoApplicationProtocol)) => true,
+        Some(rustls::Error::InvalidCertificate(c)) => matches!(
+            c,
+            CertificateError::UnknownIssuer
+                | CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. }
+        ),
+        Some(_) => false,
+        // EOF or reset during the handshake: an L7 device dropping a hello it cannot parse.
+        None => matches!(err.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset),
+    }
+}
+
 /// Turns a rustls error seen by a client into plain words with a hint.
 pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
     let inner = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
@@ -296,8 +335,10 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
         Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => format!(
             "the certificate presented by {proxy} is not signed by the expected CA (wrong --ca, or something else answers on that address); --insecure skips the check"
         ),
-        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
-        | Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
+        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented })) => {
+            format!("{proxy} presented a certificate for {} (we asked for {expected:?})", presented.join(", "))
+        }
+        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => {
             format!("the certificate presented by {proxy} is not valid for the name we asked for: {err}")
         }
         Some(rustls::Error::InvalidCertificate(CertificateError::Expired))

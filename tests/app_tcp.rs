@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use oneport::dial::Target;
+use oneport::localproxy::{self, Resource};
 use oneport::naming::{Kind, Protocol};
 use oneport::server::config::{Allow, App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,6 +44,416 @@ async fn proxy_app_moves_64_mib_each_way() {
         assert_eq!(back.len(), payload.len());
         assert_eq!(sha256(&back), want, "bytes changed on the way");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        srv.stop().await;
+    })
+    .await;
+}
+
+async fn echo_server(
+    edit: impl FnOnce(&mut oneport::server::Config),
+) -> (TestServer, Arc<std::sync::atomic::AtomicUsize>) {
+    let (echo, accepted) = spawn_echo().await;
+    let srv = TestServer::start(|c| {
+        c.apps.push(tcp_app("echo", echo, &["alice"]));
+        edit(c);
+    })
+    .await;
+    (srv, accepted)
+}
+
+fn echo_target(srv: &TestServer, id: &std::path::Path, name: &str) -> Target {
+    Target::resource(&srv.context(id), Kind::App, name, Protocol::Tcp)
+}
+
+/// The client shuts its write side and still reads the whole reply.
+#[tokio::test]
+async fn half_close_keeps_the_reply_flowing() {
+    deadline(async {
+        // A backend that reads to EOF, then answers with what it counted.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).await.unwrap();
+            s.write_all(format!("got {} bytes", all.len()).as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+        });
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("counter", backend, &["alice"]))).await;
+        let id = srv.identity("alice", &[]);
+        let dialer = srv.dialer(&id);
+        let mut d = dialer.dial(&echo_target(&srv, &id, "counter")).await.unwrap();
+        d.stream.write_all(&vec![1u8; 100_000]).await.unwrap();
+        d.stream.shutdown().await.unwrap();
+        let mut reply = String::new();
+        d.stream.read_to_string(&mut reply).await.unwrap();
+        assert_eq!(reply, "got 100000 bytes");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `teleport-tcp-ping` is negotiated (offered first), the server pings every 3 s on
+/// an idle connection, and data still flows afterwards, framed.
+#[tokio::test]
+async fn ping_variant_negotiated_and_pings_flow() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.ping_interval = Duration::from_secs(3)).await;
+        let id = srv.identity("alice", &[]);
+        let ctx = srv.context(&id);
+        let cfg = oneport::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+        let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"teleport-tcp-ping"[..]));
+        // Two pings on the raw stream while we say nothing at all.
+        let mut raw = [0u8; 8];
+        tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut raw)).await.expect("no pings").unwrap();
+        assert_eq!(raw, [0u8; 8]);
+        // Then a framed round trip; pings may interleave, the deframer drops them.
+        tls.write_all(&[0, 0, 0, 2, b'h', b'i']).await.unwrap();
+        let mut framed = oneport::ping::PingStream::new(tls, None);
+        let mut back = [0u8; 2];
+        framed.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hi");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Each refusal fails with its own error, and the backend never sees a connection.
+#[tokio::test]
+async fn refusals_are_specific_and_reach_no_backend() {
+    deadline(async {
+        let (srv, accepted) = echo_server(|_| {}).await;
+        let alice = srv.identity("alice", &[]);
+        let bob = srv.identity("bob", &["dev"]);
+        let proxy = srv.addr.to_string();
+
+        // Not in the allow-list.
+        let d = srv.dialer(&bob);
+        let err = run_tunnel(&d, &echo_target(&srv, &bob, "echo"), "echo").await;
+        assert_eq!(err, "access to app echo denied for user bob");
+
+        // Unknown resource.
+        let d = srv.dialer(&alice);
+        let err = run_tunnel(&d, &echo_target(&srv, &alice, "nope"), "nope").await;
+        assert_eq!(err, format!("app nope is not known to proxy {proxy}; known: echo"));
+
+        // Expired certificate.
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        let old = time::OffsetDateTime::now_utc() - time::Duration::hours(3);
+        let expired = oneport::pki::make_client_cert(&ca, "alice", &[], old, Duration::from_secs(3600)).unwrap();
+        let expired_path = srv.dir.path().join("expired.pem");
+        std::fs::write(&expired_path, oneport::pki::identity_pem(&expired, &ca.cert_pem)).unwrap();
+        let d = srv.dialer(&expired_path);
+        let err = run_tunnel(&d, &echo_target(&srv, &alice, "echo"), "echo").await;
+        assert!(err.contains("rejected the client certificate as expired"), "{err}");
+
+        // Wrong CA: the client trusts another CA than the one that signed the server.
+        let other = oneport::pki::make_ca("other").unwrap();
+        let other_path = srv.dir.path().join("other-ca.pem");
+        std::fs::write(&other_path, &other.cert_pem).unwrap();
+        let over = oneport::client::context::Overrides {
+            proxy: Some(proxy.clone()),
+            identity: Some(alice.clone()),
+            ca: Some(other_path),
+            insecure: false,
+        };
+        let d = oneport::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let err = d.dial(&echo_target(&srv, &alice, "echo")).await.unwrap_err().to_string();
+        assert!(err.contains("is not signed by the expected CA"), "{err}");
+
+        // No client certificate.
+        let ctx = srv.context(&alice);
+        let err = raw_tls(&srv, &ctx, None, Protocol::Tcp.client_offer()).await;
+        assert!(err.contains("requires a client certificate"), "{err}");
+
+        // Unknown ALPN.
+        let err = raw_tls(&srv, &ctx, Some(&ctx.identity), vec![b"spdy/3".to_vec()]).await;
+        assert!(err.contains("no_application_protocol"), "{err}");
+
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused connection reached the backend");
+        srv.stop().await;
+    })
+    .await;
+}
+
+async fn run_tunnel(d: &oneport::dial::Dialer, t: &Target, name: &str) -> String {
+    let (mut local, _peer) = tokio::io::duplex(1024);
+    let res = Resource { kind: Kind::App, name: name.into() };
+    localproxy::tunnel(d, t, &res, &mut local).await.unwrap_err().to_string()
+}
+
+/// A TLS client by hand (no identity, or odd ALPN): connect, then read, and explain.
+async fn raw_tls(
+    srv: &TestServer,
+    ctx: &oneport::client::context::Context,
+    id: Option<&oneport::identity::Identity>,
+    alpn: Vec<Vec<u8>>,
+) -> String {
+    let cfg = oneport::tls::client_config(&ctx.trust, id, alpn).unwrap();
+    let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+    let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let e = match tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await {
+        Err(e) => e,
+        Ok(mut tls) => tls.read(&mut [0u8; 16]).await.expect_err("the server must refuse"),
+    };
+    oneport::tls::explain_client_error(&e, &srv.addr.to_string())
+}
+
+/// Garbage and a stalled ClientHello are cut at the handshake deadline; a hello
+/// dribbled one byte per segment still works; other connections carry on meanwhile.
+#[tokio::test]
+async fn bad_hellos_are_cut_and_split_hellos_work() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+        let id = srv.identity("alice", &[]);
+
+        // Slow loris: a TLS record header, then nothing.
+        let mut loris = TcpStream::connect(srv.addr).await.unwrap();
+        loris.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        // Garbage that looks like TLS.
+        let mut junk = TcpStream::connect(srv.addr).await.unwrap();
+        junk.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6, 7]).await.unwrap();
+        // Garbage that is not TLS at all goes to the HTTP side, which answers 400.
+        let mut text = TcpStream::connect(srv.addr).await.unwrap();
+        text.write_all(b"HELLO\r\n\r\n").await.unwrap();
+
+        // Meanwhile a real connection works, its ClientHello split into 1-byte segments.
+        let d = srv.dialer(&id);
+        let mut s = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        dribbled_hello_works(&srv, &id).await;
+
+        let closed = |mut s: TcpStream| async move {
+            let mut sink = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink))
+                .await
+                .expect("not cut by the deadline")
+                .ok();
+            sink
+        };
+        assert!(closed(loris).await.is_empty());
+        let junk_reply = closed(junk).await;
+        assert!(junk_reply.is_empty() || junk_reply[0] == 0x15, "expected close or a TLS alert");
+        let text_reply = String::from_utf8_lossy(&closed(text).await).into_owned();
+        assert!(text_reply.starts_with("HTTP/1.1 400"), "{text_reply}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Writes at most one byte per write with NODELAY, so the hello spans many segments.
+struct Dribble(TcpStream);
+
+impl tokio::io::AsyncRead for Dribble {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Dribble {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(1);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+async fn dribbled_hello_works(srv: &TestServer, id: &std::path::Path) {
+    let ctx = srv.context(id);
+    let cfg = oneport::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+    let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, Dribble(tcp)).await.unwrap();
+    let mut s = oneport::ping::PingStream::new(tls, None);
+    s.write_all(b"split").await.unwrap();
+    s.flush().await.unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"split");
+}
+
+/// curl through `proxy app` to a real HTTP server (python's http.server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_through_proxy_app() {
+    if !have("curl") || !have("python3") {
+        return;
+    }
+    deadline(async {
+        let site = tempfile::tempdir().unwrap();
+        let body = random_bytes(3 << 20, 5);
+        std::fs::write(site.path().join("blob.bin"), &body).unwrap();
+        let port = free_port();
+        let mut http = tokio::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(site.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let backend: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_port(backend, Duration::from_secs(30)).await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", backend, &["alice"]) });
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["--proxy", &srv.addr.to_string(), "--identity"]).arg(&id).args(["proxy", "app", "site"]);
+        let run = start_and_wait_addr(cmd).await;
+        assert!(run.stdout[0].starts_with(&format!("Listening on http://{}/", run.addr)), "{:?}", run.stdout);
+        let out_file = site.path().join("downloaded");
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--fail", "-D", "-", "-o"])
+            .arg(&out_file)
+            .arg(format!("http://{}/blob.bin", run.addr))
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+        let headers = String::from_utf8_lossy(&out.stdout);
+        assert!(headers.starts_with("HTTP/1.0 200"), "{headers}");
+        assert!(headers.contains("SimpleHTTP"), "{headers}");
+        assert_eq!(sha256(&std::fs::read(&out_file).unwrap()), sha256(&body));
+        // A request naming a domain (a DNS-rebinding page) is refused before any dial.
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-H", "Host: attacker.example", "-w", "\n%{http_code}"])
+            .arg(format!("http://{}/blob.bin", run.addr))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.trim_end().ends_with("421"), "{text}");
+        assert!(text.contains("refused to stop DNS rebinding"), "{text}");
+        let _ = http.kill().await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `max_connections`: a second connection waits in the accept queue until the first
+/// one ends, then is served.
+#[tokio::test]
+async fn connection_limit_queues_the_excess() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.max_connections = 1).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let mut first = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        first.write_all(b"one").await.unwrap();
+        let mut buf = [0u8; 3];
+        first.read_exact(&mut buf).await.unwrap();
+        let d2 = srv.dialer(&id);
+        let target = echo_target(&srv, &id, "echo");
+        let mut second = tokio::spawn(async move {
+            let mut s = d2.dial(&target).await.unwrap().stream;
+            s.write_all(b"two").await.unwrap();
+            let mut buf = [0u8; 3];
+            s.read_exact(&mut buf).await.unwrap();
+            buf
+        });
+        // While the first holds the only slot, the second is not served.
+        assert!(tokio::time::timeout(Duration::from_millis(700), &mut second).await.is_err());
+        drop(first);
+        assert_eq!(&second.await.unwrap(), b"two");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// On shutdown the server stops accepting but lets open connections finish.
+#[tokio::test]
+async fn shutdown_drains_open_connections() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.shutdown_grace = Duration::from_secs(20)).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let mut open = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        open.write_all(b"before").await.unwrap();
+        let mut buf = [0u8; 6];
+        open.read_exact(&mut buf).await.unwrap();
+        let addr = srv.addr;
+        let stopping = tokio::spawn(srv.stop());
+        // New connections are refused once the listener is gone.
+        poll_until(Duration::from_secs(10), "the listener to close", || async move {
+            TcpStream::connect(addr).await.is_err().then_some(())
+        })
+        .await;
+        // The open one still works, then ends the drain by closing.
+        open.write_all(b"during").await.unwrap();
+        open.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"during");
+        open.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        open.read_to_end(&mut rest).await.unwrap();
+        drop(open);
+        tokio::time::timeout(Duration::from_secs(10), stopping).await.expect("drain did not end").unwrap();
+    })
+    .await;
+}
+
+/// A backend that is down: the tunnel error says which resource and where to look.
+#[tokio::test]
+async fn backend_down_is_explained() {
+    deadline(async {
+        let dead: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("gone", dead, &["alice"]))).await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let err = run_tunnel(&d, &echo_target(&srv, &id, "gone"), "gone").await;
+        assert!(err.starts_with(&format!("connection to app gone through {} ended:", srv.addr)), "{err}");
+        assert!(err.contains("see the proxy's log"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A client that negotiates HTTP/2 on the web route (no certificate needed) and then
+/// says nothing does not keep its connection slot.
+#[tokio::test]
+async fn silent_h2_clients_are_cut() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+        let id = srv.identity("alice", &[]);
+        let ctx = srv.context(&id);
+        let cfg = oneport::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(ctx.domain.clone()).unwrap();
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let mut sink = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(15), tls.read_to_end(&mut sink)).await;
+        assert!(closed.is_ok(), "a silent HTTP/2 connection was kept open");
         srv.stop().await;
     })
     .await;

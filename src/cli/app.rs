@@ -45,6 +45,8 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let info = webapi::require(&dialer, Kind::App, &a.name).await?;
     let protocol = protocol_for(info.protocol.as_deref());
     let target = Target::resource(dialer.context(), Kind::App, &a.name, protocol);
+    let shutdown = CancellationToken::new();
+    crate::cli::cancel_on_signal(shutdown.clone());
     let listener = localproxy::bind(Some(a.bind_addr), a.port).await?;
     let local = listener.local_addr()?;
     if !a.bind_addr.is_loopback() {
@@ -58,9 +60,13 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
         println!("  connect your client to {local}");
     }
     println!("Press Ctrl-C to stop.");
-    let shutdown = CancellationToken::new();
-    crate::cli::cancel_on_signal(shutdown.clone());
-    let handler = localproxy::tunnel_handler(dialer, target, Resource { kind: Kind::App, name: a.name });
+    let res = Resource { kind: Kind::App, name: a.name };
+    let handler = if protocol == Protocol::Http1 {
+        // Refuses requests that name a domain: DNS rebinding from a browser page.
+        localproxy::http_tunnel_handler(dialer, target, res, local.port())
+    } else {
+        localproxy::tunnel_handler(dialer, target, res)
+    };
     localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
     Ok(0)
 }

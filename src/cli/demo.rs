@@ -77,8 +77,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let local = localproxy::bind(None, None).await?;
     let local_addr = local.local_addr()?;
     let target = Target::resource(dialer.context(), Kind::App, "hello", Protocol::Http1);
-    let handler =
-        localproxy::tunnel_handler(dialer.clone(), target, Resource { kind: Kind::App, name: "hello".into() });
+    let res = Resource { kind: Kind::App, name: "hello".into() };
+    let handler = localproxy::http_tunnel_handler(dialer.clone(), target, res, local_addr.port());
     let proxy_task = tokio::spawn(localproxy::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
     println!("3. `oneport proxy app hello` listening on http://{local_addr}/");
 
@@ -111,7 +111,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
 async fn http_get(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     let fut = async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: hello\r\nConnection: close\r\n\r\n").await?;
+        let req = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
         let mut out = Vec::new();
         s.read_to_end(&mut out).await?;
         anyhow::Ok(String::from_utf8_lossy(&out).into_owned())

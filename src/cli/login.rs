@@ -25,6 +25,11 @@ pub async fn login(g: &Global) -> anyhow::Result<u8> {
     let caller = ping.caller.clone().ok_or_else(|| {
         anyhow::anyhow!("{} did not accept the identity's certificate (no caller reported)", ctx.proxy)
     })?;
+    let mut upgrade = dialer.upgrade_decision().await?;
+    if upgrade.reason.starts_with(crate::upgrade::detect::OVERRIDE_VAR) {
+        // Cache what the path really needs, not what the variable forces today.
+        upgrade = dialer.probe().await;
+    }
     let dirs = Dirs::locate()?;
     let tag = sanitize(&ctx.proxy);
     let id_copy = dirs.data.join(format!("identity-{tag}.pem"));
@@ -48,7 +53,7 @@ pub async fn login(g: &Global) -> anyhow::Result<u8> {
         user: caller.user.clone(),
         groups: caller.groups.clone(),
         expires: caller.not_after,
-        upgrade: None,
+        upgrade: Some(upgrade.clone()),
     };
     profile.save(&dirs)?;
     println!(
@@ -59,6 +64,13 @@ pub async fn login(g: &Global) -> anyhow::Result<u8> {
         who(&caller.user, &caller.groups)
     );
     println!("Identity valid for {}.", crate::duration::format(caller.remaining()));
+    if upgrade.required {
+        println!(
+            "A layer 7 load balancer is in front: connections are tunnelled through {} ({}).",
+            crate::upgrade::PATH,
+            upgrade.reason
+        );
+    }
     println!("{} resource(s) available: run `oneport ls`.", ping.resources.len());
     Ok(0)
 }
@@ -117,6 +129,9 @@ pub fn status(g: &Global) -> anyhow::Result<u8> {
     println!("Identity:  {}", p.identity.display());
     if p.insecure || g.insecure {
         println!("TLS:       NOT verified (--insecure)");
+    }
+    if let Ok(v) = std::env::var(crate::upgrade::detect::OVERRIDE_VAR) {
+        println!("Upgrade:   {}={v} overrides the cached decision", crate::upgrade::detect::OVERRIDE_VAR);
     }
     match &p.upgrade {
         Some(u) => println!("Upgrade:   {} ({})", if u.required { "required" } else { "not required" }, u.reason),

@@ -2,10 +2,14 @@
 //! that turns arguments into library calls. clap types live only here.
 
 pub mod app;
+pub mod db;
 pub mod demo;
 pub mod docs;
+pub mod doctor;
+pub mod kube;
 pub mod login;
 pub mod server;
+pub mod ssh;
 
 use std::path::PathBuf;
 
@@ -75,12 +79,25 @@ pub enum Command {
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
+    /// Databases: run psql or mysql through the proxy.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Print configuration snippets for client tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Kubernetes: kubeconfig entries for kubectl, and its credentials.
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
     /// Start a throwaway server, backend and local proxy on loopback and prove a
     /// round trip through them.
     Demo(demo::DemoArgs),
+    /// Walk the path to the proxy layer by layer and say where it breaks.
+    ///
+    /// Example: oneport doctor --resource db/pg1
+    Doctor(doctor::DoctorArgs),
 }
 
 /// `oneport proxy ...`
@@ -91,6 +108,39 @@ pub enum ProxyCommand {
     ///
     /// Example: oneport proxy app grafana --port 8080, then open http://127.0.0.1:8080/
     App(app::ProxyAppArgs),
+    /// Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA
+    /// and kubeconfig; works through layer 7 load balancers, where `kube login`
+    /// alone cannot.
+    ///
+    /// Example: oneport proxy kube dev --exec='kubectl get pods', or run
+    /// `oneport proxy kube dev` and paste its `export KUBECONFIG=...` line
+    Kube(kube::ProxyKubeArgs),
+    /// Serve a database on a loopback port for GUI and CLI clients.
+    ///
+    /// Clients connect to 127.0.0.1 in plaintext; oneport carries their traffic to
+    /// the proxy in mutual TLS (teleport-postgres, teleport-mysql, ...). Prints the
+    /// connection settings to paste and a command line for the usual client.
+    ///
+    /// Example: oneport proxy db pg1 --port 15432 --db-user postgres, then point the
+    /// client at 127.0.0.1:15432
+    Db(db::ProxyDbArgs),
+    /// Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr;
+    /// stdout carries nothing but SSH.
+    ///
+    /// Example: ssh -o "ProxyCommand oneport proxy ssh %r@%h:%p" root@web1
+    ///
+    /// or, with a port the node's targets allow: ssh -p 2222 -o "ProxyCommand ..." root@web1
+    Ssh(ssh::ProxySshArgs),
+}
+
+/// `oneport config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the
+    /// proxy (for the login profile, or the --proxy/--identity given here).
+    ///
+    /// Example: oneport config ssh >> ~/.ssh/config, then: ssh root@web1.example
+    Ssh,
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -108,8 +158,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
+        Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
+        Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
+        Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
+        Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
+        Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
+        Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
         Command::Demo(d) => demo::run(d).await,
+        Command::Doctor(d) => doctor::run(&g, d).await,
     }
 }
 
@@ -122,8 +179,10 @@ pub fn warn_insecure() {
 
 /// Waits for Ctrl-C / SIGTERM and cancels `token`.
 pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+    // Registered before returning, so a signal right after start-up is not lost.
+    let signalled = crate::shutdown::listen();
     tokio::spawn(async move {
-        crate::shutdown::signal().await;
+        signalled.await;
         token.cancel();
     });
 }

@@ -108,10 +108,10 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
         }
         ServerCommand::Start(a) => {
             let cfg = server::Config::load(&a.config)?;
-            let listener = server::bind(&cfg).await?;
-            let srv = server::Server::new(cfg)?;
             let shutdown = CancellationToken::new();
             crate::cli::cancel_on_signal(shutdown.clone());
+            let srv = server::Server::new(cfg.clone())?;
+            let listener = server::bind(&cfg).await?;
             server::run(listener, srv, shutdown).await?;
             Ok(0)
         }

@@ -75,6 +75,12 @@ impl Context {
             None => identity.ca.clone(),
         };
         let insecure = over.insecure || profile.as_ref().is_some_and(|p| p.insecure);
+        if insecure && !over.insecure {
+            // The flag itself is announced by the CLI; a stored one must be too.
+            tracing::warn!(
+                "the login profile says --insecure: the proxy's certificate is NOT verified; log in again without it"
+            );
+        }
         let domain =
             profile.as_ref().map(|p| p.routing_domain.clone()).unwrap_or_else(|| naming::routing_domain(&proxy.host));
         let cluster = profile.as_ref().map(|p| p.cluster.clone()).unwrap_or_else(|| proxy.host.clone());

@@ -61,13 +61,34 @@ pub async fn ping(dialer: &Dialer) -> Result<PingResponse> {
     get_json(dialer, "/webapi/ping").await
 }
 
+/// Rejects names that cannot name a resource, with a sentence saying so.
+fn check_name(kind: Kind, name: &str) -> Result<()> {
+    if crate::naming::valid_name(name) {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{name:?} is not a {} name (lowercase letters, digits and '-'): `oneport ls` lists them",
+        kind.noun()
+    )))
+}
+
 /// `/webapi/resolve` for a resource.
 ///
 /// # Errors
 /// As [`get_json`].
 pub async fn resolve(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
+    resolve_at(dialer, kind, name, None).await
+}
+
+/// `/webapi/resolve` for a node reached on `port` (`None`: its own address).
+///
+/// # Errors
+/// As [`get_json`].
+pub async fn resolve_at(dialer: &Dialer, kind: Kind, name: &str, port: Option<u16>) -> Result<ResolveResponse> {
+    check_name(kind, name)?;
     let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    get_json(dialer, &format!("/webapi/resolve?kind={kind}&name={name}")).await
+    let port = port.map(|p| format!("&port={p}")).unwrap_or_default();
+    get_json(dialer, &format!("/webapi/resolve?kind={kind}&name={name}{port}")).await
 }
 
 /// Checks that `name` can be used, returning the server's answer when it can and
@@ -76,7 +97,15 @@ pub async fn resolve(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveR
 /// # Errors
 /// [`Error::Refused`] or the request's own errors.
 pub async fn require(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
-    let r = resolve(dialer, kind, name).await?;
+    require_at(dialer, kind, name, None).await
+}
+
+/// As [`require`], for a node reached on `port` (`None`: its own address).
+///
+/// # Errors
+/// [`Error::Refused`] or the request's own errors.
+pub async fn require_at(dialer: &Dialer, kind: Kind, name: &str, port: Option<u16>) -> Result<ResolveResponse> {
+    let r = resolve_at(dialer, kind, name, port).await?;
     if r.outcome == "allowed" {
         Ok(r)
     } else {

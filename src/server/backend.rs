@@ -1,40 +1,80 @@
 //! Reaching a routed resource: dial the backend the config names (never anything
-//! else), then relay. Protocol-specific backends (the Kubernetes impersonation
-//! proxy) plug in here.
+//! else), optionally wrap it in TLS (databases with `tls`), then relay. When a
+//! database cannot be reached, its client is told so in its own protocol.
+//! Protocol-specific backends (the Kubernetes impersonation proxy) plug in here.
+//!
+//! TLS towards a database: PostgreSQL first gets an `SSLRequest` and must answer
+//! `S`; MongoDB and Redis speak TLS from the first byte. MySQL switches to TLS in
+//! the middle of its handshake, which a byte relay cannot do, so the config
+//! rejects `tls` for it (see `Config::validate`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
+use crate::db::{handshake, postgres};
 use crate::error::{with_timeout, Error, Phase};
 use crate::identity::Caller;
 use crate::io::BoxIo;
 use crate::relay::relay;
+use crate::server::config::{Config, Database, DbProtocol};
 use crate::server::routes::{ResourceRoute, Target};
 use crate::server::Server;
+use crate::tls::{self, Trust};
 
 /// Serves one authorized connection to its resource.
 pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, caller: Caller) {
     let addr = match &route.target {
-        Target::Node(n) => match &n.addr {
-            Some(a) => a.clone(),
-            None => return info!(node = %n.name, "node has no default addr; closed"),
-        },
+        // Chosen by the routing table from the node's `addr`/`targets` only.
+        Target::Node { addr, .. } => addr.clone(),
         Target::Database(d) => d.addr.clone(),
         Target::App(a) => a.addr.clone(),
-        Target::Kube(k) => {
-            return info!(kube = %k.name, user = %caller.user, "kube backend is not available in this build")
+        Target::Kube(_) => return crate::server::kube::serve(srv, client, route, caller).await,
+    };
+    let tcp = match dial(&srv, &addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(error = %e, resource = %route.name, "backend unreachable");
+            return tell_unreachable(&srv, &route.target, &mut client, &e).await;
         }
     };
-    let mut backend = match dial(&srv, &addr).await {
-        Ok(s) => s,
-        Err(e) => return info!(error = %e, resource = %route.name, "backend unreachable"),
+    let mut backend: BoxIo = match &route.target {
+        Target::Database(d) if d.tls.is_some() => match db_tls(&srv, d, tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                info!(error = %e, resource = %route.name, "TLS to the database failed");
+                return tell_unreachable(&srv, &route.target, &mut client, &e).await;
+            }
+        },
+        _ => Box::new(tcp),
     };
     match relay(&mut client, &mut backend).await {
         Ok(c) => debug!(to_backend = c.a_to_b, to_client = c.b_to_a, "connection closed"),
         Err(e) => debug!(error = %e, "connection ended with an error"),
     }
+}
+
+/// For a database, tells the client in its own protocol that the database cannot be
+/// reached (so psql and mysql print it); other resources just close. The reason is
+/// kept short: the database's address stays in the server's log.
+async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err: &Error) {
+    let Target::Database(d) = target else { return };
+    let reason = match err {
+        Error::Connect { cause, .. } => cause.to_string(),
+        Error::Timeout { phase, secs, .. } => format!("{phase} timed out after {secs}s"),
+        Error::Tls { .. } => "TLS to the database failed".to_string(),
+        other => other.to_string(),
+    };
+    let msg = format!(
+        "database {} is unreachable from proxy {} ({reason}); the proxy's log has the details",
+        d.name, srv.cfg.public_addr
+    );
+    handshake::unreachable(client, d.protocol, &msg, srv.cfg.handshake_timeout).await;
 }
 
 /// Dials a backend address under the connect deadline.
@@ -43,9 +83,94 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
 /// [`Error::Connect`] or [`Error::Timeout`].
 pub async fn dial(srv: &Server, addr: &str) -> crate::Result<TcpStream> {
     with_timeout(Phase::Connect, addr, srv.cfg.connect_timeout, async {
-        let s = TcpStream::connect(addr).await.map_err(|source| Error::Connect { target: addr.to_string(), source })?;
+        let s = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect { target: addr.to_string(), cause: source })?;
         let _ = s.set_nodelay(true);
         Ok(s)
     })
     .await
+}
+
+// === TLS towards databases ===
+
+/// Client TLS configs for the databases that want TLS, built once at start-up so a
+/// missing or bad CA file stops the server instead of failing every connection.
+#[derive(Debug, Default)]
+pub struct DbTls(HashMap<String, DbTlsTarget>);
+
+#[derive(Debug)]
+struct DbTlsTarget {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl DbTls {
+    /// Loads the CA of every database with `tls`.
+    ///
+    /// # Errors
+    /// When a CA file does not load or a server name is not valid.
+    pub fn new(cfg: &Config) -> crate::Result<DbTls> {
+        let mut map = HashMap::new();
+        for d in &cfg.databases {
+            let Some(t) = &d.tls else { continue };
+            let ca = crate::identity::load_certs(&t.ca)
+                .map_err(|e| Error::config(format!("database {:?}: tls.ca: {e}", d.name)))?;
+            let config = tls::client_config(&Trust { ca, system: false, insecure: false }, None, Vec::new())?;
+            let host = match &t.server_name {
+                Some(n) => n.clone(),
+                None => crate::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,
+            };
+            let name = ServerName::try_from(host.clone()).map_err(|_| {
+                Error::config(format!("database {:?}: {host:?} is not a valid TLS server name", d.name))
+            })?;
+            map.insert(d.name.clone(), DbTlsTarget { config, name });
+        }
+        Ok(DbTls(map))
+    }
+}
+
+/// Wraps the connection to database `d` in TLS, the way its protocol starts TLS.
+async fn db_tls(srv: &Server, d: &Database, mut tcp: TcpStream) -> crate::Result<BoxIo> {
+    let t = srv.db_tls.0.get(&d.name).ok_or_else(|| Error::config(format!("no TLS config for {}", d.name)))?;
+    let peer = format!("database {} at {}", d.name, d.addr);
+    with_timeout(Phase::TlsHandshake, &peer, srv.cfg.handshake_timeout, async {
+        match d.protocol {
+            DbProtocol::Postgres => postgres_ssl_request(&mut tcp, &peer).await?,
+            DbProtocol::Mongodb | DbProtocol::Redis => {} // TLS from the first byte
+            DbProtocol::Mysql => {
+                return Err(Error::config(format!(
+                    "{peer}: TLS towards MySQL is not supported (config check missed it)"
+                )))
+            }
+        }
+        let tls = TlsConnector::from(t.config.clone())
+            .connect(t.name.clone(), tcp)
+            .await
+            .map_err(|e| Error::Tls { peer: peer.clone(), reason: e.to_string() })?;
+        debug!(database = %d.name, "TLS to the database established");
+        Ok(Box::new(tls) as BoxIo)
+    })
+    .await
+}
+
+/// Asks PostgreSQL for TLS: `SSLRequest`, then exactly one byte, `S`.
+async fn postgres_ssl_request(tcp: &mut TcpStream, peer: &str) -> crate::Result<()> {
+    tcp.write_all(&postgres::ssl_request()).await?;
+    // Read exactly one byte: anything after `S` must be TLS (CVE-2021-23214).
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        postgres::ACCEPT_SSL => Ok(()),
+        postgres::REFUSE_ENCRYPTION => Err(Error::Tls {
+            peer: peer.to_string(),
+            reason: "the database does not accept TLS (it answered N to SSLRequest): set ssl=on in its \
+                     postgresql.conf, or remove `tls` from its entry"
+                .into(),
+        }),
+        b => Err(Error::Tls {
+            peer: peer.to_string(),
+            reason: format!("unexpected answer {b:#04x} to SSLRequest: is it PostgreSQL?"),
+        }),
+    }
 }

@@ -127,6 +127,82 @@ pub struct Node {
     pub allow: Allow,
 }
 
+impl Node {
+    /// The address to dial for a client that asked for `port` (`None`: the node's own
+    /// address). `None` gives `addr`, or else the first target allowing port 22;
+    /// `Some(p)` gives `addr` if it listens on `p`, else the first target pattern
+    /// allowing `p` (`host:p`, or `host:*` for any port on `host`). Nothing else.
+    ///
+    /// # Errors
+    /// [`PortRefusal`] when nothing configured allows the request.
+    pub fn dial_addr(&self, port: Option<u16>) -> Result<String, PortRefusal> {
+        let found = match port {
+            None => self.addr.clone().or_else(|| self.target_for(crate::ssh::DEFAULT_PORT)),
+            Some(p) => self.addr.clone().filter(|a| port_of(a) == Some(p)).or_else(|| self.target_for(p)),
+        };
+        found.ok_or_else(|| PortRefusal { node: self.name.clone(), port, allowed: self.allowed_ports() })
+    }
+
+    fn target_for(&self, port: u16) -> Option<String> {
+        self.targets.iter().find_map(|t| {
+            let (host, p) = t.rsplit_once(':')?;
+            match p {
+                "*" => Some(format!("{host}:{port}")),
+                _ if p.parse::<u16>().ok() == Some(port) => Some(t.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    /// The ports a client may ask for, for messages (a `host:*` target allows all,
+    /// so it never needs listing: nothing is refused then).
+    fn allowed_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.addr.iter().chain(&self.targets).filter_map(|a| port_of(a)).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
+fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+/// Why a node cannot be reached on the port a client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRefusal {
+    /// The node.
+    pub node: String,
+    /// The port asked for (`None`: the default).
+    pub port: Option<u16>,
+    /// The ports the node allows.
+    pub allowed: Vec<u16>,
+}
+
+impl PortRefusal {
+    /// The sentence for the user, naming the proxy.
+    pub fn sentence(&self, proxy: &str) -> String {
+        let allowed = if self.allowed.is_empty() {
+            "none".to_string()
+        } else {
+            self.allowed.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+        };
+        match self.port {
+            Some(p) => format!("port {p} of node {} is not allowed by proxy {proxy}; allowed ports: {allowed}", self.node),
+            None => format!(
+                "node {} has no default address on proxy {proxy}; ask for a port (ssh -p PORT); allowed ports: {allowed}",
+                self.node
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for PortRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sentence("this proxy"))
+    }
+}
+
 /// Database wire protocols.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -163,7 +239,8 @@ pub struct Database {
     pub protocol: DbProtocol,
     /// Where it listens, `host:port`.
     pub addr: String,
-    /// TLS from the server to the database.
+    /// TLS from the server to the database: postgres (SSLRequest, then TLS),
+    /// mongodb and redis (TLS from the first byte); not mysql (see `validate`).
     #[serde(default)]
     pub tls: Option<BackendTls>,
     /// Who may connect.
@@ -281,6 +358,20 @@ impl Config {
         if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeouts must be greater than zero".into());
         }
+        let day = std::time::Duration::from_secs(86400);
+        for (name, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("shutdown_grace", self.shutdown_grace),
+            ("ping_interval", self.ping_interval),
+        ] {
+            if d > day {
+                return Err(format!("{name} of {} is longer than a day", crate::duration::format(d)));
+            }
+        }
+        if self.max_connections > 1_000_000 {
+            return Err(format!("max_connections {} is more than 1000000", self.max_connections));
+        }
         let mut seen = std::collections::HashSet::new();
         let named = self
             .nodes
@@ -292,7 +383,7 @@ impl Config {
         for (kind, name) in named {
             if !naming::valid_name(name) {
                 return Err(format!(
-                    "{kind} name {name:?} is not a DNS label (lowercase letters, digits and '-', at most 63)"
+                    "{kind} name {name:?} is not a DNS label (lowercase letters, digits and '-', no '--', at most 63)"
                 ));
             }
             if !seen.insert((kind, name.clone())) {
@@ -309,6 +400,14 @@ impl Config {
         }
         for d in &self.databases {
             crate::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
+            if d.tls.is_some() && d.protocol == DbProtocol::Mysql {
+                return Err(format!(
+                    "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
+                     which the server's byte relay cannot do. Remove `tls`; a mysql client that asks for TLS \
+                     still gets it end to end with the database, through the relay",
+                    d.name
+                ));
+            }
         }
         for a in &self.apps {
             crate::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
@@ -366,6 +465,20 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
     }
 
     #[test]
+    fn database_tls_for_postgres() {
+        let text = SAMPLE.replace(
+            r#"addr: "127.0.0.1:5432","#,
+            r#"addr: "127.0.0.1:5432", tls: { ca: db-ca.pem, server_name: db.internal },"#,
+        );
+        let mut cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        cfg.resolve_paths(Path::new("/etc/oneport"));
+        let tls = cfg.databases[0].tls.as_ref().unwrap();
+        assert_eq!(tls.ca, Path::new("/etc/oneport/db-ca.pem"));
+        assert_eq!(tls.server_name.as_deref(), Some("db.internal"));
+    }
+
+    #[test]
     fn allow_lists() {
         let allow = Allow { users: vec!["alice".into()], groups: vec!["ops".into()] };
         assert!(allow.permits(&caller("alice", &[])));
@@ -387,7 +500,55 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         bad(&|c| c.databases[0].addr = "nohost".into(), "database");
         bad(&|c| c.listen = "x".into(), "listen");
         bad(&|c| c.max_connections = 0, "max_connections");
+        bad(&|c| c.max_connections = usize::MAX, "more than 1000000");
+        bad(&|c| c.ping_interval = std::time::Duration::from_secs(90 * 86400), "longer than a day");
+        bad(
+            &|c| {
+                c.databases[0].protocol = DbProtocol::Mysql;
+                c.databases[0].tls = Some(BackendTls { ca: "ca.pem".into(), server_name: None });
+            },
+            "not supported for mysql",
+        );
+        bad(&|c| c.nodes[0].name = "web--1".into(), "no '--'");
         let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    fn node(addr: Option<&str>, targets: &[&str]) -> Node {
+        Node {
+            name: "web1".into(),
+            addr: addr.map(str::to_string),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            allow: Allow::default(),
+        }
+    }
+
+    #[test]
+    fn node_ports_follow_the_allow_list() {
+        let n = node(Some("10.0.0.1:22"), &["10.0.0.2:2222", "127.0.0.1:*", "10.0.0.3:8022"]);
+        assert_eq!(n.dial_addr(None).unwrap(), "10.0.0.1:22");
+        assert_eq!(n.dial_addr(Some(22)).unwrap(), "10.0.0.1:22", "addr first");
+        assert_eq!(n.dial_addr(Some(2222)).unwrap(), "10.0.0.2:2222", "first match in order");
+        assert_eq!(n.dial_addr(Some(8022)).unwrap(), "127.0.0.1:8022", "the wildcard comes first");
+        assert_eq!(n.dial_addr(Some(5)).unwrap(), "127.0.0.1:5");
+
+        let n = node(Some("127.0.0.1:2222"), &["[::1]:*"]);
+        assert_eq!(n.dial_addr(Some(2222)).unwrap(), "127.0.0.1:2222");
+        assert_eq!(n.dial_addr(Some(2200)).unwrap(), "[::1]:2200");
+
+        let fixed = node(Some("127.0.0.1:2222"), &["127.0.0.1:8022"]);
+        let err = fixed.dial_addr(Some(2200)).unwrap_err();
+        assert_eq!(err, PortRefusal { node: "web1".into(), port: Some(2200), allowed: vec![2222, 8022] });
+        assert_eq!(
+            err.sentence("p:3080"),
+            "port 2200 of node web1 is not allowed by proxy p:3080; allowed ports: 2222, 8022"
+        );
+
+        // Without addr, "no port" means port 22 of a target.
+        assert_eq!(node(None, &["127.0.0.1:*"]).dial_addr(None).unwrap(), "127.0.0.1:22");
+        assert_eq!(node(None, &["10.0.0.9:22"]).dial_addr(None).unwrap(), "10.0.0.9:22");
+        let err = node(None, &["10.0.0.9:2222"]).dial_addr(None).unwrap_err();
+        assert!(err.sentence("p").contains("node web1 has no default address on proxy p"), "{err}");
+        assert!(err.sentence("p").ends_with("allowed ports: 2222"), "{err}");
     }
 }

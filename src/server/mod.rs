@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod config;
 pub mod conn;
+pub mod kube;
 pub mod routes;
 pub mod setup;
 pub mod web;
@@ -34,20 +35,27 @@ pub struct Server {
     pub table: routes::Table,
     /// TLS material.
     pub tls: ServerTls,
+    /// The Kubernetes API servers behind the kube routes.
+    pub kube: kube::Upstreams,
+    /// TLS towards databases that want it.
+    pub db_tls: backend::DbTls,
 }
 
 impl Server {
     /// Loads TLS files and builds the routing table.
     ///
     /// # Errors
-    /// When a TLS file is missing or unusable.
+    /// When a TLS file (the server's, or a database's CA) is missing or unusable, or a
+    /// kube cluster's API server URL, CA, client certificate or token file is.
     pub fn new(cfg: Config) -> Result<Arc<Server>> {
         let chain = identity::load_certs(&cfg.tls.cert)?;
         let key = identity::load_key(&cfg.tls.key)?;
         let client_ca = identity::load_certs(&cfg.tls.client_ca)?;
         let tls = ServerTls::new(chain, key, &client_ca)?;
         let table = routes::Table::new(&cfg);
-        Ok(Arc::new(Server { cfg, table, tls }))
+        let kube = kube::Upstreams::new(&cfg.kube, cfg.connect_timeout)?;
+        let db_tls = backend::DbTls::new(&cfg)?;
+        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls }))
     }
 }
 
@@ -56,7 +64,7 @@ impl Server {
 /// # Errors
 /// [`Error::Bind`].
 pub async fn bind(cfg: &Config) -> Result<TcpListener> {
-    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), source })
+    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), cause: source })
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and lets open

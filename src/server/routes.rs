@@ -21,7 +21,7 @@ pub enum Route {
     /// client sees its ALPN negotiated and knows no upgrade is needed), then close.
     Probe,
     /// A configured resource.
-    Resource(ResourceRoute),
+    Resource(Box<ResourceRoute>),
     /// A routable protocol but a resource that does not exist or does not speak it:
     /// the handshake ends with `access_denied` once the client is authenticated.
     Refuse {
@@ -52,8 +52,13 @@ pub struct ResourceRoute {
 /// Where a resource is.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// An SSH node.
-    Node(Node),
+    /// An SSH node, and the address chosen for the port the client asked for.
+    Node {
+        /// The node.
+        node: Node,
+        /// The address to dial (allowed by the node's `addr` or `targets`).
+        addr: String,
+    },
     /// A database.
     Database(Database),
     /// An application (HTTP or TCP; both relayed as bytes).
@@ -93,6 +98,11 @@ impl Table {
             Kind::App => self.apps.keys().cloned().collect(),
             Kind::Kube => self.kube.keys().cloned().collect(),
         }
+    }
+
+    /// A node, if it exists.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
     }
 
     /// The allow-list of a resource, if it exists.
@@ -140,9 +150,9 @@ impl Table {
 
     /// The route for one ALPN entry, or `None` to try the client's next entry.
     fn route_for(&self, alpn: Alpn, target: &SniTarget) -> Option<Route> {
-        let named = match target {
-            SniTarget::Resource { kind, name } => Some((*kind, name.as_deref())),
-            _ => None,
+        let (named, port) = match target {
+            SniTarget::Resource { kind, name, port } => (Some((*kind, name.as_deref())), *port),
+            _ => (None, None),
         };
         let want_kind = match alpn.protocol {
             Protocol::ReverseTunnel => return Some(Route::Probe),
@@ -165,10 +175,10 @@ impl Table {
         if kind != want_kind {
             return Some(refuse(alpn, format!("{alpn} cannot reach {kind} {}", name.unwrap_or(""))));
         }
-        Some(self.lookup(alpn, kind, name))
+        Some(self.lookup(alpn, kind, name, port))
     }
 
-    fn lookup(&self, alpn: Alpn, kind: Kind, name: Option<&str>) -> Route {
+    fn lookup(&self, alpn: Alpn, kind: Kind, name: Option<&str>, port: Option<u16>) -> Route {
         let unknown = |name: &str| refuse(alpn, format!("{} {name:?} is not configured", kind.noun()));
         let name = match (kind, name) {
             (_, Some(n)) => n.to_string(),
@@ -176,8 +186,10 @@ impl Table {
             (_, None) => return refuse(alpn, "the SNI names no kube cluster and more than one is configured".into()),
         };
         let (allow, target) = match kind {
-            Kind::Node => match self.nodes.get(&name) {
-                Some(n) => (n.allow.clone(), Target::Node(n.clone())),
+            // A port outside the node's `addr`/`targets` is refused here, before any dial.
+            Kind::Node => match self.nodes.get(&name).map(|n| (n, n.dial_addr(port))) {
+                Some((n, Ok(addr))) => (n.allow.clone(), Target::Node { node: n.clone(), addr }),
+                Some((_, Err(refusal))) => return refuse(alpn, refusal.to_string()),
                 None => return unknown(&name),
             },
             Kind::Db => match self.databases.get(&name) {
@@ -201,7 +213,7 @@ impl Table {
                 None => return unknown(&name),
             },
         };
-        Route::Resource(ResourceRoute { alpn, kind, name, allow, target })
+        Route::Resource(Box::new(ResourceRoute { alpn, kind, name, allow, target }))
     }
 }
 
@@ -220,7 +232,7 @@ listen: 127.0.0.1:3080
 public_addr: 127.0.0.1:3080
 cluster_name: t
 tls: { cert: a, key: b, client_ca: c }
-nodes: [ { name: web1, addr: "127.0.0.1:22" } ]
+nodes: [ { name: web1, addr: "127.0.0.1:22" }, { name: any, targets: ["127.0.0.1:*"] } ]
 databases: [ { name: pg1, protocol: postgres, addr: "127.0.0.1:5432" } ]
 apps: [ { name: echo, kind: tcp, addr: "127.0.0.1:7" }, { name: site, kind: http, addr: "127.0.0.1:80" } ]
 kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
@@ -236,7 +248,7 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
 
     fn res(r: Route) -> (Kind, String, String) {
         match r {
-            Route::Resource(r) => (r.kind, r.name, r.alpn.to_string()),
+            Route::Resource(r) => (r.kind, r.name.clone(), r.alpn.to_string()),
             other => panic!("expected a resource route, got {other:?}"),
         }
     }
@@ -267,6 +279,30 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
         let bare = format!("{}.{}", naming::KUBE_SNI_LABEL, naming::INTERNAL_DOMAIN);
         assert_eq!(res(t.decide(Some(&bare), [&b"h2"[..], b"http/1.1"])).1, "dev");
         assert_eq!(res(t.decide(Some(&sni(Kind::Kube, "dev")), [])).0, Kind::Kube);
+    }
+
+    #[test]
+    fn node_ports() {
+        let t = table();
+        let ssh = [&b"teleport-proxy-ssh"[..]];
+        let addr = |r: Route| match r {
+            Route::Resource(r) => match r.target {
+                Target::Node { addr, .. } => addr,
+                other => panic!("expected a node, got {other:?}"),
+            },
+            other => panic!("expected a node route, got {other:?}"),
+        };
+        let node = |name: &str, port| naming::node_sni(name, port, naming::INTERNAL_DOMAIN);
+        assert_eq!(addr(t.decide(Some(&node("web1", None)), ssh)), "127.0.0.1:22");
+        assert_eq!(addr(t.decide(Some(&node("web1", Some(22))), ssh)), "127.0.0.1:22");
+        assert_eq!(addr(t.decide(Some(&node("any", None)), ssh)), "127.0.0.1:22");
+        assert_eq!(addr(t.decide(Some(&node("any", Some(2222))), ssh)), "127.0.0.1:2222");
+        match t.decide(Some(&node("web1", Some(2222))), ssh) {
+            Route::Refuse { reason, .. } => {
+                assert!(reason.contains("port 2222 of node web1 is not allowed"), "{reason}")
+            }
+            other => panic!("expected refuse, got {other:?}"),
+        }
     }
 
     #[test]

@@ -83,10 +83,11 @@ pub fn server_names(public_host: &str, extra: &[String]) -> (Vec<String>, Vec<Ip
         dns.extend(naming::server_cert_names(naming::INTERNAL_DOMAIN));
     }
     dns.push("localhost".into());
-    dns.sort();
-    dns.dedup();
-    ips.sort();
-    ips.dedup();
+    // The first name becomes the certificate's CN: keep the public host first.
+    let mut seen = std::collections::HashSet::new();
+    dns.retain(|n| seen.insert(n.clone()));
+    let mut seen = std::collections::HashSet::new();
+    ips.retain(|ip| seen.insert(*ip));
     (dns, ips)
 }
 
@@ -133,6 +134,16 @@ apps: []
 #  - name: grafana
 #    kind: http                # http or tcp
 #    addr: 127.0.0.1:3000
+#    allow: {{ groups: [dev] }}
+
+# Kubernetes clusters. The server calls the API server with its own credentials
+# (a token file or client_cert/client_key) and impersonates each caller, so those
+# credentials need RBAC permission to `impersonate` users and groups.
+kube: []
+#  - name: dev
+#    api_server: https://127.0.0.1:6443
+#    ca: kube-ca.pem           # CA of the API server
+#    token_file: sa.token      # re-read every minute
 #    allow: {{ groups: [dev] }}
 "#,
         cert = files::CERT,

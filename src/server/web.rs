@@ -4,7 +4,7 @@
 //! reached, for client error messages), and the connection-upgrade endpoint.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -12,12 +12,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::identity::Caller;
 use crate::io::BoxIo;
 use crate::naming::Kind;
 use crate::server::Server;
+use crate::upgrade;
 
 /// What the web handler knows about the connection.
 #[derive(Debug, Clone)]
@@ -30,7 +31,18 @@ pub struct Ctx {
     pub h2: bool,
     /// Plain HTTP (a load balancer terminated TLS).
     pub plain: bool,
+    /// Already inside an upgraded connection (no second upgrade).
+    pub upgraded: bool,
 }
+
+impl Ctx {
+    /// A context for a connection from `peer`.
+    pub fn new(peer: SocketAddr, caller: Option<Caller>, h2: bool, plain: bool, upgraded: bool) -> Ctx {
+        Ctx { peer, caller, h2, plain, upgraded }
+    }
+}
+
+type Slot = Arc<std::sync::Mutex<Option<upgrade::server::Pending>>>;
 
 /// The `/webapi/ping` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,15 +92,25 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let h2 = ctx.h2;
     let header_timeout = srv.cfg.handshake_timeout;
     let ctx = Arc::new(ctx);
-    let svc = hyper::service::service_fn(move |req| {
-        let (srv, ctx) = (srv.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(route(srv, ctx, req).await) }
-    });
+    let slot: Slot = Arc::default();
+    let activity = Arc::new(Activity::default());
+    let svc = {
+        let (srv, slot, activity) = (srv.clone(), slot.clone(), activity.clone());
+        hyper::service::service_fn(move |req| {
+            let (srv, ctx, slot, activity) = (srv.clone(), ctx.clone(), slot.clone(), activity.clone());
+            async move {
+                let _busy = activity.begin();
+                Ok::<_, Infallible>(route(srv, ctx, slot, req).await)
+            }
+        })
+    };
     let res = if h2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .serve_connection(io, svc)
-            .await
+            .keep_alive_interval(Some(header_timeout))
+            .keep_alive_timeout(header_timeout)
+            .serve_connection(io, svc);
+        idle_limited(conn, &activity, header_timeout).await
     } else {
         hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -99,6 +121,80 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     };
     if let Err(e) = res {
         debug!(error = %e, "web connection ended with an error");
+    }
+    // An upgrade hands the connection over only once hyper has finished with it.
+    let pending = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(p) = pending {
+        // Boxed: the upgraded stream goes back through the router, which got us here.
+        Box::pin(upgrade::server::run(srv, p)).await;
+    }
+}
+
+/// Requests in flight and the time the last one ended, for the HTTP/2 idle limit
+/// (HTTP/1's `header_read_timeout` already covers idle keep-alive connections).
+#[derive(Debug, Default)]
+struct Activity {
+    busy: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+struct Busy<'a>(&'a Activity);
+
+impl Activity {
+    fn begin(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(self)
+    }
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        if self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
+        self.0.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Serves an HTTP/2 connection, closing it gracefully when no request has been in
+/// flight for `idle` (including before the first one), so that silent connections
+/// cannot hold the server's connection slots.
+async fn idle_limited<I, S>(
+    conn: hyper::server::conn::http2::Connection<I, S, TokioExecutor>,
+    activity: &Activity,
+    idle: std::time::Duration,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+{
+    let started = tokio::time::Instant::now();
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let since = activity.idle_since();
+        let check = tokio::time::sleep(idle.min(std::time::Duration::from_secs(1)));
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            // A connection still waiting for the client's preface ignores the graceful
+            // close: drop it (closing the socket) when it has not ended in time.
+            _ = tokio::time::sleep(idle), if closing => return Ok(()),
+            _ = check, if !closing => {
+                let quiet_from = since.unwrap_or(started);
+                let in_flight = activity.busy.load(std::sync::atomic::Ordering::SeqCst) > 0;
+                if !in_flight && quiet_from.elapsed() >= idle {
+                    debug!("idle HTTP/2 connection closed");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
 }
 
@@ -118,13 +214,67 @@ pub fn error(status: StatusCode, msg: &str) -> Resp {
     json(status, &serde_json::json!({ "error": msg }))
 }
 
-async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
-    debug!(method = %req.method(), path = %path, plain = ctx.plain, "web request");
+    let client = match client_addr(&srv, &ctx, req.headers()) {
+        Ok(a) => a,
+        Err(msg) => {
+            info!(peer = %ctx.peer, reason = %msg, "request rejected");
+            return error(StatusCode::BAD_REQUEST, &msg);
+        }
+    };
+    debug!(method = %req.method(), path = %path, plain = ctx.plain, client = %client, "web request");
     match (req.method(), path.as_str()) {
+        (&Method::GET, upgrade::PATH) if ctx.upgraded => {
+            error(StatusCode::BAD_REQUEST, "this connection is already upgraded; upgrades do not nest")
+        }
+        (&Method::GET, upgrade::PATH) => {
+            let (resp, pending) = upgrade::server::respond(req, client);
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = pending;
+            resp
+        }
         (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, ctx.caller.as_ref())),
         (&Method::GET, "/webapi/resolve") => resolve(&srv, ctx.caller.as_ref(), req.uri().query().unwrap_or("")),
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
+    }
+}
+
+/// The client's address: the TCP peer, or with `trust_x_forwarded_for` the one IP
+/// in `X-Forwarded-For`.
+fn client_addr(srv: &Server, ctx: &Ctx, h: &hyper::HeaderMap) -> Result<SocketAddr, String> {
+    if !srv.cfg.trust_x_forwarded_for {
+        return Ok(ctx.peer);
+    }
+    let values: Vec<&str> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
+    match parse_forwarded_for(&values)? {
+        Some(ip) => {
+            info!(peer = %ctx.peer, client = %ip, "client address from X-Forwarded-For");
+            Ok(SocketAddr::new(ip, ctx.peer.port()))
+        }
+        None => Ok(ctx.peer),
+    }
+}
+
+/// Parses `X-Forwarded-For` values: none → `None`; exactly one IP → it; anything else
+/// (several hops, junk, several headers) is an error.
+///
+/// # Errors
+/// A sentence saying what was wrong.
+pub fn parse_forwarded_for(values: &[&str]) -> Result<Option<IpAddr>, String> {
+    match values {
+        [] => Ok(None),
+        [one] => {
+            let v = one.trim();
+            if v.contains(',') {
+                return Err(format!("X-Forwarded-For must carry exactly one IP, got {v:?}"));
+            }
+            v.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map(Some)
+                .map_err(|_| format!("X-Forwarded-For is not an IP address: {v:?}"))
+        }
+        _ => Err("X-Forwarded-For must appear once".into()),
     }
 }
 
@@ -157,23 +307,49 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
     };
     let mut kind = None;
     let mut name = None;
+    let mut port = None;
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some(("kind", v)) => kind = serde_json::from_value::<Kind>(serde_json::Value::String(v.into())).ok(),
             Some(("name", v)) => name = Some(v.to_string()),
+            Some(("port", v)) => match v.parse::<u16>() {
+                Ok(p) if p > 0 => port = Some(p),
+                _ => return error(StatusCode::BAD_REQUEST, &format!("port {v:?} is not a number from 1 to 65535")),
+            },
             _ => {}
         }
     }
     let (Some(kind), Some(name)) = (kind, name) else {
-        return error(StatusCode::BAD_REQUEST, "resolve needs kind=node|db|app|kube and name=NAME");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "resolve needs kind=node|db|app|kube and name=NAME (and port=N for nodes)",
+        );
     };
-    json(StatusCode::OK, &explain(srv, caller, kind, &name))
+    if port.is_some() && kind != Kind::Node {
+        return error(StatusCode::BAD_REQUEST, "only nodes take a port");
+    }
+    json(StatusCode::OK, &explain_at(srv, caller, kind, &name, port))
 }
 
 /// Why `caller` can or cannot use resource `name` of `kind`, in a sentence.
 pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> ResolveResponse {
+    explain_at(srv, caller, kind, name, None)
+}
+
+/// As [`explain`], for a node reached on `port` (`None`: its own address). The port is
+/// judged only for callers the node allows, so others learn nothing about it.
+pub fn explain_at(srv: &Server, caller: &Caller, kind: Kind, name: &str, port: Option<u16>) -> ResolveResponse {
     let proxy = &srv.cfg.public_addr;
+    let refusal = match srv.table.node(name) {
+        Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
+        _ => None,
+    };
     match srv.table.allow_of(kind, name) {
+        Some(allow) if allow.permits(caller) && refusal.is_some() => ResolveResponse {
+            outcome: "denied".into(),
+            message: refusal.map(|r| r.sentence(proxy)).unwrap_or_default(),
+            protocol: None,
+        },
         Some(allow) if allow.permits(caller) => ResolveResponse {
             outcome: "allowed".into(),
             message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
@@ -198,5 +374,20 @@ pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> Resolve
                 protocol: None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_takes_exactly_one_ip() {
+        assert_eq!(parse_forwarded_for(&[]), Ok(None));
+        assert_eq!(parse_forwarded_for(&[" 10.1.2.3 "]), Ok(Some("10.1.2.3".parse().unwrap())));
+        assert_eq!(parse_forwarded_for(&["[::1]"]), Ok(Some("::1".parse().unwrap())));
+        assert!(parse_forwarded_for(&["1.2.3.4, 5.6.7.8"]).unwrap_err().contains("exactly one"));
+        assert!(parse_forwarded_for(&["evil"]).unwrap_err().contains("not an IP"));
+        assert!(parse_forwarded_for(&["1.2.3.4", "5.6.7.8"]).unwrap_err().contains("once"));
     }
 }

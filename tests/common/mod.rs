@@ -3,6 +3,10 @@
 //! with deadlines (never fixed sleeps or fixed ports).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kube_api;
+pub mod realdb;
+pub mod sshd;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub mod lb;
 
 /// Every test body runs under this deadline so a hang fails fast.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(240);

@@ -1,0 +1,288 @@
+//! `oneport proxy db` (a long-running local proxy for GUI and CLI clients) and
+//! `oneport db connect` (a local proxy for exactly one run of psql or mysql).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::cli::Global;
+use crate::client::context::Context;
+use crate::client::webapi;
+use crate::db::{self, ClientCommand, DbProtocol, Settings};
+use crate::dial::Dialer;
+use crate::localproxy;
+use crate::naming::Kind;
+
+/// How long the proxy of `db connect` waits for open connections (a cancel request
+/// in flight) once the client has exited.
+const CONNECT_GRACE: Duration = Duration::from_secs(2);
+
+/// Arguments of `proxy db`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyDbArgs {
+    /// The database's name, as `oneport ls` shows it.
+    pub name: String,
+    /// Local port (default: a free one, printed). Give one to keep the same
+    /// settings in a GUI client across restarts.
+    #[arg(long, short)]
+    pub port: Option<u16>,
+    /// The database user to show in the connection settings (default: your
+    /// oneport user).
+    #[arg(long, value_name = "USER")]
+    pub db_user: Option<String>,
+    /// The database (schema) name to show in the connection settings.
+    #[arg(long, value_name = "NAME")]
+    pub db_name: Option<String>,
+    /// The database's protocol: postgres, mysql, mongodb or redis. Normally the
+    /// proxy says; with this flag the local proxy also starts when the proxy
+    /// refuses the database for now (clients then see the refusal).
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<DbProtocol>,
+    /// Local address to listen on. Anything but loopback lets others use the
+    /// database as you.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_addr: IpAddr,
+}
+
+/// `oneport db ...`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Run psql or mysql against a database through a local proxy.
+    ///
+    /// The proxy listens on a free loopback port and stops when the client exits;
+    /// the exit code is the client's. postgres databases get psql, mysql ones
+    /// mariadb (or mysql). Arguments after `--` go to the client. Ctrl-C belongs
+    /// to the client (psql cancels the running query).
+    ///
+    /// Example: oneport db connect pg1 --db-user postgres --db-name app -- -c 'select 1'
+    Connect(ConnectArgs),
+}
+
+/// Arguments of `db connect`.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The database's name, as `oneport ls` shows it.
+    pub name: String,
+    /// The database user (default: your oneport user).
+    #[arg(long, value_name = "USER")]
+    pub db_user: Option<String>,
+    /// The database (schema) name (default: the client's default).
+    #[arg(long, value_name = "NAME")]
+    pub db_name: Option<String>,
+    /// Extra arguments for the client, after `--`.
+    #[arg(last = true, value_name = "CLIENT ARGS")]
+    pub client_args: Vec<String>,
+}
+
+fn parse_protocol(s: &str) -> Result<DbProtocol, String> {
+    db::parse_protocol(s).map_err(|e| e.to_string())
+}
+
+/// Runs `proxy db`.
+///
+/// # Errors
+/// When the database is unknown or denied (without `--protocol`), or the port
+/// cannot be bound.
+pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
+    let ctx = Context::resolve(&g.overrides())?;
+    let dialer = Arc::new(Dialer::new(ctx));
+    let protocol = decide_protocol(&dialer, &a.name, a.protocol).await?;
+    let shutdown = CancellationToken::new();
+    crate::cli::cancel_on_signal(shutdown.clone());
+    let listener = localproxy::bind(Some(a.bind_addr), a.port).await?;
+    let settings = Settings {
+        protocol,
+        addr: listener.local_addr()?,
+        user: a.db_user.unwrap_or_else(|| dialer.context().identity.caller.user.clone()),
+        database: a.db_name,
+    };
+    if !a.bind_addr.is_loopback() {
+        eprintln!("WARNING: listening on {}: anyone who can reach it uses database {} as you.", settings.addr, a.name);
+    }
+    print_settings(&settings, &a.name, &dialer, a.port.is_none());
+    let handler = db::local::handler(dialer, protocol, &a.name);
+    localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
+    Ok(0)
+}
+
+/// The protocol to speak: the server's answer; `--protocol` when the server cannot
+/// be asked or refuses for now.
+async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) -> anyhow::Result<DbProtocol> {
+    match (webapi::require(dialer, Kind::Db, name).await, flag) {
+        (Ok(info), flag) => {
+            let server = server_protocol(name, info.protocol.as_deref())?;
+            if let Some(f) = flag.filter(|f| *f != server) {
+                anyhow::bail!(
+                    "database {name} speaks {}, not {} (drop --protocol)",
+                    db::protocol_name(server),
+                    db::protocol_name(f)
+                );
+            }
+            Ok(server)
+        }
+        (Err(e), Some(p)) => {
+            eprintln!("WARNING: {e}");
+            eprintln!(
+                "Starting anyway (--protocol {}): clients get this error until it is fixed.",
+                db::protocol_name(p)
+            );
+            Ok(p)
+        }
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+fn server_protocol(name: &str, p: Option<&str>) -> anyhow::Result<DbProtocol> {
+    let p = p.with_context(|| format!("the proxy did not say which protocol database {name} speaks"))?;
+    Ok(db::parse_protocol(p)?)
+}
+
+fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bool) {
+    // The first line carries the address: scripts and tests read it from there.
+    println!(
+        "Listening on {} for {} database {name:?} (through proxy {})",
+        s.addr,
+        db::protocol_name(s.protocol),
+        dialer.context().proxy
+    );
+    println!("Connection settings (plaintext on loopback; oneport encrypts the rest):");
+    for line in s.lines() {
+        println!("  {line}");
+    }
+    let cmd = db::client_command(s, &[], &|p| find_program(p).is_some());
+    println!("Or run:");
+    println!("  {cmd}");
+    if port_was_picked {
+        println!("The port changes on every start; give --port to keep it.");
+    }
+    println!("Press Ctrl-C to stop.");
+}
+
+/// Runs `db connect`.
+///
+/// # Errors
+/// When the database is unknown or denied (before the client starts), no client is
+/// installed, or the client cannot be started.
+pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
+    let ctx = Context::resolve(&g.overrides())?;
+    let dialer = Arc::new(Dialer::new(ctx));
+    let info = webapi::require(&dialer, Kind::Db, &a.name).await?;
+    let protocol = server_protocol(&a.name, info.protocol.as_deref())?;
+    let listener = localproxy::bind(None, None).await?;
+    let settings = Settings {
+        protocol,
+        addr: listener.local_addr()?,
+        user: a.db_user.unwrap_or_else(|| dialer.context().identity.caller.user.clone()),
+        database: a.db_name,
+    };
+    let cmd = db::connect_command(&settings, &a.client_args, &|p| find_program(p).is_some())?;
+    let shutdown = CancellationToken::new();
+    let handler = db::local::handler(dialer, protocol, &a.name);
+    let proxy = tokio::spawn(localproxy::serve(listener, handler, shutdown.clone(), CONNECT_GRACE));
+    debug!(command = %cmd, "starting the client");
+    let status = run_client(&cmd).await;
+    shutdown.cancel();
+    let _ = proxy.await;
+    Ok(exit_code(status?))
+}
+
+/// Runs the client with the terminal passed through and waits for it.
+///
+/// Ctrl-C in a terminal goes to the whole foreground process group. It is meant
+/// for the client (psql cancels the running query, through this proxy), so this
+/// process must survive it: SIGINT is caught and ignored while the client runs.
+/// SIGTERM ends the client and then this process.
+async fn run_client(cmd: &ClientCommand) -> anyhow::Result<ExitStatus> {
+    let signals = ClientSignals::install()?;
+    let mut child = tokio::process::Command::new(&cmd.program)
+        .args(&cmd.args)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", cmd.program))?;
+    tokio::select! {
+        status = child.wait() => Ok(status.with_context(|| format!("waiting for {}", cmd.program))?),
+        _ = signals.terminated() => {
+            let _ = child.start_kill();
+            Ok(child.wait().await.with_context(|| format!("waiting for {}", cmd.program))?)
+        }
+    }
+}
+
+/// SIGINT ignored, SIGTERM reported, while a client runs.
+struct ClientSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl ClientSignals {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<ClientSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Registering the handler is what stops SIGINT from ending the process; it
+        // happens here, before the client starts, not on first poll.
+        let mut int = signal(SignalKind::interrupt()).context("catching SIGINT")?;
+        let term = signal(SignalKind::terminate()).context("catching SIGTERM")?;
+        tokio::spawn(async move { while int.recv().await.is_some() {} });
+        Ok(ClientSignals { term })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> anyhow::Result<ClientSignals> {
+        // Windows sends Ctrl-C to every process on the console; this one ignores it.
+        let mut ctrl_c = tokio::signal::windows::ctrl_c().context("catching Ctrl-C")?;
+        tokio::spawn(async move { while ctrl_c.recv().await.is_some() {} });
+        Ok(ClientSignals {})
+    }
+
+    #[cfg(unix)]
+    async fn terminated(mut self) {
+        if self.term.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn terminated(self) {
+        // Nothing but the client's exit ends the wait here.
+        std::future::pending::<()>().await
+    }
+}
+
+/// The client's exit code; 128 + N when a signal N ended it (as shells report).
+fn exit_code(status: ExitStatus) -> u8 {
+    if let Some(c) = status.code() {
+        return u8::try_from(c).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return 128u8.saturating_add(u8::try_from(sig).unwrap_or(0));
+        }
+    }
+    1
+}
+
+/// Finds an executable `program` on PATH.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &std::path::Path) -> bool {
+    p.with_extension("exe").is_file() || p.is_file()
+}

@@ -1,0 +1,285 @@
+//! `oneport doctor`: walks the path to the proxy layer by layer (identity, DNS,
+//! HTTPS_PROXY, TCP, TLS and who signed the certificate, ALPN probe, upgrade, mutual
+//! TLS and the web API, resources) and says in plain words where it breaks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+
+use crate::cli::Global;
+use crate::client::context::Context;
+use crate::client::webapi;
+use crate::dial::{Dialer, Target};
+use crate::naming::{Kind, Protocol};
+use crate::tls::{self, Trust};
+use crate::upgrade::{detect, Sub};
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also check one resource, as KIND/NAME (kinds: node, db, app, kube).
+    #[arg(long, value_name = "KIND/NAME")]
+    pub resource: Option<String>,
+}
+
+struct Report {
+    failed: Option<String>,
+}
+
+impl Report {
+    fn ok(&self, layer: &str, msg: impl AsRef<str>) {
+        println!("  [ok]   {layer:<12} {}", msg.as_ref());
+    }
+    fn info(&self, layer: &str, msg: impl AsRef<str>) {
+        println!("  [--]   {layer:<12} {}", msg.as_ref());
+    }
+    fn fail(&mut self, layer: &str, msg: impl AsRef<str>, hint: &str) {
+        println!("  [FAIL] {layer:<12} {}", msg.as_ref());
+        if self.failed.is_none() {
+            self.failed = Some(format!("{layer}: {hint}"));
+        }
+    }
+}
+
+/// Runs `doctor`; exit code 0 when every layer works, 1 otherwise.
+///
+/// # Errors
+/// Only when no proxy or identity can be resolved at all.
+pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
+    let ctx = Context::resolve(&g.overrides())?;
+    let dialer = Arc::new(Dialer::new(ctx.clone()));
+    let mut r = Report { failed: None };
+    println!("oneport doctor: proxy {}", ctx.proxy);
+
+    let c = &ctx.identity.caller;
+    if c.expired_at(std::time::SystemTime::now()) {
+        r.fail(
+            "identity",
+            format!("{} has EXPIRED", c.user),
+            "get a new identity (`oneport server issue`) and log in again",
+        );
+    } else {
+        r.ok(
+            "identity",
+            format!(
+                "{} (groups: {}), valid for {}",
+                c.user,
+                c.groups.join(", "),
+                crate::duration::format(c.remaining())
+            ),
+        );
+    }
+    if ctx.trust.insecure {
+        r.info("trust", "--insecure: the proxy's certificate is NOT verified");
+    }
+
+    let opts = match dialer.path_options() {
+        Ok(o) => o.clone(),
+        Err(e) => {
+            r.fail("environment", e.to_string(), "fix the variable named above");
+            return Ok(finish(r));
+        }
+    };
+    if opts.http_proxy.is_none() {
+        match tokio::net::lookup_host((ctx.proxy.host.as_str(), ctx.proxy.port)).await {
+            Ok(addrs) => {
+                let ips: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                r.ok("DNS", format!("{} -> {}", ctx.proxy.host, ips.join(", ")));
+            }
+            Err(e) => {
+                r.fail("DNS", format!("{}: {e}", ctx.proxy.host), "check the proxy's host name");
+                return Ok(finish(r));
+            }
+        }
+    }
+    match &opts.http_proxy {
+        Some(p) => r.info("HTTPS_PROXY", format!("CONNECT through {} (DNS is the proxy's job)", p.addr)),
+        None => r.info("HTTPS_PROXY", "not set (or NO_PROXY exempts this proxy)"),
+    }
+
+    let t = Instant::now();
+    let io = match dialer.transport().await {
+        Ok(io) => {
+            r.ok("TCP", format!("connected in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0));
+            io
+        }
+        Err(e) => {
+            r.fail("TCP", e.to_string(), "is the server running, the port right, a firewall in the way?");
+            return Ok(finish(r));
+        }
+    };
+    tls_layer(&mut r, &ctx, io).await;
+
+    let decision = match dialer.path_options().ok().and_then(|o| o.upgrade_override) {
+        Some(v) => {
+            r.info("ALPN", format!("probe skipped: {}={v}", detect::OVERRIDE_VAR));
+            v
+        }
+        None => {
+            let p = dialer.probe().await;
+            r.ok("ALPN", &p.reason);
+            p.required
+        }
+    };
+    if decision {
+        match dialer.upgrade_only(Sub::Alpn).await {
+            Ok(_) => r.ok("upgrade", "the load balancer passes the connection upgrade"),
+            Err(e) => r.fail(
+                "upgrade",
+                e.to_string(),
+                "let the load balancer pass WebSocket upgrades on /webapi/connectionupgrade",
+            ),
+        }
+    } else {
+        r.info("upgrade", "not needed: ALPN and SNI reach the server");
+    }
+
+    match webapi::ping(&dialer).await {
+        Ok(ping) => {
+            match &ping.caller {
+                Some(who) => r.ok(
+                    "mTLS",
+                    format!(
+                        "the proxy knows you as {}; server {}, cluster {}",
+                        who.user, ping.server_version, ping.cluster_name
+                    ),
+                ),
+                None => r.fail(
+                    "mTLS",
+                    "the proxy did not see a client certificate",
+                    "the identity is not from this cluster's CA",
+                ),
+            }
+            let names: Vec<String> = ping.resources.iter().map(|x| format!("{} {}", x.kind.noun(), x.name)).collect();
+            if names.is_empty() {
+                r.info("resources", "none for this identity (ask for a place in an allow-list)");
+            } else {
+                r.ok("resources", format!("{} available: {}", names.len(), names.join(", ")));
+            }
+        }
+        Err(e) => r.fail("mTLS", e.to_string(), "the identity or the CA does not match this proxy"),
+    }
+
+    if let Some(spec) = &a.resource {
+        resource_layer(&mut r, &dialer, spec).await;
+    }
+    Ok(finish(r))
+}
+
+async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::io::BoxIo) {
+    let look = Trust { ca: vec![], system: false, insecure: true };
+    let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
+    let name = match detect::server_name(&ctx.proxy.host) {
+        Ok(n) => n,
+        Err(e) => return r.fail("TLS", e.to_string(), "fix the proxy address"),
+    };
+    let handshake = tokio::time::timeout(crate::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
+    let tls = match handshake.await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let msg = tls::explain_client_error(&e, &ctx.proxy.to_string());
+            return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
+        }
+        Err(_) => {
+            let secs = crate::dial::HANDSHAKE_TIMEOUT.as_secs();
+            let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
+            return r.fail("TLS", format!("no TLS answer within {secs}s"), hint);
+        }
+    };
+    let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return r.fail("TLS", "no certificate presented", "the server must present a certificate");
+    };
+    let (leaf, intermediates) = (leaf.clone(), intermediates.to_vec());
+    let (subject, issuer) = match x509_parser::parse_x509_certificate(&leaf) {
+        Ok((_, c)) => (c.subject().to_string(), c.issuer().to_string()),
+        Err(_) => ("?".into(), "?".into()),
+    };
+    let verify = |trust: Trust| {
+        let name = ServerName::try_from(ctx.domain.clone()).ok();
+        let leaf = leaf.clone();
+        let intermediates = intermediates.clone();
+        async move {
+            let roots = Arc::new(tls::root_store(&trust).ok()?);
+            let verifier =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, tls::provider()).build().ok()?;
+            let now = rustls::pki_types::UnixTime::now();
+            let host = detect::server_name(&ctx.proxy.host).ok()?;
+            let ok_domain =
+                name.is_some_and(|n| verifier.verify_server_cert(&leaf, &intermediates, &n, &[], now).is_ok());
+            let ok_host = verifier.verify_server_cert(&leaf, &intermediates, &host, &[], now).is_ok();
+            Some(ok_domain || ok_host)
+        }
+    };
+    let by_proxy_ca = verify(Trust { ca: ctx.trust.ca.clone(), system: false, insecure: false }).await == Some(true);
+    let by_system = verify(Trust { ca: vec![], system: true, insecure: false }).await == Some(true);
+    let who = format!("certificate \"{subject}\" issued by \"{issuer}\"");
+    if by_proxy_ca {
+        r.ok("TLS", format!("{who}: signed by the proxy CA (the routing server answers directly)"));
+    } else if by_system {
+        r.ok("TLS", format!("{who}: a publicly trusted certificate (a load balancer or TLS proxy answers)"));
+    } else if ctx.trust.insecure {
+        r.info("TLS", format!("{who}: not trusted, accepted because of --insecure"));
+    } else {
+        r.fail(
+            "TLS",
+            format!("{who}: trusted by neither the proxy CA nor the system roots"),
+            "give --ca with the CA that signs this certificate",
+        );
+    }
+}
+
+async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
+    let parsed = spec.split_once('/').and_then(|(k, n)| {
+        let kind = serde_json::from_value::<Kind>(serde_json::Value::String(k.to_string())).ok()?;
+        Some((kind, n.to_string()))
+    });
+    let Some((kind, name)) = parsed else {
+        return r.fail(
+            "resource",
+            format!("{spec:?} is not KIND/NAME"),
+            "use node/web1, db/pg1, app/grafana or kube/dev",
+        );
+    };
+    let res = match webapi::resolve(dialer, kind, &name).await {
+        Ok(res) if res.outcome == "allowed" => res,
+        Ok(res) => return r.fail("route", res.message.clone(), &res.message),
+        Err(e) => return r.fail("route", e.to_string(), "see the error above"),
+    };
+    r.ok("route", &res.message);
+    // Open the route itself, as a client of that kind would.
+    let protocol = match (kind, res.protocol.as_deref()) {
+        (Kind::Node, _) => Protocol::ProxySsh,
+        (Kind::Kube, _) | (Kind::App, Some("http")) => Protocol::Http1,
+        (Kind::App, _) => Protocol::Tcp,
+        (Kind::Db, Some("mysql")) => Protocol::Mysql,
+        (Kind::Db, Some("mongodb")) => Protocol::Mongodb,
+        (Kind::Db, Some("redis")) => Protocol::Redis,
+        (Kind::Db, _) => Protocol::Postgres,
+    };
+    let target = Target::resource(dialer.context(), kind, &name, protocol);
+    match dialer.dial(&target).await {
+        Ok(d) => {
+            let alpn = d.alpn.map(|a| a.to_string()).unwrap_or_else(|| "none".into());
+            r.ok("tunnel", format!("TLS to {} negotiated ALPN {alpn}", target.sni));
+        }
+        Err(e) => r.fail("tunnel", e.to_string(), "the route resolves but the tunnel does not open"),
+    }
+}
+
+fn finish(r: Report) -> u8 {
+    match r.failed {
+        None => {
+            println!("All checks passed.");
+            0
+        }
+        Some(where_) => {
+            println!("Where it breaks: {where_}");
+            1
+        }
+    }
+}

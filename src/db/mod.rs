@@ -1,0 +1,294 @@
+//! Databases, client side: which protocol a database speaks (the server says), the
+//! settings a client uses for the local hop, and the command line of the matching
+//! client (psql; mariadb or mysql). No sockets here: [`handshake`] holds the first
+//! exchanges of a session, [`local`] the local proxy's per-connection handlers;
+//! `localproxy` and the dialer move the bytes.
+
+pub mod handshake;
+pub mod local;
+pub mod mysql;
+pub mod postgres;
+
+use std::net::SocketAddr;
+
+use crate::error::{Error, Result};
+pub use crate::server::config::DbProtocol;
+
+/// The protocol's name as the server and the config spell it.
+pub fn protocol_name(p: DbProtocol) -> &'static str {
+    match p {
+        DbProtocol::Postgres => "postgres",
+        DbProtocol::Mysql => "mysql",
+        DbProtocol::Mongodb => "mongodb",
+        DbProtocol::Redis => "redis",
+    }
+}
+
+/// Parses a protocol name (`postgres`, `mysql`, `mongodb`, `redis`).
+///
+/// # Errors
+/// [`Error::Config`] naming the accepted values.
+pub fn parse_protocol(s: &str) -> Result<DbProtocol> {
+    [DbProtocol::Postgres, DbProtocol::Mysql, DbProtocol::Mongodb, DbProtocol::Redis]
+        .into_iter()
+        .find(|p| protocol_name(*p) == s)
+        .ok_or_else(|| Error::config(format!("unknown database protocol {s:?}: use postgres, mysql, mongodb or redis")))
+}
+
+/// Connection settings for the local hop: what a client (GUI or CLI) is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The database's protocol.
+    pub protocol: DbProtocol,
+    /// The local proxy's address.
+    pub addr: SocketAddr,
+    /// The database user.
+    pub user: String,
+    /// The database (schema) name; `None` leaves the client's default.
+    pub database: Option<String>,
+}
+
+impl Settings {
+    fn host(&self) -> String {
+        match self.addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    }
+
+    /// A connection URL in the client's usual scheme.
+    pub fn url(&self) -> String {
+        let (host, port) = (self.host(), self.addr.port());
+        let path = self.database.as_deref().map(|d| format!("/{}", percent_encode(d))).unwrap_or_default();
+        let user = percent_encode(&self.user);
+        match self.protocol {
+            DbProtocol::Postgres => format!("postgres://{user}@{host}:{port}{path}"),
+            DbProtocol::Mysql => format!("mysql://{user}@{host}:{port}{path}"),
+            DbProtocol::Mongodb => format!("mongodb://{host}:{port}{path}"),
+            DbProtocol::Redis => format!("redis://{host}:{port}"),
+        }
+    }
+
+    /// Ready-to-paste settings for a GUI client, one `name: value` per line.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("host:     {}", self.addr.ip()), format!("port:     {}", self.addr.port())];
+        if matches!(self.protocol, DbProtocol::Postgres | DbProtocol::Mysql) {
+            out.push(format!("user:     {}", self.user));
+            out.push(format!("database: {}", self.database.as_deref().unwrap_or("(the server's default)")));
+        }
+        let ssl = match self.protocol {
+            DbProtocol::Postgres => "SSL:      off (sslmode=disable; \"prefer\" works too)",
+            _ => "SSL:      off",
+        };
+        out.push(ssl.to_string());
+        out.push(format!("URL:      {}", self.url()));
+        out
+    }
+}
+
+/// A program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCommand {
+    /// The program (looked up on PATH).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+impl std::fmt::Display for ClientCommand {
+    /// The command as a POSIX shell line, quoted where needed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&shell_quote(&self.program))?;
+        for a in &self.args {
+            write!(f, " {}", shell_quote(a))?;
+        }
+        Ok(())
+    }
+}
+
+/// The client program to show for `protocol`: `mariadb` is preferred to `mysql`
+/// when it is installed (`on_path` says which programs are).
+pub fn client_program(protocol: DbProtocol, on_path: &dyn Fn(&str) -> bool) -> &'static str {
+    match protocol {
+        DbProtocol::Postgres => "psql",
+        DbProtocol::Mysql if on_path("mariadb") || !on_path("mysql") => "mariadb",
+        DbProtocol::Mysql => "mysql",
+        DbProtocol::Mongodb => "mongosh",
+        DbProtocol::Redis => "redis-cli",
+    }
+}
+
+/// The command that connects the usual client to the local proxy, with `extra`
+/// arguments appended (for display by `proxy db`).
+pub fn client_command(s: &Settings, extra: &[String], on_path: &dyn Fn(&str) -> bool) -> ClientCommand {
+    let program = client_program(s.protocol, on_path).to_string();
+    let mut args = match s.protocol {
+        DbProtocol::Postgres | DbProtocol::Mongodb => vec![s.url()],
+        DbProtocol::Mysql => {
+            let mut a = vec!["--user".to_string(), s.user.clone()];
+            if let Some(d) = &s.database {
+                a.extend(["--database".to_string(), d.clone()]);
+            }
+            a.extend(["--host".into(), s.addr.ip().to_string(), "--port".into(), s.addr.port().to_string()]);
+            a.extend(["--protocol".to_string(), "TCP".to_string()]);
+            a
+        }
+        DbProtocol::Redis => vec!["-h".into(), s.addr.ip().to_string(), "-p".into(), s.addr.port().to_string()],
+    };
+    args.extend(extra.iter().cloned());
+    ClientCommand { program, args }
+}
+
+/// The command `db connect` runs: as [`client_command`], but only for the clients
+/// it supports, and only when one is installed.
+///
+/// # Errors
+/// [`Error::Config`] naming the package to install, or saying to use `proxy db`.
+pub fn connect_command(s: &Settings, extra: &[String], on_path: &dyn Fn(&str) -> bool) -> Result<ClientCommand> {
+    let cmd = client_command(s, extra, on_path);
+    let missing = match s.protocol {
+        DbProtocol::Postgres => "psql was not found on PATH: install the PostgreSQL client \
+             (Debian/Ubuntu: apt install postgresql-client; Fedora: dnf install postgresql; macOS: brew install libpq)",
+        DbProtocol::Mysql => "neither mariadb nor mysql was found on PATH: install the MariaDB client \
+             (Debian/Ubuntu: apt install mariadb-client; Fedora: dnf install mariadb; macOS: brew install mariadb)",
+        other => {
+            return Err(Error::config(format!(
+                "`db connect` runs psql and mysql; for a {} database run `oneport proxy db NAME` and point {} at the address it prints",
+                protocol_name(other),
+                cmd.program
+            )))
+        }
+    };
+    if !on_path(&cmd.program) {
+        return Err(Error::config(format!("{missing}; or run `oneport proxy db NAME` and use another client")));
+    }
+    Ok(cmd)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for URL user and
+/// path parts).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but plainly safe characters.
+fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(protocol: DbProtocol, database: Option<&str>) -> Settings {
+        Settings {
+            protocol,
+            addr: "127.0.0.1:15432".parse().unwrap(),
+            user: "postgres".into(),
+            database: database.map(str::to_string),
+        }
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in [DbProtocol::Postgres, DbProtocol::Mysql, DbProtocol::Mongodb, DbProtocol::Redis] {
+            assert_eq!(parse_protocol(protocol_name(p)).unwrap(), p);
+            // The same spelling as the server's config and /webapi/resolve.
+            assert_eq!(serde_json::to_value(p).unwrap(), protocol_name(p));
+        }
+        assert!(parse_protocol("oracle").unwrap_err().to_string().contains("postgres, mysql"));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(settings(DbProtocol::Postgres, Some("app")).url(), "postgres://postgres@127.0.0.1:15432/app");
+        assert_eq!(settings(DbProtocol::Postgres, None).url(), "postgres://postgres@127.0.0.1:15432");
+        let mut s = settings(DbProtocol::Mysql, Some("my db"));
+        s.user = "a@b:c".into();
+        assert_eq!(s.url(), "mysql://a%40b%3Ac@127.0.0.1:15432/my%20db");
+        s.addr = "[::1]:3306".parse().unwrap();
+        assert!(s.url().contains("@[::1]:3306/"), "{}", s.url());
+        assert_eq!(settings(DbProtocol::Redis, Some("x")).url(), "redis://127.0.0.1:15432");
+    }
+
+    #[test]
+    fn psql_command() {
+        let all = |_: &str| true;
+        let cmd =
+            connect_command(&settings(DbProtocol::Postgres, Some("app")), &strs(&["-c", "select 1"]), &all).unwrap();
+        assert_eq!(cmd.program, "psql");
+        assert_eq!(cmd.args, strs(&["postgres://postgres@127.0.0.1:15432/app", "-c", "select 1"]));
+        assert_eq!(cmd.to_string(), "psql postgres://postgres@127.0.0.1:15432/app -c 'select 1'");
+    }
+
+    #[test]
+    fn mysql_command_prefers_mariadb() {
+        let s = settings(DbProtocol::Mysql, Some("shop"));
+        let want_args = strs(&[
+            "--user",
+            "postgres",
+            "--database",
+            "shop",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "15432",
+            "--protocol",
+            "TCP",
+        ]);
+        let cmd = connect_command(&s, &[], &|_| true).unwrap();
+        assert_eq!((cmd.program.as_str(), &cmd.args), ("mariadb", &want_args));
+        let only_mysql = |p: &str| p == "mysql";
+        assert_eq!(connect_command(&s, &[], &only_mysql).unwrap().program, "mysql");
+        let no_db = client_command(&settings(DbProtocol::Mysql, None), &strs(&["-e", "select 1"]), &only_mysql);
+        assert!(!no_db.args.contains(&"--database".to_string()));
+        assert_eq!(no_db.args[no_db.args.len() - 2..], strs(&["-e", "select 1"]));
+    }
+
+    #[test]
+    fn missing_clients_name_the_package() {
+        let none = |_: &str| false;
+        let err = connect_command(&settings(DbProtocol::Postgres, None), &[], &none).unwrap_err().to_string();
+        assert!(err.contains("postgresql-client") && err.contains("psql"), "{err}");
+        let err = connect_command(&settings(DbProtocol::Mysql, None), &[], &none).unwrap_err().to_string();
+        assert!(err.contains("mariadb-client"), "{err}");
+        let err = connect_command(&settings(DbProtocol::Redis, None), &[], &|_| true).unwrap_err().to_string();
+        assert!(err.contains("proxy db") && err.contains("redis-cli"), "{err}");
+    }
+
+    #[test]
+    fn settings_lines_for_gui_clients() {
+        let lines = settings(DbProtocol::Postgres, Some("app")).lines();
+        assert_eq!(lines[0], "host:     127.0.0.1");
+        assert_eq!(lines[1], "port:     15432");
+        assert!(lines.iter().any(|l| l == "user:     postgres"));
+        assert!(lines.iter().any(|l| l == "database: app"));
+        assert!(lines.iter().any(|l| l.contains("sslmode=disable")));
+        assert!(settings(DbProtocol::Mysql, None).lines().iter().any(|l| l.contains("server's default")));
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("plain-arg_1.0"), "plain-arg_1.0");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("a b"), "'a b'");
+    }
+}

@@ -1,0 +1,286 @@
+//! `proxy kube`: a local HTTPS endpoint for kubectl, for when kubectl cannot reach the
+//! routing server itself (an L7 load balancer in front) or should not be configured
+//! for it.
+//!
+//! At start-up it makes a throwaway CA with [`crate::pki`] (kept in memory), a
+//! server certificate for the local address and a client certificate for kubectl,
+//! and writes a throwaway kubeconfig (mode 0600 in a private temporary directory,
+//! removed when the proxy stops) with one context per cluster. Only a client holding
+//! that kubeconfig's certificate gets in, so other local users cannot borrow the
+//! identity through the port.
+//!
+//! Clusters are told apart by SNI, as on the routing server: each context's
+//! `tls-server-name` is the cluster's routing SNI (`<name>.kube-teleport-proxy-alpn.
+//! <domain>`), so request paths pass through untouched (no prefix to add or strip).
+//! Each request goes upstream through [`Dialer::dial`] (which does any load-balancer
+//! upgrade) over HTTP/1.1, on a small pool of dialled connections per cluster
+//! ([`forward`]).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use serde_yaml_ng::{Mapping, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::dial::{Dialer, Target};
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::kube::forward::{self, Body, DialFn, Pool};
+use crate::kube::{entry_name, status};
+use crate::localproxy::{self, Resource};
+use crate::naming::{self, Kind, Protocol};
+use crate::pki;
+use crate::tls::{ClientAuth, ServerTls};
+
+/// Deadline for kubectl's TLS handshake with the local proxy.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Deadline for kubectl to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Validity of the throwaway certificates (they die with the process anyway).
+const LOCAL_VALIDITY: Duration = Duration::from_secs(366 * 86400);
+/// The kubeconfig user that holds the local client certificate.
+const LOCAL_USER: &str = "oneport-local-proxy";
+
+/// One served cluster.
+struct Cluster {
+    name: String,
+    pool: Arc<Pool>,
+}
+
+/// What every local connection shares.
+struct State {
+    tls: TlsAcceptor,
+    /// By SNI.
+    clusters: HashMap<String, Cluster>,
+    served: String,
+}
+
+/// A bound local kube proxy with its throwaway kubeconfig.
+pub struct KubeProxy {
+    listener: TcpListener,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    contexts: Vec<String>,
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for KubeProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeProxy").field("addr", &self.addr).field("kubeconfig", &self.kubeconfig).finish()
+    }
+}
+
+impl KubeProxy {
+    /// Binds `bind:port` (port 0 or `None`: a free one), makes the certificates and
+    /// writes the kubeconfig for `names` (kube clusters behind `dialer`'s proxy; the
+    /// caller has checked they exist). `cluster` names the proxy's cluster in context
+    /// names (`<cluster>-<name>`).
+    ///
+    /// # Errors
+    /// When the port cannot be bound or a file cannot be written.
+    pub async fn start(
+        dialer: Arc<Dialer>,
+        cluster: &str,
+        names: &[String],
+        bind: IpAddr,
+        port: Option<u16>,
+    ) -> Result<KubeProxy> {
+        let listener = localproxy::bind(Some(bind), port).await?;
+        let addr = listener.local_addr()?;
+        let domain = dialer.context().domain.clone();
+        let snis: Vec<String> = names.iter().map(|n| naming::resource_sni(Kind::Kube, n, &domain)).collect();
+        let ca = pki::make_ca("oneport local kube proxy")?;
+        let server = pki::make_server_cert(&ca, &snis, &[addr.ip()], LOCAL_VALIDITY)?;
+        let client = pki::make_client_cert(&ca, LOCAL_USER, &[], time::OffsetDateTime::now_utc(), LOCAL_VALIDITY)?;
+        let tls = local_tls(&ca, &server)?;
+        let mut clusters = HashMap::new();
+        for (name, sni) in names.iter().zip(&snis) {
+            clusters.insert(sni.clone(), Cluster { name: name.clone(), pool: upstream_pool(dialer.clone(), name) });
+        }
+        let contexts: Vec<String> = names.iter().map(|n| entry_name(cluster, n)).collect();
+        let doc = kubeconfig(addr, &ca, &client, &contexts, &snis);
+        let dir = tempfile::Builder::new().prefix("oneport-kube-").tempdir().map_err(|e| Error::file("temp dir", e))?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        let text = serde_yaml_ng::to_string(&doc).map_err(|e| Error::config(format!("kubeconfig: {e}")))?;
+        crate::fsutil::write_private(&kubeconfig, text.as_bytes())?;
+        let state = Arc::new(State { tls, clusters, served: names.join(", ") });
+        Ok(KubeProxy { listener, addr, dir, kubeconfig, contexts, state })
+    }
+
+    /// The local address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The throwaway kubeconfig (removed when the proxy stops).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The context names, in the order asked for; the first is current.
+    pub fn contexts(&self) -> &[String] {
+        &self.contexts
+    }
+
+    /// Serves until `shutdown`, drains, then removes the kubeconfig.
+    ///
+    /// # Errors
+    /// Only when the listener's address cannot be read.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<()> {
+        let state = self.state.clone();
+        let handler: localproxy::Handler = Arc::new(move |tcp, peer| {
+            let state = state.clone();
+            Box::pin(async move { handle(state, tcp, peer).await })
+        });
+        let res = localproxy::serve(self.listener, handler, shutdown, localproxy::DRAIN_GRACE).await;
+        drop(self.dir); // removes the kubeconfig and its directory
+        res
+    }
+}
+
+fn local_tls(ca: &pki::CertAndKey, server: &pki::CertAndKey) -> Result<TlsAcceptor> {
+    let chain = pem_certs(&server.cert_pem)?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())
+        .map_err(|e| Error::config(format!("local key: {e}")))?;
+    let tls = ServerTls::new(chain, key, &pem_certs(&ca.cert_pem)?)?;
+    // HTTP/1.1 only: kubectl offers h2 first, and upgrades break over HTTP/2.
+    let cfg = tls.config(vec![b"http/1.1".to_vec()], ClientAuth::Required(Arc::new(|_: &Caller| true)));
+    Ok(TlsAcceptor::from(cfg))
+}
+
+fn pem_certs(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::config(format!("local certificate: {e}")))
+}
+
+/// A pool of dialled streams to kube cluster `name`; a refusal is explained in the
+/// proxy's words.
+fn upstream_pool(dialer: Arc<Dialer>, name: &str) -> Arc<Pool> {
+    let target = Target::resource(dialer.context(), Kind::Kube, name, Protocol::Http1);
+    let res = Resource { kind: Kind::Kube, name: name.to_string() };
+    let label = format!("kube cluster {name} through proxy {}", dialer.context().proxy);
+    let dial: DialFn = Arc::new(move || {
+        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        Box::pin(async move {
+            match dialer.dial(&target).await {
+                Ok(d) => Ok(d.stream),
+                Err(e) => Err(localproxy::explain(&dialer, &res, e).await),
+            }
+        })
+    });
+    Pool::new(label, dial)
+}
+
+/// The throwaway kubeconfig: one cluster and context per kube cluster, one user with
+/// the local client certificate, the first context current.
+fn kubeconfig(
+    addr: SocketAddr,
+    ca: &pki::CertAndKey,
+    client: &pki::CertAndKey,
+    contexts: &[String],
+    snis: &[String],
+) -> Value {
+    let b64 = |s: &str| Value::String(base64::engine::general_purpose::STANDARD.encode(s));
+    let named = |name: &str, key: &str, body: Mapping| {
+        let mut m = Mapping::new();
+        m.insert("name".into(), name.into());
+        m.insert(key.into(), Value::Mapping(body));
+        Value::Mapping(m)
+    };
+    let (mut clusters, mut ctxs) = (Vec::new(), Vec::new());
+    for (ctx, sni) in contexts.iter().zip(snis) {
+        let mut c = Mapping::new();
+        c.insert("server".into(), format!("https://{addr}").into());
+        c.insert("certificate-authority-data".into(), b64(&ca.cert_pem));
+        c.insert("tls-server-name".into(), sni.as_str().into());
+        clusters.push(named(ctx, "cluster", c));
+        let mut x = Mapping::new();
+        x.insert("cluster".into(), ctx.as_str().into());
+        x.insert("user".into(), LOCAL_USER.into());
+        ctxs.push(named(ctx, "context", x));
+    }
+    let mut u = Mapping::new();
+    u.insert("client-certificate-data".into(), b64(&client.cert_pem));
+    u.insert("client-key-data".into(), b64(&client.key_pem));
+    let mut doc = Mapping::new();
+    doc.insert("apiVersion".into(), "v1".into());
+    doc.insert("kind".into(), "Config".into());
+    doc.insert("clusters".into(), Value::Sequence(clusters));
+    doc.insert("users".into(), Value::Sequence(vec![named(LOCAL_USER, "user", u)]));
+    doc.insert("contexts".into(), Value::Sequence(ctxs));
+    doc.insert("current-context".into(), contexts.first().map(String::as_str).unwrap_or_default().into());
+    Value::Mapping(doc)
+}
+
+/// One local connection: TLS (kubectl's certificate required), pick the cluster by
+/// SNI, then serve HTTP/1.1 with upgrades, forwarding each request.
+async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, state.tls.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return debug!(%peer, error = %e, "local TLS handshake failed"),
+        Err(_) => return debug!(%peer, "local TLS handshake timed out"),
+    };
+    let sni = tls.get_ref().1.server_name().unwrap_or_default().to_ascii_lowercase();
+    let svc = {
+        let state = state.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (state, sni) = (state.clone(), sni.clone());
+            async move { Ok::<_, Infallible>(route(&state, &sni, req).await) }
+        })
+    };
+    let res = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), svc)
+        .with_upgrades()
+        .await;
+    if let Err(e) = res {
+        debug!(%peer, error = %e, "local kube connection ended with an error");
+    }
+}
+
+async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Body> {
+    let Some(cluster) = state.clusters.get(sni) else {
+        let msg = format!(
+            "this local proxy serves kube cluster(s) {}; the kubeconfig's tls-server-name {sni:?} names none of them",
+            state.served
+        );
+        return status::for_path(req.uri().path(), StatusCode::NOT_FOUND, &msg);
+    };
+    debug!(kube = %cluster.name, method = %req.method(), path = %req.uri().path(), "local kube request");
+    forward::forward(&cluster.pool, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throwaway_kubeconfig_has_a_context_per_cluster() {
+        let ca = pki::make_ca("t").unwrap();
+        let cl = pki::make_client_cert(&ca, "k", &[], time::OffsetDateTime::now_utc(), LOCAL_VALIDITY).unwrap();
+        let addr: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        let doc = kubeconfig(addr, &ca, &cl, &["t-dev".into(), "t-prod".into()], &["a.sni".into(), "b.sni".into()]);
+        assert_eq!(doc["current-context"], "t-dev");
+        assert_eq!(doc["clusters"][1]["cluster"]["server"], "https://127.0.0.1:4321");
+        assert_eq!(doc["clusters"][1]["cluster"]["tls-server-name"], "b.sni");
+        assert_eq!(doc["contexts"][1]["context"]["user"], LOCAL_USER);
+        // The text parses as a kubeconfig.
+        let text = serde_yaml_ng::to_string(&doc).unwrap();
+        crate::kube::kubeconfig::parse(Path::new("x"), text.as_bytes()).unwrap();
+    }
+}

@@ -1,0 +1,407 @@
+//! The impersonating Kubernetes backend (wire.md §4). On an authenticated client
+//! stream it serves HTTP/1.1 (with upgrades); for each request it deletes every
+//! client-sent `Authorization` and `Impersonate-*` header, sets `Impersonate-User`
+//! and one `Impersonate-Group` per group from the caller's certificate, adds the
+//! server's own credentials for the cluster (bearer token file or client
+//! certificate), and forwards to the configured API server over HTTPS verified with
+//! its CA, through a pool of upstream connections shared by every caller.
+//!
+//! Authorization happens here, per request, not in the TLS handshake: a caller
+//! outside the allow-list completes the handshake and gets a Kubernetes `Status` 403
+//! that kubectl prints, and nothing reaches the API server.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, info};
+
+use crate::error::{with_timeout, Error, Phase, Result};
+use crate::identity::{self, Caller};
+use crate::io::BoxIo;
+use crate::kube::forward::{self, Body, DialFn, Pool};
+use crate::kube::status;
+use crate::naming::Kind;
+use crate::server::config::Kube;
+use crate::server::routes::ResourceRoute;
+use crate::server::{web, Server};
+
+/// How often the bearer token file is read again (projected service account tokens
+/// rotate; client-go re-reads its token file every minute too).
+const TOKEN_REFRESH: Duration = Duration::from_secs(60);
+
+/// Headers a client may never send upstream: its own credentials and impersonation.
+const STRIPPED: [&str; 4] = ["authorization", "impersonate-user", "impersonate-group", "impersonate-uid"];
+/// Prefix of the `Impersonate-Extra-<key>` headers, also stripped.
+const STRIPPED_PREFIX: &str = "impersonate-extra-";
+
+/// The upstream API servers, one per configured kube cluster.
+#[derive(Debug, Default)]
+pub struct Upstreams(HashMap<String, Arc<Upstream>>);
+
+impl Upstreams {
+    /// Builds the upstreams: parses each `api_server`, loads its CA and client
+    /// certificate, and checks the token file can be read.
+    ///
+    /// # Errors
+    /// A message naming the cluster and the file or URL at fault.
+    pub fn new(kube: &[Kube], connect_timeout: Duration) -> Result<Upstreams> {
+        let mut map = HashMap::new();
+        for k in kube {
+            let up = Upstream::new(k, connect_timeout).map_err(|e| Error::config(format!("kube {:?}: {e}", k.name)))?;
+            map.insert(k.name.clone(), Arc::new(up));
+        }
+        Ok(Upstreams(map))
+    }
+
+    /// The upstream of cluster `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.0.get(name)
+    }
+}
+
+/// One API server and how the backend authenticates to it.
+#[derive(Debug)]
+pub struct Upstream {
+    authority: HeaderValue,
+    prefix: String,
+    token: Option<TokenFile>,
+    pool: Arc<Pool>,
+}
+
+impl Upstream {
+    fn new(k: &Kube, connect_timeout: Duration) -> Result<Upstream> {
+        let uri: Uri =
+            k.api_server.parse().map_err(|e| Error::config(format!("api_server {:?}: {e}", k.api_server)))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(Error::config(format!("api_server {:?} must be an http(s):// URL", k.api_server))),
+        };
+        let host = uri.host().ok_or_else(|| Error::config(format!("api_server {:?} has no host", k.api_server)))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(&host);
+        let authority = HeaderValue::from_str(authority).map_err(|e| Error::config(format!("api_server host: {e}")))?;
+        let prefix = uri.path().trim_end_matches('/').to_string();
+        let tls = if https { Some((Arc::new(upstream_tls(k)?), server_name(&host)?)) } else { None };
+        let token = match &k.token_file {
+            Some(path) => {
+                let t = TokenFile { path: path.clone(), cached: Mutex::new(None) };
+                t.read()?;
+                Some(t)
+            }
+            None => None,
+        };
+        let name = format!("API server of kube cluster {} ({})", k.name, k.api_server);
+        let dial = dial_fn(host, port, tls, connect_timeout);
+        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial) })
+    }
+
+    /// The bearer token to send, if the cluster uses one.
+    fn bearer(&self) -> Result<Option<HeaderValue>> {
+        let Some(t) = &self.token else { return Ok(None) };
+        let token = t.get()?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", token.0))
+            .map_err(|_| Error::config(format!("{}: the token is not a valid header value", t.path.display())))?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// A bearer token file, read again every [`TOKEN_REFRESH`].
+#[derive(Debug)]
+struct TokenFile {
+    path: PathBuf,
+    cached: Mutex<Option<(Secret, Instant)>>,
+}
+
+impl TokenFile {
+    fn read(&self) -> Result<Secret> {
+        let raw = crate::fsutil::read(&self.path)?;
+        let token = String::from_utf8(raw)
+            .map_err(|_| Error::config(format!("{}: the token is not UTF-8", self.path.display())))?
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            return Err(Error::config(format!("{}: the token file is empty", self.path.display())));
+        }
+        Ok(Secret(token))
+    }
+
+    fn get(&self) -> Result<Secret> {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, at)) = &*cached {
+            if at.elapsed() < TOKEN_REFRESH {
+                return Ok(t.clone());
+            }
+        }
+        let t = self.read()?;
+        *cached = Some((t.clone(), Instant::now()));
+        Ok(t)
+    }
+}
+
+fn server_name(host: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(host.to_string())
+        .map_err(|_| Error::config(format!("api_server host {host:?} is not a valid TLS server name")))
+}
+
+/// TLS towards the API server: its CA (or the system roots), our client
+/// certificate if configured, HTTP/1.1 only.
+fn upstream_tls(k: &Kube) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &k.ca {
+        Some(path) => {
+            for c in identity::load_certs(path)? {
+                roots.add(c).map_err(|e| Error::config(format!("{}: unusable CA: {e}", path.display())))?;
+            }
+        }
+        None => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let mut cfg = match (&k.client_cert, &k.client_key) {
+        (Some(cert), Some(key)) => builder
+            .with_client_auth_cert(identity::load_certs(cert)?, identity::load_key(key)?)
+            .map_err(|e| Error::config(format!("{}: unusable client certificate: {e}", cert.display())))?,
+        _ => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+fn dial_fn(
+    host: String,
+    port: u16,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    limit: Duration,
+) -> DialFn {
+    Arc::new(move || {
+        let (host, tls) = (host.clone(), tls.clone());
+        Box::pin(async move {
+            let addr = format!("{host}:{port}");
+            let tcp = with_timeout(Phase::Connect, &addr, limit, async {
+                TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(|source| Error::Connect { target: addr.clone(), cause: source })
+            })
+            .await?;
+            let _ = tcp.set_nodelay(true);
+            let Some((cfg, name)) = tls else { return Ok(Box::new(tcp) as BoxIo) };
+            let tls = with_timeout(Phase::TlsHandshake, &addr, limit, async {
+                TlsConnector::from(cfg)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| Error::Tls { peer: addr.clone(), reason: e.to_string() })
+            })
+            .await?;
+            Ok(Box::new(tls) as BoxIo)
+        })
+    })
+}
+
+/// Deletes every client-sent credential and impersonation header, then sets the
+/// impersonation headers for `caller`.
+///
+/// # Errors
+/// When the user or a group cannot be carried in a header (control characters).
+pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Result<(), String> {
+    // Hop-by-hop headers go first, so that a `Connection` header naming our own
+    // headers cannot make the forwarding step delete them after we set them.
+    let upgrade = forward::is_upgrade(headers);
+    let named = forward::connection_tokens(headers);
+    if let Some(bad) = named.iter().find(|t| *t == "authorization" || t.starts_with("impersonate-")) {
+        return Err(format!("the Connection header may not name {bad:?}"));
+    }
+    forward::strip_hop_by_hop(headers, upgrade);
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| STRIPPED.contains(&k.as_str()) || k.as_str().starts_with(STRIPPED_PREFIX))
+        .cloned()
+        .collect();
+    for k in doomed {
+        headers.remove(k);
+    }
+    let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("{s:?} cannot be sent in an HTTP header"));
+    headers.insert("impersonate-user", value(&caller.user)?);
+    for g in &caller.groups {
+        headers.append("impersonate-group", value(g)?);
+    }
+    Ok(())
+}
+
+/// What every request on one connection shares.
+struct ConnCtx {
+    up: Arc<Upstream>,
+    caller: Caller,
+    cluster: String,
+    /// `None` when the caller is allowed; else the sentence for the 403.
+    denied: Option<String>,
+}
+
+/// Serves one authenticated connection routed to a kube cluster.
+pub async fn serve(srv: Arc<Server>, io: BoxIo, route: ResourceRoute, caller: Caller) {
+    let Some(up) = srv.kube.get(&route.name).cloned() else {
+        return info!(kube = %route.name, "kube cluster has no upstream; closed");
+    };
+    let denied = (!route.allow.permits(&caller)).then(|| web::explain(&srv, &caller, Kind::Kube, &route.name).message);
+    let ctx = Arc::new(ConnCtx { up, caller, cluster: route.name.clone(), denied });
+    let svc = hyper::service::service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+    });
+    let res = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(srv.cfg.handshake_timeout)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
+        .await;
+    if let Err(e) = res {
+        debug!(error = %e, "kube connection ended with an error");
+    }
+}
+
+async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    if let Some(msg) = &ctx.denied {
+        info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path,
+            "refused: caller not in the allow-list; nothing sent to the API server");
+        return status::for_path(&path, StatusCode::FORBIDDEN, msg);
+    }
+    if ctx.caller.expired_at(SystemTime::now()) {
+        let msg = format!("the identity of user {} has expired: get a new one and log in again", ctx.caller.user);
+        return status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
+    }
+    if let Err(e) = impersonate(req.headers_mut(), &ctx.caller) {
+        return status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
+    }
+    match ctx.up.bearer() {
+        Ok(Some(v)) => {
+            req.headers_mut().insert(AUTHORIZATION, v);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            info!(kube = %ctx.cluster, error = %e, "cannot read the cluster's token");
+            let msg = format!("kube cluster {}: {e}", ctx.cluster);
+            return status::for_path(&path, StatusCode::SERVICE_UNAVAILABLE, &msg);
+        }
+    }
+    req.headers_mut().insert(HOST, ctx.up.authority.clone());
+    if !ctx.up.prefix.is_empty() {
+        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        match format!("{}{pq}", ctx.up.prefix).parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
+        }
+    }
+    debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
+    forward::forward(&ctx.up.pool, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_header_cannot_strip_impersonation() {
+        let caller = Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX };
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, Impersonate-User, Impersonate-Group"));
+        let err = impersonate(&mut h, &caller).unwrap_err();
+        assert!(err.contains("may not name"), "{err}");
+        // A harmless Connection header is dropped before impersonation, and forwarding
+        // (which strips hop-by-hop headers again) leaves ours in place.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-trace"));
+        h.insert("x-trace", HeaderValue::from_static("1"));
+        impersonate(&mut h, &caller).unwrap();
+        forward::strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("impersonate-user").unwrap(), "alice");
+        assert_eq!(h.get("impersonate-group").unwrap(), "dev");
+        assert!(h.get("x-trace").is_none());
+        // An upgrade keeps Connection: Upgrade and still carries impersonation.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        impersonate(&mut h, &caller).unwrap();
+        forward::strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get("upgrade").unwrap(), "websocket");
+        assert_eq!(h.get("impersonate-user").unwrap(), "alice");
+    }
+
+    #[test]
+    fn impersonation_replaces_whatever_the_client_sent() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer client-token"));
+        h.insert("impersonate-user", HeaderValue::from_static("admin"));
+        h.append("impersonate-group", HeaderValue::from_static("system:masters"));
+        h.insert("Impersonate-Uid", HeaderValue::from_static("0"));
+        h.insert("impersonate-extra-scopes", HeaderValue::from_static("all"));
+        h.insert("Impersonate-Extra-Reason", HeaderValue::from_static("x"));
+        h.insert("accept", HeaderValue::from_static("application/json"));
+        let caller = Caller { user: "alice".into(), groups: vec!["dev".into(), "ops".into()], not_after: i64::MAX };
+        impersonate(&mut h, &caller).unwrap();
+        assert!(!h.contains_key("authorization"));
+        assert!(!h.contains_key("impersonate-uid"));
+        assert!(!h.keys().any(|k| k.as_str().starts_with("impersonate-extra-")));
+        assert_eq!(h.get_all("impersonate-user").iter().collect::<Vec<_>>(), ["alice"]);
+        assert_eq!(h.get_all("impersonate-group").iter().collect::<Vec<_>>(), ["dev", "ops"]);
+        assert_eq!(h.get("accept").unwrap(), "application/json");
+
+        let bad = Caller { user: "a\nb".into(), groups: vec![], not_after: i64::MAX };
+        assert!(impersonate(&mut h, &bad).is_err());
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cr3t-token-value\n").unwrap();
+        let k = |api: &str, token_file: Option<PathBuf>| Kube {
+            name: "dev".into(),
+            api_server: api.into(),
+            ca: None,
+            token_file,
+            client_cert: None,
+            client_key: None,
+            allow: Default::default(),
+        };
+        let up =
+            Upstream::new(&k("http://127.0.0.1:8080/prefix/", Some(token.clone())), Duration::from_secs(1)).unwrap();
+        assert_eq!(up.authority, "127.0.0.1:8080");
+        assert_eq!(up.prefix, "/prefix");
+        assert_eq!(up.bearer().unwrap().unwrap(), "Bearer s3cr3t-token-value");
+        assert!(!format!("{up:?}").contains("s3cr3t"), "the token must not show in Debug");
+        let err = Upstream::new(&k("ftp://x", None), Duration::from_secs(1)).unwrap_err().to_string();
+        assert!(err.contains("http(s)://"), "{err}");
+        let missing = dir.path().join("missing");
+        let err = Upstream::new(&k("http://127.0.0.1:1", Some(missing)), Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

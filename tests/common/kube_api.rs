@@ -1,0 +1,345 @@
+//! A Kubernetes API-server double for kubectl, on HTTPS with its own rcgen CA:
+//! `/version`, `/api`, `/apis`, `/api/v1` discovery, pods in namespace `default`
+//! (list, get, and a chunked watch that sends an event when the test says so), and
+//! `pods/NAME/exec` over WebSocket (`v5.channel.k8s.io`, or `v4`) that echoes stdin
+//! to stdout. It demands its own bearer token and records the headers of every
+//! request so tests can assert what the oneport backend sent.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// The pod that always exists.
+pub const POD: &str = "web-1";
+/// The version `/version` reports.
+pub const GIT_VERSION: &str = "v1.32.4";
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One request as the double received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Every header, lowercase names, in order (repeated headers repeat).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// Every value of header `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+struct State {
+    token: String,
+    seen: Mutex<Vec<Seen>>,
+    events: broadcast::Sender<String>,
+    watches: AtomicUsize,
+    execs: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+/// A running double; stops when dropped.
+pub struct KubeApi {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its CA (PEM file), for the server config's `ca`.
+    pub ca_path: PathBuf,
+    /// The bearer token it accepts, and the file holding it.
+    pub token: String,
+    pub token_path: PathBuf,
+    _dir: tempfile::TempDir,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl KubeApi {
+    /// Starts the double on 127.0.0.1 with a fresh CA and token.
+    pub async fn start() -> KubeApi {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = oneport::pki::make_ca("kube-api double").unwrap();
+        let cert = oneport::pki::make_server_cert(
+            &ca,
+            &["localhost".into()],
+            &["127.0.0.1".parse().unwrap()],
+            std::time::Duration::from_secs(86400),
+        )
+        .unwrap();
+        let ca_path = dir.path().join("kube-ca.pem");
+        std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+        let token = format!("backend-token-{}", super::hex(&super::random_bytes(8, 99)));
+        let token_path = dir.path().join("sa.token");
+        std::fs::write(&token_path, format!("{token}\n")).unwrap();
+
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(oneport::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            token: token.clone(),
+            seen: Mutex::new(Vec::new()),
+            events: broadcast::channel(16).0,
+            watches: AtomicUsize::new(0),
+            execs: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                st.connections.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, st) = (acceptor.clone(), st.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(st, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        KubeApi { addr, url: format!("https://{addr}"), ca_path, token, token_path, _dir: dir, state, task }
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// Watches started so far.
+    pub fn watches(&self) -> usize {
+        self.state.watches.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Exec sessions upgraded so far.
+    pub fn execs(&self) -> usize {
+        self.state.execs.load(Ordering::SeqCst)
+    }
+
+    /// Sends an ADDED event for a pod named `name` to every open watch.
+    pub fn send_event(&self, name: &str) {
+        let _ = self.state.events.send(name.to_string());
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(v).unwrap())).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+    let v = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code.as_u16()});
+    json_response(code, &v)
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let seen = Seen {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+    };
+    st.seen.lock().unwrap().push(seen.clone());
+    if seen.all("authorization") != [format!("Bearer {}", st.token)] {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    }
+    let table = seen.all("accept").iter().any(|a| a.contains("as=Table"));
+    let watch = seen.query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+    let pods = "/api/v1/namespaces/default/pods";
+    match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/version") => json_response(StatusCode::OK, &version()),
+        ("GET", "/api") => json_response(
+            StatusCode::OK,
+            &json!({"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
+        ),
+        ("GET", "/apis") => {
+            json_response(StatusCode::OK, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+        }
+        ("GET", "/api/v1") => json_response(StatusCode::OK, &resources()),
+        ("GET", p) if p == pods && watch => watch_response(st, table),
+        ("GET", p) if p == pods => {
+            let list = if table {
+                table_of(&[POD])
+            } else {
+                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": [pod(POD)]})
+            };
+            json_response(StatusCode::OK, &list)
+        }
+        ("GET", p) if p == format!("{pods}/{POD}") => json_response(StatusCode::OK, &pod(POD)),
+        (_, p) if p == format!("{pods}/{POD}/exec") => exec(st, req),
+        (m, p) => status(StatusCode::NOT_FOUND, "NotFound", &format!("the double has no {m} {p}")),
+    }
+}
+
+fn version() -> Value {
+    json!({"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0",
+        "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn resources() -> Value {
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [
+        {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+         "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
+        {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
+    ]})
+}
+
+fn pod(name: &str) -> Value {
+    json!({"kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+            "resourceVersion": "100", "creationTimestamp": "2025-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+        "status": {"phase": "Running"}})
+}
+
+fn table_of(names: &[&str]) -> Value {
+    let rows: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            json!({"cells": [n, "Running"], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": n, "namespace": "default", "resourceVersion": "100",
+                    "creationTimestamp": "2025-01-01T00:00:00Z"}}})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": "100"},
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
+            {"name": "Status", "type": "string", "format": "", "description": "Status", "priority": 0}],
+        "rows": rows})
+}
+
+/// A chunked watch: one `{"type":"ADDED",...}` line per event the test sends.
+fn watch_response(st: Arc<State>, table: bool) -> Response<Body> {
+    let rx = st.events.subscribe();
+    st.watches.fetch_add(1, Ordering::SeqCst);
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let name = loop {
+            match rx.recv().await {
+                Ok(n) => break n,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        };
+        let object = if table { table_of(&[&name]) } else { pod(&name) };
+        let mut line = serde_json::to_vec(&json!({"type": "ADDED", "object": object})).unwrap();
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx))
+    });
+    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+/// `pods/NAME/exec` over WebSocket: echoes channel 0 (stdin) on channel 1 (stdout);
+/// when stdin closes (v5 close signal `[255, 0]`) it reports success on channel 3
+/// and closes.
+fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    let offered: Vec<String> = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
+    let Some(key) = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes())) else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "the double only speaks WebSocket exec");
+    };
+    let Some(proto) = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| offered.iter().any(|o| o == p))
+    else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", &format!("no supported subprotocol in {offered:?}"));
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else { return };
+        st.execs.fetch_add(1, Ordering::SeqCst);
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Binary(data) = msg else { continue };
+            match data.first() {
+                Some(0) => {
+                    let mut out = vec![1u8];
+                    out.extend_from_slice(&data[1..]);
+                    if ws.send(Message::Binary(out.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(255) if data.get(1) == Some(&0) => {
+                    let mut done = vec![3u8];
+                    done.extend_from_slice(br#"{"metadata":{},"status":"Success"}"#);
+                    let _ = ws.send(Message::Binary(done.into())).await;
+                    let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+                    let _ = ws.close(Some(normal)).await;
+                    return;
+                }
+                _ => {} // resize and other channels
+            }
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()).boxed_unsync());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("upgrade", "websocket".parse().unwrap());
+    h.insert("connection", "Upgrade".parse().unwrap());
+    h.insert("sec-websocket-accept", key.parse().unwrap());
+    h.insert("sec-websocket-protocol", proto.parse().unwrap());
+    r
+}

@@ -1,0 +1,897 @@
+//! Kubernetes end to end with the real kubectl: `kube login` (kubectl straight to the
+//! routing server, routed by SNI) and `proxy kube` (kubectl to the local HTTPS proxy),
+//! the server's impersonating backend in front of an API-server double, watches that
+//! idle past 10 s, `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
+//! and the Status 403 for callers outside the allow-list.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::kube_api::{KubeApi, POD};
+use common::lb::{self, LbPki, NginxMode};
+use common::*;
+use oneport::server::config::{Allow, Kube};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+/// Deadline for one kubectl command.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn kube_cluster(api: &KubeApi, name: &str, groups: &[&str]) -> Kube {
+    Kube {
+        name: name.into(),
+        api_server: api.url.clone(),
+        ca: Some(api.ca_path.clone()),
+        token_file: Some(api.token_path.clone()),
+        client_cert: None,
+        client_key: None,
+        allow: Allow { users: vec![], groups: groups.iter().map(|g| g.to_string()).collect() },
+    }
+}
+
+/// A temporary HOME (kubectl's cache, ~/.kube) that is also ONEPORT_HOME.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap() }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn kubeconfig(&self) -> PathBuf {
+        self.path().join("kubeconfig")
+    }
+    /// `oneport` with this home, the proxy and identity flags, and KUBECONFIG.
+    fn oneport(&self, srv: &TestServer, id: &Path, kubeconfig: &str) -> Command {
+        self.oneport_via(&srv.addr.to_string(), id, kubeconfig)
+    }
+    /// As [`Home::oneport`], with `proxy` as the proxy address (a load balancer).
+    fn oneport_via(&self, proxy: &str, id: &Path, kubeconfig: &str) -> Command {
+        let mut c = oneport(self.path());
+        c.env("HOME", self.path()).env("KUBECONFIG", kubeconfig);
+        c.args(["--proxy", proxy, "--identity"]).arg(id);
+        c
+    }
+    /// kubectl with this HOME and KUBECONFIG.
+    fn kubectl(&self, kubeconfig: &str) -> Command {
+        let mut c = Command::new(KUBECTL);
+        c.env("HOME", self.path())
+            .env("KUBECONFIG", kubeconfig)
+            .env("ONEPORT_HOME", self.path())
+            .env_remove("ONEPORT_PROXY")
+            .env_remove("ONEPORT_IDENTITY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+}
+
+/// Runs a command to completion under [`KUBECTL_TIMEOUT`].
+async fn output(mut cmd: Command) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output()).await.expect("command timed out").expect("command starts")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs and asserts success; returns stdout.
+async fn ok(cmd: Command, what: &str) -> String {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `kube login` for `id` into `kubeconfig` (a KUBECONFIG value).
+async fn kube_login(home: &Home, srv: &TestServer, id: &Path, kubeconfig: &str, name: &str) -> String {
+    let mut c = home.oneport(srv, id, kubeconfig);
+    c.args(["kube", "login", name]);
+    ok(c, "oneport kube login").await
+}
+
+/// `kubectl version` and `kubectl get pods` through `kubeconfig`.
+async fn version_and_pods(home: &Home, kubeconfig: &str) {
+    let mut c = home.kubectl(kubeconfig);
+    c.args(["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(c, "kubectl version").await).unwrap();
+    assert_eq!(v["serverVersion"]["gitVersion"], common::kube_api::GIT_VERSION, "{v}");
+    let mut c = home.kubectl(kubeconfig);
+    c.args(["get", "pods"]);
+    let out = ok(c, "kubectl get pods").await;
+    assert!(out.contains(POD) && out.contains("Running"), "{out}");
+}
+
+/// 1 and 2: kubectl through `kube login` straight to the server; the API server sees
+/// the caller impersonated with its own token, never the client's credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_direct_impersonates_the_caller() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev", "ops"]);
+        let home = Home::new();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        let out = kube_login(&home, &srv, &id, kc, "dev").await;
+        assert!(out.contains("context test-dev"), "{out}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(kc).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "kubeconfig mode");
+        }
+        version_and_pods(&home, kc).await;
+
+        // The client asks to impersonate admin. (A client token is tried through
+        // `proxy kube`: kubectl skips the exec plugin's certificate when given --token.)
+        let mut c = home.kubectl(kc);
+        c.args(["--as=admin", "--as-group=system:masters", "get", "pods"]);
+        let out = output(c).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+
+        let seen = api.requests();
+        assert!(seen.len() >= 4, "{seen:?}");
+        for r in &seen {
+            assert_eq!(r.all("impersonate-user"), ["alice"], "{} {}", r.method, r.path);
+            assert_eq!(r.all("impersonate-group"), ["dev", "ops"], "{} {}", r.method, r.path);
+            assert_eq!(r.all("authorization"), [format!("Bearer {}", api.token)], "{} {}", r.method, r.path);
+            assert!(r.all("impersonate-uid").is_empty());
+        }
+        assert!(seen.iter().any(|r| r.path == "/version"));
+        assert!(seen.iter().any(|r| r.path == "/api/v1/namespaces/default/pods"));
+        // Three kubectl runs, one upstream pool: connections to the API server are reused.
+        assert!(api.connections() * 2 <= seen.len(), "{} connections for {} requests", api.connections(), seen.len());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A running `oneport proxy kube` and the KUBECONFIG it printed.
+struct KubeProxy {
+    child: tokio::process::Child,
+    kubeconfig: String,
+}
+
+/// Starts `oneport proxy kube NAMES...`; checks the first stdout line names the local
+/// address and reads the `export KUBECONFIG=...` line.
+async fn proxy_kube(home: &Home, srv: &TestServer, id: &Path, names: &[&str]) -> KubeProxy {
+    proxy_kube_cmd(home.oneport(srv, id, "/nonexistent/never-used"), names).await
+}
+
+async fn proxy_kube_cmd(mut c: Command, names: &[&str]) -> KubeProxy {
+    c.args(["proxy", "kube"]).args(names).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = c.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (addr, kubeconfig) = tokio::time::timeout(Duration::from_secs(60), async {
+        let first = lines.next_line().await.unwrap().expect("proxy kube printed nothing");
+        let addr = find_loopback_addr(&first).unwrap_or_else(|| panic!("first line has no address: {first}"));
+        loop {
+            let line = lines.next_line().await.unwrap().expect("no export line");
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=") {
+                return (addr, path.to_string());
+            }
+        }
+    })
+    .await
+    .expect("proxy kube did not start within 60s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let server = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(server.contains(&format!("server: https://{addr}")), "{server}");
+    KubeProxy { child, kubeconfig }
+}
+
+/// 1 and 2 through `proxy kube`: kubectl talks HTTPS to the local proxy, which dials
+/// the server; client credentials and impersonation never reach the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_direct_impersonates_the_caller() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let prod = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+            c.kube.push(kube_cluster(&prod, "prod", &["dev"]));
+        })
+        .await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut p = proxy_kube(&home, &srv, &id, &["dev", "prod"]).await;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p.kubeconfig).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "throwaway kubeconfig mode");
+        }
+        version_and_pods(&home, &p.kubeconfig).await;
+        // Both clusters are contexts, told apart by SNI: prod's requests reach prod's
+        // API server only.
+        let dev_requests = api.requests().len();
+        assert!(prod.requests().is_empty());
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["--context", "test-prod", "get", "pods"]);
+        assert!(ok(c, "kubectl get pods on prod").await.contains(POD));
+        assert!(prod.requests().iter().any(|r| r.path == "/api/v1/namespaces/default/pods"));
+        assert_eq!(api.requests().len(), dev_requests, "prod's requests went to dev");
+
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["-v=8", "--token=client-token", "--as=admin", "--as-group=system:masters", "get", "pods"]);
+        let out = output(c).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let log = text(&out.stderr);
+        assert!(log.contains("Impersonate-User: admin"), "kubectl must have sent the header we strip:\n{log}");
+        assert!(log.contains("Authorization: Bearer <masked>"), "kubectl must have sent its token:\n{log}");
+
+        let seen = api.requests();
+        assert!(seen.len() >= 5, "{seen:?}");
+        for r in &seen {
+            assert_eq!(r.all("impersonate-user"), ["alice"], "{} {}", r.method, r.path);
+            assert_eq!(r.all("impersonate-group"), ["dev"], "{} {}", r.method, r.path);
+            assert_eq!(r.all("authorization"), [format!("Bearer {}", api.token)], "{} {}", r.method, r.path);
+        }
+        // SIGTERM stops the proxy and removes the throwaway kubeconfig.
+        let pid = p.child.id().unwrap().to_string();
+        let mut kill = Command::new("kill");
+        kill.args(["-TERM", &pid]);
+        ok(kill, "kill -TERM").await;
+        let status = tokio::time::timeout(Duration::from_secs(30), p.child.wait()).await.unwrap().unwrap();
+        assert!(status.success(), "{status}");
+        assert!(!Path::new(&p.kubeconfig).exists(), "the kubeconfig must be removed at exit");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kubectl exec -i POD -- cat`: 1 MiB of stdin comes back byte for byte, through
+/// `kube login` and through `proxy kube` (WebSocket upgrade relayed on every hop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_exec_round_trips_stdin() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap().to_string();
+        kube_login(&home, &srv, &id, &kc, "dev").await;
+        let mut p = proxy_kube(&home, &srv, &id, &["dev"]).await;
+        let payload = random_bytes(1 << 20, 11);
+        for (how, kubeconfig) in [("kube login", kc.as_str()), ("proxy kube", p.kubeconfig.as_str())] {
+            let mut c = home.kubectl(kubeconfig);
+            c.args(["exec", "-i", POD, "--", "cat"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let data = payload.clone();
+            let writer = tokio::spawn(async move {
+                stdin.write_all(&data).await.unwrap();
+                stdin.shutdown().await.unwrap();
+            });
+            let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await.unwrap().unwrap();
+            writer.await.unwrap();
+            assert!(out.status.success(), "{how}: kubectl exec failed: {}", text(&out.stderr));
+            assert_eq!(out.stdout.len(), payload.len(), "{how}: {}", text(&out.stderr));
+            assert_eq!(sha256(&out.stdout), sha256(&payload), "{how}: bytes changed");
+        }
+        assert_eq!(api.execs(), 2);
+        let exec = api.requests().into_iter().filter(|r| r.path.ends_with("/exec")).collect::<Vec<_>>();
+        assert_eq!(exec.len(), 2);
+        for r in exec {
+            assert_eq!(r.all("impersonate-user"), ["alice"]);
+            assert!(r.all("sec-websocket-protocol").iter().any(|p| p.contains("v5.channel.k8s.io")), "{r:?}");
+        }
+        let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 3: `kubectl get pods --watch` idles 10 s, then receives the event the API server
+/// sends, through `kube login` and through `proxy kube` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_delivers_an_event_after_ten_idle_seconds() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap().to_string();
+        kube_login(&home, &srv, &id, &kc, "dev").await;
+        let mut p = proxy_kube(&home, &srv, &id, &["dev"]).await;
+        let mut watchers = Vec::new();
+        for kubeconfig in [kc.as_str(), p.kubeconfig.as_str()] {
+            let mut c = home.kubectl(kubeconfig);
+            c.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+            let mut child = c.spawn().unwrap();
+            let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            watchers.push((child, lines));
+        }
+        poll_until(Duration::from_secs(60), "both watches to reach the API server", || async {
+            (api.watches() >= 2).then_some(())
+        })
+        .await;
+        // Idling is the thing under test.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        api.send_event("late-pod");
+        for (i, (child, lines)) in watchers.iter_mut().enumerate() {
+            let got = tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    if line.contains("late-pod") {
+                        return line;
+                    }
+                }
+                panic!("watch {i} ended without the event");
+            })
+            .await
+            .unwrap_or_else(|_| panic!("watch {i} did not print the event within 30s"));
+            assert!(got.contains("Running"), "{got}");
+            let _ = child.start_kill();
+        }
+        let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `proxy kube --exec=CMD`: CMD runs with KUBECONFIG set, its exit code comes back,
+/// and the throwaway kubeconfig is gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_exec_passes_the_exit_code_and_cleans_up() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
+        c.args(["proxy", "kube", "dev", "--exec=kubectl get pods && test -f \"$KUBECONFIG\" && exit 7"]);
+        let out = output(c).await;
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(7), "stdout: {stdout}\nstderr: {stderr}");
+        assert!(stdout.contains(POD), "kubectl's output: {stdout}");
+        let path = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .unwrap_or_else(|| panic!("no export line on stderr: {stderr}"));
+        assert!(!Path::new(path).exists(), "{path} should be removed");
+        assert!(!Path::new(path).parent().unwrap().exists(), "its directory too");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 6: a caller outside the allow-list completes the TLS handshake and gets a
+/// Kubernetes Status 403 that kubectl prints; the API server sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_outside_the_allow_list_gets_status_403() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let bob = srv.identity("bob", &["qa"]);
+        let home = Home::new();
+        // Log in while allowed, then the identity file changes to bob's (as if the
+        // allow-list had changed since): kubectl's exec plugin now presents bob.
+        let id = home.path().join("id.pem");
+        std::fs::copy(&alice, &id).unwrap();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        kube_login(&home, &srv, &id, kc, "dev").await;
+        std::fs::copy(&bob, &id).unwrap();
+        let mut c = home.kubectl(kc);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("Error from server (Forbidden): access to kube cluster dev denied for user bob"),
+            "{stderr}"
+        );
+
+        // The raw answer to an API request is a Kubernetes Status (discovery paths
+        // get the sentence as text: client-go shows nothing else there).
+        let dialer = srv.dialer(&bob);
+        let target = oneport::dial::Target::resource(
+            dialer.context(),
+            oneport::naming::Kind::Kube,
+            "dev",
+            oneport::naming::Protocol::Http1,
+        );
+        let dialed = dialer.dial(&target).await.expect("a denied kube caller completes the handshake");
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let get = |path: &str| {
+            hyper::Request::get(path)
+                .header("host", "kube")
+                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .unwrap()
+        };
+        use http_body_util::BodyExt;
+        let resp = send.send_request(get("/api")).await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(text(&body).trim(), "access to kube cluster dev denied for user bob");
+        send.ready().await.unwrap();
+        let resp = send.send_request(get("/api/v1/namespaces/default/pods")).await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["kind"], "Status");
+        assert_eq!(v["apiVersion"], "v1");
+        assert_eq!(v["status"], "Failure");
+        assert_eq!(v["reason"], "Forbidden");
+        assert_eq!(v["code"], 403);
+        assert_eq!(v["message"], "access to kube cluster dev denied for user bob");
+        drop(send); // closes the connection, so the server drains at once
+
+        // `proxy kube` refuses up front with the same sentence.
+        let mut c = home.oneport(&srv, &bob, "/nonexistent/never-used");
+        c.args(["proxy", "kube", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("access to kube cluster dev denied for user bob"), "{}", text(&out.stderr));
+
+        assert!(api.requests().is_empty(), "the API server must see nothing: {:?}", api.requests());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kube login` when the login profile says a layer 7 load balancer is in front:
+/// kubectl cannot go direct, so it says so and names the `proxy kube` command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_behind_an_l7_balancer_points_to_proxy_kube() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
+        c.arg("login");
+        ok(c, "oneport login").await;
+        let profile = home.path().join("profile.yaml");
+        let mut p: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+        p["upgrade"] = serde_yaml_ng::from_str("{required: true, reason: 'probe: no ALPN negotiated'}").unwrap();
+        std::fs::write(&profile, serde_yaml_ng::to_string(&p).unwrap()).unwrap();
+        let kc = home.kubeconfig();
+        let mut c = oneport(home.path());
+        c.env("HOME", home.path()).env("KUBECONFIG", &kc).args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("load balancer") && stderr.contains("oneport proxy kube dev"), "{stderr}");
+        assert!(!kc.exists(), "nothing written");
+        srv.stop().await;
+    })
+    .await;
+}
+
+const EXISTING: &str = r#"apiVersion: v1
+kind: Config
+preferences: {}
+clusters:
+- name: other
+  cluster:
+    server: https://other.example:6443
+    insecure-skip-tls-verify: true
+    extensions:
+    - name: vendor.example/meta
+      extension: {team: blue}
+users:
+- name: other
+  user:
+    token: other-token
+contexts:
+- name: other
+  context:
+    cluster: other
+    user: other
+    namespace: payments
+current-context: other
+x-vendor-field: keep-me
+"#;
+
+fn yaml(path: &Path) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn entry<'a>(doc: &'a serde_yaml_ng::Value, section: &str, name: &str) -> Option<&'a serde_yaml_ng::Value> {
+    doc[section].as_sequence()?.iter().find(|e| e["name"].as_str() == Some(name))
+}
+
+/// 5a: with no KUBECONFIG, `kube login` edits ~/.kube/config: the unrelated context
+/// and every unknown field stay exactly as they were; kubectl uses both contexts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_merges_into_home_kubeconfig() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.path().join(".kube/config");
+        std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
+        std::fs::write(&kc, EXISTING).unwrap();
+        let before = yaml(&kc);
+
+        let mut c = home.oneport(&srv, &id, "");
+        c.env_remove("KUBECONFIG").args(["kube", "login", "dev"]);
+        let out = ok(c, "kube login").await;
+        assert!(out.contains(&kc.display().to_string()), "{out}");
+        let after = yaml(&kc);
+        for section in ["clusters", "users", "contexts"] {
+            assert_eq!(entry(&after, section, "other"), entry(&before, section, "other"), "{section}/other changed");
+            assert!(entry(&after, section, "test-dev").is_some(), "{section}/test-dev missing");
+        }
+        assert_eq!(after["x-vendor-field"], "keep-me");
+        assert_eq!(after["preferences"], before["preferences"]);
+        assert_eq!(after["current-context"], "test-dev");
+        let cluster = &entry(&after, "clusters", "test-dev").unwrap()["cluster"];
+        assert_eq!(cluster["server"], format!("https://{}", srv.addr).as_str());
+        assert_eq!(cluster["tls-server-name"], "dev.kube-teleport-proxy-alpn.teleport.cluster.local");
+        let exec = &entry(&after, "users", "test-dev").unwrap()["user"]["exec"];
+        assert!(Path::new(exec["command"].as_str().unwrap()).is_absolute(), "{exec:?}");
+
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["get", "pods"]);
+        assert!(ok(k, "kubectl get pods").await.contains(POD));
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["config", "get-contexts", "-o", "name"]);
+        let names = ok(k, "kubectl config get-contexts").await;
+        assert_eq!(names.lines().collect::<Vec<_>>(), ["other", "test-dev"]);
+
+        // Again, under another context name and without switching.
+        let mut c = home.oneport(&srv, &id, "");
+        c.env_remove("KUBECONFIG").args(["kube", "login", "dev", "--no-switch", "--set-context-name", "mydev"]);
+        ok(c, "kube login --no-switch").await;
+        let again = yaml(&kc);
+        assert_eq!(again["current-context"], "test-dev");
+        assert_eq!(entry(&again, "contexts", "mydev").unwrap()["context"]["cluster"], "test-dev");
+        assert_eq!(again["clusters"].as_sequence().unwrap().len(), 2, "the cluster entry is updated, not duplicated");
+        let mut k = home.kubectl("");
+        k.env_remove("KUBECONFIG").args(["--context", "mydev", "get", "pods"]);
+        assert!(ok(k, "kubectl --context mydev").await.contains(POD));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 5b: a kubeconfig that does not parse stops `kube login` with its name, and no
+/// file of the chain is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_refuses_a_broken_kubeconfig() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let good = home.path().join("good");
+        let broken = home.path().join("broken");
+        std::fs::write(&good, EXISTING).unwrap();
+        let junk = "apiVersion: v1\nclusters: [ { name: x, cluster: {\n";
+        std::fs::write(&broken, junk).unwrap();
+        let chain = format!("{}:{}", good.display(), broken.display());
+        let mut c = home.oneport(&srv, &id, &chain);
+        c.args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&broken.display().to_string()) && stderr.contains("not valid YAML"), "{stderr}");
+        assert!(stderr.contains("nothing was written"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&broken).unwrap(), junk);
+        assert_eq!(std::fs::read_to_string(&good).unwrap(), EXISTING);
+
+        // --kubeconfig FILE takes every write, whatever KUBECONFIG says.
+        let explicit = home.path().join("explicit");
+        let mut c = home.oneport(&srv, &id, &chain);
+        c.args(["kube", "login", "dev", "--kubeconfig"]).arg(&explicit);
+        ok(c, "kube login --kubeconfig").await;
+        assert_eq!(yaml(&explicit)["current-context"], "test-dev");
+        assert_eq!(std::fs::read_to_string(&good).unwrap(), EXISTING);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Which entries each file holds: `section/name` and `current-context=X`, or `missing`.
+fn summary(files: &[PathBuf]) -> Vec<Vec<String>> {
+    files
+        .iter()
+        .map(|f| {
+            if !f.exists() {
+                return vec!["missing".to_string()];
+            }
+            let doc = yaml(f);
+            let mut out = Vec::new();
+            for section in ["clusters", "users", "contexts"] {
+                for e in doc[section].as_sequence().into_iter().flatten() {
+                    out.push(format!("{section}/{}", e["name"].as_str().unwrap()));
+                }
+            }
+            if let Some(cc) = doc["current-context"].as_str().filter(|s| !s.is_empty()) {
+                out.push(format!("current-context={cc}"));
+            }
+            out.sort();
+            out
+        })
+        .collect()
+}
+
+/// 5c: with KUBECONFIG listing several files, `kube login` puts each entry in the
+/// same file as kubectl's own `config set-cluster/set-credentials/set-context/
+/// use-context` would (checked against kubectl on an identical copy), and kubectl
+/// reaches the cluster through the merged chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_login_follows_kubectl_with_several_files() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let existing_user = "users:\n- name: test-dev\n  user: {token: old}\n";
+        // Case 1: a missing, b has another context and current-context, c already
+        // has our user. Case 2: neither file exists.
+        let cases: [&[(&str, Option<&str>)]; 2] =
+            [&[("a", None), ("b", Some(EXISTING)), ("c", Some(existing_user))], &[("x", None), ("y", None)]];
+        for (n, files) in cases.iter().enumerate() {
+            let ours = home.path().join(format!("ours{n}"));
+            let theirs = home.path().join(format!("theirs{n}"));
+            let mut paths = (Vec::new(), Vec::new());
+            for (dir, list) in [(&ours, &mut paths.0), (&theirs, &mut paths.1)] {
+                std::fs::create_dir_all(dir).unwrap();
+                for (name, content) in files.iter() {
+                    let p = dir.join(name);
+                    if let Some(c) = content {
+                        std::fs::write(&p, c).unwrap();
+                    }
+                    list.push(p);
+                }
+            }
+            let join = |l: &Vec<PathBuf>| l.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+            let (ours_chain, theirs_chain) = (join(&paths.0), join(&paths.1));
+            kube_login(&home, &srv, &id, &ours_chain, "dev").await;
+            for args in [
+                &["config", "set-cluster", "test-dev", "--server=https://127.0.0.1:1"][..],
+                &["config", "set-credentials", "test-dev", "--token=x"],
+                &["config", "set-context", "test-dev", "--cluster=test-dev", "--user=test-dev"],
+                &["config", "use-context", "test-dev"],
+            ] {
+                let mut k = home.kubectl(&theirs_chain);
+                k.args(args);
+                ok(k, &format!("kubectl {args:?}")).await;
+            }
+            assert_eq!(summary(&paths.0), summary(&paths.1), "case {n}: files differ from kubectl's choice");
+            let expected: Vec<Vec<&str>> = if n == 0 {
+                // New entries and current-context: the first file that exists (b);
+                // the existing user: where it already was (c).
+                vec![
+                    vec!["missing"],
+                    vec![
+                        "clusters/other",
+                        "clusters/test-dev",
+                        "contexts/other",
+                        "contexts/test-dev",
+                        "current-context=test-dev",
+                        "users/other",
+                    ],
+                    vec!["users/test-dev"],
+                ]
+            } else {
+                // Nothing exists: the last file.
+                vec![
+                    vec!["missing"],
+                    vec!["clusters/test-dev", "contexts/test-dev", "current-context=test-dev", "users/test-dev"],
+                ]
+            };
+            assert_eq!(summary(&paths.0), expected, "case {n}");
+            let mut k = home.kubectl(&ours_chain);
+            k.args(["config", "current-context"]);
+            assert_eq!(ok(k, "current-context").await.trim(), "test-dev");
+            let mut k = home.kubectl(&ours_chain);
+            k.args(["get", "pods"]);
+            assert!(ok(k, "kubectl get pods through the chain").await.contains(POD));
+        }
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// 7: behind nginx (a TLS-terminating L7 load balancer that cuts streams idle for
+/// 5 s), `proxy kube` finds the upgrade on its own: `kubectl get pods` works, and a
+/// watch idle for 10 s still receives its event. `kube login` says kubectl cannot
+/// go direct and names the `proxy kube` command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_proxy_kube_serves_kubectl_and_idle_watches() {
+    if !have(KUBECTL) || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = Duration::from_secs(2);
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+        })
+        .await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let via = nginx.addr.to_string();
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+
+        // `oneport login` through nginx caches "upgrade required"; `kube login` then
+        // refuses to write a kubeconfig kubectl could not use.
+        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca).arg("login");
+        ok(c, "oneport login through nginx").await;
+        let kc = home.kubeconfig();
+        let mut c = oneport(home.path());
+        c.env("HOME", home.path()).env("KUBECONFIG", &kc).env("SSL_CERT_FILE", &pki.ca).args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("load balancer") && stderr.contains("oneport proxy kube dev"), "{stderr}");
+        assert!(!kc.exists());
+
+        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca);
+        let mut p = proxy_kube_cmd(c, &["dev"]).await;
+        version_and_pods(&home, &p.kubeconfig).await;
+
+        let mut k = home.kubectl(&p.kubeconfig);
+        k.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut watch = k.spawn().unwrap();
+        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
+            (api.watches() >= 1).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(10)).await; // idling past nginx's 5 s is the point
+        api.send_event("late-pod");
+        let got = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("late-pod") {
+                    return line;
+                }
+            }
+            panic!("the watch ended without the event (cut by nginx?)");
+        })
+        .await
+        .expect("the watch did not print the event within 30s");
+        assert!(got.contains("Running"), "{got}");
+        let _ = watch.start_kill();
+        assert_eq!(api.watches(), 1, "one watch, never re-established");
+        for r in api.requests() {
+            assert_eq!(r.all("impersonate-user"), ["alice"]);
+        }
+        let _ = p.child.start_kill();
+        drop(nginx);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kube credentials` prints the identity as an ExecCredential, and refuses an
+/// expired identity with a sentence kubectl shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let mut c = home.oneport(&srv, &id, "");
+        c.args(["kube", "credentials", "dev"]);
+        let v: serde_json::Value = serde_json::from_str(&ok(c, "kube credentials").await).unwrap();
+        assert_eq!(v["apiVersion"], "client.authentication.k8s.io/v1");
+        assert_eq!(v["kind"], "ExecCredential");
+        let pem = format!(
+            "{}{}",
+            v["status"]["clientCertificateData"].as_str().unwrap(),
+            v["status"]["clientKeyData"].as_str().unwrap()
+        );
+        assert_eq!(oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap().caller.user, "alice");
+        assert!(v["status"]["expirationTimestamp"].as_str().unwrap().ends_with('Z'));
+
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        let past = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+        let old = oneport::pki::make_client_cert(&ca, "alice", &[], past, Duration::from_secs(3600)).unwrap();
+        let expired = home.path().join("expired.pem");
+        std::fs::write(&expired, oneport::pki::identity_pem(&old, &ca.cert_pem)).unwrap();
+        let mut c = home.oneport(&srv, &expired, "");
+        c.args(["kube", "credentials", "dev"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("has expired"), "{}", text(&out.stderr));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A `Connection` header naming the impersonation headers must not strip them on the
+/// way upstream (the request would then run as the server's own account): refused.
+#[tokio::test]
+async fn connection_header_cannot_drop_impersonation() {
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let dialer = srv.dialer(&alice);
+        let target = oneport::dial::Target::resource(
+            dialer.context(),
+            oneport::naming::Kind::Kube,
+            "dev",
+            oneport::naming::Protocol::Http1,
+        );
+        let dialed = dialer.dial(&target).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let get = |connection: &'static str| {
+            hyper::Request::get("/api/v1/namespaces/default/pods")
+                .header("host", "kube")
+                .header("connection", connection)
+                .header("x-trace", "1")
+                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .unwrap()
+        };
+        let resp = send.send_request(get("keep-alive, Impersonate-User, Impersonate-Group")).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        assert!(api.requests().is_empty(), "nothing may reach the API server: {:?}", api.requests());
+        drop(send);
+        let dialed = dialer.dial(&target).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(dialed.stream)).await.unwrap();
+        tokio::spawn(conn);
+        let resp = send.send_request(get("keep-alive, X-Trace")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen = api.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].all("impersonate-user"), vec!["alice"]);
+        assert_eq!(seen[0].all("impersonate-group"), vec!["dev"]);
+        assert!(seen[0].all("x-trace").is_empty(), "a header named by Connection is hop-by-hop");
+        drop(send);
+        srv.stop().await;
+    })
+    .await;
+}

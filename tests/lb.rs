@@ -1,0 +1,328 @@
+//! Through real layer 7 load balancers and an HTTPS proxy, with no flag given: the
+//! client detects the load balancer and tunnels through the connection upgrade.
+//! nginx and HAProxy cut idle streams after 5 s; the server's pings keep sessions up.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::lb::{self, LbPki, NginxMode};
+use common::*;
+use oneport::server::config::{Allow, App, AppKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const LB_IDLE: Duration = Duration::from_secs(5);
+
+async fn server_with_echo() -> TestServer {
+    let (echo, _) = spawn_echo().await;
+    TestServer::start(|c| {
+        c.ping_interval = Duration::from_secs(2);
+        c.apps.push(App {
+            name: "echo".into(),
+            kind: AppKind::Tcp,
+            addr: echo.to_string(),
+            allow: Allow { users: vec!["alice".into()], groups: vec![] },
+        });
+    })
+    .await
+}
+
+/// `oneport proxy app echo` against `proxy`, trusting the load balancer's CA as a
+/// system root.
+async fn proxy_app(proxy: &str, id: &Path, pki: &LbPki, env: &[(&str, &str)]) -> (Running, tempfile::TempDir) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = oneport(home.path());
+    cmd.env("SSL_CERT_FILE", &pki.ca).args(["--proxy", proxy, "--identity"]).arg(id).args(["proxy", "app", "echo"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (start_and_wait_addr(cmd).await, home)
+}
+
+async fn transfer_64_mib(addr: std::net::SocketAddr) {
+    let payload = Arc::new(random_bytes(64 << 20, 11));
+    let back = send_and_collect(TcpStream::connect(addr).await.unwrap(), payload.clone()).await;
+    assert_eq!(back.len(), payload.len());
+    assert_eq!(sha256(&back), sha256(&payload));
+}
+
+/// One round trip, then `idle` with no traffic at all, then another round trip.
+async fn survives_idle(addr: std::net::SocketAddr, idle: Duration) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 5];
+    s.write_all(b"first").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"first");
+    tokio::time::sleep(idle).await; // idling is the thing under test
+    s.write_all(b"later").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf)).await.expect("no echo after idling").unwrap();
+    assert_eq!(&buf, b"later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_websocket_bulk_and_idle() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &[]).await;
+        transfer_64_mib(run.addr).await;
+        survives_idle(run.addr, Duration::from_secs(15)).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_plain_upstream_and_legacy_mode() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        // nginx speaks plain HTTP to the router: the same port takes it.
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE_MODE", "legacy")];
+        let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &env).await;
+        let payload = Arc::new(random_bytes(4 << 20, 3));
+        let back = send_and_collect(TcpStream::connect(run.addr).await.unwrap(), payload.clone()).await;
+        assert_eq!(sha256(&back), sha256(&payload));
+        survives_idle(run.addr, Duration::from_secs(12)).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_refusing_upgrades_gives_the_layer_specific_error() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::Refuse400, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let out = oneport(home.path())
+            .env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["ls"])
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!(
+                "the load balancer at {} answered 400 Bad Request to the WebSocket upgrade",
+                nginx.addr
+            )),
+            "{err}"
+        );
+        assert!(err.contains("it must pass WebSocket upgrades on /webapi/connectionupgrade"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_through_nginx_caches_the_upgrade_decision() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let mut c = oneport(home.path());
+            c.env("SSL_CERT_FILE", &pki.ca).args(args);
+            c
+        };
+        let out = run(&["login", "--proxy", &nginx.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let status = run(&["status"]).output().await.unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(text.contains("Upgrade:   required (probe: "), "{text}");
+        // A direct login says the opposite.
+        let out = run(&["login", "--proxy", &srv.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&run(&["status"]).output().await.unwrap().stdout).into_owned();
+        assert!(text.contains("Upgrade:   not required (probe: ALPN negotiated"), "{text}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_http_mode_bulk_and_idle() {
+    if !have("haproxy") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let ha = lb::haproxy(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let (run, _home) = proxy_app(&ha.addr.to_string(), &id, &pki, &[]).await;
+        transfer_64_mib(run.addr).await;
+        survives_idle(run.addr, Duration::from_secs(15)).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squid_as_https_proxy() {
+    if !have("squid") || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let squid = lb::squid().await;
+        let url = format!("http://{}", squid.addr);
+        // Straight to the router through squid, then through squid and nginx.
+        let id = srv.identity("alice", &[]);
+        let (run, _h1) = proxy_app(&srv.addr.to_string(), &id, &pki, &[("HTTPS_PROXY", &url)]).await;
+        transfer_64_mib(run.addr).await;
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let (run, _h2) = proxy_app(&nginx.addr.to_string(), &id, &pki, &[("HTTPS_PROXY", &url)]).await;
+        transfer_64_mib(run.addr).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A proxy that wants credentials: the error names the layer and the status.
+#[tokio::test]
+async fn proxy_auth_required_is_reported() {
+    deadline(async {
+        let srv = server_with_echo().await;
+        let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake_addr = fake.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = fake.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n").await;
+            }
+        });
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let out = oneport(home.path())
+            .env("HTTPS_PROXY", format!("http://user:secret@{fake_addr}"))
+            .args(["--proxy", &srv.addr.to_string(), "--identity"])
+            .arg(&id)
+            .arg("ls")
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("proxy CONNECT refused: 407 Proxy Authentication Required"), "{err}");
+        assert!(!err.contains("secret"), "credentials leaked: {err}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// With `trust_x_forwarded_for`, exactly one IP is accepted; anything else is a 400.
+/// Through nginx (which sets it) the tunnel works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_checked_when_trusted() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.trust_x_forwarded_for = true;
+            c.apps.push(App {
+                name: "echo".into(),
+                kind: AppKind::Tcp,
+                addr: echo.to_string(),
+                allow: Allow { users: vec!["alice".into()], groups: vec![] },
+            });
+        })
+        .await;
+        let get = |xff: &'static str| async move {
+            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+            let req = format!("GET /webapi/ping HTTP/1.1\r\nHost: x\r\n{xff}Connection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        assert!(get("X-Forwarded-For: 203.0.113.7\r\n").await.starts_with("HTTP/1.1 200"));
+        let two = get("X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n").await;
+        assert!(two.starts_with("HTTP/1.1 400") && two.contains("exactly one IP"), "{two}");
+        assert!(get("X-Forwarded-For: nonsense\r\n").await.starts_with("HTTP/1.1 400"));
+        if have("nginx") {
+            let pki = LbPki::new();
+            let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, LB_IDLE).await;
+            let id = srv.identity("alice", &[]);
+            let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &[]).await;
+            let back = send_and_collect(TcpStream::connect(run.addr).await.unwrap(), Arc::new(b"hello".to_vec())).await;
+            assert_eq!(back, b"hello");
+        }
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `doctor` through nginx: the load balancer's public certificate, the probe's
+/// verdict, the upgrade; and with upgrades refused, where it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_through_nginx() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo().await;
+        let pki = LbPki::new();
+        let id = srv.identity("alice", &[]);
+        let doctor = |addr: String| {
+            let home = tempfile::tempdir().unwrap();
+            let mut c = oneport(home.path());
+            c.env("SSL_CERT_FILE", &pki.ca).args(["--proxy", &addr, "--identity"]).arg(&id).args([
+                "doctor",
+                "--resource",
+                "app/echo",
+            ]);
+            async move {
+                let out = c.output().await.unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), home)
+            }
+        };
+        let good = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let (code, out, _h) = doctor(good.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("a publicly trusted certificate (a load balancer or TLS proxy answers)"), "{out}");
+        assert!(out.contains("[ok]   upgrade      the load balancer passes the connection upgrade"), "{out}");
+        assert!(out.contains("[ok]   route        app echo is reachable"), "{out}");
+        let bad = lb::nginx(&pki, srv.addr, NginxMode::Refuse400, false, LB_IDLE).await;
+        let (code, out, _h) = doctor(bad.addr.to_string()).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("[FAIL] upgrade"), "{out}");
+        assert!(out.contains("Where it breaks: upgrade: let the load balancer pass WebSocket upgrades"), "{out}");
+        srv.stop().await;
+    })
+    .await;
+}
