@@ -8,8 +8,6 @@ use crate::naming::{self, Alpn, Kind, Protocol, SniTarget};
 use crate::server::config::{Allow, App, AppKind, Config, Database, Kube, Node};
 
 /// What a connection is routed to.
-// One short-lived value per connection: boxing the large variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Route {
     /// The web API (`/webapi/*`), over HTTP/1.1 or HTTP/2.
