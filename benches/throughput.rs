@@ -16,7 +16,9 @@
 //! - BENCH_CONCURRENCY: connections opened at once in the second rate (default 8).
 //! - BENCH_PEERS: a subset of `plain,stunnel,oneport,baseline,upgraded`.
 //! - BENCH_STAGES: a subset of `throughput,connect,idle`.
-//! - BENCH_UPGRADE=nginx: adds the load-balancer peer (see `peers::upgraded`).
+//! - BENCH_UPGRADE=off: leaves out the load-balancer peer (`proxy app` upgraded
+//!   through nginx, see `peers::upgraded`), measured by default when nginx is
+//!   installed; `nginx` adds it to a BENCH_PEERS list.
 //! - BENCH_BASELINE_BIN=PATH: another `oneport` build, measured beside this one as
 //!   "oneport baseline" (before/after figures from one run).
 //! - BENCH_KEEP=1: keep the configs and logs, and say where.
@@ -104,12 +106,17 @@ impl Settings {
         }
         let mut peers = match std::env::var("BENCH_PEERS") {
             Ok(v) => v.split(',').filter(|s| !s.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?,
-            Err(_) => vec![Kind::Plain, Kind::Stunnel, Kind::Oneport],
+            Err(_) => vec![Kind::Plain, Kind::Stunnel, Kind::Oneport, Kind::Upgraded],
         };
         match std::env::var(peers::UPGRADE_ENV).as_deref() {
             Ok("nginx") if !peers.contains(&Kind::Upgraded) => peers.push(Kind::Upgraded),
+            Ok("off") => peers.retain(|k| *k != Kind::Upgraded),
             Ok("nginx") | Err(_) => {}
-            Ok(other) => bail!("{}={other:?}: the only load balancer the bench starts is nginx", peers::UPGRADE_ENV),
+            Ok(other) => bail!("{}={other:?}: nginx or off", peers::UPGRADE_ENV),
+        }
+        if peers.contains(&Kind::Upgraded) && peers::nginx_bin().is_none() {
+            eprintln!("note: nginx is not installed (apt-get install nginx); measuring without the upgraded path");
+            peers.retain(|k| *k != Kind::Upgraded);
         }
         if std::env::var_os(peers::BASELINE_ENV).is_some() && !peers.contains(&Kind::Baseline) {
             peers.push(Kind::Baseline);
@@ -186,7 +193,9 @@ async fn run() -> Result<()> {
     if s.stage("connect") {
         connect(&s, &started, &mut results).await;
         results.resumption("stunnel", peers::stunnel_resumption(&pki));
-        results.resumption("oneport", peers::oneport_resumption(&pki));
+        for (peer, log) in peers::CLIENT_LOGS {
+            results.resumption(peer, peers::oneport_resumption(&pki, log));
+        }
     }
     for (_, p) in started {
         p.stop().await;

@@ -225,9 +225,17 @@ async fn start_proxy_app(
     Ok((p, addr))
 }
 
-/// How the proxy app's dials went so far: (resumed, full handshakes), from its log.
-pub fn oneport_resumption(pki: &Pki) -> (usize, usize) {
-    let log = std::fs::read_to_string(pki.path("proxy-app.log")).unwrap_or_default();
+/// The `proxy app` log file of each oneport peer.
+pub const CLIENT_LOGS: [(&str, &str); 3] = [
+    ("oneport", "proxy-app.log"),
+    ("oneport baseline", "proxy-app-baseline.log"),
+    ("oneport via nginx (WS)", "proxy-app-upgraded.log"),
+];
+
+/// How a proxy app's dials went so far: (resumed, full handshakes) of the routing
+/// TLS (through a load balancer: the inner one), from its log file `log`.
+pub fn oneport_resumption(pki: &Pki, log: &str) -> (usize, usize) {
+    let log = std::fs::read_to_string(pki.path(log)).unwrap_or_default();
     let dials = log.lines().filter(|l| l.contains("dialled"));
     dials.fold((0, 0), |(r, f), l| if l.contains("resumed=Some(Resumed)") { (r + 1, f) } else { (r, f + 1) })
 }
@@ -289,19 +297,19 @@ pub fn stunnel_resumption(pki: &Pki) -> (usize, usize) {
 }
 
 // ============================================================================
-// EXTENSION POINT: the upgraded path through a layer 7 load balancer.
+// THE LOAD-BALANCER PATH (the extension point of issue 2, now filled in).
 //
-// When the load-balancer upgrade lands (wire.md §5: TLS to the LB, then
-// `GET /webapi/connectionupgrade` with `Upgrade: websocket`, then the inner
-// TLS-routing handshake), set BENCH_UPGRADE=nginx: the bench starts nginx as an L7
-// load balancer in front of the same `oneport server` (TLS terminated by nginx,
-// WebSockets passed through) and measures `proxy app` through it as one more peer,
-// "oneport via nginx (WebSocket)". `upgraded` takes the load balancer's address;
-// point it at any other LB the same way. Until the upgrade exists the peer fails to
-// start and the bench says so in the table instead of stopping.
+// The upgrade of wire.md §5 (TLS to the LB, `GET /webapi/connectionupgrade` with
+// `Upgrade: websocket`, then the inner TLS-routing handshake): the bench starts
+// nginx as an L7 load balancer in front of its own `oneport server` (TLS
+// terminated by nginx, WebSockets passed through) and measures `proxy app`,
+// forced to upgrade, through it as the peer "oneport via nginx (WS)". `upgraded`
+// takes the load balancer's address: point it at another LB the same way.
+// BENCH_UPGRADE=off leaves it out. If it cannot start, the table says why.
 // ============================================================================
 
-/// The environment variable that turns the upgraded peer on (`nginx`).
+/// The environment variable that turns the upgraded peer off (`off`) or adds it
+/// to a BENCH_PEERS list (`nginx`).
 pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
 
 /// The upgraded peer: its own `oneport server`, nginx in front of it, and
@@ -330,23 +338,53 @@ async fn start_nginx(pki: &Pki, router: SocketAddr) -> Result<(Proc, SocketAddr)
     let dir = pki.path("nginx");
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = pki.server_cert();
+    // As in tests/common/lb.rs: TLS terminated here, WebSocket and legacy upgrades
+    // passed through, no response buffering, long idle timeouts.
     let conf = format!(
-        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 8192; }}\n\
-         http {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
-         \x20   location / {{\n      proxy_pass https://{router};\n      proxy_http_version 1.1;\n\
-         \x20     proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection \"upgrade\";\n\
-         \x20     proxy_read_timeout 300s;\n    }}\n  }}\n}}\n",
+        r#"daemon off;
+user root;
+worker_processes 1;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location / {{
+      proxy_pass https://{router};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+      proxy_send_timeout 300s;
+    }}
+  }}
+}}
+"#,
         d = dir.display(),
         cert = cert.display(),
         key = key.display(),
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
-    let mut cmd = Command::new("nginx");
+    let mut cmd = Command::new(nginx_bin().ok_or_else(|| anyhow!("nginx is not installed"))?);
     cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir).stdout(Stdio::null());
     let p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_port(addr, &dir.join("error.log")).await?;
     Ok((p, addr))
+}
+
+/// The nginx binary, if installed.
+pub fn nginx_bin() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 /// A free loopback port, for programs that must be told one.

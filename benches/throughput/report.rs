@@ -226,7 +226,7 @@ impl Results {
             );
         }
         for (peer, (r, f)) in &self.resumption {
-            let _ = writeln!(o, "  {peer} client TLS handshakes in this stage: {r} resumed, {f} full");
+            let _ = writeln!(o, "  {peer}: client TLS handshakes in this stage: {r} resumed, {f} full");
         }
         let _ = writeln!(o);
     }
@@ -301,7 +301,7 @@ impl Results {
             _ => {
                 let _ = writeln!(
                     o,
-                    "  new connections >= 1.5x the WebSocket tunnel: not measured (BENCH_UPGRADE=nginx, once the upgrade lands)"
+                    "  new connections >= 1.5x the WebSocket tunnel: not measured in this run (needs nginx)"
                 );
             }
         }
