@@ -21,6 +21,7 @@
 //!   installed; `nginx` adds it to a BENCH_PEERS list.
 //! - BENCH_BASELINE_BIN=PATH: another `oneport` build, measured beside this one as
 //!   "oneport baseline" (before/after figures from one run).
+//! - BENCH_ONEPORT_BIN=PATH: run every oneport peer from another build.
 //! - BENCH_KEEP=1: keep the configs and logs, and say where.
 //! - TOKIO_WORKER_THREADS: passed on to the `oneport` processes (their runtime).
 

@@ -109,7 +109,7 @@ impl Pki {
     }
     /// A `oneport` command with a private home and no inherited settings.
     fn oneport(&self) -> Command {
-        self.oneport_with(Path::new(oneport_bin()))
+        self.oneport_with(Path::new(&oneport_bin()))
     }
     /// The same with another build of the binary.
     fn oneport_with(&self, bin: &Path) -> Command {
@@ -123,9 +123,13 @@ impl Pki {
     }
 }
 
-/// The release `oneport` binary this bench was built with.
-pub fn oneport_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_oneport")
+/// The `oneport` binary of every oneport peer: the release build this bench was
+/// built with, or the one BENCH_ONEPORT_BIN names (to measure another build alone).
+pub fn oneport_bin() -> String {
+    std::env::var("BENCH_ONEPORT_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_oneport").to_string())
 }
 
 async fn run_ok(mut cmd: Command) -> Result<()> {
@@ -159,7 +163,8 @@ pub async fn make_pki(backend: SocketAddr) -> Result<Pki> {
 
 /// `oneport server start` + `oneport proxy app sink`, both the release binary.
 pub async fn oneport_pair(pki: &Pki) -> Result<Peer> {
-    let bin = Path::new(oneport_bin());
+    let bin = oneport_bin();
+    let bin = Path::new(&bin);
     let (server, router) = start_server(pki, bin, pki.server_port, "server.log").await?;
     let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app.log").await?;
     Ok(Peer { name: "oneport".into(), addr, procs: vec![client, server] })
@@ -315,7 +320,7 @@ pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
 /// The upgraded peer: its own `oneport server`, nginx in front of it, and
 /// `oneport proxy app` through nginx.
 pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
-    let (server, router) = start_server(pki, Path::new(oneport_bin()), free_port()?, "server-upgraded.log").await?;
+    let (server, router) = start_server(pki, Path::new(&oneport_bin()), free_port()?, "server-upgraded.log").await?;
     let (nginx, lb) = start_nginx(pki, router).await?;
     let mut peer = upgraded(pki, lb).await?;
     peer.procs.extend([nginx, server]);
@@ -325,7 +330,8 @@ pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
 /// `oneport proxy app` through the load balancer at `lb`, forced to upgrade.
 pub async fn upgraded(pki: &Pki, lb: SocketAddr) -> Result<Peer> {
     let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "true")];
-    let bin = Path::new(oneport_bin());
+    let bin = oneport_bin();
+    let bin = Path::new(&bin);
     let (client, addr) = start_proxy_app(pki, bin, &lb.to_string(), &env, "proxy-app-upgraded.log").await?;
     Ok(Peer { name: "oneport via nginx (WS)".into(), addr, procs: vec![client] })
 }
