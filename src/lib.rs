@@ -29,6 +29,7 @@ pub mod localproxy;
 pub mod naming;
 pub mod ping;
 pub mod pki;
+pub mod process;
 pub mod relay;
 pub mod server;
 pub mod shutdown;

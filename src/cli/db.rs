@@ -1,6 +1,7 @@
 //! `oneport proxy db` (a long-running local proxy for GUI and CLI clients) and
 //! `oneport db connect` (a local proxy for exactly one run of psql or mysql).
 
+use crate::process::exit_code;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -253,21 +254,6 @@ impl ClientSignals {
         // Nothing but the client's exit ends the wait here.
         std::future::pending::<()>().await
     }
-}
-
-/// The client's exit code; 128 + N when a signal N ended it (as shells report).
-fn exit_code(status: ExitStatus) -> u8 {
-    if let Some(c) = status.code() {
-        return u8::try_from(c).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            return 128u8.saturating_add(u8::try_from(sig).unwrap_or(0));
-        }
-    }
-    1
 }
 
 /// Finds an executable `program` on PATH.

@@ -1,5 +1,6 @@
 //! `oneport kube login | credentials` and `oneport proxy kube`.
 
+use crate::process::{exit_code, shell_quote};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -300,29 +301,6 @@ async fn run_with_kubeconfig(cmd: &str, kubeconfig: &Path) -> anyhow::Result<u8>
         }
     };
     Ok(exit_code(status))
-}
-
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(c) = status.code() {
-        return u8::try_from(c).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal() {
-            return u8::try_from(128 + sig).unwrap_or(1);
-        }
-    }
-    1
-}
-
-/// Quotes `s` for a POSIX shell when it holds anything but safe characters.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod local;
 pub mod mysql;
 pub mod postgres;
 
+use crate::process::shell_quote;
 use std::net::SocketAddr;
 
 use crate::error::{Error, Result};
@@ -177,16 +178,6 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Quotes `s` for a POSIX shell when it holds anything but plainly safe characters.
-fn shell_quote(s: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
