@@ -1,41 +1,35 @@
 //! oneport: SSH, databases, Kubernetes and internal apps through one TLS port.
 //!
 //! # Layout
-//! - wire: [`naming`] (ALPN and SNI names), [`ping`] (ping framing), [`tls`].
-//! - how bytes move: `dial` (the one dialer), [`relay`] (the one relay), [`stdio`]
-//!   (stdin/stdout as one stream).
-//! - integrations (what to connect to, no sockets): [`ssh`], [`db`] (Postgres and
-//!   MySQL bits, client command lines; its `local` and `handshake` speak to streams).
-//! - the server: [`server`] (accept loop, routing, backends, web API).
-//! - Kubernetes: [`kube`] (kubeconfig, exec credentials, local proxy, forwarding).
-//! - identities: [`pki`] (rcgen), [`identity`] (identity files, callers).
-//! - small pure helpers: [`addr`], [`duration`], [`fsutil`], [`error`].
+//! Folders are layers; imports point down only, and `client` and `server` never
+//! import each other (`tests/layers.rs` checks it).
+//! - [`error`]: the crate's error type, below everything.
+//! - [`util`]: small helpers with no network (`host:port`, durations, private files,
+//!   shutdown signals).
+//! - [`identity`]: identity files, callers, and certificate making ([`identity::pki`]).
+//! - [`proto`]: wire vocabulary both ends share, no sockets: ALPN/SNI naming, web API
+//!   types, upgrade names, database codecs, Kubernetes `Status` bodies.
+//! - [`net`]: how bytes move: streams, the one relay, ping framing, stdio, TLS,
+//!   WebSocket, HTTP/1.1 forwarding.
+//! - [`tools`]: glue for the client programs oneport drives (ssh config, database
+//!   client command lines, kubeconfig and exec credentials, child processes).
+//! - [`client`]: profile and context, the one dialer and its way through load
+//!   balancers, the web API client, the local listeners for app/db/kube.
+//! - [`server`]: the routing server: config, routes, connections, web API, the
+//!   upgrade endpoint, backends (including the impersonating Kubernetes backend),
+//!   and `server init`/`issue` as library calls.
+//! - [`cli`]: clap definitions and printing only.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod addr;
 pub mod cli;
 pub mod client;
-pub mod db;
-pub mod dial;
-pub mod duration;
 pub mod error;
-pub mod fsutil;
-pub mod hostcheck;
 pub mod identity;
-pub mod io;
-pub mod kube;
-pub mod localproxy;
-pub mod naming;
-pub mod ping;
-pub mod pki;
-pub mod process;
-pub mod relay;
+pub mod net;
+pub mod proto;
 pub mod server;
-pub mod shutdown;
-pub mod ssh;
-pub mod stdio;
-pub mod tls;
-pub mod upgrade;
+pub mod tools;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use oneport::dial::Target;
-use oneport::localproxy::{self, Resource};
-use oneport::naming::{Kind, Protocol};
+use oneport::client::dial::Target;
+use oneport::client::local::{self, Resource};
+use oneport::proto::naming::{Kind, Protocol};
 use oneport::server::config::{Allow, App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -101,9 +101,10 @@ async fn ping_variant_negotiated_and_pings_flow() {
         let (srv, _) = echo_server(|c| c.ping_interval = Duration::from_secs(3)).await;
         let id = srv.identity("alice", &[]);
         let ctx = srv.context(&id);
-        let cfg = oneport::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
+        let cfg =
+            oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
         let tcp = TcpStream::connect(srv.addr).await.unwrap();
-        let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+        let sni = oneport::proto::naming::resource_sni(Kind::App, "echo", &ctx.domain);
         let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
         let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"teleport-tcp-ping"[..]));
@@ -113,7 +114,7 @@ async fn ping_variant_negotiated_and_pings_flow() {
         assert_eq!(raw, [0u8; 8]);
         // Then a framed round trip; pings may interleave, the deframer drops them.
         tls.write_all(&[0, 0, 0, 2, b'h', b'i']).await.unwrap();
-        let mut framed = oneport::ping::PingStream::new(tls, None);
+        let mut framed = oneport::net::ping::PingStream::new(tls, None);
         let mut back = [0u8; 2];
         framed.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"hi");
@@ -144,15 +145,16 @@ async fn refusals_are_specific_and_reach_no_backend() {
         // Expired certificate.
         let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
         let old = time::OffsetDateTime::now_utc() - time::Duration::hours(3);
-        let expired = oneport::pki::make_client_cert(&ca, "alice", &[], old, Duration::from_secs(3600)).unwrap();
+        let expired =
+            oneport::identity::pki::make_client_cert(&ca, "alice", &[], old, Duration::from_secs(3600)).unwrap();
         let expired_path = srv.dir.path().join("expired.pem");
-        std::fs::write(&expired_path, oneport::pki::identity_pem(&expired, &ca.cert_pem)).unwrap();
+        std::fs::write(&expired_path, oneport::identity::pki::identity_pem(&expired, &ca.cert_pem)).unwrap();
         let d = srv.dialer(&expired_path);
         let err = run_tunnel(&d, &echo_target(&srv, &alice, "echo"), "echo").await;
         assert!(err.contains("rejected the client certificate as expired"), "{err}");
 
         // Wrong CA: the client trusts another CA than the one that signed the server.
-        let other = oneport::pki::make_ca("other").unwrap();
+        let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_path = srv.dir.path().join("other-ca.pem");
         std::fs::write(&other_path, &other.cert_pem).unwrap();
         let over = oneport::client::context::Overrides {
@@ -161,7 +163,7 @@ async fn refusals_are_specific_and_reach_no_backend() {
             ca: Some(other_path),
             insecure: false,
         };
-        let d = oneport::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let d = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
         let err = d.dial(&echo_target(&srv, &alice, "echo")).await.unwrap_err().to_string();
         assert!(err.contains("is not signed by the expected CA"), "{err}");
 
@@ -180,10 +182,10 @@ async fn refusals_are_specific_and_reach_no_backend() {
     .await;
 }
 
-async fn run_tunnel(d: &oneport::dial::Dialer, t: &Target, name: &str) -> String {
+async fn run_tunnel(d: &oneport::client::dial::Dialer, t: &Target, name: &str) -> String {
     let (mut local, _peer) = tokio::io::duplex(1024);
     let res = Resource { kind: Kind::App, name: name.into() };
-    localproxy::tunnel(d, t, &res, &mut local).await.unwrap_err().to_string()
+    local::tunnel(d, t, &res, &mut local).await.unwrap_err().to_string()
 }
 
 /// A TLS client by hand (no identity, or odd ALPN): connect, then read, and explain.
@@ -193,15 +195,15 @@ async fn raw_tls(
     id: Option<&oneport::identity::Identity>,
     alpn: Vec<Vec<u8>>,
 ) -> String {
-    let cfg = oneport::tls::client_config(&ctx.trust, id, alpn).unwrap();
-    let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+    let cfg = oneport::net::tls::client_config(&ctx.trust, id, alpn).unwrap();
+    let sni = oneport::proto::naming::resource_sni(Kind::App, "echo", &ctx.domain);
     let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
     let e = match tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await {
         Err(e) => e,
         Ok(mut tls) => tls.read(&mut [0u8; 16]).await.expect_err("the server must refuse"),
     };
-    oneport::tls::explain_client_error(&e, &srv.addr.to_string())
+    oneport::net::tls::explain_client_error(&e, &srv.addr.to_string())
 }
 
 /// Garbage and a stalled ClientHello are cut at the handshake deadline; a hello
@@ -287,13 +289,13 @@ impl tokio::io::AsyncWrite for Dribble {
 
 async fn dribbled_hello_works(srv: &TestServer, id: &std::path::Path) {
     let ctx = srv.context(id);
-    let cfg = oneport::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
+    let cfg = oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), Protocol::Tcp.client_offer()).unwrap();
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
-    let sni = oneport::naming::resource_sni(Kind::App, "echo", &ctx.domain);
+    let sni = oneport::proto::naming::resource_sni(Kind::App, "echo", &ctx.domain);
     let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
     let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, Dribble(tcp)).await.unwrap();
-    let mut s = oneport::ping::PingStream::new(tls, None);
+    let mut s = oneport::net::ping::PingStream::new(tls, None);
     s.write_all(b"split").await.unwrap();
     s.flush().await.unwrap();
     let mut buf = [0u8; 5];
@@ -446,7 +448,7 @@ async fn silent_h2_clients_are_cut() {
         let (srv, _) = echo_server(|c| c.handshake_timeout = Duration::from_secs(1)).await;
         let id = srv.identity("alice", &[]);
         let ctx = srv.context(&id);
-        let cfg = oneport::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
+        let cfg = oneport::net::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
         let name = rustls::pki_types::ServerName::try_from(ctx.domain.clone()).unwrap();
         let tcp = TcpStream::connect(srv.addr).await.unwrap();
         let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();

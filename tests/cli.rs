@@ -296,7 +296,7 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         .await;
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("negotiated ALPN teleport-tcp-ping"), "{out}");
-        let other = oneport::pki::make_ca("other").unwrap();
+        let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_ca = home.path().join("other.pem");
         std::fs::write(&other_ca, other.cert_pem).unwrap();
         let (code, out, _) = run(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::lb;
 use common::realdb::{as_user, db, have_postgres, output, proxy_db, psql, start_proxy_db, text, PgTls, Postgres};
 use common::*;
-use oneport::db::postgres::startup_message;
+use oneport::proto::db::postgres::startup_message;
 use oneport::server::config::{BackendTls, Database, DbProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -359,10 +359,10 @@ async fn server_speaks_tls_to_postgres() {
         return;
     }
     deadline(async {
-        let ca = oneport::pki::make_ca("databases").unwrap();
+        let ca = oneport::identity::pki::make_ca("databases").unwrap();
         let day = Duration::from_secs(86400);
         let ip = "127.0.0.1".parse().unwrap();
-        let cert = oneport::pki::make_server_cert(&ca, &["db.test".into()], &[ip], day).unwrap();
+        let cert = oneport::identity::pki::make_server_cert(&ca, &["db.test".into()], &[ip], day).unwrap();
         let pg = Postgres::start_with(Some(PgTls { cert_pem: cert.cert_pem, key_pem: cert.key_pem })).await;
         // The database takes TLS only: a plaintext connection is turned away.
         let out =
@@ -373,7 +373,7 @@ async fn server_speaks_tls_to_postgres() {
         let ca_file = cas.path().join("db-ca.pem");
         std::fs::write(&ca_file, &ca.cert_pem).unwrap();
         let other_ca = cas.path().join("other-ca.pem");
-        std::fs::write(&other_ca, oneport::pki::make_ca("other").unwrap().cert_pem).unwrap();
+        std::fs::write(&other_ca, oneport::identity::pki::make_ca("other").unwrap().cert_pem).unwrap();
         let addr = pg.addr().to_string();
         let with_tls = |name: &str, ca: &Path, server_name: Option<&str>| Database {
             tls: Some(BackendTls { ca: ca.to_path_buf(), server_name: server_name.map(str::to_string) }),
@@ -406,11 +406,11 @@ async fn server_speaks_tls_to_postgres() {
 }
 
 /// A TLS-only echo server with `cert`, for the protocols that start TLS at once.
-async fn spawn_tls_echo(cert: &oneport::pki::CertAndKey) -> SocketAddr {
+async fn spawn_tls_echo(cert: &oneport::identity::pki::CertAndKey) -> SocketAddr {
     use rustls::pki_types::pem::PemObject;
     let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
     let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-    let cfg = rustls::ServerConfig::builder_with_provider(oneport::tls::provider())
+    let cfg = rustls::ServerConfig::builder_with_provider(oneport::net::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -436,9 +436,10 @@ async fn spawn_tls_echo(cert: &oneport::pki::CertAndKey) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_and_mongodb_entries_get_tls_from_the_first_byte() {
     deadline(async {
-        let ca = oneport::pki::make_ca("databases").unwrap();
+        let ca = oneport::identity::pki::make_ca("databases").unwrap();
         let cert =
-            oneport::pki::make_server_cert(&ca, &["cache.test".into()], &[], Duration::from_secs(86400)).unwrap();
+            oneport::identity::pki::make_server_cert(&ca, &["cache.test".into()], &[], Duration::from_secs(86400))
+                .unwrap();
         let echo = spawn_tls_echo(&cert).await;
         let cas = tempfile::tempdir().unwrap();
         let ca_file = cas.path().join("ca.pem");

@@ -425,11 +425,11 @@ async fn caller_outside_the_allow_list_gets_status_403() {
         // The raw answer to an API request is a Kubernetes Status (discovery paths
         // get the sentence as text: client-go shows nothing else there).
         let dialer = srv.dialer(&bob);
-        let target = oneport::dial::Target::resource(
+        let target = oneport::client::dial::Target::resource(
             dialer.context(),
-            oneport::naming::Kind::Kube,
+            oneport::proto::naming::Kind::Kube,
             "dev",
-            oneport::naming::Protocol::Http1,
+            oneport::proto::naming::Protocol::Http1,
         );
         let dialed = dialer.dial(&target).await.expect("a denied kube caller completes the handshake");
         let (mut send, conn) =
@@ -835,9 +835,9 @@ async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
 
         let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
         let past = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
-        let old = oneport::pki::make_client_cert(&ca, "alice", &[], past, Duration::from_secs(3600)).unwrap();
+        let old = oneport::identity::pki::make_client_cert(&ca, "alice", &[], past, Duration::from_secs(3600)).unwrap();
         let expired = home.path().join("expired.pem");
-        std::fs::write(&expired, oneport::pki::identity_pem(&old, &ca.cert_pem)).unwrap();
+        std::fs::write(&expired, oneport::identity::pki::identity_pem(&old, &ca.cert_pem)).unwrap();
         let mut c = home.oneport(&srv, &expired, "");
         c.args(["kube", "credentials", "dev"]);
         let out = output(c).await;
@@ -857,11 +857,11 @@ async fn connection_header_cannot_drop_impersonation() {
         let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
         let alice = srv.identity("alice", &["dev"]);
         let dialer = srv.dialer(&alice);
-        let target = oneport::dial::Target::resource(
+        let target = oneport::client::dial::Target::resource(
             dialer.context(),
-            oneport::naming::Kind::Kube,
+            oneport::proto::naming::Kind::Kube,
             "dev",
-            oneport::naming::Protocol::Http1,
+            oneport::proto::naming::Protocol::Http1,
         );
         let dialed = dialer.dial(&target).await.unwrap();
         let (mut send, conn) =

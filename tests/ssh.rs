@@ -17,10 +17,10 @@ use std::time::Duration;
 use common::lb::{self, LbPki, NginxMode};
 use common::sshd::Sshd;
 use common::*;
-use oneport::dial::Target;
-use oneport::naming::{self, Protocol};
+use oneport::client::dial::Target;
+use oneport::proto::naming::{self, Protocol};
 use oneport::server::config::{Allow, Node};
-use oneport::ssh::{quote_word, Shell};
+use oneport::tools::ssh::{quote_word, Shell};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 

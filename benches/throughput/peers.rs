@@ -210,7 +210,7 @@ async fn start_proxy_app(
     let mut cmd = pki.oneport_with(bin);
     cmd.args(["--proxy", proxy, "--identity"]).arg(pki.identity()).args(["proxy", "app", APP]);
     // One debug line per dial says whether TLS resumed (counted by `oneport_resumption`).
-    cmd.env("RUST_LOG", "oneport=info,oneport::dial=debug").envs(env.iter().copied()).stdout(Stdio::piped());
+    cmd.env("RUST_LOG", "oneport=info,oneport::client::dial=debug").envs(env.iter().copied()).stdout(Stdio::piped());
     let log = pki.path(log);
     let mut p = Proc::spawn("client", cmd, &log)?;
     let stdout = p.child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;

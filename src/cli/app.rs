@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::{Dialer, Target};
+use crate::client::local::{self, Resource};
 use crate::client::webapi;
-use crate::dial::{Dialer, Target};
-use crate::localproxy::{self, Resource};
-use crate::naming::{Kind, Protocol};
+use crate::proto::naming::{Kind, Protocol};
 
 /// Arguments of `proxy app`.
 #[derive(Debug, Clone, Args)]
@@ -47,7 +47,7 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let target = Target::resource(dialer.context(), Kind::App, &a.name, protocol);
     let shutdown = CancellationToken::new();
     crate::cli::cancel_on_signal(shutdown.clone());
-    let listener = localproxy::bind(Some(a.bind_addr), a.port).await?;
+    let listener = local::bind(Some(a.bind_addr), a.port).await?;
     let local = listener.local_addr()?;
     if !a.bind_addr.is_loopback() {
         eprintln!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
@@ -63,10 +63,10 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let res = Resource { kind: Kind::App, name: a.name };
     let handler = if protocol == Protocol::Http1 {
         // Refuses requests that name a domain: DNS rebinding from a browser page.
-        localproxy::http_tunnel_handler(dialer, target, res, local.port())
+        local::http_tunnel_handler(dialer, target, res, local.port())
     } else {
-        localproxy::tunnel_handler(dialer, target, res)
+        local::tunnel_handler(dialer, target, res)
     };
-    localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
+    local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
     Ok(0)
 }

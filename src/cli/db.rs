@@ -1,7 +1,7 @@
 //! `oneport proxy db` (a long-running local proxy for GUI and CLI clients) and
 //! `oneport db connect` (a local proxy for exactly one run of psql or mysql).
 
-use crate::process::exit_code;
+use crate::tools::process::exit_code;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -15,11 +15,11 @@ use tracing::debug;
 
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::Dialer;
+use crate::client::local;
 use crate::client::webapi;
-use crate::db::{self, ClientCommand, DbProtocol, Settings};
-use crate::dial::Dialer;
-use crate::localproxy;
-use crate::naming::Kind;
+use crate::proto::naming::Kind;
+use crate::tools::db::{self, ClientCommand, DbProtocol, Settings};
 
 /// How long the proxy of `db connect` waits for open connections (a cancel request
 /// in flight) once the client has exited.
@@ -83,7 +83,7 @@ pub struct ConnectArgs {
 }
 
 fn parse_protocol(s: &str) -> Result<DbProtocol, String> {
-    db::parse_protocol(s).map_err(|e| e.to_string())
+    s.parse::<DbProtocol>().map_err(|e| e.to_string())
 }
 
 /// Runs `proxy db`.
@@ -97,7 +97,7 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
     let protocol = decide_protocol(&dialer, &a.name, a.protocol).await?;
     let shutdown = CancellationToken::new();
     crate::cli::cancel_on_signal(shutdown.clone());
-    let listener = localproxy::bind(Some(a.bind_addr), a.port).await?;
+    let listener = local::bind(Some(a.bind_addr), a.port).await?;
     let settings = Settings {
         protocol,
         addr: listener.local_addr()?,
@@ -108,8 +108,8 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
         eprintln!("WARNING: listening on {}: anyone who can reach it uses database {} as you.", settings.addr, a.name);
     }
     print_settings(&settings, &a.name, &dialer, a.port.is_none());
-    let handler = db::local::handler(dialer, protocol, &a.name);
-    localproxy::serve(listener, handler, shutdown, localproxy::DRAIN_GRACE).await?;
+    let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
+    local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
     Ok(0)
 }
 
@@ -120,20 +120,13 @@ async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) 
         (Ok(info), flag) => {
             let server = server_protocol(name, info.protocol.as_deref())?;
             if let Some(f) = flag.filter(|f| *f != server) {
-                anyhow::bail!(
-                    "database {name} speaks {}, not {} (drop --protocol)",
-                    db::protocol_name(server),
-                    db::protocol_name(f)
-                );
+                anyhow::bail!("database {name} speaks {}, not {} (drop --protocol)", server.as_str(), f.as_str());
             }
             Ok(server)
         }
         (Err(e), Some(p)) => {
             eprintln!("WARNING: {e}");
-            eprintln!(
-                "Starting anyway (--protocol {}): clients get this error until it is fixed.",
-                db::protocol_name(p)
-            );
+            eprintln!("Starting anyway (--protocol {}): clients get this error until it is fixed.", p.as_str());
             Ok(p)
         }
         (Err(e), None) => Err(e.into()),
@@ -142,7 +135,7 @@ async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) 
 
 fn server_protocol(name: &str, p: Option<&str>) -> anyhow::Result<DbProtocol> {
     let p = p.with_context(|| format!("the proxy did not say which protocol database {name} speaks"))?;
-    Ok(db::parse_protocol(p)?)
+    Ok(p.parse::<DbProtocol>()?)
 }
 
 fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bool) {
@@ -150,7 +143,7 @@ fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bo
     println!(
         "Listening on {} for {} database {name:?} (through proxy {})",
         s.addr,
-        db::protocol_name(s.protocol),
+        s.protocol.as_str(),
         dialer.context().proxy
     );
     println!("Connection settings (plaintext on loopback; oneport encrypts the rest):");
@@ -176,7 +169,7 @@ pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
     let dialer = Arc::new(Dialer::new(ctx));
     let info = webapi::require(&dialer, Kind::Db, &a.name).await?;
     let protocol = server_protocol(&a.name, info.protocol.as_deref())?;
-    let listener = localproxy::bind(None, None).await?;
+    let listener = local::bind(None, None).await?;
     let settings = Settings {
         protocol,
         addr: listener.local_addr()?,
@@ -185,8 +178,8 @@ pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
     };
     let cmd = db::connect_command(&settings, &a.client_args, &|p| find_program(p).is_some())?;
     let shutdown = CancellationToken::new();
-    let handler = db::local::handler(dialer, protocol, &a.name);
-    let proxy = tokio::spawn(localproxy::serve(listener, handler, shutdown.clone(), CONNECT_GRACE));
+    let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
+    let proxy = tokio::spawn(local::serve(listener, handler, shutdown.clone(), CONNECT_GRACE));
     debug!(command = %cmd, "starting the client");
     let status = run_client(&cmd).await;
     shutdown.cancel();

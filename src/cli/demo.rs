@@ -11,13 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::addr::HostPort;
 use crate::client::context::{Context, Overrides};
+use crate::client::dial::{Dialer, Target};
+use crate::client::local::{self, Resource};
 use crate::client::webapi;
-use crate::dial::{Dialer, Target};
-use crate::localproxy::{self, Resource};
-use crate::naming::{Kind, Protocol};
+use crate::proto::naming::{Kind, Protocol};
 use crate::server::{self, config, setup};
+use crate::util::addr::HostPort;
 
 /// The greeting of the sample backend.
 pub const GREETING: &str = "hello from the oneport demo backend";
@@ -74,12 +74,12 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let who = ping.caller.as_ref().map(|c| c.user.clone()).unwrap_or_default();
     println!("2. Identity checked like `oneport login`: user {who}, {} resource(s) offered", ping.resources.len());
 
-    let local = localproxy::bind(None, None).await?;
+    let local = local::bind(None, None).await?;
     let local_addr = local.local_addr()?;
     let target = Target::resource(dialer.context(), Kind::App, "hello", Protocol::Http1);
     let res = Resource { kind: Kind::App, name: "hello".into() };
-    let handler = localproxy::http_tunnel_handler(dialer.clone(), target, res, local_addr.port());
-    let proxy_task = tokio::spawn(localproxy::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
+    let handler = local::http_tunnel_handler(dialer.clone(), target, res, local_addr.port());
+    let proxy_task = tokio::spawn(local::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
     println!("3. `oneport proxy app hello` listening on http://{local_addr}/");
 
     let t = Instant::now();
@@ -100,7 +100,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
         println!("  oneport --proxy {public} --identity {} ls", identity.display());
         println!("  oneport --proxy {public} --identity {} proxy app hello --port 8080", identity.display());
         println!("Press Ctrl-C to stop (the throwaway CA is deleted).");
-        crate::shutdown::signal().await;
+        crate::util::shutdown::signal().await;
     }
     shutdown.cancel();
     let _ = proxy_task.await;

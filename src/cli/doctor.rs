@@ -12,11 +12,12 @@ use tokio_rustls::TlsConnector;
 
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::{Dialer, Target};
+use crate::client::upgrade::detect;
 use crate::client::webapi;
-use crate::dial::{Dialer, Target};
-use crate::naming::{Kind, Protocol};
-use crate::tls::{self, Trust};
-use crate::upgrade::{detect, Sub};
+use crate::net::tls::{self, Trust};
+use crate::proto::naming::{Kind, Protocol};
+use crate::proto::upgrade::Sub;
 
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]
@@ -69,7 +70,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
                 "{} (groups: {}), valid for {}",
                 c.user,
                 c.groups.join(", "),
-                crate::duration::format(c.remaining())
+                crate::util::duration::format(c.remaining())
             ),
         );
     }
@@ -170,14 +171,15 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     Ok(finish(r))
 }
 
-async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::io::BoxIo) {
+async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
     let look = Trust { ca: vec![], system: false, insecure: true };
     let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
     let name = match detect::server_name(&ctx.proxy.host) {
         Ok(n) => n,
         Err(e) => return r.fail("TLS", e.to_string(), "fix the proxy address"),
     };
-    let handshake = tokio::time::timeout(crate::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
+    let handshake =
+        tokio::time::timeout(crate::client::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
     let tls = match handshake.await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
@@ -185,7 +187,7 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::io::BoxIo) {
             return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
         }
         Err(_) => {
-            let secs = crate::dial::HANDSHAKE_TIMEOUT.as_secs();
+            let secs = crate::client::dial::HANDSHAKE_TIMEOUT.as_secs();
             let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
             return r.fail("TLS", format!("no TLS answer within {secs}s"), hint);
         }

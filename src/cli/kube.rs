@@ -1,6 +1,6 @@
 //! `oneport kube login | credentials` and `oneport proxy kube`.
 
-use crate::process::{exit_code, shell_quote};
+use crate::tools::process::{exit_code, shell_quote};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::Dialer;
+use crate::client::local::kube::KubeProxy;
 use crate::client::webapi;
-use crate::dial::Dialer;
-use crate::kube::kubeconfig::{self, Chain, Files, Login, Stanza};
-use crate::kube::proxy::KubeProxy;
-use crate::kube::{credentials, entry_name};
-use crate::naming::{self, Kind};
+use crate::proto::naming::{self, Kind};
+use crate::tools::kube::kubeconfig::{self, Chain, Files, Login, Stanza};
+use crate::tools::kube::{credentials, entry_name};
 
 /// `oneport kube ...`
 #[derive(Debug, Subcommand)]
@@ -155,7 +155,7 @@ fn cluster_body(ctx: &Context, name: &str) -> Mapping {
     if ctx.trust.insecure {
         c.insert("insecure-skip-tls-verify".into(), true.into());
     } else {
-        let pem: String = ctx.trust.ca.iter().map(|der| crate::pki::pem_encode("CERTIFICATE", der)).collect();
+        let pem: String = ctx.trust.ca.iter().map(|der| crate::identity::pki::pem_encode("CERTIFICATE", der)).collect();
         let data = base64::engine::general_purpose::STANDARD.encode(pem);
         c.insert("certificate-authority-data".into(), data.into());
     }
@@ -292,7 +292,7 @@ async fn run_with_kubeconfig(cmd: &str, kubeconfig: &Path) -> anyhow::Result<u8>
     let status = loop {
         tokio::select! {
             s = child.wait() => break s.context("waiting for the command")?,
-            _ = crate::shutdown::signal() => {
+            _ = crate::util::shutdown::signal() => {
                 signals += 1;
                 if signals > 1 {
                     let _ = child.start_kill();

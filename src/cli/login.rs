@@ -2,13 +2,13 @@
 
 use anyhow::Context as _;
 
-use crate::addr::HostPort;
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::Dialer;
 use crate::client::profile::{Dirs, Profile};
 use crate::client::webapi;
-use crate::dial::Dialer;
-use crate::fsutil;
+use crate::util::addr::HostPort;
+use crate::util::fsutil;
 
 /// `oneport login`.
 ///
@@ -26,7 +26,7 @@ pub async fn login(g: &Global) -> anyhow::Result<u8> {
         anyhow::anyhow!("{} did not accept the identity's certificate (no caller reported)", ctx.proxy)
     })?;
     let mut upgrade = dialer.upgrade_decision().await?;
-    if upgrade.reason.starts_with(crate::upgrade::detect::OVERRIDE_VAR) {
+    if upgrade.reason.starts_with(crate::client::upgrade::detect::OVERRIDE_VAR) {
         // Cache what the path really needs, not what the variable forces today.
         upgrade = dialer.probe().await;
     }
@@ -63,11 +63,11 @@ pub async fn login(g: &Global) -> anyhow::Result<u8> {
         ping.server_version,
         who(&caller.user, &caller.groups)
     );
-    println!("Identity valid for {}.", crate::duration::format(caller.remaining()));
+    println!("Identity valid for {}.", crate::util::duration::format(caller.remaining()));
     if upgrade.required {
         println!(
             "A layer 7 load balancer is in front: connections are tunnelled through {} ({}).",
-            crate::upgrade::PATH,
+            crate::proto::upgrade::PATH,
             upgrade.reason
         );
     }
@@ -119,19 +119,19 @@ pub fn status(g: &Global) -> anyhow::Result<u8> {
     println!("Cluster:   {}", p.cluster);
     println!("User:      {}", who(&p.user, &p.groups));
     if left > 0 {
-        println!("Valid for: {}", crate::duration::format(std::time::Duration::from_secs(left as u64)));
+        println!("Valid for: {}", crate::util::duration::format(std::time::Duration::from_secs(left as u64)));
     } else {
         println!(
             "Valid for: EXPIRED {} ago: get a new identity and log in again",
-            crate::duration::format(std::time::Duration::from_secs((-left) as u64))
+            crate::util::duration::format(std::time::Duration::from_secs((-left) as u64))
         );
     }
     println!("Identity:  {}", p.identity.display());
     if p.insecure || g.insecure {
         println!("TLS:       NOT verified (--insecure)");
     }
-    if let Ok(v) = std::env::var(crate::upgrade::detect::OVERRIDE_VAR) {
-        println!("Upgrade:   {}={v} overrides the cached decision", crate::upgrade::detect::OVERRIDE_VAR);
+    if let Ok(v) = std::env::var(crate::client::upgrade::detect::OVERRIDE_VAR) {
+        println!("Upgrade:   {}={v} overrides the cached decision", crate::client::upgrade::detect::OVERRIDE_VAR);
     }
     match &p.upgrade {
         Some(u) => println!("Upgrade:   {} ({})", if u.required { "required" } else { "not required" }, u.reason),

@@ -180,7 +180,7 @@ pub fn warn_insecure() {
 /// Waits for Ctrl-C / SIGTERM and cancels `token`.
 pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     // Registered before returning, so a signal right after start-up is not lost.
-    let signalled = crate::shutdown::listen();
+    let signalled = crate::util::shutdown::listen();
     tokio::spawn(async move {
         signalled.await;
         token.cancel();

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::addr::HostPort;
 use crate::server::{self, setup};
+use crate::util::addr::HostPort;
 
 /// `oneport server ...`
 #[derive(Debug, Subcommand)]
@@ -63,7 +63,7 @@ pub struct IssueArgs {
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
     /// Validity, e.g. 12h, 7d.
-    #[arg(long, default_value = "12h", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse)]
     pub ttl: std::time::Duration,
     /// Where to write the identity file.
     #[arg(long)]
@@ -103,7 +103,12 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
         ServerCommand::Issue(a) => {
             setup::issue(&a.dir, &a.user, &a.groups, a.ttl, &a.out)?;
             let groups = if a.groups.is_empty() { String::new() } else { format!(" in {}", a.groups.join(", ")) };
-            println!("Wrote {} for {}{groups}, valid for {}.", a.out.display(), a.user, crate::duration::format(a.ttl));
+            println!(
+                "Wrote {} for {}{groups}, valid for {}.",
+                a.out.display(),
+                a.user,
+                crate::util::duration::format(a.ttl)
+            );
             Ok(0)
         }
         ServerCommand::Start(a) => {

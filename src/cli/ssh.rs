@@ -1,6 +1,6 @@
 //! `oneport proxy ssh` (an OpenSSH ProxyCommand: stdin/stdout relayed to a node over
 //! `teleport-proxy-ssh`) and `oneport config ssh` (the `ssh_config` block for it).
-//! What to reach and what to print is computed in [`crate::ssh`].
+//! What to reach and what to print is computed in [`crate::tools::ssh`].
 
 use std::path::{Path, PathBuf};
 
@@ -10,12 +10,12 @@ use tracing::debug;
 
 use crate::cli::Global;
 use crate::client::context::Context;
+use crate::client::dial::{Dialer, Target};
+use crate::client::local::{self, Resource};
 use crate::client::webapi;
-use crate::dial::{Dialer, Target};
-use crate::localproxy::{self, Resource};
-use crate::naming::{self, Kind, Protocol};
-use crate::ssh::{self, ConfigSpec, Shell, SshTarget};
-use crate::stdio::Stdio;
+use crate::net::stdio::Stdio;
+use crate::proto::naming::{self, Kind, Protocol};
+use crate::tools::ssh::{self, ConfigSpec, Shell, SshTarget};
 
 /// Arguments of `proxy ssh`.
 #[derive(Debug, Clone, Args)]
@@ -52,7 +52,7 @@ pub async fn proxy(g: &Global, a: ProxySshArgs) -> anyhow::Result<u8> {
     };
     let mut stdio = Stdio::process().context("starting the stdin reader")?;
     let res = Resource { kind: Kind::Node, name };
-    localproxy::tunnel_at(&dialer, &dial_target, &res, port, &mut stdio).await?;
+    local::tunnel_at(&dialer, &dial_target, &res, port, &mut stdio).await?;
     Ok(0)
 }
 

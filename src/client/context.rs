@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use crate::addr::HostPort;
 use crate::client::profile::{Dirs, Profile};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
-use crate::naming;
-use crate::tls::Trust;
+use crate::net::tls::Trust;
+use crate::proto::naming;
+use crate::util::addr::HostPort;
 
 /// What the user gave on the command line or in the environment.
 #[derive(Debug, Clone, Default)]

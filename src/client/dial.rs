@@ -22,14 +22,15 @@ use tracing::debug;
 
 use crate::client::context::Context;
 use crate::client::profile::{Dirs, Profile, UpgradeCache};
+use crate::client::upgrade::http::Refusal;
+use crate::client::upgrade::proxy_env::{self, HttpProxy};
+use crate::client::upgrade::{self, detect};
 use crate::error::{with_timeout, Error, Phase, Result};
-use crate::io::BoxIo;
-use crate::naming::{self, Alpn, Kind, Protocol};
-use crate::ping::PingStream;
-use crate::tls;
-use crate::upgrade::http::Refusal;
-use crate::upgrade::proxy_env::{self, HttpProxy};
-use crate::upgrade::{self, detect, Mode, Sub};
+use crate::net::io::BoxIo;
+use crate::net::ping::PingStream;
+use crate::net::tls;
+use crate::proto::naming::{self, Alpn, Kind, Protocol};
+use crate::proto::upgrade::{Mode, Sub};
 
 /// Deadline for the TCP connect to the proxy.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -281,7 +282,7 @@ impl Dialer {
         } else {
             self.tcp().await.map_err(Failure::Final)?
         };
-        self.handshake(Box::new(crate::io::NoHalfClose(transport)), target).await
+        self.handshake(Box::new(crate::net::io::NoHalfClose(transport)), target).await
     }
 
     /// TCP to the proxy, through `HTTPS_PROXY` when set (for `doctor`).
@@ -348,9 +349,9 @@ impl Dialer {
                 Some(ws) => format!(
                     "the load balancer at {lb} {ws} to the WebSocket upgrade (and {r} to the legacy {} upgrade); it must pass WebSocket upgrades on {}",
                     sub.name(),
-                    upgrade::PATH
+                    crate::proto::upgrade::PATH
                 ),
-                None => format!("the load balancer at {lb} {r} to the legacy {} upgrade on {}", sub.name(), upgrade::PATH),
+                None => format!("the load balancer at {lb} {r} to the legacy {} upgrade on {}", sub.name(), crate::proto::upgrade::PATH),
             }))),
         }
     }

@@ -1,5 +1,11 @@
-//! Client-side state: the login profile, the resolved context, and the web API client.
+//! The client side: the login profile ([`profile`]) and the context resolved from it
+//! and the flags ([`context`]), the one dialer ([`dial`]) with its way through load
+//! balancers and HTTPS proxies ([`upgrade`]), the web API client ([`webapi`]), and the
+//! local listeners for client tools ([`local`]). It never imports the server.
 
 pub mod context;
+pub mod dial;
+pub mod local;
 pub mod profile;
+pub mod upgrade;
 pub mod webapi;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util::fsutil;
 
 /// Where oneport keeps its files.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
-use crate::dial::{Dialer, Target};
+use crate::client::dial::{Dialer, Target};
 use crate::error::{with_timeout, Error, Phase, Result};
-use crate::naming::Kind;
-use crate::server::web::{PingResponse, ResolveResponse};
+use crate::proto::naming::Kind;
+use crate::proto::webapi::{PingResponse, ResolveResponse};
 
 /// Deadline for one web API request, handshake included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -63,7 +63,7 @@ pub async fn ping(dialer: &Dialer) -> Result<PingResponse> {
 
 /// Rejects names that cannot name a resource, with a sentence saying so.
 fn check_name(kind: Kind, name: &str) -> Result<()> {
-    if crate::naming::valid_name(name) {
+    if crate::proto::naming::valid_name(name) {
         return Ok(());
     }
     Err(Error::config(format!(

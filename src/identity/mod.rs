@@ -2,6 +2,8 @@
 //! caller identity the server reads from a verified client certificate
 //! (CN = user, O = groups).
 
+pub mod pki;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -88,7 +90,7 @@ impl Identity {
     /// # Errors
     /// When the file cannot be read or lacks a certificate or key.
     pub fn load(path: &Path) -> Result<Identity> {
-        let pem = crate::fsutil::read(path)?;
+        let pem = crate::util::fsutil::read(path)?;
         Identity::from_pem(&pem).map_err(|e| Error::config(format!("identity file {}: {e}", path.display())))
     }
 
@@ -126,7 +128,7 @@ fn is_self_signed(der: &[u8]) -> bool {
 /// # Errors
 /// When the file cannot be read or holds no certificate.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = crate::fsutil::read(path)?;
+    let pem = crate::util::fsutil::read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::config(format!("{}: bad PEM: {e}", path.display())))?;
@@ -141,14 +143,14 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// # Errors
 /// When the file cannot be read or holds no key.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let pem = crate::fsutil::read(path)?;
+    let pem = crate::util::fsutil::read(path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| Error::config(format!("{}: no private key: {e}", path.display())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki;
+    use crate::identity::pki;
 
     #[test]
     fn identity_round_trip() {

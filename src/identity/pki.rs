@@ -41,7 +41,7 @@ fn rc(e: rcgen::Error) -> Error {
 }
 
 fn validity(params: &mut CertificateParams, not_before: OffsetDateTime, valid_for: Duration) -> Result<()> {
-    let too_long = || Error::config(format!("validity of {} is too long", crate::duration::format(valid_for)));
+    let too_long = || Error::config(format!("validity of {} is too long", crate::util::duration::format(valid_for)));
     let valid_for = time::Duration::try_from(valid_for).map_err(|_| too_long())?;
     params.not_before =
         not_before.checked_sub(time::Duration::try_from(BACKDATE).map_err(|_| too_long())?).ok_or_else(too_long)?;

@@ -10,7 +10,7 @@
 //! - [`forward`]: sends one request through a pool, streaming bodies both ways (no
 //!   buffering, so `watch` and `logs -f` flow), dropping hop-by-hop headers, and on
 //!   `101 Switching Protocols` (exec, attach, port-forward: WebSocket or SPDY)
-//!   upgrading both sides and relaying them with [`crate::relay::relay`].
+//!   upgrading both sides and relaying them with [`crate::net::relay::relay`].
 //!
 //! HTTP/1.1 only, on every hop: the upgrades break over HTTP/2 (wire.md §4).
 
@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -29,13 +28,11 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::error::Error;
-use crate::io::BoxIo;
-use crate::kube::status;
-use crate::relay::relay;
+use crate::net::io::BoxIo;
+use crate::net::relay::relay;
+use crate::proto::kube_status;
 
-/// The body type both ends answer with: an upstream body streamed through, or a
-/// small generated one.
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+pub use crate::proto::http::Body;
 
 /// Opens a new byte stream to the upstream (TCP+TLS, or the dialer).
 pub type DialFn = Arc<dyn Fn() -> BoxFuture<'static, crate::Result<BoxIo>> + Send + Sync>;
@@ -223,7 +220,7 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error_response(&path, pool.name(), &e),
         Err(_) => {
-            return status::for_path(
+            return kube_status::for_path(
                 &path,
                 StatusCode::GATEWAY_TIMEOUT,
                 &format!("{} sent no response within {}s", pool.name(), RESPONSE_TIMEOUT.as_secs()),
@@ -233,7 +230,7 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
     debug!(upstream = %pool.name(), %method, %path, status = resp.status().as_u16(), "forwarded");
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(downstream) = downstream else {
-            return status::for_path(
+            return kube_status::for_path(
                 &path,
                 StatusCode::BAD_GATEWAY,
                 &format!("{} switched protocols without being asked to", pool.name()),
@@ -265,12 +262,13 @@ pub fn error_response(path: &str, name: &str, e: &Error) -> Response<Body> {
         Error::Http(msg) => (StatusCode::BAD_GATEWAY, msg.clone()),
         other => (StatusCode::SERVICE_UNAVAILABLE, format!("{name} is unreachable: {other}")),
     };
-    status::for_path(path, code, &msg)
+    kube_status::for_path(path, code, &msg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::body::Bytes;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -125,7 +125,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Stdio<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::relay;
+    use crate::net::relay::relay;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A reader that never returns, like ssh's pipe while the session lasts.

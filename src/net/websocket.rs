@@ -2,7 +2,7 @@
 //! frames masked with a random key, done by tungstenite), Ping is answered with Pong
 //! (tungstenite queues it and it is flushed on the next read or write), Close means
 //! EOF. On the server's `alpn-ping` side the stream also sends a Ping every interval,
-//! from `poll_read` like [`crate::ping::PingStream`].
+//! from `poll_read` like [`crate::net::ping::PingStream`].
 //!
 //! Shutting down the write side only flushes: a WebSocket Close would end both
 //! directions, while the TLS inside already carries its own half-close (close_notify).
@@ -115,7 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(to_io)?;
-        let n = buf.len().min(crate::ping::MAX_WRITE_FRAME);
+        let n = buf.len().min(crate::net::ping::MAX_WRITE_FRAME);
         Pin::new(&mut self.ws).start_send(Message::Binary(Bytes::copy_from_slice(&buf[..n]))).map_err(to_io)?;
         Poll::Ready(Ok(n))
     }

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 
-use crate::kube::forward::Body;
+use crate::proto::http::Body;
 
 /// A `Status` JSON (apiVersion v1, status Failure) with the reason Kubernetes uses
 /// for `code`.

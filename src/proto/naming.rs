@@ -23,6 +23,9 @@ pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
 pub const PING_SUFFIX: &str = "-ping";
 /// Separates a node's name from a requested port in its SNI label (`web1--2222`).
 pub const PORT_SEPARATOR: &str = "--";
+/// The port OpenSSH passes as `%p` when the user gave none. Asking for it (or for no
+/// port) means "the node's own address", so the client never sends it to the proxy.
+pub const SSH_DEFAULT_PORT: u16 = 22;
 
 /// A protocol family, named on the wire by ALPN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,14 +1,7 @@
-//! Getting through layer 7 load balancers (wire.md §5-6): detecting that an upgrade
-//! is needed, HTTPS_PROXY for the outer hop, and the connection upgrade itself
-//! (WebSocket by default, the legacy `alpn`/`alpn-ping` upgrade as fallback), client
-//! and server side. After the upgrade the inner stream carries an ordinary
-//! TLS-routing handshake.
-
-pub mod detect;
-pub mod http;
-pub mod proxy_env;
-pub mod server;
-pub mod websocket;
+//! The connection upgrade's names (wire.md §5): the endpoint path, the legacy header,
+//! the `alpn`/`alpn-ping` sub-protocols and the WebSocket or legacy mode. After the
+//! upgrade the inner stream carries an ordinary TLS-routing handshake. The client's
+//! side is [`crate::client::upgrade`], the server's [`crate::server::upgrade`].
 
 /// The path of the upgrade endpoint.
 pub const PATH: &str = "/webapi/connectionupgrade";
@@ -48,7 +41,7 @@ impl Sub {
     /// HTTP/1.1 to kube clusters and HTTP apps, whose watches and `logs -f` streams
     /// idle for minutes and would otherwise be cut by the load balancer's idle timeout.
     pub fn for_alpn(alpn: &[Vec<u8>]) -> Sub {
-        let pinged = alpn.iter().filter_map(|a| crate::naming::Alpn::parse(a)).any(|a| a.ping);
+        let pinged = alpn.iter().filter_map(|a| crate::proto::naming::Alpn::parse(a)).any(|a| a.ping);
         if pinged {
             Sub::Alpn
         } else {
@@ -85,7 +78,7 @@ impl Mode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::Protocol;
+    use crate::proto::naming::Protocol;
 
     #[test]
     fn sub_protocol_choice() {

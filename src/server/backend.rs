@@ -17,15 +17,15 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
-use crate::db::{handshake, postgres};
 use crate::error::{with_timeout, Error, Phase};
 use crate::identity::Caller;
-use crate::io::BoxIo;
-use crate::relay::relay;
-use crate::server::config::{Config, Database, DbProtocol};
+use crate::net::io::BoxIo;
+use crate::net::relay::relay;
+use crate::net::tls::{self, Trust};
+use crate::proto::db::{handshake, postgres, DbProtocol};
+use crate::server::config::{Config, Database};
 use crate::server::routes::{ResourceRoute, Target};
 use crate::server::Server;
-use crate::tls::{self, Trust};
 
 /// Serves one authorized connection to its resource.
 pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, caller: Caller) {
@@ -119,7 +119,7 @@ impl DbTls {
             let config = tls::client_config(&Trust { ca, system: false, insecure: false }, None, Vec::new())?;
             let host = match &t.server_name {
                 Some(n) => n.clone(),
-                None => crate::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,
+                None => crate::util::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,
             };
             let name = ServerName::try_from(host.clone()).map_err(|_| {
                 Error::config(format!("database {:?}: {host:?} is not a valid TLS server name", d.name))

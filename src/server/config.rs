@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::serde_human;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::naming::{self, Kind};
+pub use crate::proto::db::DbProtocol;
+use crate::proto::naming::{self, Kind};
+use crate::util::duration::serde_human;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -137,7 +138,7 @@ impl Node {
     /// [`PortRefusal`] when nothing configured allows the request.
     pub fn dial_addr(&self, port: Option<u16>) -> Result<String, PortRefusal> {
         let found = match port {
-            None => self.addr.clone().or_else(|| self.target_for(crate::ssh::DEFAULT_PORT)),
+            None => self.addr.clone().or_else(|| self.target_for(naming::SSH_DEFAULT_PORT)),
             Some(p) => self.addr.clone().filter(|a| port_of(a) == Some(p)).or_else(|| self.target_for(p)),
         };
         found.ok_or_else(|| PortRefusal { node: self.name.clone(), port, allowed: self.allowed_ports() })
@@ -200,32 +201,6 @@ impl PortRefusal {
 impl std::fmt::Display for PortRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.sentence("this proxy"))
-    }
-}
-
-/// Database wire protocols.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DbProtocol {
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL / MariaDB.
-    Mysql,
-    /// MongoDB (relayed as is).
-    Mongodb,
-    /// Redis (relayed as is).
-    Redis,
-}
-
-impl DbProtocol {
-    /// The ALPN family of this protocol.
-    pub fn protocol(self) -> naming::Protocol {
-        match self {
-            DbProtocol::Postgres => naming::Protocol::Postgres,
-            DbProtocol::Mysql => naming::Protocol::Mysql,
-            DbProtocol::Mongodb => naming::Protocol::Mongodb,
-            DbProtocol::Redis => naming::Protocol::Redis,
-        }
     }
 }
 
@@ -315,7 +290,7 @@ impl Config {
     /// # Errors
     /// When the file cannot be read, does not parse, or fails [`Config::validate`].
     pub fn load(path: &Path) -> Result<Config> {
-        let text = crate::fsutil::read(path)?;
+        let text = crate::util::fsutil::read(path)?;
         let mut cfg: Config =
             serde_yaml_ng::from_slice(&text).map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -350,7 +325,7 @@ impl Config {
     /// # Errors
     /// A message naming the first bad entry.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        crate::addr::HostPort::parse(&self.public_addr).map_err(|e| format!("public_addr: {e}"))?;
+        crate::util::addr::HostPort::parse(&self.public_addr).map_err(|e| format!("public_addr: {e}"))?;
         self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen {:?}: {e}", self.listen))?;
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
@@ -366,7 +341,7 @@ impl Config {
             ("ping_interval", self.ping_interval),
         ] {
             if d > day {
-                return Err(format!("{name} of {} is longer than a day", crate::duration::format(d)));
+                return Err(format!("{name} of {} is longer than a day", crate::util::duration::format(d)));
             }
         }
         if self.max_connections > 1_000_000 {
@@ -395,11 +370,12 @@ impl Config {
                 return Err(format!("node {:?} needs `addr` or `targets`", n.name));
             }
             for t in n.addr.iter().chain(&n.targets) {
-                crate::addr::HostPort::parse(&t.replace(":*", ":1")).map_err(|e| format!("node {:?}: {e}", n.name))?;
+                crate::util::addr::HostPort::parse(&t.replace(":*", ":1"))
+                    .map_err(|e| format!("node {:?}: {e}", n.name))?;
             }
         }
         for d in &self.databases {
-            crate::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
+            crate::util::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
             if d.tls.is_some() && d.protocol == DbProtocol::Mysql {
                 return Err(format!(
                     "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
@@ -410,7 +386,7 @@ impl Config {
             }
         }
         for a in &self.apps {
-            crate::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
+            crate::util::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
         }
         for k in &self.kube {
             if !k.api_server.starts_with("https://") && !k.api_server.starts_with("http://") {
@@ -426,7 +402,7 @@ impl Config {
     /// The routing domains the server answers for: its public host's, and the
     /// internal one (so clients that dial by IP or localhost also route).
     pub fn routing_domains(&self) -> Vec<String> {
-        let host = crate::addr::HostPort::parse(&self.public_addr).map(|h| h.host).unwrap_or_default();
+        let host = crate::util::addr::HostPort::parse(&self.public_addr).map(|h| h.host).unwrap_or_default();
         let mut d = vec![naming::routing_domain(&host)];
         if d[0] != naming::INTERNAL_DOMAIN {
             d.push(naming::INTERNAL_DOMAIN.to_string());

@@ -16,12 +16,12 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn, Span};
 
 use crate::identity::Caller;
-use crate::io::BoxIo;
-use crate::naming::{Kind, Protocol};
-use crate::ping::PingStream;
+use crate::net::io::BoxIo;
+use crate::net::ping::PingStream;
+use crate::net::tls::ClientAuth;
+use crate::proto::naming::{Kind, Protocol};
 use crate::server::routes::Route;
 use crate::server::{backend, web, Server};
-use crate::tls::ClientAuth;
 
 /// How long sending the alert of a failed handshake may take.
 const ALERT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -59,7 +59,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + srv.cfg.handshake_timeout;
-    let io = crate::io::NoHalfClose(io);
+    let io = crate::net::io::NoHalfClose(io);
     let start = match tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), io)).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return info!(error = %e, "bad ClientHello; closed"),

@@ -28,10 +28,10 @@ use tracing::{debug, info};
 
 use crate::error::{with_timeout, Error, Phase, Result};
 use crate::identity::{self, Caller};
-use crate::io::BoxIo;
-use crate::kube::forward::{self, Body, DialFn, Pool};
-use crate::kube::status;
-use crate::naming::Kind;
+use crate::net::http_forward::{self, Body, DialFn, Pool};
+use crate::net::io::BoxIo;
+use crate::proto::kube_status;
+use crate::proto::naming::Kind;
 use crate::server::config::Kube;
 use crate::server::routes::ResourceRoute;
 use crate::server::{web, Server};
@@ -138,7 +138,7 @@ struct TokenFile {
 
 impl TokenFile {
     fn read(&self) -> Result<Secret> {
-        let raw = crate::fsutil::read(&self.path)?;
+        let raw = crate::util::fsutil::read(&self.path)?;
         let token = String::from_utf8(raw)
             .map_err(|_| Error::config(format!("{}: the token is not UTF-8", self.path.display())))?
             .trim()
@@ -182,7 +182,7 @@ fn upstream_tls(k: &Kube) -> Result<rustls::ClientConfig> {
             let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
     }
-    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    let builder = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS: {e}")))?
         .with_root_certificates(roots);
@@ -234,12 +234,12 @@ fn dial_fn(
 pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Result<(), String> {
     // Hop-by-hop headers go first, so that a `Connection` header naming our own
     // headers cannot make the forwarding step delete them after we set them.
-    let upgrade = forward::is_upgrade(headers);
-    let named = forward::connection_tokens(headers);
+    let upgrade = http_forward::is_upgrade(headers);
+    let named = http_forward::connection_tokens(headers);
     if let Some(bad) = named.iter().find(|t| *t == "authorization" || t.starts_with("impersonate-")) {
         return Err(format!("the Connection header may not name {bad:?}"));
     }
-    forward::strip_hop_by_hop(headers, upgrade);
+    http_forward::strip_hop_by_hop(headers, upgrade);
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| STRIPPED.contains(&k.as_str()) || k.as_str().starts_with(STRIPPED_PREFIX))
@@ -292,14 +292,14 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     if let Some(msg) = &ctx.denied {
         info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path,
             "refused: caller not in the allow-list; nothing sent to the API server");
-        return status::for_path(&path, StatusCode::FORBIDDEN, msg);
+        return kube_status::for_path(&path, StatusCode::FORBIDDEN, msg);
     }
     if ctx.caller.expired_at(SystemTime::now()) {
         let msg = format!("the identity of user {} has expired: get a new one and log in again", ctx.caller.user);
-        return status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
+        return kube_status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
     }
     if let Err(e) = impersonate(req.headers_mut(), &ctx.caller) {
-        return status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
+        return kube_status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
     }
     match ctx.up.bearer() {
         Ok(Some(v)) => {
@@ -309,7 +309,7 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         Err(e) => {
             info!(kube = %ctx.cluster, error = %e, "cannot read the cluster's token");
             let msg = format!("kube cluster {}: {e}", ctx.cluster);
-            return status::for_path(&path, StatusCode::SERVICE_UNAVAILABLE, &msg);
+            return kube_status::for_path(&path, StatusCode::SERVICE_UNAVAILABLE, &msg);
         }
     }
     req.headers_mut().insert(HOST, ctx.up.authority.clone());
@@ -317,11 +317,11 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
         match format!("{}{pq}", ctx.up.prefix).parse() {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
+            Err(_) => return kube_status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
         }
     }
     debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
-    forward::forward(&ctx.up.pool, req).await
+    http_forward::forward(&ctx.up.pool, req).await
 }
 
 #[cfg(test)]
@@ -341,7 +341,7 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("keep-alive, x-trace"));
         h.insert("x-trace", HeaderValue::from_static("1"));
         impersonate(&mut h, &caller).unwrap();
-        forward::strip_hop_by_hop(&mut h, false);
+        http_forward::strip_hop_by_hop(&mut h, false);
         assert_eq!(h.get("impersonate-user").unwrap(), "alice");
         assert_eq!(h.get("impersonate-group").unwrap(), "dev");
         assert!(h.get("x-trace").is_none());
@@ -350,7 +350,7 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("Upgrade"));
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         impersonate(&mut h, &caller).unwrap();
-        forward::strip_hop_by_hop(&mut h, true);
+        http_forward::strip_hop_by_hop(&mut h, true);
         assert_eq!(h.get("upgrade").unwrap(), "websocket");
         assert_eq!(h.get("impersonate-user").unwrap(), "alice");
     }

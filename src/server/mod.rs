@@ -9,6 +9,7 @@ pub mod conn;
 pub mod kube;
 pub mod routes;
 pub mod setup;
+pub mod upgrade;
 pub mod web;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tracing::{info, warn, Instrument};
 
 use crate::error::{Error, Result};
 use crate::identity;
-use crate::tls::ServerTls;
+use crate::net::tls::ServerTls;
 
 pub use config::Config;
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::naming::{self, Alpn, Kind, Protocol, SniTarget};
+use crate::proto::naming::{self, Alpn, Kind, Protocol, SniTarget};
 use crate::server::config::{Allow, App, AppKind, Config, Database, Kube, Node};
 
 /// What a connection is routed to.

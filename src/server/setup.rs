@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::addr::HostPort;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::naming;
-use crate::pki::{self, CertAndKey};
+use crate::identity::pki::{self, CertAndKey};
+use crate::proto::naming;
+use crate::util::addr::HostPort;
+use crate::util::fsutil;
 
 /// File names inside a server directory.
 pub mod files {

@@ -16,11 +16,11 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
-use crate::ping::PingStream;
+use crate::net::ping::PingStream;
+use crate::net::websocket::{self, WsStream};
+use crate::proto::upgrade::{Sub, LEGACY_HEADER};
 use crate::server::conn::{self, Via};
 use crate::server::Server;
-use crate::upgrade::websocket::{self, WsStream};
-use crate::upgrade::{Sub, LEGACY_HEADER};
 
 /// The upgrade chosen for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,14 +11,15 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{debug, info};
 
 use crate::identity::Caller;
-use crate::io::BoxIo;
-use crate::naming::Kind;
+use crate::net::io::BoxIo;
+use crate::proto::naming::Kind;
+use crate::proto::upgrade;
+use crate::proto::webapi::{PingResponse, ResolveResponse, ResourceInfo};
 use crate::server::Server;
-use crate::upgrade;
 
 /// What the web handler knows about the connection.
 #[derive(Debug, Clone)]
@@ -42,49 +43,7 @@ impl Ctx {
     }
 }
 
-type Slot = Arc<std::sync::Mutex<Option<upgrade::server::Pending>>>;
-
-/// The `/webapi/ping` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PingResponse {
-    /// The server's version.
-    pub server_version: String,
-    /// The cluster name.
-    pub cluster_name: String,
-    /// The public address.
-    pub public_addr: String,
-    /// The domain resource SNIs live under.
-    pub routing_domain: String,
-    /// Server ping interval in seconds.
-    pub ping_interval_secs: u64,
-    /// The caller, when a client certificate was presented.
-    pub caller: Option<Caller>,
-    /// The resources the caller may use (empty without a certificate).
-    pub resources: Vec<ResourceInfo>,
-}
-
-/// A resource in a listing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ResourceInfo {
-    /// The kind.
-    pub kind: Kind,
-    /// The name.
-    pub name: String,
-    /// `ssh`, the database protocol, `http`/`tcp` for apps, `kubernetes`.
-    pub protocol: String,
-}
-
-/// The `/webapi/resolve` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResolveResponse {
-    /// `allowed`, `denied` or `unknown`.
-    pub outcome: String,
-    /// A sentence for the user.
-    pub message: String,
-    /// The resource's protocol (as in [`ResourceInfo`]) when it is allowed.
-    #[serde(default)]
-    pub protocol: Option<String>,
-}
+type Slot = Arc<std::sync::Mutex<Option<crate::server::upgrade::Pending>>>;
 
 /// Serves HTTP on `io` until the client closes.
 pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
@@ -126,7 +85,7 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let pending = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = pending {
         // Boxed: the upgraded stream goes back through the router, which got us here.
-        Box::pin(upgrade::server::run(srv, p)).await;
+        Box::pin(crate::server::upgrade::run(srv, p)).await;
     }
 }
 
@@ -229,7 +188,7 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
             error(StatusCode::BAD_REQUEST, "this connection is already upgraded; upgrades do not nest")
         }
         (&Method::GET, upgrade::PATH) => {
-            let (resp, pending) = upgrade::server::respond(req, client);
+            let (resp, pending) = crate::server::upgrade::respond(req, client);
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = pending;
             resp
         }

@@ -1,40 +1,13 @@
-//! Databases, client side: which protocol a database speaks (the server says), the
-//! settings a client uses for the local hop, and the command line of the matching
-//! client (psql; mariadb or mysql). No sockets here: [`handshake`] holds the first
-//! exchanges of a session, [`local`] the local proxy's per-connection handlers;
-//! `localproxy` and the dialer move the bytes.
+//! Database clients: the settings a client uses for the local hop, and the command
+//! line of the matching client (psql; mariadb or mysql). No sockets here: the wire
+//! codecs are in [`crate::proto::db`], the local proxy's per-connection handlers in
+//! [`crate::client::local::db`].
 
-pub mod handshake;
-pub mod local;
-pub mod mysql;
-pub mod postgres;
-
-use crate::process::shell_quote;
+use crate::tools::process::shell_quote;
 use std::net::SocketAddr;
 
 use crate::error::{Error, Result};
-pub use crate::server::config::DbProtocol;
-
-/// The protocol's name as the server and the config spell it.
-pub fn protocol_name(p: DbProtocol) -> &'static str {
-    match p {
-        DbProtocol::Postgres => "postgres",
-        DbProtocol::Mysql => "mysql",
-        DbProtocol::Mongodb => "mongodb",
-        DbProtocol::Redis => "redis",
-    }
-}
-
-/// Parses a protocol name (`postgres`, `mysql`, `mongodb`, `redis`).
-///
-/// # Errors
-/// [`Error::Config`] naming the accepted values.
-pub fn parse_protocol(s: &str) -> Result<DbProtocol> {
-    [DbProtocol::Postgres, DbProtocol::Mysql, DbProtocol::Mongodb, DbProtocol::Redis]
-        .into_iter()
-        .find(|p| protocol_name(*p) == s)
-        .ok_or_else(|| Error::config(format!("unknown database protocol {s:?}: use postgres, mysql, mongodb or redis")))
-}
+pub use crate::proto::db::DbProtocol;
 
 /// Connection settings for the local hop: what a client (GUI or CLI) is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +128,7 @@ pub fn connect_command(s: &Settings, extra: &[String], on_path: &dyn Fn(&str) ->
         other => {
             return Err(Error::config(format!(
                 "`db connect` runs psql and mysql; for a {} database run `oneport proxy db NAME` and point {} at the address it prints",
-                protocol_name(other),
+                other.as_str(),
                 cmd.program
             )))
         }
@@ -195,16 +168,6 @@ mod tests {
 
     fn strs(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn protocol_names_round_trip() {
-        for p in [DbProtocol::Postgres, DbProtocol::Mysql, DbProtocol::Mongodb, DbProtocol::Redis] {
-            assert_eq!(parse_protocol(protocol_name(p)).unwrap(), p);
-            // The same spelling as the server's config and /webapi/resolve.
-            assert_eq!(serde_json::to_value(p).unwrap(), protocol_name(p));
-        }
-        assert!(parse_protocol("oracle").unwrap_err().to_string().contains("postgres, mysql"));
     }
 
     #[test]

@@ -5,11 +5,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::naming;
+use crate::proto::naming;
 
-/// The port OpenSSH passes as `%p` when the user gave none. Asking for it (or for no
-/// port) means "the node's own address", so the client never sends it to the proxy.
-pub const DEFAULT_PORT: u16 = 22;
+/// The port OpenSSH passes as `%p` when the user gave none.
+pub const DEFAULT_PORT: u16 = naming::SSH_DEFAULT_PORT;
 
 /// What OpenSSH asked the ProxyCommand for: `[USER@]HOST[:PORT]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

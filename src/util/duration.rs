@@ -65,7 +65,7 @@ pub fn format(d: Duration) -> String {
     out
 }
 
-/// serde support: `#[serde(with = "crate::duration::serde_human")]`.
+/// serde support: `#[serde(with = "crate::util::duration::serde_human")]`.
 pub mod serde_human {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;

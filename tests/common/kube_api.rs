@@ -88,8 +88,8 @@ impl KubeApi {
     /// Starts the double on 127.0.0.1 with a fresh CA and token.
     pub async fn start() -> KubeApi {
         let dir = tempfile::tempdir().unwrap();
-        let ca = oneport::pki::make_ca("kube-api double").unwrap();
-        let cert = oneport::pki::make_server_cert(
+        let ca = oneport::identity::pki::make_ca("kube-api double").unwrap();
+        let cert = oneport::identity::pki::make_server_cert(
             &ca,
             &["localhost".into()],
             &["127.0.0.1".parse().unwrap()],
@@ -105,7 +105,7 @@ impl KubeApi {
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
         let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(oneport::tls::provider())
+        let mut cfg = rustls::ServerConfig::builder_with_provider(oneport::net::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()

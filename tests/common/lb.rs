@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use oneport::pki;
+use oneport::identity::pki;
 use tokio::process::{Child, Command};
 
 use super::{free_port, wait_port, which};

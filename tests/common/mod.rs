@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oneport::client::context::{Context, Overrides};
-use oneport::dial::Dialer;
+use oneport::client::dial::Dialer;
 use oneport::server::{self, setup, Config};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -60,7 +60,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let o = setup::InitOptions {
-            public_addr: oneport::addr::HostPort::parse(&addr.to_string()).unwrap(),
+            public_addr: oneport::util::addr::HostPort::parse(&addr.to_string()).unwrap(),
             cluster_name: Some("test".into()),
             listen: addr.to_string(),
             extra_names: vec![],

@@ -1,5 +1,5 @@
 //! The local database proxy's handling of one client connection, around
-//! `localproxy::tunnel` (which dials and relays):
+//! `local::tunnel` (which dials and relays):
 //! - Postgres: answer `SSLRequest`/`GSSENCRequest` with `N` (the outer TLS already
 //!   carries the identity, so the local hop stays plaintext), read the startup
 //!   message or `CancelRequest`, then tunnel it and everything after it. A cancel
@@ -21,22 +21,22 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{debug, error};
 
+use crate::client::dial::{Dialer, Target};
+use crate::client::local::{self, Handler, Resource};
 use crate::client::webapi;
-use crate::db::handshake::{prelude, refuse_mysql, PreludeError};
-use crate::db::postgres::{self, Startup};
-use crate::db::{mysql, DbProtocol};
-use crate::dial::{Dialer, Target};
 use crate::error::Error;
-use crate::io::IoStream;
-use crate::localproxy::{self, Handler, Resource};
-use crate::naming::Kind;
+use crate::net::io::IoStream;
+use crate::proto::db::handshake::{prelude, refuse_mysql, PreludeError};
+use crate::proto::db::postgres::{self, Startup};
+use crate::proto::db::{mysql, DbProtocol};
+use crate::proto::naming::Kind;
 
 /// How long a Postgres client may take to send its startup message.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long telling the client about a refusal may take.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A handler for `localproxy::serve` that serves database `name` speaking `protocol`.
+/// A handler for `local::serve` that serves database `name` speaking `protocol`.
 pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler {
     let target = Target::resource(dialer.context(), Kind::Db, name, protocol.protocol());
     let res = Resource { kind: Kind::Db, name: name.to_string() };
@@ -48,7 +48,7 @@ pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler
                 DbProtocol::Mysql => serve_mysql(&dialer, &target, &res, tcp).await,
                 DbProtocol::Mongodb | DbProtocol::Redis => {
                     let mut tcp = tcp;
-                    localproxy::tunnel(&dialer, &target, &res, &mut tcp).await.map(drop)
+                    local::tunnel(&dialer, &target, &res, &mut tcp).await.map(drop)
                 }
             };
             if let Err(e) = result {
@@ -81,7 +81,7 @@ async fn serve_postgres<S: IoStream>(dialer: &Dialer, target: &Target, res: &Res
         m => debug!(user = ?m.param("user"), database = ?m.param("database"), "startup message"),
     }
     let mut local = Local::new(buffered, io);
-    let Err(err) = localproxy::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
+    let Err(err) = local::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
     // A cancel request has no answer; a startup does, if nothing reached the client yet.
     if matches!(first, Startup::Startup { .. }) && !local.wrote {
         let (code, text) = match refusal(dialer, res, &err).await {
@@ -97,7 +97,7 @@ async fn serve_postgres<S: IoStream>(dialer: &Dialer, target: &Target, res: &Res
 /// Serves one MySQL/MariaDB client.
 async fn serve_mysql<S: IoStream>(dialer: &Dialer, target: &Target, res: &Resource, io: S) -> Result<(), Error> {
     let mut local = Local::new(Vec::new(), io);
-    let Err(err) = localproxy::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
+    let Err(err) = local::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
     // Nothing written yet means the server's greeting never came: refuse in its place.
     if !local.wrote {
         let (code, state, text) = match refusal(dialer, res, &err).await {

@@ -40,7 +40,7 @@ pub fn check(buf: &[u8], port: u16) -> Verdict {
 }
 
 fn host_allowed(host: &str, port: u16) -> Result<(), String> {
-    let (name, p) = match crate::addr::HostPort::parse(host) {
+    let (name, p) = match crate::util::addr::HostPort::parse(host) {
         Ok(hp) => (hp.host, Some(hp.port)),
         Err(_) => (host.trim_start_matches('[').trim_end_matches(']').to_string(), None),
     };

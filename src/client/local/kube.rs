@@ -2,7 +2,7 @@
 //! routing server itself (an L7 load balancer in front) or should not be configured
 //! for it.
 //!
-//! At start-up it makes a throwaway CA with [`crate::pki`] (kept in memory), a
+//! At start-up it makes a throwaway CA with [`crate::identity::pki`] (kept in memory), a
 //! server certificate for the local address and a client certificate for kubectl,
 //! and writes a throwaway kubeconfig (mode 0600 in a private temporary directory,
 //! removed when the proxy stops) with one context per cluster. Only a client holding
@@ -34,15 +34,16 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::dial::{Dialer, Target};
+use crate::client::dial::{Dialer, Target};
+use crate::client::local::{self, Resource};
 use crate::error::{Error, Result};
+use crate::identity::pki;
 use crate::identity::Caller;
-use crate::kube::forward::{self, Body, DialFn, Pool};
-use crate::kube::{entry_name, status};
-use crate::localproxy::{self, Resource};
-use crate::naming::{self, Kind, Protocol};
-use crate::pki;
-use crate::tls::{ClientAuth, ServerTls};
+use crate::net::http_forward::{self, Body, DialFn, Pool};
+use crate::net::tls::{ClientAuth, ServerTls};
+use crate::proto::kube_status;
+use crate::proto::naming::{self, Kind, Protocol};
+use crate::tools::kube::entry_name;
 
 /// Deadline for kubectl's TLS handshake with the local proxy.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -98,7 +99,7 @@ impl KubeProxy {
         bind: IpAddr,
         port: Option<u16>,
     ) -> Result<KubeProxy> {
-        let listener = localproxy::bind(Some(bind), port).await?;
+        let listener = local::bind(Some(bind), port).await?;
         let addr = listener.local_addr()?;
         let domain = dialer.context().domain.clone();
         let snis: Vec<String> = names.iter().map(|n| naming::resource_sni(Kind::Kube, n, &domain)).collect();
@@ -115,7 +116,7 @@ impl KubeProxy {
         let dir = tempfile::Builder::new().prefix("oneport-kube-").tempdir().map_err(|e| Error::file("temp dir", e))?;
         let kubeconfig = dir.path().join("kubeconfig");
         let text = serde_yaml_ng::to_string(&doc).map_err(|e| Error::config(format!("kubeconfig: {e}")))?;
-        crate::fsutil::write_private(&kubeconfig, text.as_bytes())?;
+        crate::util::fsutil::write_private(&kubeconfig, text.as_bytes())?;
         let state = Arc::new(State { tls, clusters, served: names.join(", ") });
         Ok(KubeProxy { listener, addr, dir, kubeconfig, contexts, state })
     }
@@ -141,11 +142,11 @@ impl KubeProxy {
     /// Only when the listener's address cannot be read.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<()> {
         let state = self.state.clone();
-        let handler: localproxy::Handler = Arc::new(move |tcp, peer| {
+        let handler: local::Handler = Arc::new(move |tcp, peer| {
             let state = state.clone();
             Box::pin(async move { handle(state, tcp, peer).await })
         });
-        let res = localproxy::serve(self.listener, handler, shutdown, localproxy::DRAIN_GRACE).await;
+        let res = local::serve(self.listener, handler, shutdown, local::DRAIN_GRACE).await;
         drop(self.dir); // removes the kubeconfig and its directory
         res
     }
@@ -178,7 +179,7 @@ fn upstream_pool(dialer: Arc<Dialer>, name: &str) -> Arc<Pool> {
         Box::pin(async move {
             match dialer.dial(&target).await {
                 Ok(d) => Ok(d.stream),
-                Err(e) => Err(localproxy::explain(&dialer, &res, e).await),
+                Err(e) => Err(local::explain(&dialer, &res, e).await),
             }
         })
     });
@@ -259,10 +260,10 @@ async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Bod
             "this local proxy serves kube cluster(s) {}; the kubeconfig's tls-server-name {sni:?} names none of them",
             state.served
         );
-        return status::for_path(req.uri().path(), StatusCode::NOT_FOUND, &msg);
+        return kube_status::for_path(req.uri().path(), StatusCode::NOT_FOUND, &msg);
     };
     debug!(kube = %cluster.name, method = %req.method(), path = %req.uri().path(), "local kube request");
-    forward::forward(&cluster.pool, req).await
+    http_forward::forward(&cluster.pool, req).await
 }
 
 #[cfg(test)]
@@ -281,6 +282,6 @@ mod tests {
         assert_eq!(doc["contexts"][1]["context"]["user"], LOCAL_USER);
         // The text parses as a kubeconfig.
         let text = serde_yaml_ng::to_string(&doc).unwrap();
-        crate::kube::kubeconfig::parse(Path::new("x"), text.as_bytes()).unwrap();
+        crate::tools::kube::kubeconfig::parse(Path::new("x"), text.as_bytes()).unwrap();
     }
 }

@@ -1,6 +1,12 @@
 //! Local listeners for client tools: an accept loop on loopback that hands each
 //! connection to a handler (by default: dial the target and relay), and drains on
-//! shutdown. Listeners bind 127.0.0.1 unless told otherwise.
+//! shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
+//! handlers live beside it: [`db`] (Postgres and MySQL clients), [`kube`] (the HTTPS
+//! endpoint for kubectl), [`hostcheck`] (DNS-rebinding protection for HTTP apps).
+
+pub mod db;
+pub mod hostcheck;
+pub mod kube;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -13,12 +19,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
+use crate::client::dial::{Dialer, Target};
 use crate::client::webapi;
-use crate::dial::{Dialer, Target};
 use crate::error::{Error, Result};
-use crate::io::IoStream;
-use crate::naming::Kind;
-use crate::relay::{relay, Counts};
+use crate::net::io::IoStream;
+use crate::net::relay::{relay, Counts};
+use crate::proto::naming::Kind;
 
 /// How long open connections may finish after Ctrl-C.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -147,10 +153,10 @@ pub async fn tunnel_at<L: IoStream + ?Sized>(
 /// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
 /// after the client's side of the handshake), or the tunnel ending abnormally.
 fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
-    if crate::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
+    if crate::net::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
         return Error::AccessDenied { proxy: proxy.to_string() };
     }
-    let mut reason = crate::tls::explain_client_error(e, proxy);
+    let mut reason = crate::net::tls::explain_client_error(e, proxy);
     if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
         reason.push_str(" (the proxy may not reach it: see the proxy's log)");
     }
@@ -177,7 +183,7 @@ pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err:
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handler for HTTP apps: checks the first request's `Host` (see
-/// [`crate::hostcheck`]) before dialling, answers 421 to a refused one, and replays
+/// [`crate::client::local::hostcheck`]) before dialling, answers 421 to a refused one, and replays
 /// the bytes it read into the tunnel.
 pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, port: u16) -> Handler {
     Arc::new(move |mut tcp, peer| {
@@ -187,7 +193,7 @@ pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, p
                 Ok(Ok(head)) => head,
                 Ok(Err(why)) => {
                     warn!(peer = %peer, "{} {}: request refused: {why}", res.kind.noun(), res.name);
-                    let _ = tcp.write_all(&crate::hostcheck::refusal(&why)).await;
+                    let _ = tcp.write_all(&crate::client::local::hostcheck::refusal(&why)).await;
                     let _ = tcp.shutdown().await;
                     return;
                 }
@@ -204,7 +210,7 @@ pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, p
 
 /// Reads until the first request head is complete and judged.
 async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8>, String> {
-    use crate::hostcheck::{check, Verdict};
+    use crate::client::local::hostcheck::{check, Verdict};
     let mut buf = Vec::with_capacity(2048);
     loop {
         let mut chunk = [0u8; 4096];

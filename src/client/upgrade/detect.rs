@@ -10,11 +10,11 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use crate::addr::HostPort;
 use crate::client::profile::UpgradeCache;
-use crate::io::BoxIo;
-use crate::naming::Protocol;
-use crate::tls::{self, Trust};
+use crate::net::io::BoxIo;
+use crate::net::tls::{self, Trust};
+use crate::proto::naming::Protocol;
+use crate::util::addr::HostPort;
 
 /// The override variable (same syntax as the reference's
 /// `TELEPORT_TLS_ROUTING_CONN_UPGRADE`).

@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_acc
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::io::BoxIo;
-use crate::ping::PingStream;
-use crate::upgrade::proxy_env::HttpProxy;
-use crate::upgrade::websocket::{self, WsStream};
-use crate::upgrade::{Sub, LEGACY_HEADER, PATH};
+use crate::client::upgrade::proxy_env::HttpProxy;
+use crate::net::io::BoxIo;
+use crate::net::ping::PingStream;
+use crate::net::websocket::{self, WsStream};
+use crate::proto::upgrade::{Sub, LEGACY_HEADER, PATH};
 
 /// Deadline for one upgrade or CONNECT exchange.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);

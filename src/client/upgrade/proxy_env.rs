@@ -2,7 +2,7 @@
 //! variable wins, `NO_PROXY` lists host suffixes, IPs and `*`, optionally with a
 //! port. Loopback is not exempted implicitly (curl's behaviour, not Go's).
 
-use crate::addr::HostPort;
+use crate::util::addr::HostPort;
 
 /// An HTTP proxy to CONNECT through.
 #[derive(Clone, PartialEq, Eq)]

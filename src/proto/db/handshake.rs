@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::db::postgres::{self, Startup};
-use crate::db::{mysql, DbProtocol};
-use crate::io::IoStream;
+use crate::proto::db::postgres::{self, Startup};
+use crate::proto::db::{mysql, DbProtocol};
 
 /// libpq sends at most one `GSSENCRequest` and one `SSLRequest` before the startup.
 const MAX_ENCRYPTION_REQUESTS: usize = 2;
@@ -71,7 +70,12 @@ pub async fn prelude<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
 ///
 /// # Errors
 /// I/O errors, or `InvalidData` for an absurd response length.
-pub async fn refuse_mysql<S: IoStream + ?Sized>(io: &mut S, code: u16, state: &str, text: &str) -> io::Result<()> {
+pub async fn refuse_mysql<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    io: &mut S,
+    code: u16,
+    state: &str,
+    text: &str,
+) -> io::Result<()> {
     let mut scramble = [0u8; 20];
     // Printable and never NUL, as servers do; nothing is ever checked against it.
     scramble.iter_mut().for_each(|b| *b = rand::random_range(b'!'..=b'~'));
@@ -92,7 +96,12 @@ pub async fn refuse_mysql<S: IoStream + ?Sized>(io: &mut S, code: u16, state: &s
 /// startup message and answer it with a FATAL `ErrorResponse` (SQLSTATE 08001; a
 /// cancel request gets nothing). MySQL: greeting, response, `ERR` 1105. MongoDB and
 /// Redis: nothing (they have no such message before a session).
-pub async fn unreachable<S: IoStream + ?Sized>(io: &mut S, protocol: DbProtocol, message: &str, limit: Duration) {
+pub async fn unreachable<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    io: &mut S,
+    protocol: DbProtocol,
+    message: &str,
+    limit: Duration,
+) {
     let _ = tokio::time::timeout(limit, async {
         match protocol {
             DbProtocol::Postgres => {

@@ -13,8 +13,8 @@ use std::path::Path;
 use rustls::pki_types::PrivateKeyDer;
 use serde_yaml_ng::{Mapping, Value};
 
+use crate::identity::pki;
 use crate::identity::Identity;
-use crate::pki;
 
 /// The exec credential API version (kubectl ≥ 1.22).
 pub const API_VERSION: &str = "client.authentication.k8s.io/v1";

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util::fsutil;
 
 /// The environment variable listing kubeconfig files.
 pub const ENV: &str = "KUBECONFIG";
