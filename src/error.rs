@@ -4,6 +4,89 @@
 use std::io;
 use std::path::PathBuf;
 
+use hyper::StatusCode;
+
+/// Which hop of a connection an error comes from, in the order a client meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The HTTPS proxy named by `HTTPS_PROXY` (the `CONNECT` exchange).
+    HttpsProxy,
+    /// The load balancer in front of the proxy (its TLS, and the upgrade through it).
+    LoadBalancer,
+    /// The proxy's TLS-routing handshake (mutual TLS, SNI naming the resource).
+    Routing,
+    /// The proxy's web API (`/webapi/...`).
+    WebApi,
+    /// What the server (or a local proxy) reaches behind the routing hop.
+    Backend,
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layer::HttpsProxy => "HTTPS proxy",
+            Layer::LoadBalancer => "load balancer",
+            Layer::Routing => "TLS routing",
+            Layer::WebApi => "web API",
+            Layer::Backend => "backend",
+        })
+    }
+}
+
+/// Why an HTTP exchange on the outer hop (`CONNECT`, connection upgrade) did not
+/// give us a byte stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer answered with this status instead of 101 (or 2xx for `CONNECT`),
+    /// with the short reason its body gave, if any.
+    Status(StatusCode, String),
+    /// The peer answered 101 but the answer is wrong (accept key, sub-protocol).
+    Invalid(String),
+    /// The exchange itself failed (closed, malformed).
+    Failed(String),
+    /// No answer within the exchange's deadline.
+    TimedOut(std::time::Duration),
+}
+
+impl Refusal {
+    /// The status the peer answered, if it answered one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Refusal::Status(s, _) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Status(s, body) if body.is_empty() => write!(f, "answered {s}"),
+            Refusal::Status(s, body) => write!(f, "answered {s} ({body})"),
+            Refusal::Invalid(m) | Refusal::Failed(m) => f.write_str(m),
+            Refusal::TimedOut(limit) => write!(f, "gave no answer within {limit:?}"),
+        }
+    }
+}
+
+fn proxy_connect_message(proxy: &str, target: &str, refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Status(s, _) => format!("proxy CONNECT refused: {s} (HTTPS proxy {proxy}, target {target})"),
+        other => format!("proxy CONNECT through {proxy} failed: {other}"),
+    }
+}
+
+fn upgrade_message(lb: &str, path: &str, sub: &str, websocket: &Option<Refusal>, legacy: &Option<Refusal>) -> String {
+    match (websocket, legacy) {
+        (Some(ws), Some(r)) => format!(
+            "the load balancer at {lb} {ws} to the WebSocket upgrade (and {r} to the legacy {sub} upgrade); it must pass WebSocket upgrades on {path}"
+        ),
+        (Some(ws), None) => format!("WebSocket upgrade through {lb} failed: {ws}"),
+        (None, Some(r)) => format!("the load balancer at {lb} {r} to the legacy {sub} upgrade on {path}"),
+        (None, None) => format!("the connection upgrade through the load balancer at {lb} failed"),
+    }
+}
+
 /// The phase of a connection that ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -13,6 +96,12 @@ pub enum Phase {
     TlsHandshake,
     /// An HTTP request to the proxy's web API.
     Request,
+    /// The `CONNECT` exchange with an HTTPS proxy.
+    ProxyConnect,
+    /// The connection upgrade through a load balancer.
+    Upgrade,
+    /// Reading the first bytes a peer sends (its hello or startup message).
+    FirstBytes,
 }
 
 impl std::fmt::Display for Phase {
@@ -21,6 +110,9 @@ impl std::fmt::Display for Phase {
             Phase::Connect => "TCP connect",
             Phase::TlsHandshake => "TLS handshake",
             Phase::Request => "web API request",
+            Phase::ProxyConnect => "proxy CONNECT",
+            Phase::Upgrade => "connection upgrade",
+            Phase::FirstBytes => "first bytes",
         })
     }
 }
@@ -59,20 +151,22 @@ pub enum Error {
     /// A TLS handshake failed.
     #[error("TLS handshake with {peer} failed: {reason}")]
     Tls {
+        /// Whose TLS: the load balancer's, the routing handshake, or a backend's.
+        layer: Layer,
         /// host:port and SNI.
         peer: String,
         /// What went wrong, in plain words.
         reason: String,
     },
     /// A phase ran out of time.
-    #[error("{phase} with {peer} timed out after {secs}s")]
+    #[error("{phase} with {peer} timed out after {limit:?}")]
     Timeout {
         /// The phase.
         phase: Phase,
         /// Who we were talking to.
         peer: String,
         /// The limit.
-        secs: u64,
+        limit: std::time::Duration,
     },
     /// An established tunnel ended with an error.
     #[error("connection to {what} through {proxy} ended: {reason}")]
@@ -94,12 +188,88 @@ pub enum Error {
         /// The proxy.
         proxy: String,
     },
-    /// An HTTP exchange (web API, upgrade, CONNECT) failed.
-    #[error("{0}")]
-    Http(String),
+    /// The HTTPS proxy (`HTTPS_PROXY`) did not open the tunnel to the proxy.
+    #[error("{}", proxy_connect_message(.proxy, .target, .refusal))]
+    ProxyConnect {
+        /// The HTTPS proxy, host:port.
+        proxy: String,
+        /// What we asked it to reach.
+        target: String,
+        /// Its answer.
+        refusal: Refusal,
+    },
+    /// The load balancer did not pass the connection upgrade.
+    #[error("{}", upgrade_message(.lb, .path, .sub, .websocket, .legacy))]
+    Upgrade {
+        /// The load balancer, host:port.
+        lb: String,
+        /// The upgrade path asked for.
+        path: &'static str,
+        /// The upgrade's sub-protocol name.
+        sub: &'static str,
+        /// Its answer to the WebSocket upgrade, when one was tried.
+        websocket: Option<Refusal>,
+        /// Its answer to the legacy upgrade, when one was tried.
+        legacy: Option<Refusal>,
+    },
+    /// The proxy's web API answered with an error status.
+    #[error("{endpoint} answered {status}: {message}")]
+    WebApiStatus {
+        /// proxy and path.
+        endpoint: String,
+        /// The status.
+        status: StatusCode,
+        /// The server's sentence (its JSON `error`, or the body).
+        message: String,
+    },
+    /// An exchange with the proxy's web API failed before an answer could be used.
+    #[error("{endpoint}: {reason}")]
+    WebApi {
+        /// proxy (and path, once sent).
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An HTTP exchange with a backend (a Kubernetes API, an upstream) failed.
+    #[error("{name}: {reason}")]
+    Backend {
+        /// The backend, as logs and users name it ("kube cluster dev").
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An environment variable is set to something that does not parse.
+    #[error(transparent)]
+    Env(#[from] EnvError),
     /// Any other I/O error.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// An environment variable that does not parse. Cloneable, so a value read once
+/// (the dialer's path options) can report it on every use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct EnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// The sentence to show (names the variable and what it accepts).
+    pub reason: String,
+}
+
+impl Error {
+    /// The layer this error comes from, when it names one.
+    pub fn layer(&self) -> Option<Layer> {
+        match self {
+            Error::Tls { layer, .. } => Some(*layer),
+            Error::ProxyConnect { .. } => Some(Layer::HttpsProxy),
+            Error::Upgrade { .. } => Some(Layer::LoadBalancer),
+            Error::WebApi { .. } | Error::WebApiStatus { .. } => Some(Layer::WebApi),
+            Error::Backend { .. } => Some(Layer::Backend),
+            Error::Refused(_) | Error::AccessDenied { .. } => Some(Layer::Routing),
+            _ => None,
+        }
+    }
 }
 
 /// The library's result type.
@@ -127,6 +297,68 @@ where
 {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Timeout { phase, peer: peer.to_string(), secs: limit.as_secs().max(1) }),
+        Err(_) => Err(Error::Timeout { phase, peer: peer.to_string(), limit }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_say_the_phase_and_the_limit() {
+        let e = Error::Timeout { phase: Phase::TlsHandshake, peer: "p:443".into(), limit: Duration::from_secs(15) };
+        assert_eq!(e.to_string(), "TLS handshake with p:443 timed out after 15s");
+        let e = Error::Timeout { phase: Phase::Upgrade, peer: "lb".into(), limit: Duration::from_millis(500) };
+        assert_eq!(e.to_string(), "connection upgrade with lb timed out after 500ms");
+    }
+
+    #[test]
+    fn proxy_connect_names_the_https_proxy() {
+        let refusal = Refusal::Status(StatusCode::PROXY_AUTHENTICATION_REQUIRED, String::new());
+        let e = Error::ProxyConnect { proxy: "sq:3128".into(), target: "p:443".into(), refusal };
+        assert_eq!(e.layer(), Some(Layer::HttpsProxy));
+        assert_eq!(
+            e.to_string(),
+            "proxy CONNECT refused: 407 Proxy Authentication Required (HTTPS proxy sq:3128, target p:443)"
+        );
+        let e = Error::ProxyConnect {
+            proxy: "sq:3128".into(),
+            target: "p:443".into(),
+            refusal: Refusal::TimedOut(Duration::from_secs(15)),
+        };
+        assert_eq!(e.to_string(), "proxy CONNECT through sq:3128 failed: gave no answer within 15s");
+    }
+
+    #[test]
+    fn upgrade_says_what_each_attempt_got() {
+        let ws = Some(Refusal::Status(StatusCode::BAD_REQUEST, String::new()));
+        let legacy = Some(Refusal::Status(StatusCode::NOT_FOUND, String::new()));
+        let e = Error::Upgrade {
+            lb: "lb:443".into(),
+            path: "/webapi/connectionupgrade",
+            sub: "oneport-ping",
+            websocket: ws.clone(),
+            legacy: legacy.clone(),
+        };
+        assert_eq!(e.layer(), Some(Layer::LoadBalancer));
+        assert!(e.to_string().starts_with("the load balancer at lb:443 answered 400 Bad Request to the WebSocket upgrade (and answered 404 Not Found to the legacy oneport-ping upgrade)"), "{e}");
+        let e = Error::Upgrade {
+            lb: "lb:443".into(),
+            path: "/webapi/connectionupgrade",
+            sub: "oneport-ping",
+            websocket: None,
+            legacy,
+        };
+        assert!(e.to_string().starts_with("the load balancer at lb:443 answered 404 Not Found to the legacy"), "{e}");
+        let e = Error::Upgrade {
+            lb: "lb:443".into(),
+            path: "/webapi/connectionupgrade",
+            sub: "oneport-ping",
+            websocket: ws,
+            legacy: None,
+        };
+        assert_eq!(e.to_string(), "WebSocket upgrade through lb:443 failed: answered 400 Bad Request");
     }
 }

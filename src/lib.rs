@@ -32,4 +32,4 @@ pub mod server;
 pub mod tools;
 pub mod util;
 
-pub use error::{Error, Result};
+pub use error::{Error, Layer, Phase, Result};

@@ -22,10 +22,9 @@ use tracing::debug;
 
 use crate::client::context::Context;
 use crate::client::profile::{Dirs, Profile, UpgradeCache};
-use crate::client::upgrade::http::Refusal;
 use crate::client::upgrade::proxy_env::{self, HttpProxy};
 use crate::client::upgrade::{self, detect};
-use crate::error::{with_timeout, Error, Phase, Result};
+use crate::error::{with_timeout, EnvError, Error, Layer, Phase, Result};
 use crate::net::io::BoxIo;
 use crate::net::ping::PingStream;
 use crate::net::tls;
@@ -88,17 +87,20 @@ impl PathOptions {
     ///
     /// # Errors
     /// When a variable is set to something that does not parse.
-    pub fn from_env(ctx: &Context) -> Result<PathOptions> {
+    pub fn from_env(ctx: &Context) -> std::result::Result<PathOptions, EnvError> {
         let var = |k: &str| std::env::var(k).ok();
         let upgrade_override = match var(detect::OVERRIDE_VAR) {
-            Some(v) => detect::parse_override(&v, &ctx.proxy).map_err(Error::config)?,
+            Some(v) => detect::parse_override(&v, &ctx.proxy)
+                .map_err(|reason| EnvError { var: detect::OVERRIDE_VAR, reason })?,
             None => None,
         };
         let mode = match var(detect::MODE_VAR) {
-            Some(v) => Mode::parse(&v).map_err(|e| Error::config(format!("{}: {e}", detect::MODE_VAR)))?,
+            Some(v) => Mode::parse(&v)
+                .map_err(|e| EnvError { var: detect::MODE_VAR, reason: format!("{}: {e}", detect::MODE_VAR) })?,
             None => Mode::WebSocket,
         };
-        let http_proxy = proxy_env::proxy_for(&ctx.proxy, var).map_err(Error::config)?;
+        let http_proxy =
+            proxy_env::proxy_for(&ctx.proxy, var).map_err(|reason| EnvError { var: "HTTPS_PROXY", reason })?;
         Ok(PathOptions { upgrade_override, mode, http_proxy })
     }
 }
@@ -131,7 +133,7 @@ impl Failure {
 #[derive(Debug)]
 pub struct Dialer {
     ctx: Context,
-    options: std::result::Result<PathOptions, String>,
+    options: std::result::Result<PathOptions, EnvError>,
     configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<rustls::ClientConfig>>>,
     outer: Mutex<Option<Arc<rustls::ClientConfig>>>,
     decision: tokio::sync::Mutex<Option<Decision>>,
@@ -140,7 +142,7 @@ pub struct Dialer {
 impl Dialer {
     /// A dialer for `ctx`, with path options from the environment.
     pub fn new(ctx: Context) -> Dialer {
-        let options = PathOptions::from_env(&ctx).map_err(|e| e.to_string());
+        let options = PathOptions::from_env(&ctx);
         Dialer::with_options_inner(ctx, options)
     }
 
@@ -149,7 +151,7 @@ impl Dialer {
         Dialer::with_options_inner(ctx, Ok(options))
     }
 
-    fn with_options_inner(ctx: Context, options: std::result::Result<PathOptions, String>) -> Dialer {
+    fn with_options_inner(ctx: Context, options: std::result::Result<PathOptions, EnvError>) -> Dialer {
         Dialer {
             ctx,
             options,
@@ -173,7 +175,7 @@ impl Dialer {
     }
 
     fn options(&self) -> Result<&PathOptions> {
-        self.options.as_ref().map_err(|e| Error::config(e.clone()))
+        self.options.as_ref().map_err(|e| Error::Env(e.clone()))
     }
 
     fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
@@ -238,8 +240,9 @@ impl Dialer {
     /// Dials `target`.
     ///
     /// # Errors
-    /// [`Error::Connect`], [`Error::Tls`], [`Error::Http`] (the load balancer or
-    /// HTTPS proxy refused) or [`Error::Timeout`], naming the layer that failed.
+    /// [`Error::Connect`], [`Error::ProxyConnect`] (the HTTPS proxy refused),
+    /// [`Error::Tls`] (its `layer` says whose), [`Error::Upgrade`] (the load balancer
+    /// refused) or [`Error::Timeout`] (which phase, how long).
     pub async fn dial(&self, target: &Target) -> Result<Dialed> {
         let d = self.decision().await?;
         let first = match self.dial_path(d.cache.required, target).await {
@@ -321,11 +324,10 @@ impl Dialer {
             return Ok(Box::new(tcp));
         };
         let target = self.ctx.proxy.to_string();
-        upgrade::http::connect_via(Box::new(tcp), p, &target).await.map_err(|r| match r {
-            Refusal::Status(s, _) => {
-                Error::Http(format!("proxy CONNECT refused: {} (HTTPS proxy {}, target {target})", s, p.addr))
-            }
-            other => Error::Http(format!("proxy CONNECT through {} failed: {other}", p.addr)),
+        upgrade::http::connect_via(Box::new(tcp), p, &target).await.map_err(|refusal| Error::ProxyConnect {
+            proxy: p.addr.to_string(),
+            target: target.clone(),
+            refusal,
         })
     }
 
@@ -333,26 +335,27 @@ impl Dialer {
     async fn upgraded(&self, sub: Sub) -> std::result::Result<BoxIo, Failure> {
         let mode = self.options().map_err(Failure::Final)?.mode;
         let lb = self.ctx.proxy.to_string();
+        let refused = |websocket, legacy| {
+            Failure::Path(Error::Upgrade {
+                lb: lb.clone(),
+                path: crate::proto::upgrade::PATH,
+                sub: sub.name(),
+                websocket,
+                legacy,
+            })
+        };
         let ws_refusal = match mode {
             Mode::Legacy => None,
             Mode::WebSocket => match upgrade::http::websocket(self.outer_tls().await?, &lb, sub).await {
                 Ok(io) => return Ok(io),
-                Err(Refusal::Status(s, body)) if s == 400 || s == 404 => Some(Refusal::Status(s, body)),
-                Err(r) => {
-                    return Err(Failure::Path(Error::Http(format!("WebSocket upgrade through {lb} failed: {r}"))))
-                }
+                // 400/404: the load balancer may pass only the legacy upgrade.
+                Err(r) if matches!(r.status().map(|s| s.as_u16()), Some(400 | 404)) => Some(r),
+                Err(r) => return Err(refused(Some(r), None)),
             },
         };
         match upgrade::http::legacy(self.outer_tls().await?, &lb, sub).await {
             Ok(io) => Ok(io),
-            Err(r) => Err(Failure::Path(Error::Http(match ws_refusal {
-                Some(ws) => format!(
-                    "the load balancer at {lb} {ws} to the WebSocket upgrade (and {r} to the legacy {} upgrade); it must pass WebSocket upgrades on {}",
-                    sub.name(),
-                    crate::proto::upgrade::PATH
-                ),
-                None => format!("the load balancer at {lb} {r} to the legacy {} upgrade on {}", sub.name(), crate::proto::upgrade::PATH),
-            }))),
+            Err(r) => Err(refused(ws_refusal, Some(r))),
         }
     }
 
@@ -363,10 +366,11 @@ impl Dialer {
         let name = detect::server_name(&self.ctx.proxy.host).map_err(Failure::Final)?;
         let peer = format!("load balancer at {lb}");
         let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
-            TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| Error::Tls { peer: peer.clone(), reason: tls::explain_client_error(&e, &lb) })
+            TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| Error::Tls {
+                layer: Layer::LoadBalancer,
+                peer: peer.clone(),
+                reason: tls::explain_client_error(&e, &lb),
+            })
         })
         .await
         .map_err(Failure::Path)?;
@@ -380,12 +384,11 @@ impl Dialer {
             .map_err(|_| Failure::Final(Error::config(format!("{:?} is not a valid TLS server name", target.sni))))?;
         let connector = TlsConnector::from(self.config(&target.alpn).map_err(Failure::Final)?);
         let peer = format!("{proxy} (SNI {})", target.sni);
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, io)).await;
-        let tls = match tls {
-            Err(_) => {
-                let secs = HANDSHAKE_TIMEOUT.as_secs();
-                return Err(Failure::Path(Error::Timeout { phase: Phase::TlsHandshake, peer, secs }));
-            }
+        // A timeout is a path failure (something in the way swallowed the hello); a
+        // TLS error is one when `is_path_error` says so.
+        let handshake = async { Ok(connector.connect(name, io).await) };
+        let tls = match with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, handshake).await {
+            Err(timeout) => return Err(Failure::Path(timeout)),
             Ok(Err(e)) => {
                 let err = tls::client_error(&e, &proxy, &peer);
                 return Err(if tls::is_path_error(&e) { Failure::Path(err) } else { Failure::Final(err) });
@@ -398,7 +401,7 @@ impl Dialer {
         if alpn.is_none() && wants_alpn {
             // Something answered TLS without routing ALPN: a load balancer in the way.
             let reason = format!("{proxy} negotiated no ALPN: something in front of the proxy terminates TLS");
-            return Err(Failure::Path(Error::Tls { peer, reason }));
+            return Err(Failure::Path(Error::Tls { layer: Layer::Routing, peer, reason }));
         }
         debug!(sni = %target.sni, alpn = ?alpn.map(|a| a.to_string()), resumed = ?conn.handshake_kind(), "dialled");
         let stream: BoxIo = match alpn {

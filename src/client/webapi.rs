@@ -21,34 +21,37 @@ const MAX_BODY: usize = 1 << 20;
 /// GETs `path` and decodes the JSON answer.
 ///
 /// # Errors
-/// Dial errors, [`Error::Http`] for a non-200 answer or a bad body, [`Error::Timeout`].
+/// Dial errors, [`Error::WebApiStatus`] for a non-200 answer, [`Error::WebApi`] for a
+/// failed exchange or a bad body, [`Error::Timeout`].
 pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Result<T> {
     let proxy = dialer.context().proxy.to_string();
+    let endpoint = format!("{proxy}{path}");
+    let failed = |reason: String| Error::WebApi { endpoint: endpoint.clone(), reason };
+    let req = Request::get(path)
+        .header(hyper::header::HOST, dialer.context().web_sni())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Error::config(format!("bad web API request path {path:?}: {e}")))?;
     with_timeout(Phase::Request, &proxy, REQUEST_TIMEOUT, async {
         let dialed = dialer.dial(&Target::web(dialer.context())).await?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(dialed.stream))
             .await
-            .map_err(|e| Error::Http(format!("{proxy}: HTTP handshake failed: {e}")))?;
+            .map_err(|e| Error::WebApi { endpoint: proxy.clone(), reason: format!("HTTP handshake failed: {e}") })?;
         tokio::spawn(conn);
-        let req = Request::get(path)
-            .header(hyper::header::HOST, dialer.context().web_sni())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| Error::Http(format!("bad request path {path:?}: {e}")))?;
-        let resp = send.send_request(req).await.map_err(|e| Error::Http(format!("{proxy}{path}: {e}")))?;
+        let resp = send.send_request(req).await.map_err(|e| failed(e.to_string()))?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| Error::Http(format!("{proxy}{path}: reading the answer: {e}")))?
+            .map_err(|e| failed(format!("reading the answer: {e}")))?
             .to_bytes();
         if status != StatusCode::OK {
-            let msg = serde_json::from_slice::<serde_json::Value>(&body)
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(Error::Http(format!("{proxy}{path} answered {status}: {msg}")));
+            return Err(Error::WebApiStatus { endpoint: endpoint.clone(), status, message });
         }
-        serde_json::from_slice(&body).map_err(|e| Error::Http(format!("{proxy}{path}: unexpected answer: {e}")))
+        serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer: {e}")))
     })
     .await
 }

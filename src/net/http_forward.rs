@@ -94,7 +94,7 @@ impl Pool {
         let (send, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| Error::Http(format!("{}: HTTP handshake failed: {e}", self.name)))?;
+            .map_err(|e| Error::Backend { name: self.name.clone(), reason: format!("HTTP handshake failed: {e}") })?;
         let name = self.name.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -133,9 +133,9 @@ impl Pool {
     /// Sends `req` on an idle connection or a new one.
     ///
     /// # Errors
-    /// The dial error, or [`Error::Http`] when the exchange fails.
+    /// The dial error, or [`Error::Backend`] when the exchange fails.
     pub async fn send(self: &Arc<Self>, req: Request<Incoming>) -> crate::Result<Response<Incoming>> {
-        let http = |e: hyper::Error| Error::Http(format!("{}: {e}", self.name));
+        let http = |e: hyper::Error| Error::Backend { name: self.name.clone(), reason: e.to_string() };
         let (mut send, resp) = match self.take_idle() {
             Some(mut send) => match send.try_send_request(req).await {
                 Ok(resp) => (send, resp),
@@ -259,7 +259,11 @@ pub fn error_response(path: &str, name: &str, e: &Error) -> Response<Body> {
     let (code, msg) = match e {
         Error::Refused(msg) => (StatusCode::FORBIDDEN, msg.clone()),
         Error::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
-        Error::Http(msg) => (StatusCode::BAD_GATEWAY, msg.clone()),
+        Error::Backend { .. }
+        | Error::WebApi { .. }
+        | Error::WebApiStatus { .. }
+        | Error::ProxyConnect { .. }
+        | Error::Upgrade { .. } => (StatusCode::BAD_GATEWAY, e.to_string()),
         other => (StatusCode::SERVICE_UNAVAILABLE, format!("{name} is unreachable: {other}")),
     };
     kube_status::for_path(path, code, &msg)

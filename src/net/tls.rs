@@ -293,7 +293,11 @@ pub fn client_error(err: &std::io::Error, proxy: &str, peer: &str) -> crate::Err
     if alert_of(err) == Some(rustls::AlertDescription::AccessDenied) {
         return crate::Error::AccessDenied { proxy: proxy.to_string() };
     }
-    crate::Error::Tls { peer: peer.to_string(), reason: explain_client_error(err, proxy) }
+    crate::Error::Tls {
+        layer: crate::error::Layer::Routing,
+        peer: peer.to_string(),
+        reason: explain_client_error(err, proxy),
+    }
 }
 
 /// Whether a client handshake error suggests something between us and the router

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
-use crate::error::{with_timeout, Error, Phase};
+use crate::error::{with_timeout, Error, Layer, Phase};
 use crate::identity::Caller;
 use crate::net::io::BoxIo;
 use crate::net::relay::relay;
@@ -66,7 +66,7 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
     let Target::Database(d) = target else { return };
     let reason = match err {
         Error::Connect { cause, .. } => cause.to_string(),
-        Error::Timeout { phase, secs, .. } => format!("{phase} timed out after {secs}s"),
+        Error::Timeout { phase, limit, .. } => format!("{phase} timed out after {limit:?}"),
         Error::Tls { .. } => "TLS to the database failed".to_string(),
         other => other.to_string(),
     };
@@ -144,10 +144,11 @@ async fn db_tls(srv: &Server, d: &Database, mut tcp: TcpStream) -> crate::Result
                 )))
             }
         }
-        let tls = TlsConnector::from(t.config.clone())
-            .connect(t.name.clone(), tcp)
-            .await
-            .map_err(|e| Error::Tls { peer: peer.clone(), reason: e.to_string() })?;
+        let tls = TlsConnector::from(t.config.clone()).connect(t.name.clone(), tcp).await.map_err(|e| Error::Tls {
+            layer: Layer::Backend,
+            peer: peer.clone(),
+            reason: e.to_string(),
+        })?;
         debug!(database = %d.name, "TLS to the database established");
         Ok(Box::new(tls) as BoxIo)
     })
@@ -163,12 +164,14 @@ async fn postgres_ssl_request(tcp: &mut TcpStream, peer: &str) -> crate::Result<
     match answer[0] {
         postgres::ACCEPT_SSL => Ok(()),
         postgres::REFUSE_ENCRYPTION => Err(Error::Tls {
+            layer: Layer::Backend,
             peer: peer.to_string(),
             reason: "the database does not accept TLS (it answered N to SSLRequest): set ssl=on in its \
                      postgresql.conf, or remove `tls` from its entry"
                 .into(),
         }),
         b => Err(Error::Tls {
+            layer: Layer::Backend,
             peer: peer.to_string(),
             reason: format!("unexpected answer {b:#04x} to SSLRequest: is it PostgreSQL?"),
         }),

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
-use crate::error::{with_timeout, Error, Phase, Result};
+use crate::error::{with_timeout, Error, Layer, Phase, Result};
 use crate::identity::{self, Caller};
 use crate::net::http_forward::{self, Body, DialFn, Pool};
 use crate::net::io::BoxIo;
@@ -215,10 +215,11 @@ fn dial_fn(
             let _ = tcp.set_nodelay(true);
             let Some((cfg, name)) = tls else { return Ok(Box::new(tcp) as BoxIo) };
             let tls = with_timeout(Phase::TlsHandshake, &addr, limit, async {
-                TlsConnector::from(cfg)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| Error::Tls { peer: addr.clone(), reason: e.to_string() })
+                TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| Error::Tls {
+                    layer: Layer::Backend,
+                    peer: addr.clone(),
+                    reason: e.to_string(),
+                })
             })
             .await?;
             Ok(Box::new(tls) as BoxIo)

@@ -23,26 +23,8 @@ use crate::proto::upgrade::{Sub, LEGACY_HEADER, PATH};
 /// Deadline for one upgrade or CONNECT exchange.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Why an upgrade did not happen.
-#[derive(Debug)]
-pub enum Refusal {
-    /// The peer answered with this status instead of 101.
-    Status(StatusCode, String),
-    /// The peer answered 101 but the answer is wrong (accept key, sub-protocol).
-    Invalid(String),
-    /// The exchange itself failed (closed, timed out).
-    Failed(String),
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::Status(s, body) if body.is_empty() => write!(f, "answered {s}"),
-            Refusal::Status(s, body) => write!(f, "answered {s} ({body})"),
-            Refusal::Invalid(m) | Refusal::Failed(m) => f.write_str(m),
-        }
-    }
-}
+/// Why an upgrade did not happen (lives in the error module, which carries it).
+pub use crate::error::Refusal;
 
 async fn exchange(io: BoxIo, req: Request<Empty<Bytes>>) -> Result<(Response<hyper::body::Incoming>, ()), Refusal> {
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
@@ -85,9 +67,7 @@ pub async fn connect_via(io: BoxIo, proxy: &HttpProxy, target: &str) -> Result<B
         req = req.header("proxy-authorization", format!("Basic {token}"));
     }
     let req = req.body(Empty::new()).map_err(|e| Refusal::Failed(format!("bad CONNECT target {target:?}: {e}")))?;
-    let (resp, ()) = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(io, req))
-        .await
-        .map_err(|_| Refusal::Failed(format!("no answer to CONNECT within {}s", EXCHANGE_TIMEOUT.as_secs())))??;
+    let (resp, ()) = timed(exchange(io, req)).await?;
     if !resp.status().is_success() {
         let s = resp.status();
         return Err(Refusal::Status(s, body_snippet(resp).await));
@@ -147,9 +127,7 @@ pub async fn legacy(io: BoxIo, host: &str, sub: Sub) -> Result<BoxIo, Refusal> {
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T, Refusal>>) -> Result<T, Refusal> {
-    tokio::time::timeout(EXCHANGE_TIMEOUT, f)
-        .await
-        .map_err(|_| Refusal::Failed(format!("no answer to the upgrade within {}s", EXCHANGE_TIMEOUT.as_secs())))?
+    tokio::time::timeout(EXCHANGE_TIMEOUT, f).await.map_err(|_| Refusal::TimedOut(EXCHANGE_TIMEOUT))?
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
