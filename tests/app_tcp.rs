@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use oneport::client::dial::Target;
-use oneport::client::local::{self, Resource};
-use oneport::proto::naming::{Kind, Protocol};
+use oneport::client::local;
+use oneport::proto::naming::{Kind, Protocol, ResourceRef};
 use oneport::server::config::{Allow, App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -184,7 +184,7 @@ async fn refusals_are_specific_and_reach_no_backend() {
 
 async fn run_tunnel(d: &oneport::client::dial::Dialer, t: &Target, name: &str) -> String {
     let (mut local, _peer) = tokio::io::duplex(1024);
-    let res = Resource { kind: Kind::App, name: name.into() };
+    let res = ResourceRef::new(Kind::App, name);
     local::tunnel(d, t, &res, &mut local).await.unwrap_err().to_string()
 }
 

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Global;
 use crate::client::context::Context;
 use crate::client::dial::{Dialer, Target};
-use crate::client::local::{self, Resource};
+use crate::client::local;
 use crate::client::webapi;
-use crate::proto::naming::{Kind, Protocol};
+use crate::proto::naming::{Kind, Protocol, ResourceRef};
 
 /// Arguments of `proxy app`.
 #[derive(Debug, Clone, Args)]
@@ -42,7 +42,7 @@ pub fn protocol_for(server_protocol: Option<&str>) -> Protocol {
 pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let ctx = Context::resolve(&g.overrides())?;
     let dialer = Arc::new(Dialer::new(ctx));
-    let info = webapi::require(&dialer, Kind::App, &a.name).await?;
+    let info = webapi::require(&dialer, &ResourceRef::new(Kind::App, a.name.clone())).await?;
     let protocol = protocol_for(info.protocol.as_deref());
     let target = Target::resource(dialer.context(), Kind::App, &a.name, protocol);
     let shutdown = CancellationToken::new();
@@ -60,7 +60,7 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
         println!("  connect your client to {local}");
     }
     println!("Press Ctrl-C to stop.");
-    let res = Resource { kind: Kind::App, name: a.name };
+    let res = ResourceRef::new(Kind::App, a.name);
     let handler = if protocol == Protocol::Http1 {
         // Refuses requests that name a domain: DNS rebinding from a browser page.
         local::http_tunnel_handler(dialer, target, res, local.port())

@@ -18,7 +18,7 @@ use crate::client::context::Context;
 use crate::client::dial::Dialer;
 use crate::client::local;
 use crate::client::webapi;
-use crate::proto::naming::Kind;
+use crate::proto::naming::{Kind, ResourceRef};
 use crate::tools::db::{self, ClientCommand, DbProtocol, Settings};
 
 /// How long the proxy of `db connect` waits for open connections (a cancel request
@@ -116,7 +116,7 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
 /// The protocol to speak: the server's answer; `--protocol` when the server cannot
 /// be asked or refuses for now.
 async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) -> anyhow::Result<DbProtocol> {
-    match (webapi::require(dialer, Kind::Db, name).await, flag) {
+    match (webapi::require(dialer, &ResourceRef::new(Kind::Db, name)).await, flag) {
         (Ok(info), flag) => {
             let server = server_protocol(name, info.protocol.as_deref())?;
             if let Some(f) = flag.filter(|f| *f != server) {
@@ -167,7 +167,7 @@ fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bo
 pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
     let ctx = Context::resolve(&g.overrides())?;
     let dialer = Arc::new(Dialer::new(ctx));
-    let info = webapi::require(&dialer, Kind::Db, &a.name).await?;
+    let info = webapi::require(&dialer, &ResourceRef::new(Kind::Db, a.name.clone())).await?;
     let protocol = server_protocol(&a.name, info.protocol.as_deref())?;
     let listener = local::bind(None, None).await?;
     let settings = Settings {

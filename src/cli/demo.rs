@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::context::{Context, Overrides};
 use crate::client::dial::{Dialer, Target};
-use crate::client::local::{self, Resource};
+use crate::client::local;
 use crate::client::webapi;
-use crate::proto::naming::{Kind, Protocol};
+use crate::proto::naming::{Kind, Protocol, ResourceRef};
 use crate::server::{self, config, setup};
 use crate::util::addr::HostPort;
 
@@ -77,7 +77,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let local = local::bind(None, None).await?;
     let local_addr = local.local_addr()?;
     let target = Target::resource(dialer.context(), Kind::App, "hello", Protocol::Http1);
-    let res = Resource { kind: Kind::App, name: "hello".into() };
+    let res = ResourceRef::new(Kind::App, "hello");
     let handler = local::http_tunnel_handler(dialer.clone(), target, res, local_addr.port());
     let proxy_task = tokio::spawn(local::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
     println!("3. `oneport proxy app hello` listening on http://{local_addr}/");

@@ -16,8 +16,9 @@ use crate::client::dial::{Dialer, Target};
 use crate::client::upgrade::detect;
 use crate::client::webapi;
 use crate::net::tls::{self, Trust};
-use crate::proto::naming::{Kind, Protocol};
+use crate::proto::naming::{Kind, Protocol, ResourceRef};
 use crate::proto::upgrade::Sub;
+use crate::proto::webapi::Outcome;
 
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]
@@ -236,10 +237,7 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
 }
 
 async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
-    let parsed = spec.split_once('/').and_then(|(k, n)| {
-        let kind = serde_json::from_value::<Kind>(serde_json::Value::String(k.to_string())).ok()?;
-        Some((kind, n.to_string()))
-    });
+    let parsed = spec.split_once('/').and_then(|(k, n)| Some((k.parse::<Kind>().ok()?, n.to_string())));
     let Some((kind, name)) = parsed else {
         return r.fail(
             "resource",
@@ -247,8 +245,8 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
             "use node/web1, db/pg1, app/grafana or kube/dev",
         );
     };
-    let res = match webapi::resolve(dialer, kind, &name).await {
-        Ok(res) if res.outcome == "allowed" => res,
+    let res = match webapi::resolve(dialer, &ResourceRef::new(kind, name.clone())).await {
+        Ok(res) if res.outcome == Outcome::Allowed => res,
         Ok(res) => return r.fail("route", res.message.clone(), &res.message),
         Err(e) => return r.fail("route", e.to_string(), "see the error above"),
     };

@@ -17,7 +17,7 @@ use crate::client::context::Context;
 use crate::client::dial::Dialer;
 use crate::client::local::kube::KubeProxy;
 use crate::client::webapi;
-use crate::proto::naming::{self, Kind};
+use crate::proto::naming::{self, Kind, ResourceRef};
 use crate::tools::kube::kubeconfig::{self, Chain, Files, Login, Stanza};
 use crate::tools::kube::{credentials, entry_name};
 
@@ -125,7 +125,7 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     let chain = Chain::locate(a.kubeconfig.as_deref())?;
     let files = Files::load(&chain)?;
     let ping = webapi::ping(&dialer).await.with_context(|| format!("asking proxy {} about itself", ctx.proxy))?;
-    webapi::require(&dialer, Kind::Kube, &a.name).await?;
+    webapi::require(&dialer, &ResourceRef::new(Kind::Kube, a.name.clone())).await?;
     let entry = entry_name(&ping.cluster_name, &a.name);
     let context_name = a.set_context_name.clone().unwrap_or_else(|| entry.clone());
     let stanzas = Login {
@@ -232,7 +232,7 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
         all
     } else {
         for n in &a.names {
-            webapi::require(&dialer, Kind::Kube, n).await?;
+            webapi::require(&dialer, &ResourceRef::new(Kind::Kube, n.clone())).await?;
         }
         a.names.clone()
     };

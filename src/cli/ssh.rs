@@ -11,10 +11,10 @@ use tracing::debug;
 use crate::cli::Global;
 use crate::client::context::Context;
 use crate::client::dial::{Dialer, Target};
-use crate::client::local::{self, Resource};
+use crate::client::local;
 use crate::client::webapi;
 use crate::net::stdio::Stdio;
-use crate::proto::naming::{self, Kind, Protocol};
+use crate::proto::naming::{self, Kind, Protocol, ResourceRef};
 use crate::tools::ssh::{self, ConfigSpec, Shell, SshTarget};
 
 /// Arguments of `proxy ssh`.
@@ -45,14 +45,14 @@ pub async fn proxy(g: &Global, a: ProxySshArgs) -> anyhow::Result<u8> {
     debug!(node = %name, port = ?port, user = ?target.user, "proxy ssh");
     // Ask first, so an unknown node or a denied user gets the proxy's sentence
     // rather than a TLS alert; a refusal after this is explained the same way.
-    webapi::require_at(&dialer, Kind::Node, &name, port).await?;
+    let res = ResourceRef::new(Kind::Node, name.clone()).at(port);
+    webapi::require(&dialer, &res).await?;
     let dial_target = Target {
         sni: naming::node_sni(&name, port, &dialer.context().domain),
         alpn: Protocol::ProxySsh.client_offer(),
     };
     let mut stdio = Stdio::process().context("starting the stdin reader")?;
-    let res = Resource { kind: Kind::Node, name };
-    local::tunnel_at(&dialer, &dial_target, &res, port, &mut stdio).await?;
+    local::tunnel(&dialer, &dial_target, &res, &mut stdio).await?;
     Ok(0)
 }
 

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use crate::client::dial::{Dialer, Target};
 use crate::error::{with_timeout, Error, Phase, Result};
-use crate::proto::naming::Kind;
-use crate::proto::webapi::{PingResponse, ResolveResponse};
+use crate::proto::naming::{Kind, ResourceRef};
+use crate::proto::webapi::{resolve_path, Outcome, PingResponse, ResolveResponse};
 
 /// Deadline for one web API request, handshake included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -75,43 +75,24 @@ fn check_name(kind: Kind, name: &str) -> Result<()> {
     )))
 }
 
-/// `/webapi/resolve` for a resource.
+/// `/webapi/resolve` for resource `r` (a node's port included when asked for).
 ///
 /// # Errors
 /// As [`get_json`].
-pub async fn resolve(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
-    resolve_at(dialer, kind, name, None).await
+pub async fn resolve(dialer: &Dialer, r: &ResourceRef) -> Result<ResolveResponse> {
+    check_name(r.kind, &r.name)?;
+    get_json(dialer, &resolve_path(r)).await
 }
 
-/// `/webapi/resolve` for a node reached on `port` (`None`: its own address).
-///
-/// # Errors
-/// As [`get_json`].
-pub async fn resolve_at(dialer: &Dialer, kind: Kind, name: &str, port: Option<u16>) -> Result<ResolveResponse> {
-    check_name(kind, name)?;
-    let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    let port = port.map(|p| format!("&port={p}")).unwrap_or_default();
-    get_json(dialer, &format!("/webapi/resolve?kind={kind}&name={name}{port}")).await
-}
-
-/// Checks that `name` can be used, returning the server's answer when it can and
+/// Checks that `r` can be used, returning the server's answer when it can and
 /// [`Error::Refused`] with the server's sentence when it cannot.
 ///
 /// # Errors
 /// [`Error::Refused`] or the request's own errors.
-pub async fn require(dialer: &Dialer, kind: Kind, name: &str) -> Result<ResolveResponse> {
-    require_at(dialer, kind, name, None).await
-}
-
-/// As [`require`], for a node reached on `port` (`None`: its own address).
-///
-/// # Errors
-/// [`Error::Refused`] or the request's own errors.
-pub async fn require_at(dialer: &Dialer, kind: Kind, name: &str, port: Option<u16>) -> Result<ResolveResponse> {
-    let r = resolve_at(dialer, kind, name, port).await?;
-    if r.outcome == "allowed" {
-        Ok(r)
-    } else {
-        Err(Error::Refused(r.message))
+pub async fn require(dialer: &Dialer, r: &ResourceRef) -> Result<ResolveResponse> {
+    let answer = resolve(dialer, r).await?;
+    match answer.outcome {
+        Outcome::Allowed => Ok(answer),
+        Outcome::Denied | Outcome::Unknown => Err(Error::Refused(answer.message)),
     }
 }

@@ -161,6 +161,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in listing order.
+    pub const ALL: [Kind; 4] = [Kind::Node, Kind::Db, Kind::App, Kind::Kube];
+
+    /// The wire name (web API `kind=`, JSON, `doctor --resource KIND/NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Db => "db",
+            Kind::App => "app",
+            Kind::Kube => "kube",
+        }
+    }
+
     /// The SNI label for this kind.
     pub fn label(self) -> &'static str {
         match self {
@@ -183,8 +196,56 @@ impl Kind {
 }
 
 impl fmt::Display for Kind {
+    /// The word used in messages ([`Kind::noun`]); [`Kind::as_str`] is the wire name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.noun())
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    /// Parses the wire name ([`Kind::as_str`]).
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a resource kind (node, db, app or kube)"))
+    }
+}
+
+/// One resource, as a request names it: its kind, its name and, for a node, the
+/// port asked for (`None`: the node's own address).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    /// The kind.
+    pub kind: Kind,
+    /// The name.
+    pub name: String,
+    /// The node port asked for, if any.
+    pub port: Option<u16>,
+}
+
+impl ResourceRef {
+    /// Resource `name` of `kind`, at its own address.
+    pub fn new(kind: Kind, name: impl Into<String>) -> ResourceRef {
+        ResourceRef { kind, name: name.into(), port: None }
+    }
+
+    /// The same resource reached on `port` (`None`: its own address).
+    pub fn at(self, port: Option<u16>) -> ResourceRef {
+        ResourceRef { port, ..self }
+    }
+}
+
+impl fmt::Display for ResourceRef {
+    /// "node web1", "node web1 port 2222", "database pg1".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.noun(), self.name)?;
+        match self.port {
+            Some(p) => write!(f, " port {p}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -416,5 +477,21 @@ mod tests {
         assert!(names.contains(&"*.db.p.example".to_string()));
         assert!(names.contains(&"kube-teleport-proxy-alpn.p.example".to_string()));
         assert!(names.contains(&"*.kube-teleport-proxy-alpn.p.example".to_string()));
+    }
+
+    #[test]
+    fn kind_wire_names_round_trip_and_match_serde() {
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert!("database".parse::<Kind>().unwrap_err().contains("node, db, app or kube"));
+    }
+
+    #[test]
+    fn resource_ref_names_the_port_only_when_asked() {
+        let r = ResourceRef::new(Kind::Node, "web1");
+        assert_eq!(r.to_string(), "node web1");
+        assert_eq!(r.at(Some(2222)).to_string(), "node web1 port 2222");
     }
 }

@@ -31,7 +31,7 @@ use crate::identity::{self, Caller};
 use crate::net::http_forward::{self, Body, DialFn, Pool};
 use crate::net::io::BoxIo;
 use crate::proto::kube_status;
-use crate::proto::naming::Kind;
+use crate::proto::naming::{Kind, ResourceRef};
 use crate::server::config::Kube;
 use crate::server::routes::ResourceRoute;
 use crate::server::{web, Server};
@@ -271,7 +271,8 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, route: ResourceRoute, caller: Ca
     let Some(up) = srv.kube.get(&route.name).cloned() else {
         return info!(kube = %route.name, "kube cluster has no upstream; closed");
     };
-    let denied = (!route.allow.permits(&caller)).then(|| web::explain(&srv, &caller, Kind::Kube, &route.name).message);
+    let denied = (!route.allow.permits(&caller))
+        .then(|| web::explain(&srv, &caller, &ResourceRef::new(Kind::Kube, route.name.clone())).message);
     let ctx = Arc::new(ConnCtx { up, caller, cluster: route.name.clone(), denied });
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();

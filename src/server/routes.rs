@@ -117,15 +117,10 @@ impl Table {
     pub fn all(&self) -> Vec<(Kind, String, String, &Allow)> {
         let mut out = Vec::new();
         out.extend(self.nodes.values().map(|n| (Kind::Node, n.name.clone(), "ssh".to_string(), &n.allow)));
-        out.extend(self.databases.values().map(|d| {
-            let p =
-                serde_json::to_value(d.protocol).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            (Kind::Db, d.name.clone(), p, &d.allow)
-        }));
-        out.extend(self.apps.values().map(|a| {
-            let k = if a.kind == AppKind::Http { "http" } else { "tcp" };
-            (Kind::App, a.name.clone(), k.to_string(), &a.allow)
-        }));
+        out.extend(
+            self.databases.values().map(|d| (Kind::Db, d.name.clone(), d.protocol.as_str().to_string(), &d.allow)),
+        );
+        out.extend(self.apps.values().map(|a| (Kind::App, a.name.clone(), a.kind.as_str().to_string(), &a.allow)));
         out.extend(self.kube.values().map(|k| (Kind::Kube, k.name.clone(), "kubernetes".to_string(), &k.allow)));
         out
     }

@@ -16,9 +16,9 @@ use tracing::{debug, info};
 
 use crate::identity::Caller;
 use crate::net::io::BoxIo;
-use crate::proto::naming::Kind;
+use crate::proto::naming::{Kind, ResourceRef};
 use crate::proto::upgrade;
-use crate::proto::webapi::{PingResponse, ResolveResponse, ResourceInfo};
+use crate::proto::webapi::{parse_resolve_query, Outcome, PingResponse, ResolveResponse, ResourceInfo};
 use crate::server::Server;
 
 /// What the web handler knows about the connection.
@@ -264,40 +264,16 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
     let Some(caller) = caller else {
         return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
     };
-    let mut kind = None;
-    let mut name = None;
-    let mut port = None;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("kind", v)) => kind = serde_json::from_value::<Kind>(serde_json::Value::String(v.into())).ok(),
-            Some(("name", v)) => name = Some(v.to_string()),
-            Some(("port", v)) => match v.parse::<u16>() {
-                Ok(p) if p > 0 => port = Some(p),
-                _ => return error(StatusCode::BAD_REQUEST, &format!("port {v:?} is not a number from 1 to 65535")),
-            },
-            _ => {}
-        }
+    match parse_resolve_query(query) {
+        Ok(r) => json(StatusCode::OK, &explain(srv, caller, &r)),
+        Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
     }
-    let (Some(kind), Some(name)) = (kind, name) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "resolve needs kind=node|db|app|kube and name=NAME (and port=N for nodes)",
-        );
-    };
-    if port.is_some() && kind != Kind::Node {
-        return error(StatusCode::BAD_REQUEST, "only nodes take a port");
-    }
-    json(StatusCode::OK, &explain_at(srv, caller, kind, &name, port))
 }
 
-/// Why `caller` can or cannot use resource `name` of `kind`, in a sentence.
-pub fn explain(srv: &Server, caller: &Caller, kind: Kind, name: &str) -> ResolveResponse {
-    explain_at(srv, caller, kind, name, None)
-}
-
-/// As [`explain`], for a node reached on `port` (`None`: its own address). The port is
+/// Why `caller` can or cannot use resource `r`, in a sentence. A node's port is
 /// judged only for callers the node allows, so others learn nothing about it.
-pub fn explain_at(srv: &Server, caller: &Caller, kind: Kind, name: &str, port: Option<u16>) -> ResolveResponse {
+pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveResponse {
+    let (kind, name, port) = (r.kind, r.name.as_str(), r.port);
     let proxy = &srv.cfg.public_addr;
     let refusal = match srv.table.node(name) {
         Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
@@ -305,17 +281,17 @@ pub fn explain_at(srv: &Server, caller: &Caller, kind: Kind, name: &str, port: O
     };
     match srv.table.allow_of(kind, name) {
         Some(allow) if allow.permits(caller) && refusal.is_some() => ResolveResponse {
-            outcome: "denied".into(),
+            outcome: Outcome::Denied,
             message: refusal.map(|r| r.sentence(proxy)).unwrap_or_default(),
             protocol: None,
         },
         Some(allow) if allow.permits(caller) => ResolveResponse {
-            outcome: "allowed".into(),
+            outcome: Outcome::Allowed,
             message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
             protocol: srv.table.all().into_iter().find(|(k, n, _, _)| *k == kind && n == name).map(|(_, _, p, _)| p),
         },
         Some(_) => ResolveResponse {
-            outcome: "denied".into(),
+            outcome: Outcome::Denied,
             message: format!("access to {} {name} denied for user {}", kind.noun(), caller.user),
             protocol: None,
         },
@@ -328,7 +304,7 @@ pub fn explain_at(srv: &Server, caller: &Caller, kind: Kind, name: &str, port: O
                 .collect();
             let known = if known.is_empty() { "none for this user".to_string() } else { known.join(", ") };
             ResolveResponse {
-                outcome: "unknown".into(),
+                outcome: Outcome::Unknown,
                 message: format!("{} {name} is not known to proxy {proxy}; known: {known}", kind.noun()),
                 protocol: None,
             }

@@ -22,14 +22,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{debug, error};
 
 use crate::client::dial::{Dialer, Target};
-use crate::client::local::{self, Handler, Resource};
+use crate::client::local::{self, Handler};
 use crate::client::webapi;
 use crate::error::Error;
 use crate::net::io::IoStream;
 use crate::proto::db::handshake::{prelude, refuse_mysql, PreludeError};
 use crate::proto::db::postgres::{self, Startup};
 use crate::proto::db::{mysql, DbProtocol};
-use crate::proto::naming::Kind;
+use crate::proto::naming::{Kind, ResourceRef};
+use crate::proto::webapi::Outcome;
 
 /// How long a Postgres client may take to send its startup message.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +40,7 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A handler for `local::serve` that serves database `name` speaking `protocol`.
 pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler {
     let target = Target::resource(dialer.context(), Kind::Db, name, protocol.protocol());
-    let res = Resource { kind: Kind::Db, name: name.to_string() };
+    let res = ResourceRef::new(Kind::Db, name);
     Arc::new(move |tcp, _peer| {
         let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
         Box::pin(async move {
@@ -59,7 +60,12 @@ pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler
 }
 
 /// Serves one Postgres client.
-async fn serve_postgres<S: IoStream>(dialer: &Dialer, target: &Target, res: &Resource, mut io: S) -> Result<(), Error> {
+async fn serve_postgres<S: IoStream>(
+    dialer: &Dialer,
+    target: &Target,
+    res: &ResourceRef,
+    mut io: S,
+) -> Result<(), Error> {
     let (first, buffered) = match tokio::time::timeout(STARTUP_TIMEOUT, prelude(&mut io)).await {
         Err(_) => {
             debug!("no startup message within {}s; closed", STARTUP_TIMEOUT.as_secs());
@@ -95,7 +101,7 @@ async fn serve_postgres<S: IoStream>(dialer: &Dialer, target: &Target, res: &Res
 }
 
 /// Serves one MySQL/MariaDB client.
-async fn serve_mysql<S: IoStream>(dialer: &Dialer, target: &Target, res: &Resource, io: S) -> Result<(), Error> {
+async fn serve_mysql<S: IoStream>(dialer: &Dialer, target: &Target, res: &ResourceRef, io: S) -> Result<(), Error> {
     let mut local = Local::new(Vec::new(), io);
     let Err(err) = local::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
     // Nothing written yet means the server's greeting never came: refuse in its place.
@@ -123,17 +129,17 @@ enum Refusal {
 
 /// Classifies a tunnel error. `tunnel` already put the proxy's sentence in
 /// [`Error::Refused`]; which of the two refusals it was takes one more question.
-async fn refusal(dialer: &Dialer, res: &Resource, err: &Error) -> Refusal {
+async fn refusal(dialer: &Dialer, res: &ResourceRef, err: &Error) -> Refusal {
     if !matches!(err, Error::Refused(_)) {
         return Refusal::Other;
     }
-    match webapi::resolve(dialer, res.kind, &res.name).await {
-        Ok(r) if r.outcome == "unknown" => Refusal::Unknown,
+    match webapi::resolve(dialer, res).await {
+        Ok(r) if r.outcome == Outcome::Unknown => Refusal::Unknown,
         _ => Refusal::Denied,
     }
 }
 
-fn path_failure(res: &Resource, err: &Error) -> String {
+fn path_failure(res: &ResourceRef, err: &Error) -> String {
     match err {
         Error::Tunnel { .. } => err.to_string(), // already names the database
         _ => format!("oneport could not reach database {}: {err}", res.name),

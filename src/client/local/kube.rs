@@ -35,14 +35,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::client::dial::{Dialer, Target};
-use crate::client::local::{self, Resource};
+use crate::client::local;
 use crate::error::{Error, Result};
 use crate::identity::pki;
 use crate::identity::Caller;
 use crate::net::http_forward::{self, Body, DialFn, Pool};
 use crate::net::tls::{ClientAuth, ServerTls};
 use crate::proto::kube_status;
-use crate::proto::naming::{self, Kind, Protocol};
+use crate::proto::naming::{self, Kind, Protocol, ResourceRef};
 use crate::tools::kube::entry_name;
 
 /// Deadline for kubectl's TLS handshake with the local proxy.
@@ -172,7 +172,7 @@ fn pem_certs(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>
 /// proxy's words.
 fn upstream_pool(dialer: Arc<Dialer>, name: &str) -> Arc<Pool> {
     let target = Target::resource(dialer.context(), Kind::Kube, name, Protocol::Http1);
-    let res = Resource { kind: Kind::Kube, name: name.to_string() };
+    let res = ResourceRef::new(Kind::Kube, name);
     let label = format!("kube cluster {name} through proxy {}", dialer.context().proxy);
     let dial: DialFn = Arc::new(move || {
         let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());

@@ -24,7 +24,8 @@ use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::io::IoStream;
 use crate::net::relay::{relay, Counts};
-use crate::proto::naming::Kind;
+use crate::proto::naming::ResourceRef;
+use crate::proto::webapi::Outcome;
 
 /// How long open connections may finish after Ctrl-C.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
@@ -101,38 +102,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// What a tunnel reaches, for error messages.
-#[derive(Debug, Clone)]
-pub struct Resource {
-    /// The kind.
-    pub kind: Kind,
-    /// The name.
-    pub name: String,
-}
-
 /// Dials `target` and relays `local` through it. On failure, asks the proxy why (so
-/// the message names the resource and the reason), and returns that.
+/// the message names the resource, and for a node the port, and the reason), and
+/// returns that.
 ///
 /// # Errors
 /// The dial or relay error, explained.
 pub async fn tunnel<L: IoStream + ?Sized>(
     dialer: &Dialer,
     target: &Target,
-    res: &Resource,
-    local: &mut L,
-) -> Result<Counts> {
-    tunnel_at(dialer, target, res, None, local).await
-}
-
-/// As [`tunnel`], for a node reached on `port` (so a refusal is explained for that port).
-///
-/// # Errors
-/// The dial or relay error, explained.
-pub async fn tunnel_at<L: IoStream + ?Sized>(
-    dialer: &Dialer,
-    target: &Target,
-    res: &Resource,
-    port: Option<u16>,
+    res: &ResourceRef,
     local: &mut L,
 ) -> Result<Counts> {
     let result = async {
@@ -146,13 +125,13 @@ pub async fn tunnel_at<L: IoStream + ?Sized>(
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
             Ok(c)
         }
-        Err(e) => Err(explain_at(dialer, res, port, e).await),
+        Err(e) => Err(explain(dialer, res, e).await),
     }
 }
 
 /// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
 /// after the client's side of the handshake), or the tunnel ending abnormally.
-fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
+fn after_handshake(e: &std::io::Error, res: &ResourceRef, proxy: &str) -> Error {
     if crate::net::tls::alert_of(e) == Some(rustls::AlertDescription::AccessDenied) {
         return Error::AccessDenied { proxy: proxy.to_string() };
     }
@@ -160,21 +139,16 @@ fn after_handshake(e: &std::io::Error, res: &Resource, proxy: &str) -> Error {
     if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
         reason.push_str(" (the proxy may not reach it: see the proxy's log)");
     }
-    Error::Tunnel { what: format!("{} {}", res.kind.noun(), res.name), proxy: proxy.to_string(), reason }
+    Error::Tunnel { what: ResourceRef::new(res.kind, res.name.clone()).to_string(), proxy: proxy.to_string(), reason }
 }
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
-pub async fn explain(dialer: &Dialer, res: &Resource, err: Error) -> Error {
-    explain_at(dialer, res, None, err).await
-}
-
-/// As [`explain`], for a node reached on `port`.
-pub async fn explain_at(dialer: &Dialer, res: &Resource, port: Option<u16>, err: Error) -> Error {
+pub async fn explain(dialer: &Dialer, res: &ResourceRef, err: Error) -> Error {
     if !matches!(err, Error::AccessDenied { .. }) {
         return err;
     }
-    match webapi::resolve_at(dialer, res.kind, &res.name, port).await {
-        Ok(r) if r.outcome != "allowed" => Error::Refused(r.message),
+    match webapi::resolve(dialer, res).await {
+        Ok(r) if r.outcome != Outcome::Allowed => Error::Refused(r.message),
         _ => err,
     }
 }
@@ -185,7 +159,7 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// A handler for HTTP apps: checks the first request's `Host` (see
 /// [`crate::client::local::hostcheck`]) before dialling, answers 421 to a refused one, and replays
 /// the bytes it read into the tunnel.
-pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource, port: u16) -> Handler {
+pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: ResourceRef, port: u16) -> Handler {
     Arc::new(move |mut tcp, peer| {
         let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
         Box::pin(async move {
@@ -228,7 +202,7 @@ async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8
 }
 
 /// A handler that tunnels every connection to `target`.
-pub fn tunnel_handler(dialer: Arc<Dialer>, target: Target, res: Resource) -> Handler {
+pub fn tunnel_handler(dialer: Arc<Dialer>, target: Target, res: ResourceRef) -> Handler {
     Arc::new(move |mut tcp, _peer| {
         let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
         Box::pin(async move {
