@@ -238,6 +238,16 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A program we run (psql, kubectl, a shell) could not be started or waited for.
+    #[error("{step} {what}: {cause}")]
+    Child {
+        /// "starting", "waiting for", "catching".
+        step: &'static str,
+        /// The program (or signal).
+        what: String,
+        /// The cause (part of the message, so not chained as a source).
+        cause: io::Error,
+    },
     /// An environment variable is set to something that does not parse.
     #[error(transparent)]
     Env(#[from] EnvError),

@@ -1,9 +1,8 @@
 //! `oneport proxy db` (a long-running local proxy for GUI and CLI clients) and
 //! `oneport db connect` (a local proxy for exactly one run of psql or mysql).
 
-use crate::tools::process::exit_code;
+use crate::tools::process::{self, exit_code, find_program, Signals};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,81 +186,11 @@ pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
     Ok(exit_code(status?))
 }
 
-/// Runs the client with the terminal passed through and waits for it.
-///
-/// Ctrl-C in a terminal goes to the whole foreground process group. It is meant
-/// for the client (psql cancels the running query, through this proxy), so this
-/// process must survive it: SIGINT is caught and ignored while the client runs.
-/// SIGTERM ends the client and then this process.
+/// Runs the client with the terminal passed through and waits for it; Ctrl-C is
+/// the client's (psql cancels the running query through this proxy), SIGTERM ends
+/// the client and then this process.
 async fn run_client(cmd: &ClientCommand) -> anyhow::Result<ExitStatus> {
-    let signals = ClientSignals::install()?;
-    let mut child = tokio::process::Command::new(&cmd.program)
-        .args(&cmd.args)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", cmd.program))?;
-    tokio::select! {
-        status = child.wait() => Ok(status.with_context(|| format!("waiting for {}", cmd.program))?),
-        _ = signals.terminated() => {
-            let _ = child.start_kill();
-            Ok(child.wait().await.with_context(|| format!("waiting for {}", cmd.program))?)
-        }
-    }
-}
-
-/// SIGINT ignored, SIGTERM reported, while a client runs.
-struct ClientSignals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl ClientSignals {
-    #[cfg(unix)]
-    fn install() -> anyhow::Result<ClientSignals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        // Registering the handler is what stops SIGINT from ending the process; it
-        // happens here, before the client starts, not on first poll.
-        let mut int = signal(SignalKind::interrupt()).context("catching SIGINT")?;
-        let term = signal(SignalKind::terminate()).context("catching SIGTERM")?;
-        tokio::spawn(async move { while int.recv().await.is_some() {} });
-        Ok(ClientSignals { term })
-    }
-
-    #[cfg(not(unix))]
-    fn install() -> anyhow::Result<ClientSignals> {
-        // Windows sends Ctrl-C to every process on the console; this one ignores it.
-        let mut ctrl_c = tokio::signal::windows::ctrl_c().context("catching Ctrl-C")?;
-        tokio::spawn(async move { while ctrl_c.recv().await.is_some() {} });
-        Ok(ClientSignals {})
-    }
-
-    #[cfg(unix)]
-    async fn terminated(mut self) {
-        if self.term.recv().await.is_none() {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn terminated(self) {
-        // Nothing but the client's exit ends the wait here.
-        std::future::pending::<()>().await
-    }
-}
-
-/// Finds an executable `program` on PATH.
-pub fn find_program(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
-}
-
-#[cfg(unix)]
-fn is_executable(p: &std::path::Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(p: &std::path::Path) -> bool {
-    p.with_extension("exe").is_file() || p.is_file()
+    let mut command = tokio::process::Command::new(&cmd.program);
+    command.args(&cmd.args);
+    Ok(process::run(command, &cmd.program, Signals::ChildTakesInterrupt).await?)
 }

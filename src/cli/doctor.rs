@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use clap::Args;
 use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use crate::cli::Global;
@@ -175,9 +174,9 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
 async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
     let look = Trust { ca: vec![], system: false, insecure: true };
     let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
-    let name = match detect::server_name(&ctx.proxy.host) {
+    let name = match tls::server_name(&ctx.proxy.host) {
         Ok(n) => n,
-        Err(e) => return r.fail("TLS", e.to_string(), "fix the proxy address"),
+        Err(e) => return r.fail("TLS", e, "fix the proxy address"),
     };
     let handshake =
         tokio::time::timeout(crate::client::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
@@ -203,7 +202,7 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
         Err(_) => ("?".into(), "?".into()),
     };
     let verify = |trust: Trust| {
-        let name = ServerName::try_from(ctx.domain.clone()).ok();
+        let name = tls::server_name(&ctx.domain).ok();
         let leaf = leaf.clone();
         let intermediates = intermediates.clone();
         async move {
@@ -211,7 +210,7 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
             let verifier =
                 rustls::client::WebPkiServerVerifier::builder_with_provider(roots, tls::provider()).build().ok()?;
             let now = rustls::pki_types::UnixTime::now();
-            let host = detect::server_name(&ctx.proxy.host).ok()?;
+            let host = tls::server_name(&ctx.proxy.host).ok()?;
             let ok_domain =
                 name.is_some_and(|n| verifier.verify_server_cert(&leaf, &intermediates, &n, &[], now).is_ok());
             let ok_host = verifier.verify_server_cert(&leaf, &intermediates, &host, &[], now).is_ok();

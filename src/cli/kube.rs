@@ -1,6 +1,6 @@
 //! `oneport kube login | credentials` and `oneport proxy kube`.
 
-use crate::tools::process::{exit_code, shell_quote};
+use crate::tools::process::{self, exit_code, shell_quote, Signals};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -286,20 +286,8 @@ async fn run_with_kubeconfig(cmd: &str, kubeconfig: &Path) -> anyhow::Result<u8>
         c.arg("-c").arg(cmd);
         c
     };
-    command.env("KUBECONFIG", kubeconfig).kill_on_drop(true);
-    let mut child = command.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let mut signals = 0;
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s.context("waiting for the command")?,
-            _ = crate::util::shutdown::signal() => {
-                signals += 1;
-                if signals > 1 {
-                    let _ = child.start_kill();
-                }
-            }
-        }
-    };
+    command.env("KUBECONFIG", kubeconfig);
+    let status = process::run(command, &format!("{cmd:?}"), Signals::SecondKills).await?;
     Ok(exit_code(status))
 }
 

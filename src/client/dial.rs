@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
@@ -363,7 +362,7 @@ impl Dialer {
         let tcp = self.tcp().await.map_err(Failure::Final)?;
         let cfg = self.outer_config().map_err(Failure::Final)?;
         let lb = self.ctx.proxy.to_string();
-        let name = detect::server_name(&self.ctx.proxy.host).map_err(Failure::Final)?;
+        let name = tls::server_name(&self.ctx.proxy.host).map_err(|e| Failure::Final(Error::config(e)))?;
         let peer = format!("load balancer at {lb}");
         let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
             TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| Error::Tls {
@@ -380,7 +379,7 @@ impl Dialer {
     /// Runs the TLS-routing handshake over `io`.
     async fn handshake(&self, io: BoxIo, target: &Target) -> std::result::Result<Dialed, Failure> {
         let proxy = self.ctx.proxy.to_string();
-        let name = ServerName::try_from(target.sni.clone())
+        let name = tls::server_name(&target.sni)
             .map_err(|_| Failure::Final(Error::config(format!("{:?} is not a valid TLS server name", target.sni))))?;
         let connector = TlsConnector::from(self.config(&target.alpn).map_err(Failure::Final)?);
         let peer = format!("{proxy} (SNI {})", target.sni);

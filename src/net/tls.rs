@@ -82,10 +82,7 @@ pub fn root_store(trust: &Trust) -> Result<RootCertStore> {
         roots.add(c.clone()).map_err(|e| Error::config(format!("CA certificate is unusable: {e}")))?;
     }
     if trust.system {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // The OS store adds corporate roots; its errors (unreadable files) are not fatal.
-        let native = rustls_native_certs::load_native_certs();
-        let _ = roots.add_parsable_certificates(native.certs);
+        add_system_roots(&mut roots);
     }
     if roots.is_empty() {
         return Err(Error::config(
@@ -93,6 +90,27 @@ pub fn root_store(trust: &Trust) -> Result<RootCertStore> {
         ));
     }
     Ok(roots)
+}
+
+/// Adds the system roots: the Mozilla set shipped with the binary, plus the OS store
+/// (which adds corporate roots; its errors, such as unreadable files, are not fatal).
+pub fn add_system_roots(roots: &mut RootCertStore) {
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let native = rustls_native_certs::load_native_certs();
+    let _ = roots.add_parsable_certificates(native.certs);
+}
+
+/// The TLS server name for a host: an IP address (IPv6 with or without brackets),
+/// or a DNS name.
+///
+/// # Errors
+/// A sentence saying the host is neither; callers prefix where the host came from.
+pub fn server_name(host: &str) -> std::result::Result<ServerName<'static>, String> {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    match h.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(h.to_string()).map_err(|_| format!("{host:?} is not a host name or IP address")),
+    }
 }
 
 /// The `--insecure` verifier: accepts any server certificate, still checks signatures

@@ -121,7 +121,7 @@ impl DbTls {
                 Some(n) => n.clone(),
                 None => crate::util::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,
             };
-            let name = ServerName::try_from(host.clone()).map_err(|_| {
+            let name = tls::server_name(&host).map_err(|_| {
                 Error::config(format!("database {:?}: {host:?} is not a valid TLS server name", d.name))
             })?;
             map.insert(d.name.clone(), DbTlsTarget { config, name });

@@ -163,7 +163,7 @@ impl TokenFile {
 }
 
 fn server_name(host: &str) -> Result<ServerName<'static>> {
-    ServerName::try_from(host.to_string())
+    crate::net::tls::server_name(host)
         .map_err(|_| Error::config(format!("api_server host {host:?} is not a valid TLS server name")))
 }
 
@@ -177,10 +177,7 @@ fn upstream_tls(k: &Kube) -> Result<rustls::ClientConfig> {
                 roots.add(c).map_err(|e| Error::config(format!("{}: unusable CA: {e}", path.display())))?;
             }
         }
-        None => {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
+        None => crate::net::tls::add_system_roots(&mut roots),
     }
     let builder = rustls::ClientConfig::builder_with_provider(crate::net::tls::provider())
         .with_safe_default_protocol_versions()

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use crate::client::profile::UpgradeCache;
@@ -72,7 +71,7 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
         Ok(c) => c,
         Err(e) => return verdict(false, &format!("could not build the probe: {e}")),
     };
-    let name = match server_name(&proxy.host) {
+    let name = match tls::server_name(&proxy.host) {
         Ok(n) => n,
         Err(e) => return verdict(false, &e.to_string()),
     };
@@ -97,19 +96,6 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
                 verdict(false, &format!("handshake failed ({e}); assuming direct TLS routing"))
             }
         }
-    }
-}
-
-/// The TLS server name for a host: an IP address, or a DNS name.
-///
-/// # Errors
-/// When the host is neither.
-pub fn server_name(host: &str) -> crate::Result<ServerName<'static>> {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    match h.parse::<std::net::IpAddr>() {
-        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
-        Err(_) => ServerName::try_from(h.to_string())
-            .map_err(|_| crate::Error::config(format!("{host:?} is not a host name or IP address"))),
     }
 }
 
