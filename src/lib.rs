@@ -3,16 +3,18 @@
 //! # Layout
 //! Folders are layers; imports point down only, and `client` and `server` never
 //! import each other (`tests/layers.rs` checks it).
-//! - [`error`]: the crate's error type, below everything.
+//! - [`error`]: the crate's error type, below everything; errors name the failing
+//!   layer ([`Layer`]) and, for timeouts, the phase and its limit ([`Phase`]).
 //! - [`util`]: small helpers with no network (`host:port`, durations, private files,
 //!   shutdown signals).
 //! - [`identity`]: identity files, callers, and certificate making ([`identity::pki`]).
-//! - [`proto`]: wire vocabulary both ends share, no sockets: ALPN/SNI naming, web API
-//!   types, upgrade names, database codecs, Kubernetes `Status` bodies.
-//! - [`net`]: how bytes move: streams, the one relay, ping framing, stdio, TLS,
-//!   WebSocket, HTTP/1.1 forwarding.
+//! - [`proto`]: wire vocabulary both ends share, no sockets: ALPN/SNI naming and
+//!   resource references, web API types (with their `Outcome`), upgrade names,
+//!   database codecs, Kubernetes `Status` bodies. `docs/protocol.md` describes it.
+//! - [`net`]: how bytes move: streams, the one relay, ping framing, stdio, TLS
+//!   (configs, system roots, server names), WebSocket, HTTP/1.1 forwarding.
 //! - [`tools`]: glue for the client programs oneport drives (ssh config, database
-//!   client command lines, kubeconfig and exec credentials, child processes).
+//!   client command lines, kubeconfig and exec credentials, running child processes).
 //! - [`client`]: profile and context, the one dialer and its way through load
 //!   balancers, the web API client, the local listeners for app/db/kube.
 //! - [`server`]: the routing server: config, routes, connections, web API, the

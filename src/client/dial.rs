@@ -1,7 +1,7 @@
 //! The one dialer. Given a target (SNI, ALPN list) it returns a byte stream to the
 //! resource: TCP to the proxy (through `HTTPS_PROXY` when set), then either straight
 //! into the TLS-routing handshake, or first through the load balancer's TLS and a
-//! connection upgrade (wire.md §5) when one is needed; then mutual TLS with the
+//! connection upgrade (docs/protocol.md §7) when one is needed; then mutual TLS with the
 //! target's SNI and ALPN (ping variants first), and the ping framing when a `-ping`
 //! protocol was negotiated. Client configs are built once per ALPN list and share one
 //! session cache, so every connection after the first resumes its TLS session.

@@ -40,7 +40,7 @@ impl Dirs {
     }
 }
 
-/// The upgrade decision cached at login (wire.md §6).
+/// The upgrade decision cached at login (docs/protocol.md §8).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UpgradeCache {
     /// Whether connections must go through the connection upgrade.

@@ -12,7 +12,7 @@
 //!   `101 Switching Protocols` (exec, attach, port-forward: WebSocket or SPDY)
 //!   upgrading both sides and relaying them with [`crate::net::relay::relay`].
 //!
-//! HTTP/1.1 only, on every hop: the upgrades break over HTTP/2 (wire.md §4).
+//! HTTP/1.1 only, on every hop: the upgrades break over HTTP/2 (docs/protocol.md §10).
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The ping framing of negotiated `-ping` protocols (wire.md §3), and of the legacy
+//! The ping framing of negotiated `-ping` protocols (docs/protocol.md §6), and of the legacy
 //! `alpn-ping` upgrade: every chunk is sent as `u32 BE length ‖ bytes`, a zero
 //! length is a ping that the reader drops, and the stream seen by the caller has no
 //! frame boundaries.

@@ -1,7 +1,7 @@
-//! Wire names shared by client and server: ALPN protocol families (wire.md §2) and
+//! Wire names shared by client and server: ALPN protocol families (docs/protocol.md §2) and
 //! the SNI scheme that names a resource under the proxy's routing domain.
 //!
-//! SNI scheme (our choice, see `docs/protocol.md`):
+//! SNI scheme (our choice, see `docs/protocol.md` §3):
 //! - node `web1`      → `web1.node.<domain>`; port 2222 of node `web1` →
 //!   `web1--2222.node.<domain>` (names never contain `--`, so the split is unambiguous)
 //! - database `pg1`   → `pg1.db.<domain>`
@@ -19,7 +19,7 @@ use std::net::IpAddr;
 pub const INTERNAL_DOMAIN: &str = "teleport.cluster.local";
 /// The SNI label that routes Kubernetes traffic (kubectl cannot set ALPN).
 pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
-/// Suffix of ALPN names that carry the ping framing of wire.md §3.
+/// Suffix of ALPN names that carry the ping framing of docs/protocol.md §6.
 pub const PING_SUFFIX: &str = "-ping";
 /// Separates a node's name from a requested port in its SNI label (`web1--2222`).
 pub const PORT_SEPARATOR: &str = "--";
@@ -80,7 +80,7 @@ impl Protocol {
         }
     }
 
-    /// Whether the protocol has a `-ping` variant (wire.md §2).
+    /// Whether the protocol has a `-ping` variant (docs/protocol.md §2).
     pub fn has_ping(self) -> bool {
         matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
     }

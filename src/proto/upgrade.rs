@@ -1,4 +1,4 @@
-//! The connection upgrade's names (wire.md §5): the endpoint path, the legacy header,
+//! The connection upgrade's names (docs/protocol.md §7): the endpoint path, the legacy header,
 //! the `alpn`/`alpn-ping` sub-protocols and the WebSocket or legacy mode. After the
 //! upgrade the inner stream carries an ordinary TLS-routing handshake. The client's
 //! side is [`crate::client::upgrade`], the server's [`crate::server::upgrade`].
@@ -35,7 +35,7 @@ impl Sub {
         }
     }
 
-    /// The sub-protocol for a target offering `alpn` (wire.md §5.5): `alpn-ping`
+    /// The sub-protocol for a target offering `alpn` (docs/protocol.md §7.5): `alpn-ping`
     /// whenever the inner protocol has no keepalive of its own, i.e. no ALPN ping
     /// variant is offered: SSH and reverse tunnels as the reference does, and also
     /// HTTP/1.1 to kube clusters and HTTP apps, whose watches and `logs -f` streams

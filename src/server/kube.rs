@@ -1,4 +1,4 @@
-//! The impersonating Kubernetes backend (wire.md §4). On an authenticated client
+//! The impersonating Kubernetes backend (docs/protocol.md §10). On an authenticated client
 //! stream it serves HTTP/1.1 (with upgrades); for each request it deletes every
 //! client-sent `Authorization` and `Impersonate-*` header, sets `Impersonate-User`
 //! and one `Impersonate-Group` per group from the caller's certificate, adds the

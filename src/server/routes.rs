@@ -1,6 +1,6 @@
 //! Route choice, a pure function of the configuration, the SNI and the client's ALPN
 //! list: walk the client's list in its order, take the first entry with a route
-//! (wire.md §2), and name the resource from the SNI. No I/O here.
+//! (docs/protocol.md §2), and name the resource from the SNI. No I/O here.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Is an upgrade needed? The override variable first, then the probe (wire.md §6):
+//! Is an upgrade needed? The override variable first, then the probe (docs/protocol.md §8):
 //! TLS to the proxy offering only `teleport-reversetunnel`; an upgrade is needed when
 //! the handshake succeeds with no ALPN, the server picks an ALPN we never offered, or
 //! it fails with `no_application_protocol`. Any other failure means "no upgrade" (the
