@@ -353,6 +353,16 @@ impl Config {
     /// # Errors
     /// A message naming the first bad entry.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        self.validate_listener()?;
+        self.validate_names()?;
+        self.nodes.iter().try_for_each(Node::validate)?;
+        self.databases.iter().try_for_each(Database::validate)?;
+        self.apps.iter().try_for_each(App::validate)?;
+        self.kube.iter().try_for_each(Kube::validate)
+    }
+
+    /// Addresses, the connection limit and the timeouts.
+    fn validate_listener(&self) -> std::result::Result<(), String> {
         crate::util::addr::HostPort::parse(&self.public_addr).map_err(|e| format!("public_addr: {e}"))?;
         self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen {:?}: {e}", self.listen))?;
         if self.max_connections == 0 {
@@ -375,6 +385,11 @@ impl Config {
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));
         }
+        Ok(())
+    }
+
+    /// Every resource name is a DNS label, once per kind.
+    fn validate_names(&self) -> std::result::Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         let named = self
             .nodes
@@ -393,37 +408,6 @@ impl Config {
                 return Err(format!("{kind} {name:?} is defined twice"));
             }
         }
-        for n in &self.nodes {
-            if n.addr.is_none() && n.targets.is_empty() {
-                return Err(format!("node {:?} needs `addr` or `targets`", n.name));
-            }
-            for t in n.addr.iter().chain(&n.targets) {
-                crate::util::addr::HostPort::parse(&t.replace(":*", ":1"))
-                    .map_err(|e| format!("node {:?}: {e}", n.name))?;
-            }
-        }
-        for d in &self.databases {
-            crate::util::addr::HostPort::parse(&d.addr).map_err(|e| format!("database {:?}: {e}", d.name))?;
-            if d.tls.is_some() && d.protocol == DbProtocol::Mysql {
-                return Err(format!(
-                    "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
-                     which the server's byte relay cannot do. Remove `tls`; a mysql client that asks for TLS \
-                     still gets it end to end with the database, through the relay",
-                    d.name
-                ));
-            }
-        }
-        for a in &self.apps {
-            crate::util::addr::HostPort::parse(&a.addr).map_err(|e| format!("app {:?}: {e}", a.name))?;
-        }
-        for k in &self.kube {
-            if !k.api_server.starts_with("https://") && !k.api_server.starts_with("http://") {
-                return Err(format!("kube {:?}: api_server must be an http(s):// URL", k.name));
-            }
-            if k.client_cert.is_some() != k.client_key.is_some() {
-                return Err(format!("kube {:?}: client_cert and client_key go together", k.name));
-            }
-        }
         Ok(())
     }
 
@@ -436,6 +420,57 @@ impl Config {
             d.push(naming::INTERNAL_DOMAIN.to_string());
         }
         d
+    }
+}
+
+impl Node {
+    /// An address to dial, and every address and target parses.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.addr.is_none() && self.targets.is_empty() {
+            return Err(format!("node {:?} needs `addr` or `targets`", self.name));
+        }
+        for t in self.addr.iter().chain(&self.targets) {
+            crate::util::addr::HostPort::parse(&t.replace(":*", ":1"))
+                .map_err(|e| format!("node {:?}: {e}", self.name))?;
+        }
+        Ok(())
+    }
+}
+
+impl Database {
+    /// The address parses, and `tls` only where the relay can add it.
+    fn validate(&self) -> std::result::Result<(), String> {
+        crate::util::addr::HostPort::parse(&self.addr).map_err(|e| format!("database {:?}: {e}", self.name))?;
+        if self.tls.is_some() && self.protocol == DbProtocol::Mysql {
+            return Err(format!(
+                "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
+                 which the server's byte relay cannot do. Remove `tls`; a mysql client that asks for TLS \
+                 still gets it end to end with the database, through the relay",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl App {
+    /// The address parses.
+    fn validate(&self) -> std::result::Result<(), String> {
+        crate::util::addr::HostPort::parse(&self.addr).map_err(|e| format!("app {:?}: {e}", self.name))?;
+        Ok(())
+    }
+}
+
+impl Kube {
+    /// An http(s) API server, and client certificate and key together.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if !self.api_server.starts_with("https://") && !self.api_server.starts_with("http://") {
+            return Err(format!("kube {:?}: api_server must be an http(s):// URL", self.name));
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(format!("kube {:?}: client_cert and client_key go together", self.name));
+        }
+        Ok(())
     }
 }
 

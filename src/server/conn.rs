@@ -71,30 +71,8 @@ where
     let route = srv.table.decide(sni.as_deref(), offered.iter().map(Vec::as_slice));
     let span = Span::current();
     span.record("sni", sni.as_deref().unwrap_or("-"));
-    let (alpn, auth) = match &route {
-        Route::Web { h2: true } => (vec![b"h2".to_vec()], ClientAuth::Optional),
-        Route::Web { h2: false } => (vec![b"http/1.1".to_vec()], ClientAuth::Optional),
-        Route::Probe => (vec![Protocol::ReverseTunnel.alpn().as_bytes().to_vec()], ClientAuth::Optional),
-        // Kubernetes authorizes per request (server::kube): a caller outside the
-        // allow-list completes the handshake and gets a `Status` 403 kubectl can print.
-        Route::Resource(r) if r.kind == Kind::Kube => {
-            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| true)))
-        }
-        Route::Resource(r) => {
-            let allow = r.allow.clone();
-            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(move |c: &Caller| allow.permits(c))))
-        }
-        Route::Refuse { alpn, reason } => {
-            info!(reason = %reason, "refused: no such route; nothing dialled");
-            (vec![alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| false)))
-        }
-        Route::NoProtocol => {
-            let names = offered.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>();
-            info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
-            // A name no client offers: rustls answers `no_application_protocol`.
-            (vec![b"oneport-no-route".to_vec()], ClientAuth::Optional)
-        }
-    };
+    log_route(&route, &offered);
+    let (alpn, auth) = handshake_params(&route);
     let config = srv.tls.config(alpn, auth);
     let tls = match tokio::time::timeout_at(deadline, start.into_stream(config).into_fallible()).await {
         Ok(Ok(tls)) => tls,
@@ -112,6 +90,45 @@ where
         span.record("user", c.user.as_str());
     }
     dispatch(srv, Box::new(tls), route, caller, peer, via).await;
+}
+
+/// An ALPN name no client offers: agreeing only to it makes rustls answer
+/// `no_application_protocol`.
+const NO_ROUTE_ALPN: &[u8] = b"oneport-no-route";
+
+/// How the handshake of `route` is finished: the one ALPN the server agrees to, and
+/// how client certificates are treated (the route's allow-list, checked in the
+/// handshake). Refused routes require a certificate that never passes, so they look
+/// like a denied one.
+pub fn handshake_params(route: &Route) -> (Vec<Vec<u8>>, ClientAuth) {
+    match route {
+        Route::Web { h2: true } => (vec![b"h2".to_vec()], ClientAuth::Optional),
+        Route::Web { h2: false } => (vec![b"http/1.1".to_vec()], ClientAuth::Optional),
+        Route::Probe => (vec![Protocol::ReverseTunnel.alpn().as_bytes().to_vec()], ClientAuth::Optional),
+        // Kubernetes authorizes per request (server::kube): a caller outside the
+        // allow-list completes the handshake and gets a `Status` 403 kubectl can print.
+        Route::Resource(r) if r.kind == Kind::Kube => {
+            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| true)))
+        }
+        Route::Resource(r) => {
+            let allow = r.allow.clone();
+            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(move |c: &Caller| allow.permits(c))))
+        }
+        Route::Refuse { alpn, .. } => (vec![alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| false))),
+        Route::NoProtocol => (vec![NO_ROUTE_ALPN.to_vec()], ClientAuth::Optional),
+    }
+}
+
+/// Logs the refusals decided from the ClientHello alone.
+fn log_route(route: &Route, offered: &[Vec<u8>]) {
+    match route {
+        Route::Refuse { reason, .. } => info!(reason = %reason, "refused: no such route; nothing dialled"),
+        Route::NoProtocol => {
+            let names = offered.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>();
+            info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
+        }
+        _ => {}
+    }
 }
 
 fn log_handshake_error(route: &Route, e: &std::io::Error) {
@@ -151,5 +168,71 @@ async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option
             warn!(reason = %reason, "refused route completed a handshake (resumed session); closed")
         }
         Route::NoProtocol => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::naming;
+    use crate::server::config::Config;
+    use crate::server::routes::Table;
+
+    fn table() -> Table {
+        let cfg: Config = serde_yaml_ng::from_str(
+            r#"
+listen: 127.0.0.1:3080
+public_addr: 127.0.0.1:3080
+cluster_name: t
+tls: { cert: a, key: b, client_ca: c }
+databases: [ { name: pg1, protocol: postgres, addr: "127.0.0.1:5432", allow: { users: [alice] } } ]
+kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops] } } ]
+"#,
+        )
+        .unwrap();
+        Table::new(&cfg)
+    }
+
+    fn caller(user: &str) -> Caller {
+        Caller { user: user.into(), groups: vec![], not_after: i64::MAX }
+    }
+
+    /// The ALPN agreed to and, when a certificate is required, whether alice and bob pass.
+    fn params(route: &Route) -> (String, Option<(bool, bool)>) {
+        let (alpn, auth) = handshake_params(route);
+        assert_eq!(alpn.len(), 1, "one ALPN per route");
+        let alpn = String::from_utf8(alpn[0].clone()).unwrap();
+        match auth {
+            ClientAuth::Optional => (alpn, None),
+            ClientAuth::Required(check) => (alpn, Some((check(&caller("alice")), check(&caller("bob"))))),
+        }
+    }
+
+    #[test]
+    fn web_and_probe_take_an_optional_certificate() {
+        assert_eq!(params(&Route::Web { h2: true }), ("h2".into(), None));
+        assert_eq!(params(&Route::Web { h2: false }), ("http/1.1".into(), None));
+        assert_eq!(params(&Route::Probe), ("teleport-reversetunnel".into(), None));
+        assert_eq!(params(&Route::NoProtocol), ("oneport-no-route".into(), None));
+    }
+
+    #[test]
+    fn resources_check_their_allow_list_in_the_handshake_except_kube() {
+        let t = table();
+        let pg = naming::resource_sni(Kind::Db, "pg1", naming::INTERNAL_DOMAIN);
+        let r = t.decide(Some(&pg), [&b"teleport-postgres-ping"[..]]);
+        assert_eq!(params(&r), ("teleport-postgres-ping".into(), Some((true, false))));
+        let kube = naming::resource_sni(Kind::Kube, "dev", naming::INTERNAL_DOMAIN);
+        let r = t.decide(Some(&kube), [&b"http/1.1"[..]]);
+        assert_eq!(params(&r), ("http/1.1".into(), Some((true, true))), "kube authorizes per request");
+    }
+
+    #[test]
+    fn refused_routes_require_a_certificate_nobody_has() {
+        let t = table();
+        let unknown = naming::resource_sni(Kind::Db, "nope", naming::INTERNAL_DOMAIN);
+        let r = t.decide(Some(&unknown), [&b"teleport-postgres"[..]]);
+        assert!(matches!(r, Route::Refuse { .. }), "{r:?}");
+        assert_eq!(params(&r), ("teleport-postgres".into(), Some((false, false))));
     }
 }
