@@ -11,7 +11,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::cli::Global;
 use crate::client::context::Context;
-use crate::client::dial::{Dialer, Target};
+use crate::client::dial::{Dialer, PathOptions, Target};
 use crate::client::upgrade::detect;
 use crate::client::webapi;
 use crate::net::tls::{self, Trust};
@@ -56,6 +56,23 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     let mut r = Report { failed: None };
     println!("oneport doctor: proxy {}", ctx.proxy);
 
+    identity_layer(&mut r, &ctx);
+    let Some(opts) = environment_layer(&mut r, &dialer) else { return Ok(finish(r)) };
+    if !dns_layer(&mut r, &ctx, &opts).await {
+        return Ok(finish(r));
+    }
+    let Some(io) = tcp_layer(&mut r, &dialer).await else { return Ok(finish(r)) };
+    tls_layer(&mut r, &ctx, io).await;
+    upgrade_layer(&mut r, &dialer).await;
+    web_api_layer(&mut r, &dialer).await;
+    if let Some(spec) = &a.resource {
+        resource_layer(&mut r, &dialer, spec).await;
+    }
+    Ok(finish(r))
+}
+
+/// Who the identity names, and until when; `--insecure` said loudly.
+fn identity_layer(r: &mut Report, ctx: &Context) {
     let c = &ctx.identity.caller;
     if c.expired_at(std::time::SystemTime::now()) {
         r.fail(
@@ -77,14 +94,22 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     if ctx.trust.insecure {
         r.info("trust", "--insecure: the proxy's certificate is NOT verified");
     }
+}
 
-    let opts = match dialer.path_options() {
-        Ok(o) => o.clone(),
+/// The path variables (upgrade override and mode, `HTTPS_PROXY`); `None` when one
+/// does not parse.
+fn environment_layer(r: &mut Report, dialer: &Dialer) -> Option<PathOptions> {
+    match dialer.path_options() {
+        Ok(o) => Some(o.clone()),
         Err(e) => {
             r.fail("environment", e.to_string(), "fix the variable named above");
-            return Ok(finish(r));
+            None
         }
-    };
+    }
+}
+
+/// Resolves the proxy's host (unless an HTTPS proxy does it); false when it fails.
+async fn dns_layer(r: &mut Report, ctx: &Context, opts: &PathOptions) -> bool {
     if opts.http_proxy.is_none() {
         match tokio::net::lookup_host((ctx.proxy.host.as_str(), ctx.proxy.port)).await {
             Ok(addrs) => {
@@ -93,7 +118,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
             }
             Err(e) => {
                 r.fail("DNS", format!("{}: {e}", ctx.proxy.host), "check the proxy's host name");
-                return Ok(finish(r));
+                return false;
             }
         }
     }
@@ -101,20 +126,27 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
         Some(p) => r.info("HTTPS_PROXY", format!("CONNECT through {} (DNS is the proxy's job)", p.addr)),
         None => r.info("HTTPS_PROXY", "not set (or NO_PROXY exempts this proxy)"),
     }
+    true
+}
 
+/// TCP to the proxy (through `HTTPS_PROXY` when set), timed.
+async fn tcp_layer(r: &mut Report, dialer: &Dialer) -> Option<crate::net::io::BoxIo> {
     let t = Instant::now();
-    let io = match dialer.transport().await {
+    match dialer.transport().await {
         Ok(io) => {
             r.ok("TCP", format!("connected in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0));
-            io
+            Some(io)
         }
         Err(e) => {
             r.fail("TCP", e.to_string(), "is the server running, the port right, a firewall in the way?");
-            return Ok(finish(r));
+            None
         }
-    };
-    tls_layer(&mut r, &ctx, io).await;
+    }
+}
 
+/// Whether an upgrade is needed (override or probe) and, if so, whether the load
+/// balancer passes it.
+async fn upgrade_layer(r: &mut Report, dialer: &Dialer) {
     let decision = match dialer.path_options().ok().and_then(|o| o.upgrade_override) {
         Some(v) => {
             r.info("ALPN", format!("probe skipped: {}={v}", detect::OVERRIDE_VAR));
@@ -138,8 +170,11 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     } else {
         r.info("upgrade", "not needed: ALPN and SNI reach the server");
     }
+}
 
-    match webapi::ping(&dialer).await {
+/// Mutual TLS and the web API: who the proxy sees, and what this identity may use.
+async fn web_api_layer(r: &mut Report, dialer: &Dialer) {
+    match webapi::ping(dialer).await {
         Ok(ping) => {
             match &ping.caller {
                 Some(who) => r.ok(
@@ -164,11 +199,6 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
         }
         Err(e) => r.fail("mTLS", e.to_string(), "the identity or the CA does not match this proxy"),
     }
-
-    if let Some(spec) = &a.resource {
-        resource_layer(&mut r, &dialer, spec).await;
-    }
-    Ok(finish(r))
 }
 
 async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
