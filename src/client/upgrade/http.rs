@@ -90,11 +90,7 @@ pub async fn websocket(io: BoxIo, host: &str, sub: Sub) -> Result<BoxIo, Refusal
         .header("sec-websocket-protocol", sub.name())
         .body(Empty::new())
         .map_err(|e| Refusal::Failed(format!("bad Host {host:?}: {e}")))?;
-    let (resp, ()) = timed(exchange(io, req)).await?;
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let s = resp.status();
-        return Err(Refusal::Status(s, body_snippet(resp).await));
-    }
+    let resp = switch(io, req).await?;
     check_websocket_answer(resp.headers(), &key, sub).map_err(Refusal::Invalid)?;
     let raw = finish(resp).await?;
     let ws = WebSocketStream::from_raw_socket(raw, Role::Client, Some(websocket::config())).await;
@@ -113,17 +109,24 @@ pub async fn legacy(io: BoxIo, host: &str, sub: Sub) -> Result<BoxIo, Refusal> {
         .header(CONNECTION, "Upgrade")
         .body(Empty::new())
         .map_err(|e| Refusal::Failed(format!("bad Host {host:?}: {e}")))?;
-    let (resp, ()) = timed(exchange(io, req)).await?;
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let s = resp.status();
-        return Err(Refusal::Status(s, body_snippet(resp).await));
-    }
+    let resp = switch(io, req).await?;
     check_legacy_answer(resp.headers(), sub).map_err(Refusal::Invalid)?;
     let raw = finish(resp).await?;
     Ok(match sub {
         Sub::AlpnPing => Box::new(PingStream::new(raw, None)),
         Sub::Alpn => raw,
     })
+}
+
+/// Sends an upgrade request under the exchange deadline; anything but a 101 is a
+/// [`Refusal::Status`] with the body's reason.
+async fn switch(io: BoxIo, req: Request<Empty<Bytes>>) -> Result<Response<hyper::body::Incoming>, Refusal> {
+    let (resp, ()) = timed(exchange(io, req)).await?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let s = resp.status();
+        return Err(Refusal::Status(s, body_snippet(resp).await));
+    }
+    Ok(resp)
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T, Refusal>>) -> Result<T, Refusal> {
