@@ -87,7 +87,9 @@ fn upgrade_message(lb: &str, path: &str, sub: &str, websocket: &Option<Refusal>,
     }
 }
 
-/// The phase of a connection that ran out of time.
+/// The phase of a connection that ran out of time. (The `CONNECT` and upgrade
+/// exchanges say theirs by their own variants, [`Error::ProxyConnect`] and
+/// [`Error::Upgrade`], with [`Refusal::TimedOut`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// TCP connect.
@@ -96,12 +98,6 @@ pub enum Phase {
     TlsHandshake,
     /// An HTTP request to the proxy's web API.
     Request,
-    /// The `CONNECT` exchange with an HTTPS proxy.
-    ProxyConnect,
-    /// The connection upgrade through a load balancer.
-    Upgrade,
-    /// Reading the first bytes a peer sends (its hello or startup message).
-    FirstBytes,
 }
 
 impl std::fmt::Display for Phase {
@@ -110,9 +106,6 @@ impl std::fmt::Display for Phase {
             Phase::Connect => "TCP connect",
             Phase::TlsHandshake => "TLS handshake",
             Phase::Request => "web API request",
-            Phase::ProxyConnect => "proxy CONNECT",
-            Phase::Upgrade => "connection upgrade",
-            Phase::FirstBytes => "first bytes",
         })
     }
 }
@@ -320,8 +313,8 @@ mod tests {
     fn timeouts_say_the_phase_and_the_limit() {
         let e = Error::Timeout { phase: Phase::TlsHandshake, peer: "p:443".into(), limit: Duration::from_secs(15) };
         assert_eq!(e.to_string(), "TLS handshake with p:443 timed out after 15s");
-        let e = Error::Timeout { phase: Phase::Upgrade, peer: "lb".into(), limit: Duration::from_millis(500) };
-        assert_eq!(e.to_string(), "connection upgrade with lb timed out after 500ms");
+        let e = Error::Timeout { phase: Phase::Connect, peer: "db".into(), limit: Duration::from_millis(500) };
+        assert_eq!(e.to_string(), "TCP connect with db timed out after 500ms");
     }
 
     #[test]
