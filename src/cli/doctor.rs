@@ -14,6 +14,7 @@ use crate::client::context::Context;
 use crate::client::dial::{Dialer, PathOptions, Target};
 use crate::client::upgrade::detect;
 use crate::client::webapi;
+use crate::error::{with_timeout, Phase};
 use crate::net::tls::{self, Trust};
 use crate::proto::naming::{Kind, Protocol, ResourceRef};
 use crate::proto::upgrade::Sub;
@@ -208,18 +209,17 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
         Ok(n) => n,
         Err(e) => return r.fail("TLS", e, "fix the proxy address"),
     };
-    let handshake =
-        tokio::time::timeout(crate::client::dial::HANDSHAKE_TIMEOUT, TlsConnector::from(cfg).connect(name, io));
-    let tls = match handshake.await {
+    let proxy = ctx.proxy.to_string();
+    let handshake = async { Ok(TlsConnector::from(cfg).connect(name, io).await) };
+    let tls = match with_timeout(Phase::TlsHandshake, &proxy, crate::client::dial::HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            let msg = tls::explain_client_error(&e, &ctx.proxy.to_string());
+            let msg = tls::explain_client_error(&e, &proxy);
             return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
         }
-        Err(_) => {
-            let secs = crate::client::dial::HANDSHAKE_TIMEOUT.as_secs();
+        Err(timeout) => {
             let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
-            return r.fail("TLS", format!("no TLS answer within {secs}s"), hint);
+            return r.fail("TLS", timeout.to_string(), hint);
         }
     };
     let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
