@@ -11,7 +11,7 @@ use crate::client::context::Context;
 use crate::client::dial::{Dialer, Target};
 use crate::client::local;
 use crate::client::webapi;
-use crate::proto::naming::{Kind, Protocol, ResourceRef};
+use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
 
 /// Arguments of `proxy app`.
 #[derive(Debug, Clone, Args)]
@@ -29,10 +29,7 @@ pub struct ProxyAppArgs {
 
 /// What kind of app, from the server's answer.
 pub fn protocol_for(server_protocol: Option<&str>) -> Protocol {
-    match server_protocol {
-        Some("tcp") => Protocol::Tcp,
-        _ => Protocol::Http1,
-    }
+    server_protocol.and_then(|p| p.parse::<AppKind>().ok()).unwrap_or(AppKind::Http).protocol()
 }
 
 /// Runs `proxy app`.

@@ -16,7 +16,8 @@ use crate::client::upgrade::detect;
 use crate::client::webapi;
 use crate::error::{with_timeout, Phase};
 use crate::net::tls::{self, Trust};
-use crate::proto::naming::{Kind, Protocol, ResourceRef};
+use crate::proto::db::DbProtocol;
+use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
 use crate::proto::upgrade::Sub;
 use crate::proto::webapi::Outcome;
 
@@ -281,14 +282,12 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
     };
     r.ok("route", &res.message);
     // Open the route itself, as a client of that kind would.
-    let protocol = match (kind, res.protocol.as_deref()) {
-        (Kind::Node, _) => Protocol::ProxySsh,
-        (Kind::Kube, _) | (Kind::App, Some("http")) => Protocol::Http1,
-        (Kind::App, _) => Protocol::Tcp,
-        (Kind::Db, Some("mysql")) => Protocol::Mysql,
-        (Kind::Db, Some("mongodb")) => Protocol::Mongodb,
-        (Kind::Db, Some("redis")) => Protocol::Redis,
-        (Kind::Db, _) => Protocol::Postgres,
+    let named = res.protocol.as_deref().unwrap_or_default();
+    let protocol = match kind {
+        Kind::Node => Protocol::ProxySsh,
+        Kind::Kube => Protocol::Http1,
+        Kind::App => named.parse::<AppKind>().unwrap_or(AppKind::Tcp).protocol(),
+        Kind::Db => named.parse::<DbProtocol>().unwrap_or(DbProtocol::Postgres).protocol(),
     };
     let target = Target::resource(dialer.context(), kind, &name, protocol);
     match dialer.dial(&target).await {

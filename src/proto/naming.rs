@@ -214,6 +214,52 @@ impl std::str::FromStr for Kind {
     }
 }
 
+/// Kinds of application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// An HTTP application (`http/1.1` on the wire).
+    Http,
+    /// A raw TCP application (`teleport-tcp`).
+    Tcp,
+}
+
+impl AppKind {
+    /// The ALPN family a client speaks to this kind of app.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            AppKind::Http => Protocol::Http1,
+            AppKind::Tcp => Protocol::Tcp,
+        }
+    }
+
+    /// The config and listing name (`http`, `tcp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::Http => "http",
+            AppKind::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for AppKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AppKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AppKind, String> {
+        match s {
+            "http" => Ok(AppKind::Http),
+            "tcp" => Ok(AppKind::Tcp),
+            _ => Err(format!("{s:?} is not an app kind (http or tcp)")),
+        }
+    }
+}
+
 /// One resource, as a request names it: its kind, its name and, for a node, the
 /// port asked for (`None`: the node's own address).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -493,5 +539,15 @@ mod tests {
         let r = ResourceRef::new(Kind::Node, "web1");
         assert_eq!(r.to_string(), "node web1");
         assert_eq!(r.at(Some(2222)).to_string(), "node web1 port 2222");
+    }
+    #[test]
+    fn app_kind_names_match_serde_and_protocols() {
+        for k in [AppKind::Http, AppKind::Tcp] {
+            assert_eq!(k.as_str().parse::<AppKind>(), Ok(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert!("udp".parse::<AppKind>().is_err());
+        assert_eq!(AppKind::Http.protocol(), Protocol::Http1);
+        assert_eq!(AppKind::Tcp.protocol(), Protocol::Tcp);
     }
 }

@@ -234,43 +234,8 @@ pub struct BackendTls {
     pub server_name: Option<String>,
 }
 
-/// Kinds of application.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AppKind {
-    /// An HTTP application (`http/1.1` on the wire).
-    Http,
-    /// A raw TCP application (`teleport-tcp`).
-    Tcp,
-}
-
-impl AppKind {
-    /// The config and listing name (`http`, `tcp`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppKind::Http => "http",
-            AppKind::Tcp => "tcp",
-        }
-    }
-}
-
-impl std::fmt::Display for AppKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for AppKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<AppKind, String> {
-        match s {
-            "http" => Ok(AppKind::Http),
-            "tcp" => Ok(AppKind::Tcp),
-            _ => Err(format!("{s:?} is not an app kind (http or tcp)")),
-        }
-    }
-}
+/// Kinds of application (wire vocabulary: the web API lists them too).
+pub use crate::proto::naming::AppKind;
 
 /// An application.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -488,15 +453,6 @@ nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } } ]
 databases: [ { name: pg1, protocol: postgres, addr: "127.0.0.1:5432", allow: { users: [alice] } } ]
 apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [dev] } } ]
 "#;
-
-    #[test]
-    fn app_kind_names_match_serde() {
-        for k in [AppKind::Http, AppKind::Tcp] {
-            assert_eq!(k.as_str().parse::<AppKind>(), Ok(k));
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
-        assert!("udp".parse::<AppKind>().is_err());
-    }
 
     fn caller(user: &str, groups: &[&str]) -> Caller {
         Caller { user: user.into(), groups: groups.iter().map(|s| s.to_string()).collect(), not_after: i64::MAX }
