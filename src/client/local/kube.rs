@@ -14,7 +14,7 @@
 //! <domain>`), so request paths pass through untouched (no prefix to add or strip).
 //! Each request goes upstream through [`Dialer::dial`] (which does any load-balancer
 //! upgrade) over HTTP/1.1, on a small pool of dialled connections per cluster
-//! ([`forward`]).
+//! ([`http_forward::forward`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
