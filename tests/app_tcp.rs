@@ -70,7 +70,7 @@ fn echo_target(srv: &TestServer, id: &std::path::Path, name: &str) -> Target {
 async fn half_close_keeps_the_reply_flowing() {
     deadline(async {
         // A backend that reads to EOF, then answers with what it counted.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = loopback_listener().await;
         let backend = l.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();

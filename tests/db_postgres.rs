@@ -417,7 +417,7 @@ async fn spawn_tls_echo(cert: &oneport::identity::pki::CertAndKey) -> SocketAddr
         .with_single_cert(chain, key)
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = loopback_listener().await;
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = l.accept().await {

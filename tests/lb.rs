@@ -218,7 +218,7 @@ async fn squid_as_https_proxy() {
 async fn proxy_auth_required_is_reported() {
     deadline(async {
         let srv = server_with_echo().await;
-        let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = loopback_listener().await;
         let fake_addr = fake.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = fake.accept().await {

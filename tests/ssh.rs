@@ -45,7 +45,7 @@ struct Setup {
     home: tempfile::TempDir,
 }
 
-/// `None` (skip) when OpenSSH is not installed outside CI.
+/// `None` (a counted skip, only with ONEPORT_TEST_ALLOW_SKIP=1) when OpenSSH is missing.
 async fn setup() -> Option<Setup> {
     if !Sshd::available() {
         return None;
@@ -276,7 +276,7 @@ async fn refusals_reach_the_user() {
 
 /// A TCP listener that only counts connections (to prove nothing dialled it).
 async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = loopback_listener().await;
     let addr = l.local_addr().unwrap();
     let n = Arc::new(AtomicUsize::new(0));
     let c = n.clone();

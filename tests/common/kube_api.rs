@@ -21,7 +21,6 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -114,7 +113,7 @@ impl KubeApi {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(cfg));
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = super::loopback_listener().await;
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             token: token.clone(),

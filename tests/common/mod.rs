@@ -7,11 +7,12 @@ pub mod kube_api;
 pub mod realdb;
 pub mod sshd;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oneport::client::context::{Context, Overrides};
@@ -57,7 +58,7 @@ impl TestServer {
     pub async fn start(edit: impl FnOnce(&mut Config)) -> TestServer {
         trace_init();
         let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = loopback_listener().await;
         let addr = listener.local_addr().unwrap();
         let o = setup::InitOptions {
             public_addr: oneport::util::addr::HostPort::parse(&addr.to_string()).unwrap(),
@@ -118,7 +119,7 @@ impl TestServer {
 
 /// A TCP echo backend; the counter says how many connections it accepted.
 pub async fn spawn_echo() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = loopback_listener().await;
     let addr = l.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
@@ -213,22 +214,66 @@ pub async fn wait_port(addr: SocketAddr, limit: Duration) {
         .await
 }
 
-/// A free loopback port for programs that must be told one (bind :0, read, close).
+/// Ports [`free_port`] handed out in this process: never twice, even after the
+/// program told one has exited (the kernel may offer it again to `bind(:0)`).
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A free loopback port for programs that must be told one: bind 127.0.0.1:0, read,
+/// close, remember; a port handed out before in this process is never handed out again.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    for _ in 0..200 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+    panic!("200 tries at a free loopback port all returned ports already handed out");
 }
 
-/// Whether an external program is available. Outside CI a missing one skips the
-/// test with a note; in CI (`CI=true`) it is a failure.
-pub fn have(program: &str) -> bool {
-    let found = which(program).is_some();
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("{program} is not installed; .ci/run installs it");
+/// A listener on 127.0.0.1 for in-process servers, on a port [`free_port`] has not
+/// handed out (that port may be about to be bound by the program told it).
+pub async fn loopback_listener() -> TcpListener {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return l;
         }
-        eprintln!("SKIP: {program} is not installed (run .ci/run's install step)");
     }
-    found
+    panic!("200 tries at a loopback listener all returned ports already handed out");
+}
+
+/// The variable that lets a run skip tests whose program is missing.
+pub const ALLOW_SKIP: &str = "ONEPORT_TEST_ALLOW_SKIP";
+
+/// Tests of this process that skipped (only with [`ALLOW_SKIP`]).
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether an external program is installed. A missing one FAILS the test (the
+/// panic names the test and the program) unless the run sets
+/// `ONEPORT_TEST_ALLOW_SKIP=1`; then the caller skips, and the skip is written to
+/// stderr past the test harness's capture with the test name, the program and the
+/// count so far, so a skipping run never looks like a full one. The rule is the same
+/// on CI and on a laptop.
+pub fn have(program: &str) -> bool {
+    if which(program).is_some() {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("(unnamed test)").to_string();
+    if std::env::var(ALLOW_SKIP).as_deref() != Ok("1") {
+        panic!(
+            "{test}: {program} is not installed, so this test cannot run. scripts/install-deps \
+             installs every program the tests drive; {ALLOW_SKIP}=1 skips such tests instead"
+        );
+    }
+    let n = SKIPPED.fetch_add(1, Ordering::SeqCst) + 1;
+    // Straight to the stream: `eprintln!` output of a passing test is captured.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED ({n} in this test binary): {test}: {program} is not installed ({ALLOW_SKIP}=1)"
+    );
+    false
 }
 
 /// Finds a program on PATH (or by absolute path).

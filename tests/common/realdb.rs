@@ -17,7 +17,7 @@ pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// Attempts at a free port before giving up.
 const PORT_ATTEMPTS: usize = 5;
 
-/// Whether PostgreSQL and psql are installed (see [`have`] for CI behaviour).
+/// Whether PostgreSQL and psql are installed (see [`have`]: missing fails the test).
 pub fn have_postgres() -> bool {
     have("psql") && have(&format!("{PG_BIN}/initdb")) && have("runuser")
 }
