@@ -27,10 +27,15 @@
 
 #[path = "throughput/backend.rs"]
 mod backend;
+// Shared with the tests: the fixtures/ renderer and the free-port ledger.
+#[path = "../tests/common/fixture.rs"]
+mod fixture;
 #[path = "throughput/measure.rs"]
 mod measure;
 #[path = "throughput/peers.rs"]
 mod peers;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[path = "throughput/report.rs"]
 mod report;
 

@@ -85,6 +85,19 @@ pub struct Pki {
     pub dir: tempfile::TempDir,
     /// The port `oneport server start` listens on.
     pub server_port: u16,
+    /// The backend the app routes to.
+    backend: SocketAddr,
+}
+
+/// Renders `fixtures/REL` with `vars` into `out`.
+fn render_to(rel: &str, vars: &[(&str, &str)], out: &Path) -> Result<PathBuf> {
+    crate::fixture::render_to(rel, vars, out).map_err(|e| anyhow!(e))
+}
+
+/// fixtures/server/bench.yaml for a server on `port` routing the app to `backend`.
+fn write_config(pki: &Pki, port: u16, backend: SocketAddr, out: &Path) -> Result<PathBuf> {
+    let vars = [("LISTEN_PORT", &*port.to_string()), ("APP", APP), ("UPSTREAM", &*backend.to_string()), ("USER", USER)];
+    render_to("server/bench.yaml", &vars, out).with_context(|| format!("server config in {}", pki.dir.path().display()))
 }
 
 impl Pki {
@@ -142,7 +155,7 @@ async fn run_ok(mut cmd: Command) -> Result<()> {
 
 /// `server init` + a TCP app pointing at `backend` + `server issue`.
 pub async fn make_pki(backend: SocketAddr) -> Result<Pki> {
-    let pki = Pki { dir: tempfile::tempdir()?, server_port: free_port()? };
+    let pki = Pki { dir: tempfile::tempdir()?, server_port: free_port()?, backend };
     let d = pki.dir.path();
     let mut init = pki.oneport();
     init.args(["server", "init", "--dir"]).arg(d).args(["--public-addr", &format!("127.0.0.1:{}", pki.server_port)]);
@@ -150,14 +163,8 @@ pub async fn make_pki(backend: SocketAddr) -> Result<Pki> {
     let mut issue = pki.oneport();
     issue.args(["server", "issue", "--dir"]).arg(d).args(["--user", USER, "--out"]).arg(pki.identity());
     run_ok(issue).await?;
-    // Route the app to the backend: the template ships `apps: []`.
-    let cfg = std::fs::read_to_string(pki.config())?;
-    if !cfg.contains("\napps: []\n") {
-        bail!("server init's config template changed: no `apps: []` line to replace in {}", pki.config().display());
-    }
-    let app =
-        format!("\napps:\n  - name: {APP}\n    kind: tcp\n    addr: {backend}\n    allow: {{ users: [{USER}] }}\n");
-    std::fs::write(pki.config(), cfg.replace("\napps: []\n", &app))?;
+    // The bench's server config (fixtures/server/bench.yaml) replaces init's.
+    write_config(&pki, pki.server_port, backend, &pki.config())?;
     Ok(pki)
 }
 
@@ -186,10 +193,7 @@ async fn start_server(pki: &Pki, bin: &Path, port: u16, log: &str) -> Result<(Pr
     let config = if port == pki.server_port {
         pki.config()
     } else {
-        let moved = pki.path(&format!("server-{port}.yaml"));
-        let cfg = std::fs::read_to_string(pki.config())?;
-        std::fs::write(&moved, cfg.replace(&format!("127.0.0.1:{}", pki.server_port), &format!("127.0.0.1:{port}")))?;
-        moved
+        write_config(pki, port, pki.backend, &pki.path(&format!("server-{port}.yaml")))?
     };
     let mut cmd = pki.oneport_with(bin);
     cmd.args(["server", "start", "--config"]).arg(config).stdout(Stdio::null());
@@ -256,32 +260,31 @@ pub fn stunnel_bin() -> Option<PathBuf> {
 pub async fn stunnel_pair(pki: &Pki, backend: SocketAddr) -> Result<Peer> {
     let bin = stunnel_bin().ok_or_else(|| anyhow!("stunnel is not installed (apt-get install stunnel4)"))?;
     let (srv_port, cli_port) = (free_port()?, free_port()?);
+    // fixtures/bench/stunnel-*.conf: mutual TLS, TLS 1.3 only, our cipher suite,
+    // no syslog (see the files for why that matters).
     let (cert, key) = pki.server_cert();
-    // syslog = no: stunnel logs to syslog by default, and without /dev/log (as in
-    // containers) it writes every line to /dev/console, ~1 ms each, which alone made
-    // it 25x slower at new connections here. The server logs errors only; the
-    // client logs at info, the level with "previous session reused" (counted by
-    // `stunnel_resumption`), to its output file: a few lines per connection.
-    let common = "foreground = quiet\nsyslog = no\npid =\nsocket = l:TCP_NODELAY=1\nsocket = r:TCP_NODELAY=1\n";
-    let tls = format!(
-        "sslVersionMin = TLSv1.3\nciphersuites = TLS_AES_256_GCM_SHA384\nCAfile = {}\nverifyChain = yes\n",
-        pki.ca().display()
-    );
-    let server_conf = format!(
-        "{common}debug = 3\noutput = {log}\n[srv]\naccept = 127.0.0.1:{srv_port}\nconnect = {backend}\ncert = {}\nkey = {}\n{tls}requireCert = yes\n",
-        cert.display(),
-        key.display(),
-        log = pki.path("stunnel-server.log").display(),
-    );
-    let id = pki.identity();
-    let client_conf = format!(
-        "{common}debug = 6\noutput = {log}\nclient = yes\n[cli]\naccept = 127.0.0.1:{cli_port}\nconnect = 127.0.0.1:{srv_port}\ncert = {}\nkey = {}\n{tls}checkHost = localhost\nsni = localhost\n",
-        id.display(),
-        id.display(),
-        log = pki.path("stunnel-client.log").display(),
-    );
-    std::fs::write(pki.path("stunnel-server.conf"), server_conf)?;
-    std::fs::write(pki.path("stunnel-client.conf"), client_conf)?;
+    let (ca, id) = (pki.ca().display().to_string(), pki.identity().display().to_string());
+    let srv_log = pki.path("stunnel-server.log").display().to_string();
+    let cli_log = pki.path("stunnel-client.log").display().to_string();
+    let (srv_port_s, cli_port_s, srv_addr) =
+        (srv_port.to_string(), cli_port.to_string(), format!("127.0.0.1:{srv_port}"));
+    render_to(
+        "bench/stunnel-server.conf",
+        &[
+            ("LOG", &srv_log),
+            ("CA", &ca),
+            ("CERT", &cert.display().to_string()),
+            ("KEY", &key.display().to_string()),
+            ("LISTEN_PORT", &srv_port_s),
+            ("UPSTREAM", &backend.to_string()),
+        ],
+        &pki.path("stunnel-server.conf"),
+    )?;
+    render_to(
+        "bench/stunnel-client.conf",
+        &[("LOG", &cli_log), ("CA", &ca), ("IDENTITY", &id), ("LISTEN_PORT", &cli_port_s), ("UPSTREAM", &srv_addr)],
+        &pki.path("stunnel-client.conf"),
+    )?;
     let mut cmd = Command::new(&bin);
     cmd.arg(pki.path("stunnel-server.conf")).stdout(Stdio::null());
     let server = Proc::spawn("server", cmd, &pki.path("stunnel-server.err"))?;
@@ -344,42 +347,22 @@ async fn start_nginx(pki: &Pki, router: SocketAddr) -> Result<(Proc, SocketAddr)
     let dir = pki.path("nginx");
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = pki.server_cert();
-    // As in tests/common/lb.rs: TLS terminated here, WebSocket and legacy upgrades
-    // passed through, no response buffering, long idle timeouts.
-    let conf = format!(
-        r#"daemon off;
-user root;
-worker_processes 1;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    location / {{
-      proxy_pass https://{router};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_buffering off;
-      proxy_read_timeout 300s;
-      proxy_send_timeout 300s;
-    }}
-  }}
-}}
-"#,
-        d = dir.display(),
-        cert = cert.display(),
-        key = key.display(),
-    );
-    std::fs::write(dir.join("nginx.conf"), conf)?;
+    // The tests' nginx (fixtures/lb/nginx.conf): TLS terminated here, WebSocket and
+    // legacy upgrades passed through, no response buffering; long idle timeouts.
+    render_to(
+        "lb/nginx.conf",
+        &[
+            ("DIR", &dir.display().to_string()),
+            ("LISTEN_PORT", &port.to_string()),
+            ("CERT", &cert.display().to_string()),
+            ("KEY", &key.display().to_string()),
+            ("UPSTREAM", &format!("https://{router}")),
+            ("IDLE", "300s"),
+            ("WORKER_CONNECTIONS", "8192"),
+            ("EXTRA_LOCATIONS", ""),
+        ],
+        &dir.join("nginx.conf"),
+    )?;
     let mut cmd = Command::new(nginx_bin().ok_or_else(|| anyhow!("nginx is not installed"))?);
     cmd.arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(&dir).stdout(Stdio::null());
     let p = Proc::spawn("nginx", cmd, &dir.join("stderr.log"))?;
@@ -393,9 +376,9 @@ pub fn nginx_bin() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
-/// A free loopback port, for programs that must be told one.
+/// A free loopback port, for programs that must be told one (never twice).
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(crate::ports::try_free_port()?)
 }
 
 /// Polls until `addr` accepts TCP, or fails with the tail of `log`.

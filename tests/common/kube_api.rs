@@ -2,7 +2,8 @@
 //! `/version`, `/api`, `/apis`, `/api/v1` discovery, pods in namespace `default`
 //! (list, get, and a chunked watch that sends an event when the test says so), and
 //! `pods/NAME/exec` over WebSocket (`v5.channel.k8s.io`, or `v4`) that echoes stdin
-//! to stdout. It demands its own bearer token and records the headers of every
+//! to stdout. Its discovery documents and pod objects are the files in
+//! fixtures/kube/. It demands its own bearer token and records the headers of every
 //! request so tests can assert what the oneport backend sent.
 #![allow(dead_code, unreachable_pub)]
 
@@ -31,7 +32,8 @@ use tokio_tungstenite::WebSocketStream;
 
 /// The pod that always exists.
 pub const POD: &str = "web-1";
-/// The version `/version` reports.
+/// The version `/version` reports (fixtures/kube/version.json; tests/fixtures.rs
+/// checks they agree).
 pub const GIT_VERSION: &str = "v1.32.4";
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -202,22 +204,18 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let watch = seen.query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
     let pods = "/api/v1/namespaces/default/pods";
     match (seen.method.as_str(), seen.path.as_str()) {
-        ("GET", "/version") => json_response(StatusCode::OK, &version()),
-        ("GET", "/api") => json_response(
-            StatusCode::OK,
-            &json!({"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
-        ),
-        ("GET", "/apis") => {
-            json_response(StatusCode::OK, &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
-        }
-        ("GET", "/api/v1") => json_response(StatusCode::OK, &resources()),
+        ("GET", "/version") => json_response(StatusCode::OK, &data("version.json")),
+        ("GET", "/api") => json_response(StatusCode::OK, &data("api.json")),
+        ("GET", "/apis") => json_response(StatusCode::OK, &data("apis.json")),
+        ("GET", "/api/v1") => json_response(StatusCode::OK, &data("api-v1.json")),
         ("GET", p) if p == pods && watch => watch_response(st, table),
         ("GET", p) if p == pods => {
             let list = if table {
                 table_of(&[POD])
             } else {
-                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": [pod(POD)]})
+                let mut list = data("pod-list.json");
+                list["items"] = json!([pod(POD)]);
+                list
             };
             json_response(StatusCode::OK, &list)
         }
@@ -227,42 +225,27 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn version() -> Value {
-    json!({"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0",
-        "compiler": "gc", "platform": "linux/amd64"})
+/// `fixtures/kube/NAME`, with `{{NAME}}` filled by `vars`, parsed.
+fn data_with(name: &str, vars: &[(&str, &str)]) -> Value {
+    let text = super::fixture::render(&format!("kube/{name}"), vars).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixtures/kube/{name} is not JSON: {e}"))
 }
 
-fn resources() -> Value {
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [
-        {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
-         "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
-        {"name": "pods/exec", "singularName": "", "namespaced": true, "kind": "PodExecOptions", "verbs": ["create", "get"]},
-    ]})
+/// `fixtures/kube/NAME`, parsed.
+pub fn data(name: &str) -> Value {
+    data_with(name, &[])
 }
 
-fn pod(name: &str) -> Value {
-    json!({"kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
-            "resourceVersion": "100", "creationTimestamp": "2025-01-01T00:00:00Z"},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-        "status": {"phase": "Running"}})
+/// The pod object `name` (fixtures/kube/pod.json).
+pub fn pod(name: &str) -> Value {
+    data_with("pod.json", &[("NAME", name)])
 }
 
+/// A `Table` (kubectl's `as=Table` view) of pods `names`.
 fn table_of(names: &[&str]) -> Value {
-    let rows: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            json!({"cells": [n, "Running"], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                "metadata": {"name": n, "namespace": "default", "resourceVersion": "100",
-                    "creationTimestamp": "2025-01-01T00:00:00Z"}}})
-        })
-        .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": "100"},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
-            {"name": "Status", "type": "string", "format": "", "description": "Status", "priority": 0}],
-        "rows": rows})
+    let mut table = data("pod-table.json");
+    table["rows"] = names.iter().map(|n| data_with("pod-table-row.json", &[("NAME", n)])).collect();
+    table
 }
 
 /// A chunked watch: one `{"type":"ADDED",...}` line per event the test sends.

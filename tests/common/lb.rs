@@ -14,7 +14,7 @@ use std::time::Duration;
 use oneport::identity::pki;
 use tokio::process::{Child, Command};
 
-use super::{free_port, wait_port, which};
+use super::{fixture, free_port, wait_port, which};
 
 /// The load balancer's own CA and certificate for 127.0.0.1/localhost.
 pub struct LbPki {
@@ -73,114 +73,76 @@ pub enum NginxMode {
     Refuse400,
 }
 
-/// nginx terminating TLS in front of `router`, re-encrypting to it (`https`) or
-/// not (`plain_upstream`), with `proxy_read_timeout` = `idle`.
+/// Writes `fixtures/lb/NAME` rendered with `vars` into `dir`.
+fn conf(dir: &tempfile::TempDir, name: &str, vars: &[(&str, &str)]) -> PathBuf {
+    fixture::render_to(&format!("lb/{name}"), vars, &dir.path().join(name)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An idle timeout as nginx and HAProxy read it (`1000ms`).
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+/// nginx terminating TLS in front of `router` (fixtures/lb/nginx.conf),
+/// re-encrypting to it (`https`) or not (`plain_upstream`), cutting streams idle
+/// for `idle` (`proxy_read_timeout`; sub-second values work).
 pub async fn nginx(pki: &LbPki, router: SocketAddr, mode: NginxMode, plain_upstream: bool, idle: Duration) -> Proc {
     let bin = which("nginx").expect("nginx");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let d = dir.path().display();
     let scheme = if plain_upstream { "http" } else { "https" };
-    let refuse = match mode {
-        NginxMode::Refuse400 => "location = /webapi/connectionupgrade { return 400; }",
-        NginxMode::PassUpgrades => "",
+    let extra = match mode {
+        NginxMode::Refuse400 => fixture::read("lb/nginx-refuse-upgrade.locations").unwrap_or_else(|e| panic!("{e}")),
+        NginxMode::PassUpgrades => String::new(),
     };
-    let conf = format!(
-        r#"daemon off;
-user root;
-worker_processes 1;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 2048; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    {refuse}
-    location / {{
-      proxy_pass {scheme}://{router};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_buffering off;
-      proxy_read_timeout {secs}s;
-      proxy_send_timeout {secs}s;
-    }}
-  }}
-}}
-"#,
-        cert = pki.cert.display(),
-        key = pki.key.display(),
-        secs = idle.as_secs().max(1),
+    let conf_path = conf(
+        &dir,
+        "nginx.conf",
+        &[
+            ("DIR", &dir.path().display().to_string()),
+            ("LISTEN_PORT", &port.to_string()),
+            ("CERT", &pki.cert.display().to_string()),
+            ("KEY", &pki.key.display().to_string()),
+            ("UPSTREAM", &format!("{scheme}://{router}")),
+            ("IDLE", &millis(idle)),
+            ("WORKER_CONNECTIONS", "2048"),
+            ("EXTRA_LOCATIONS", extra.trim()),
+        ],
     );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
     let mut cmd = Command::new(bin);
     cmd.arg("-c").arg(&conf_path).arg("-p").arg(dir.path());
     spawn(cmd, ([127, 0, 0, 1], port).into(), dir, "nginx").await
 }
 
-/// HAProxy in `mode http` terminating TLS in front of `router`, with client, server
-/// and tunnel timeouts = `idle`.
+/// HAProxy in `mode http` terminating TLS in front of `router`
+/// (fixtures/lb/haproxy.cfg), with client, server and tunnel timeouts = `idle`.
 pub async fn haproxy(pki: &LbPki, router: SocketAddr, idle: Duration) -> Proc {
     let bin = which("haproxy").expect("haproxy");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let ms = idle.as_millis();
-    let conf = format!(
-        r#"global
-  maxconn 2000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client {ms}ms
-  timeout server {ms}ms
-  timeout tunnel {ms}ms
-frontend fe
-  bind 127.0.0.1:{port} ssl crt {combined}
-  default_backend be
-backend be
-  server router {router} ssl verify none
-"#,
-        combined = pki.dir.path().join("lb-combined.pem").display(),
+    let conf_path = conf(
+        &dir,
+        "haproxy.cfg",
+        &[
+            ("LISTEN_PORT", &port.to_string()),
+            ("CERT", &pki.dir.path().join("lb-combined.pem").display().to_string()),
+            ("UPSTREAM", &router.to_string()),
+            ("IDLE", &millis(idle)),
+        ],
     );
-    let conf_path = dir.path().join("haproxy.cfg");
-    std::fs::write(&conf_path, conf).unwrap();
     let mut cmd = Command::new(bin);
     cmd.arg("-db").arg("-f").arg(&conf_path);
     spawn(cmd, ([127, 0, 0, 1], port).into(), dir, "haproxy").await
 }
 
-/// squid as a CONNECT proxy on loopback (any port may be CONNECTed to).
+/// squid as a CONNECT proxy on loopback, any port may be CONNECTed to
+/// (fixtures/lb/squid.conf).
 pub async fn squid() -> Proc {
     let bin = which("squid").expect("squid");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let d = dir.path().display();
-    let conf = format!(
-        r#"http_port 127.0.0.1:{port}
-acl any_port port 1-65535
-acl CONNECT method CONNECT
-acl local src 127.0.0.0/8
-http_access allow CONNECT local any_port
-http_access deny all
-cache deny all
-access_log none
-cache_log stdio:{d}/cache.log
-pid_filename none
-coredump_dir {d}
-shutdown_lifetime 0 seconds
-"#
-    );
-    let conf_path = dir.path().join("squid.conf");
-    std::fs::write(&conf_path, conf).unwrap();
+    let conf_path =
+        conf(&dir, "squid.conf", &[("LISTEN_PORT", &port.to_string()), ("DIR", &dir.path().display().to_string())]);
     let mut cmd = Command::new(bin);
     cmd.arg("-N").arg("-f").arg(&conf_path);
     spawn(cmd, ([127, 0, 0, 1], port).into(), dir, "squid").await

@@ -3,16 +3,17 @@
 //! with deadlines (never fixed sleeps or fixed ports).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fixture;
 pub mod kube_api;
+pub mod ports;
 pub mod realdb;
 pub mod sshd;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oneport::client::context::{Context, Overrides};
@@ -20,12 +21,14 @@ use oneport::client::dial::Dialer;
 use oneport::server::{self, setup, Config};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod lb;
+
+pub use ports::{free_port, loopback_listener};
 
 /// Every test body runs under this deadline so a hang fails fast.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(240);
@@ -212,35 +215,6 @@ where
 pub async fn wait_port(addr: SocketAddr, limit: Duration) {
     poll_until(limit, &format!("{addr} to accept"), || async move { TcpStream::connect(addr).await.ok().map(|_| ()) })
         .await
-}
-
-/// Ports [`free_port`] handed out in this process: never twice, even after the
-/// program told one has exited (the kernel may offer it again to `bind(:0)`).
-static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-
-/// A free loopback port for programs that must be told one: bind 127.0.0.1:0, read,
-/// close, remember; a port handed out before in this process is never handed out again.
-pub fn free_port() -> u16 {
-    for _ in 0..200 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if HANDED_OUT.lock().unwrap().insert(port) {
-            return port;
-        }
-    }
-    panic!("200 tries at a free loopback port all returned ports already handed out");
-}
-
-/// A listener on 127.0.0.1 for in-process servers, on a port [`free_port`] has not
-/// handed out (that port may be about to be bound by the program told it).
-pub async fn loopback_listener() -> TcpListener {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        if HANDED_OUT.lock().unwrap().insert(port) {
-            return l;
-        }
-    }
-    panic!("200 tries at a loopback listener all returned ports already handed out");
 }
 
 /// The variable that lets a run skip tests whose program is missing.
