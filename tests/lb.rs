@@ -1,6 +1,7 @@
 //! Through real layer 7 load balancers and an HTTPS proxy, with no flag given: the
 //! client detects the load balancer and tunnels through the connection upgrade.
-//! nginx and HAProxy cut idle streams after 5 s; the server's pings keep sessions up.
+//! nginx and HAProxy cut idle streams (after 1 s, or 5 s at realistic values); the
+//! server's pings keep sessions up, and without them the same sessions are cut.
 
 mod common;
 
@@ -14,12 +15,20 @@ use oneport::server::config::{Allow, App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The load balancers' idle cut-off in tests that do not idle (generous, so a slow
+/// response on a loaded machine is not cut).
 const LB_IDLE: Duration = Duration::from_secs(5);
 
+/// A server with pings every `REAL_IDLE.pings`, routing app `echo` to an echo backend.
 async fn server_with_echo() -> TestServer {
+    server_with_echo_pinging(REAL_IDLE.pings).await
+}
+
+/// The same, pinging every `pings` (`NO_PINGS`: never).
+async fn server_with_echo_pinging(pings: Duration) -> TestServer {
     let (echo, _) = spawn_echo().await;
     TestServer::start(|c| {
-        c.ping_interval = Duration::from_secs(2);
+        c.ping_interval = pings;
         c.apps.push(App {
             name: "echo".into(),
             kind: AppKind::Tcp,
@@ -62,19 +71,36 @@ async fn survives_idle(addr: std::net::SocketAddr, idle: Duration) {
     assert_eq!(&buf, b"later");
 }
 
+/// The negative control of [`survives_idle`]: after `idle` with no traffic, the load
+/// balancer has cut the session, so the second round trip gets no echo.
+async fn cut_when_idle(addr: std::net::SocketAddr, idle: Duration, path: &str) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 5];
+    s.write_all(b"first").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    tokio::time::sleep(idle).await; // idling is the thing under test
+    let _ = s.write_all(b"later").await; // may fail: the session is gone
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut buf)).await;
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "{path}: the session survived {idle:?} idle without pings, so pings are not what keeps it up"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_websocket_bulk_and_idle() {
     if !have("nginx") {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        // The realistic timings (5 s cut-off, 2 s pings, 15 s idle); the other paths use FAST_IDLE.
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let pki = LbPki::new();
-        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, REAL_IDLE.lb).await;
         let id = srv.identity("alice", &[]);
         let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &[]).await;
         transfer_64_mib(run.addr).await;
-        survives_idle(run.addr, Duration::from_secs(15)).await;
+        survives_idle(run.addr, REAL_IDLE.window).await;
         srv.stop().await;
     })
     .await;
@@ -86,17 +112,17 @@ async fn nginx_plain_upstream_and_legacy_mode() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(FAST_IDLE.pings).await;
         let pki = LbPki::new();
         // nginx speaks plain HTTP to the router: the same port takes it.
-        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, LB_IDLE).await;
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, FAST_IDLE.lb).await;
         let id = srv.identity("alice", &[]);
         let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE_MODE", "legacy")];
         let (run, _home) = proxy_app(&nginx.addr.to_string(), &id, &pki, &env).await;
         let payload = Arc::new(random_bytes(4 << 20, 3));
         let back = send_and_collect(TcpStream::connect(run.addr).await.unwrap(), payload.clone()).await;
         assert_eq!(sha256(&back), sha256(&payload));
-        survives_idle(run.addr, Duration::from_secs(12)).await;
+        survives_idle(run.addr, FAST_IDLE.window).await;
         srv.stop().await;
     })
     .await;
@@ -179,13 +205,42 @@ async fn haproxy_http_mode_bulk_and_idle() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(FAST_IDLE.pings).await;
         let pki = LbPki::new();
-        let ha = lb::haproxy(&pki, srv.addr, LB_IDLE).await;
+        let ha = lb::haproxy(&pki, srv.addr, FAST_IDLE.lb).await;
         let id = srv.identity("alice", &[]);
         let (run, _home) = proxy_app(&ha.addr.to_string(), &id, &pki, &[]).await;
         transfer_64_mib(run.addr).await;
-        survives_idle(run.addr, Duration::from_secs(15)).await;
+        survives_idle(run.addr, FAST_IDLE.window).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// The negative control of the idle tests above: the same three paths (nginx with
+/// WebSocket, nginx with the legacy upgrade over plain HTTP, HAProxy), the same
+/// cut-off and idle window, but a server that never pings: every session is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pings_load_balancers_cut_idle_sessions() {
+    if !have("nginx") || !have("haproxy") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(NO_PINGS).await;
+        let pki = LbPki::new();
+        let id = srv.identity("alice", &[]);
+        let ws = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
+        let plain = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, FAST_IDLE.lb).await;
+        let ha = lb::haproxy(&pki, srv.addr, FAST_IDLE.lb).await;
+        let legacy = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE_MODE", "legacy")];
+        let (a, _h1) = proxy_app(&ws.addr.to_string(), &id, &pki, &[]).await;
+        let (b, _h2) = proxy_app(&plain.addr.to_string(), &id, &pki, &legacy).await;
+        let (c, _h3) = proxy_app(&ha.addr.to_string(), &id, &pki, &[]).await;
+        tokio::join!(
+            cut_when_idle(a.addr, FAST_IDLE.window, "nginx (WebSocket)"),
+            cut_when_idle(b.addr, FAST_IDLE.window, "nginx (legacy, plain upstream)"),
+            cut_when_idle(c.addr, FAST_IDLE.window, "HAProxy"),
+        );
         srv.stop().await;
     })
     .await;

@@ -38,6 +38,30 @@ pub async fn deadline<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(TEST_DEADLINE, fut).await.expect("test exceeded its deadline")
 }
 
+/// Timings of an idle-survival test: the load balancer cuts streams idle for `lb`,
+/// the server pings every `pings`, and the test idles for `window` (three cut-offs)
+/// between two round trips. Each such test has a negative control with pings off
+/// ([`NO_PINGS`]) that must see the cut, so survival is the pings' doing.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleTimings {
+    pub lb: Duration,
+    pub pings: Duration,
+    pub window: Duration,
+}
+
+/// Sub-second timings (nginx and HAProxy accept them): a 1 s cut-off, pings every
+/// 300 ms (3.3 per cut-off), 3 s idle. As strong as [`REAL_IDLE`], five times faster.
+pub const FAST_IDLE: IdleTimings =
+    IdleTimings { lb: Duration::from_secs(1), pings: Duration::from_millis(300), window: Duration::from_secs(3) };
+
+/// Timings a deployment would use: a 5 s cut-off, 2 s pings, 15 s idle (one test per
+/// load balancer path keeps them, in case something only breaks at real values).
+pub const REAL_IDLE: IdleTimings =
+    IdleTimings { lb: Duration::from_secs(5), pings: Duration::from_secs(2), window: Duration::from_secs(15) };
+
+/// `ping_interval: 0`: the server sends no pings (negative controls).
+pub const NO_PINGS: Duration = Duration::ZERO;
+
 /// Logs for tests: `RUST_LOG=oneport=debug cargo test` shows the server's view.
 pub fn trace_init() {
     let _ = tracing_subscriber::fmt()
