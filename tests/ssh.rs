@@ -47,6 +47,11 @@ struct Setup {
 
 /// `None` (a counted skip, only with ONEPORT_TEST_ALLOW_SKIP=1) when OpenSSH is missing.
 async fn setup() -> Option<Setup> {
+    setup_pinging(FAST_IDLE.pings).await
+}
+
+/// [`setup`] with a server pinging every `pings` (`NO_PINGS`: never).
+async fn setup_pinging(pings: Duration) -> Option<Setup> {
     if !Sshd::available() {
         return None;
     }
@@ -54,8 +59,8 @@ async fn setup() -> Option<Setup> {
     let a = sshd.addr;
     let srv = TestServer::start(|c| {
         // Pings only flow on upgraded `alpn-ping` streams (SSH has no ping variant);
-        // a short interval keeps nginx's 5 s idle cut-off at bay in the LB tests.
-        c.ping_interval = Duration::from_secs(2);
+        // they keep nginx's idle cut-off at bay in the LB tests.
+        c.ping_interval = pings;
         c.nodes.push(node("web1", Some(a), &[], &["alice"]));
         c.nodes.push(node("any", None, &["127.0.0.1:*"], &["alice"]));
         c.nodes.push(node("fixed", Some(a), &[], &["alice"]));
@@ -383,9 +388,9 @@ async fn proxy_ssh_stdio_contract() {
     .await;
 }
 
-/// 6. Through nginx terminating TLS (idle cut-off 5 s), with no flag given: `proxy ssh`
+/// 6. Through nginx terminating TLS (idle cut-off 1 s), with no flag given: `proxy ssh`
 /// detects the load balancer and upgrades (`alpn-ping`). A command runs, and a
-/// session left idle for 15 s (three times the cut-off) still answers.
+/// session left idle for 3 s (three cut-offs; pings every 300 ms) still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_through_nginx_and_idle_sessions_survive() {
     if !have("nginx") {
@@ -394,7 +399,7 @@ async fn ssh_through_nginx_and_idle_sessions_survive() {
     deadline(async {
         let Some(s) = setup().await else { return };
         let pki = LbPki::new();
-        let nginx = lb::nginx(&pki, s.srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let nginx = lb::nginx(&pki, s.srv.addr, NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
         let proxy = nginx.addr.to_string();
 
         let mut c = s.client_via(&proxy, "ssh", &s.alice);
@@ -403,26 +408,56 @@ async fn ssh_through_nginx_and_idle_sessions_survive() {
         assert_ok(&o, &s.sshd);
         assert_eq!(o.stdout, "ok\n");
 
-        let mut c = s.client_via(&proxy, "ssh", &s.alice);
-        c.env("SSL_CERT_FILE", &pki.ca).args(["root@web1", "echo ready; read line; echo got $line"]);
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(RUN_LIMIT, lines.next_line()).await.expect("no greeting").unwrap();
-        assert_eq!(first.as_deref(), Some("ready"));
-        tokio::time::sleep(Duration::from_secs(15)).await; // idling is the thing under test
-        stdin.write_all(b"hello\n").await.unwrap();
-        stdin.flush().await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("no answer after idling: the load balancer cut the session")
-            .unwrap();
-        assert_eq!(reply.as_deref(), Some("got hello"));
-        drop(stdin);
-        let status = tokio::time::timeout(RUN_LIMIT, child.wait()).await.unwrap().unwrap();
-        assert_eq!(status.code(), Some(0));
+        let reply = idle_session(&s, &proxy, &pki).await;
+        assert_eq!(reply.as_deref(), Some("got hello"), "the load balancer cut the idle session");
         drop(nginx);
         s.srv.stop().await;
     })
     .await;
+}
+
+/// 6b. The negative control of 6: the same path, cut-off and idle window, but a
+/// server that never pings: nginx cuts the idle session, and ssh gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_through_nginx_idle_session_is_cut_without_pings() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let Some(s) = setup_pinging(NO_PINGS).await else { return };
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, s.srv.addr, NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
+        let reply = idle_session(&s, &nginx.addr.to_string(), &pki).await;
+        assert_eq!(reply, None, "the session survived without pings, so pings are not what keeps it up");
+        drop(nginx);
+        s.srv.stop().await;
+    })
+    .await;
+}
+
+/// An ssh session through `proxy` that says `ready`, idles `FAST_IDLE.window`, then
+/// is sent a line: what it answered (`None`: the session ended without answering).
+async fn idle_session(s: &Setup, proxy: &str, pki: &LbPki) -> Option<String> {
+    let mut c = s.client_via(proxy, "ssh", &s.alice);
+    c.env("SSL_CERT_FILE", &pki.ca).args(["root@web1", "echo ready; read line; echo got $line"]);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(RUN_LIMIT, lines.next_line()).await.expect("no greeting").unwrap();
+    assert_eq!(first.as_deref(), Some("ready"));
+    tokio::time::sleep(FAST_IDLE.window).await; // idling is the thing under test
+                                                // Writing may fail once the session is gone.
+    let _ = stdin.write_all(b"hello\n").await;
+    let _ = stdin.flush().await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("no answer and no end within 10 s after idling")
+        .ok()
+        .flatten();
+    drop(stdin);
+    let status = tokio::time::timeout(RUN_LIMIT, child.wait()).await.unwrap().unwrap();
+    if reply.is_some() {
+        assert_eq!(status.code(), Some(0));
+    }
+    reply
 }
