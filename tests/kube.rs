@@ -1,7 +1,7 @@
 //! Kubernetes end to end with the real kubectl: `kube login` (kubectl straight to the
 //! routing server, routed by SNI) and `proxy kube` (kubectl to the local HTTPS proxy),
 //! the server's impersonating backend in front of an API-server double, watches that
-//! idle past 10 s, `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
+//! idle past 10 s (and 3 s behind nginx's 1 s cut-off), `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
 //! and the Status 403 for callers outside the allow-list.
 
 mod common;
@@ -739,77 +739,130 @@ async fn kube_login_follows_kubectl_with_several_files() {
 }
 
 /// 7: behind nginx (a TLS-terminating L7 load balancer that cuts streams idle for
-/// 5 s), `proxy kube` finds the upgrade on its own: `kubectl get pods` works, and a
-/// watch idle for 10 s still receives its event. `kube login` says kubectl cannot
-/// go direct and names the `proxy kube` command.
+/// 1 s), `proxy kube` finds the upgrade on its own: `kubectl get pods` works, and a
+/// watch idle for 3 s (pings every 300 ms) still receives its event. `kube login`
+/// says kubectl cannot go direct and names the `proxy kube` command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_nginx_proxy_kube_serves_kubectl_and_idle_watches() {
     if !have(KUBECTL) || !have("nginx") {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| {
-            c.ping_interval = Duration::from_secs(2);
-            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
-        })
-        .await;
-        let pki = LbPki::new();
-        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
-        let via = nginx.addr.to_string();
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let b = BehindNginx::start(FAST_IDLE.pings).await;
+        let (api, home, id, via) = (&b.api, &b.home, &b.id, &b.via);
 
         // `oneport login` through nginx caches "upgrade required"; `kube login` then
         // refuses to write a kubeconfig kubectl could not use.
-        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
-        c.env("SSL_CERT_FILE", &pki.ca).arg("login");
+        let mut c = home.oneport_via(via, id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &b.pki.ca).arg("login");
         ok(c, "oneport login through nginx").await;
         let kc = home.kubeconfig();
         let mut c = oneport(home.path());
-        c.env("HOME", home.path()).env("KUBECONFIG", &kc).env("SSL_CERT_FILE", &pki.ca).args(["kube", "login", "dev"]);
+        c.env("HOME", home.path())
+            .env("KUBECONFIG", &kc)
+            .env("SSL_CERT_FILE", &b.pki.ca)
+            .args(["kube", "login", "dev"]);
         let out = output(c).await;
         assert!(!out.status.success());
         let stderr = text(&out.stderr);
         assert!(stderr.contains("load balancer") && stderr.contains("oneport proxy kube dev"), "{stderr}");
         assert!(!kc.exists());
 
-        let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
-        c.env("SSL_CERT_FILE", &pki.ca);
-        let mut p = proxy_kube_cmd(c, &["dev"]).await;
-        version_and_pods(&home, &p.kubeconfig).await;
-
-        let mut k = home.kubectl(&p.kubeconfig);
-        k.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut watch = k.spawn().unwrap();
-        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
-            (api.watches() >= 1).then_some(())
-        })
-        .await;
-        tokio::time::sleep(Duration::from_secs(10)).await; // idling past nginx's 5 s is the point
-        api.send_event("late-pod");
-        let got = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("late-pod") {
-                    return line;
-                }
-            }
-            panic!("the watch ended without the event (cut by nginx?)");
-        })
-        .await
-        .expect("the watch did not print the event within 30s");
+        let got = b.idle_watch(true).await.expect("the watch ended without the event (cut by nginx?)");
         assert!(got.contains("Running"), "{got}");
-        let _ = watch.start_kill();
         assert_eq!(api.watches(), 1, "one watch, never re-established");
         for r in api.requests() {
             assert_eq!(r.all("impersonate-user"), ["alice"]);
         }
-        let _ = p.child.start_kill();
-        drop(nginx);
-        srv.stop().await;
+        b.stop().await;
     })
     .await;
+}
+
+/// 7b. The negative control of 7: the same path, cut-off and idle window, but a
+/// server that never pings: nginx cuts the idle watch, and the event never arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_idle_watches_are_cut_without_pings() {
+    if !have(KUBECTL) || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let b = BehindNginx::start(NO_PINGS).await;
+        let got = b.idle_watch(false).await;
+        assert_eq!(got, None, "the watch survived without pings, so pings are not what keeps it up");
+        b.stop().await;
+    })
+    .await;
+}
+
+/// The kube API double, a server pinging every `pings` with cluster `dev` on it,
+/// nginx in front (cut-off `FAST_IDLE.lb`), and alice's identity and home.
+struct BehindNginx {
+    api: KubeApi,
+    srv: TestServer,
+    pki: LbPki,
+    nginx: lb::Proc,
+    via: String,
+    id: PathBuf,
+    home: Home,
+}
+
+impl BehindNginx {
+    async fn start(pings: Duration) -> BehindNginx {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = pings;
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+        })
+        .await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
+        let via = nginx.addr.to_string();
+        let id = srv.identity("alice", &["dev"]);
+        BehindNginx { api, srv, pki, nginx, via, id, home: Home::new() }
+    }
+
+    /// `proxy kube` through nginx, `kubectl get pods` (when `check_pods`), then a
+    /// watch idle for `FAST_IDLE.window` before the double sends an event: the line
+    /// kubectl printed for it, or `None` if the watch ended (or stayed silent for
+    /// 10 s) without it.
+    async fn idle_watch(&self, check_pods: bool) -> Option<String> {
+        let mut c = self.home.oneport_via(&self.via, &self.id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &self.pki.ca);
+        let mut p = proxy_kube_cmd(c, &["dev"]).await;
+        if check_pods {
+            version_and_pods(&self.home, &p.kubeconfig).await;
+        }
+        let mut k = self.home.kubectl(&p.kubeconfig);
+        k.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut watch = k.spawn().unwrap();
+        let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+        let before = self.api.watches();
+        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
+            (self.api.watches() > before).then_some(())
+        })
+        .await;
+        tokio::time::sleep(FAST_IDLE.window).await; // idling past nginx's cut-off is the point
+        self.api.send_event("late-pod");
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("late-pod") {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .unwrap_or(None);
+        let _ = watch.start_kill();
+        let _ = p.child.start_kill();
+        got
+    }
+
+    async fn stop(self) {
+        drop(self.nginx);
+        self.srv.stop().await;
+    }
 }
 
 /// `kube credentials` prints the identity as an ExecCredential, and refuses an
