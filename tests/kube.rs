@@ -33,6 +33,34 @@ fn kube_cluster(api: &KubeApi, name: &str, groups: &[&str]) -> Kube {
     }
 }
 
+/// The set-up most tests share: the kube API double, a server with cluster `dev`
+/// (for group `dev`) routed to it, alice's identity, and a private home.
+struct Dev {
+    api: KubeApi,
+    srv: TestServer,
+    id: PathBuf,
+    home: Home,
+}
+
+impl Dev {
+    /// Alice in group `dev`.
+    async fn start() -> Dev {
+        Dev::start_as(&["dev"], |_| {}).await
+    }
+
+    /// Alice in `groups`, with `edit` applied to the server config after `dev` is added.
+    async fn start_as(groups: &[&str], edit: impl FnOnce(&mut oneport::server::Config)) -> Dev {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+            edit(c);
+        })
+        .await;
+        let id = srv.identity("alice", groups);
+        Dev { api, srv, id, home: Home::new() }
+    }
+}
+
 /// A temporary HOME (kubectl's cache, ~/.kube) that is also ONEPORT_HOME.
 struct Home {
     dir: tempfile::TempDir,
@@ -61,16 +89,8 @@ impl Home {
     }
     /// kubectl with this HOME and KUBECONFIG.
     fn kubectl(&self, kubeconfig: &str) -> Command {
-        let mut c = Command::new(KUBECTL);
-        c.env("HOME", self.path())
-            .env("KUBECONFIG", kubeconfig)
-            .env("ONEPORT_HOME", self.path())
-            .env_remove("ONEPORT_PROXY")
-            .env_remove("ONEPORT_IDENTITY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut c = scrubbed(KUBECTL, self.path());
+        c.env("HOME", self.path()).env("KUBECONFIG", kubeconfig);
         c
     }
 }
@@ -125,10 +145,7 @@ async fn kube_login_direct_impersonates_the_caller() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev", "ops"]);
-        let home = Home::new();
+        let Dev { api, srv, id, home } = Dev::start_as(&["dev", "ops"], |_| {}).await;
         let kc = home.kubeconfig();
         let kc = kc.to_str().unwrap();
         let out = kube_login(&home, &srv, &id, kc, "dev").await;
@@ -175,6 +192,14 @@ struct KubeProxy {
 /// address and reads the `export KUBECONFIG=...` line.
 async fn proxy_kube(home: &Home, srv: &TestServer, id: &Path, names: &[&str]) -> KubeProxy {
     proxy_kube_cmd(home.oneport(srv, id, "/nonexistent/never-used"), names).await
+}
+
+/// Both ways kubectl reaches cluster `dev`: `kube login` into the home kubeconfig
+/// (returned) and a running `proxy kube dev`.
+async fn both_ways(home: &Home, srv: &TestServer, id: &Path) -> (String, KubeProxy) {
+    let kc = home.kubeconfig().to_str().unwrap().to_string();
+    kube_login(home, srv, id, &kc, "dev").await;
+    (kc, proxy_kube(home, srv, id, &["dev"]).await)
 }
 
 async fn proxy_kube_cmd(mut c: Command, names: &[&str]) -> KubeProxy {
@@ -270,14 +295,8 @@ async fn kubectl_exec_round_trips_stdin() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
-        let kc = home.kubeconfig();
-        let kc = kc.to_str().unwrap().to_string();
-        kube_login(&home, &srv, &id, &kc, "dev").await;
-        let mut p = proxy_kube(&home, &srv, &id, &["dev"]).await;
+        let Dev { api, srv, id, home } = Dev::start().await;
+        let (kc, mut p) = both_ways(&home, &srv, &id).await;
         let payload = random_bytes(1 << 20, 11);
         for (how, kubeconfig) in [("kube login", kc.as_str()), ("proxy kube", p.kubeconfig.as_str())] {
             let mut c = home.kubectl(kubeconfig);
@@ -319,14 +338,8 @@ async fn watch_delivers_an_event_after_ten_idle_seconds() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
-        let kc = home.kubeconfig();
-        let kc = kc.to_str().unwrap().to_string();
-        kube_login(&home, &srv, &id, &kc, "dev").await;
-        let mut p = proxy_kube(&home, &srv, &id, &["dev"]).await;
+        let Dev { api, srv, id, home } = Dev::start().await;
+        let (kc, mut p) = both_ways(&home, &srv, &id).await;
         let mut watchers = Vec::new();
         for kubeconfig in [kc.as_str(), p.kubeconfig.as_str()] {
             let mut c = home.kubectl(kubeconfig);
@@ -370,10 +383,7 @@ async fn proxy_kube_exec_passes_the_exit_code_and_cleans_up() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
         c.args(["proxy", "kube", "dev", "--exec=kubectl get pods && test -f \"$KUBECONFIG\" && exit 7"]);
         let out = output(c).await;
@@ -399,11 +409,8 @@ async fn caller_outside_the_allow_list_gets_status_403() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let alice = srv.identity("alice", &["dev"]);
+        let Dev { api, srv, id: alice, home } = Dev::start().await;
         let bob = srv.identity("bob", &["qa"]);
-        let home = Home::new();
         // Log in while allowed, then the identity file changes to bob's (as if the
         // allow-list had changed since): kubectl's exec plugin now presents bob.
         let id = home.path().join("id.pem");
@@ -479,10 +486,7 @@ async fn caller_outside_the_allow_list_gets_status_403() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_login_behind_an_l7_balancer_points_to_proxy_kube() {
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
         c.arg("login");
         ok(c, "oneport login").await;
@@ -544,10 +548,7 @@ async fn kube_login_merges_into_home_kubeconfig() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let kc = home.path().join(".kube/config");
         std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
         std::fs::write(&kc, EXISTING).unwrap();
@@ -600,10 +601,7 @@ async fn kube_login_merges_into_home_kubeconfig() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_login_refuses_a_broken_kubeconfig() {
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let good = home.path().join("good");
         let broken = home.path().join("broken");
         std::fs::write(&good, EXISTING).unwrap();
@@ -666,10 +664,7 @@ async fn kube_login_follows_kubectl_with_several_files() {
         return;
     }
     deadline(async {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let existing_user = "users:\n- name: test-dev\n  user: {token: old}\n";
         // Case 1: a missing, b has another context and current-context, c already
         // has our user. Case 2: neither file exists.
@@ -809,17 +804,11 @@ struct BehindNginx {
 
 impl BehindNginx {
     async fn start(pings: Duration) -> BehindNginx {
-        let api = KubeApi::start().await;
-        let srv = TestServer::start(|c| {
-            c.ping_interval = pings;
-            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
-        })
-        .await;
+        let Dev { api, srv, id, home } = Dev::start_as(&["dev"], |c| c.ping_interval = pings).await;
         let pki = LbPki::new();
         let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
         let via = nginx.addr.to_string();
-        let id = srv.identity("alice", &["dev"]);
-        BehindNginx { api, srv, pki, nginx, via, id, home: Home::new() }
+        BehindNginx { api, srv, pki, nginx, via, id, home }
     }
 
     /// `proxy kube` through nginx, `kubectl get pods` (when `check_pods`), then a

@@ -89,7 +89,7 @@ impl Setup {
 
     /// As [`Setup::client`], with `proxy ssh` going to `proxy`.
     fn client_via(&self, proxy: &str, program: &str, identity: &Path) -> Command {
-        let mut c = client_env(program, self.home.path());
+        let mut c = scrubbed(program, self.home.path());
         c.args(["-F", "/dev/null"]).args(self.sshd.client_options());
         c.arg("-o").arg(format!("ProxyCommand={}", self.proxy_command(proxy, identity)));
         c
@@ -98,23 +98,6 @@ impl Setup {
     fn remote(&self, name: &str) -> PathBuf {
         self.sshd.dir.path().join(name)
     }
-}
-
-/// `program` with a private ONEPORT_HOME and none of the caller's ONEPORT_* settings
-/// (the ProxyCommand inherits this environment).
-fn client_env(program: &str, home: &Path) -> Command {
-    let mut c = Command::new(program);
-    c.env("ONEPORT_HOME", home)
-        .env_remove("ONEPORT_PROXY")
-        .env_remove("ONEPORT_IDENTITY")
-        .env_remove("ONEPORT_CA")
-        .env_remove("ONEPORT_INSECURE")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    c
 }
 
 /// What a finished program did.
@@ -214,7 +197,7 @@ async fn config_ssh_block_works_verbatim() {
         assert!(block.contains("# It uses the login in ONEPORT_HOME="), "{block}");
         let file = s.home.path().join("ssh_config");
         std::fs::write(&file, &block).unwrap();
-        let mut c = client_env("ssh", s.home.path());
+        let mut c = scrubbed("ssh", s.home.path());
         c.arg("-F").arg(&file).args(s.sshd.client_options()).args(["root@web1.test", "echo", "ok"]);
         let o = run(c).await;
         assert_ok(&o, &s.sshd);
@@ -238,7 +221,7 @@ async fn config_ssh_block_works_verbatim() {
         let file = fresh.path().join("ssh_config");
         std::fs::write(&file, &block).unwrap();
         let empty = tempfile::tempdir().unwrap(); // no profile where ssh runs it
-        let mut c = client_env("ssh", empty.path());
+        let mut c = scrubbed("ssh", empty.path());
         c.arg("-F").arg(&file).args(s.sshd.client_options()).args(["root@web1.test", "echo", "ok"]);
         let o = run(c).await;
         assert_ok(&o, &s.sshd);

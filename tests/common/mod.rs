@@ -163,20 +163,29 @@ pub async fn spawn_echo() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-/// The `oneport` binary with a private `ONEPORT_HOME`, killed when dropped.
-pub fn oneport(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_oneport"));
-    c.env("ONEPORT_HOME", home)
-        .env_remove("ONEPORT_PROXY")
-        .env_remove("ONEPORT_IDENTITY")
-        .env_remove("ONEPORT_CA")
-        .env_remove("ONEPORT_INSECURE")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+/// Variables a scrubbed environment keeps from the test's own (when set): how to
+/// find programs, where temporary files go, and what to log.
+const KEPT_ENV: [&str; 4] = ["PATH", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE"];
+
+/// `program` in a scrubbed environment: nothing of the caller's but [`KEPT_ENV`]
+/// (no ONEPORT_*, HTTPS_PROXY, SSL_CERT_FILE, KUBECONFIG, HOME ...), `ONEPORT_HOME`
+/// = `home` (a temporary directory), NO_COLOR=1, stdin from /dev/null, killed when
+/// dropped. Tests add only what differs.
+pub fn scrubbed(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear();
+    for var in KEPT_ENV {
+        if let Some(v) = std::env::var_os(var) {
+            c.env(var, v);
+        }
+    }
+    c.env("ONEPORT_HOME", home).env("NO_COLOR", "1").stdin(Stdio::null()).kill_on_drop(true);
     c
+}
+
+/// The `oneport` binary in a [`scrubbed`] environment with `ONEPORT_HOME` = `home`.
+pub fn oneport(home: &Path) -> Command {
+    scrubbed(env!("CARGO_BIN_EXE_oneport"), home)
 }
 
 /// A running `oneport` that printed a loopback address on stdout.
