@@ -11,25 +11,15 @@ use common::*;
 use oneport::client::dial::Target;
 use oneport::client::local;
 use oneport::proto::naming::{Kind, Protocol, ResourceRef};
-use oneport::server::config::{Allow, App, AppKind};
+use oneport::server::config::{App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn tcp_app(name: &str, addr: std::net::SocketAddr, users: &[&str]) -> App {
-    App {
-        name: name.into(),
-        kind: AppKind::Tcp,
-        addr: addr.to_string(),
-        allow: Allow { users: users.iter().map(|s| s.to_string()).collect(), groups: vec![] },
-    }
-}
 
 /// 64 MiB each way through the real binary's `proxy app`, checked by hash on both ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_app_moves_64_mib_each_way() {
     deadline(async {
-        let (echo, accepted) = spawn_echo().await;
-        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let (srv, accepted) = echo_server(|_| {}).await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let mut cmd = oneport(home.path());
@@ -47,18 +37,6 @@ async fn proxy_app_moves_64_mib_each_way() {
         srv.stop().await;
     })
     .await;
-}
-
-async fn echo_server(
-    edit: impl FnOnce(&mut oneport::server::Config),
-) -> (TestServer, Arc<std::sync::atomic::AtomicUsize>) {
-    let (echo, accepted) = spawn_echo().await;
-    let srv = TestServer::start(|c| {
-        c.apps.push(tcp_app("echo", echo, &["alice"]));
-        edit(c);
-    })
-    .await;
-    (srv, accepted)
 }
 
 fn echo_target(srv: &TestServer, id: &std::path::Path, name: &str) -> Target {
@@ -93,12 +71,12 @@ async fn half_close_keeps_the_reply_flowing() {
     .await;
 }
 
-/// `teleport-tcp-ping` is negotiated (offered first), the server pings every 3 s on
-/// an idle connection, and data still flows afterwards, framed.
+/// `teleport-tcp-ping` is negotiated (offered first), the server pings (every 300 ms)
+/// on an idle connection, and data still flows afterwards, framed.
 #[tokio::test]
 async fn ping_variant_negotiated_and_pings_flow() {
     deadline(async {
-        let (srv, _) = echo_server(|c| c.ping_interval = Duration::from_secs(3)).await;
+        let (srv, _) = echo_server(|c| c.ping_interval = FAST_IDLE.pings).await;
         let id = srv.identity("alice", &[]);
         let ctx = srv.context(&id);
         let cfg =

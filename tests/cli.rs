@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use oneport::server::config::{Allow, App, AppKind};
 
 async fn run(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = oneport(home).args(args).output().await.unwrap();
@@ -101,13 +100,8 @@ async fn login_status_ls_logout() {
     deadline(async {
         let (echo, _) = spawn_echo().await;
         let srv = TestServer::start(|c| {
-            for (name, users) in [("echo", vec!["alice".to_string()]), ("secret", vec!["root".to_string()])] {
-                c.apps.push(App {
-                    name: name.into(),
-                    kind: AppKind::Tcp,
-                    addr: echo.to_string(),
-                    allow: Allow { users, groups: vec![] },
-                });
+            for (name, user) in [("echo", "alice"), ("secret", "root")] {
+                c.apps.push(tcp_app(name, echo, &[user]));
             }
         })
         .await;
@@ -271,16 +265,7 @@ async fn curl_reads_webapi_ping_over_h2() {
 #[tokio::test]
 async fn doctor_direct_and_with_the_wrong_ca() {
     deadline(async {
-        let (echo, _) = spawn_echo().await;
-        let srv = TestServer::start(|c| {
-            c.apps.push(App {
-                name: "echo".into(),
-                kind: AppKind::Tcp,
-                addr: echo.to_string(),
-                allow: Allow { users: vec!["alice".into()], groups: vec![] },
-            })
-        })
-        .await;
+        let srv = server_with_echo(|_| {}).await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let proxy = srv.addr.to_string();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::realdb::{as_user, db, have_mariadb, mysql, output, proxy_db, start_proxy_db, text, Mariadb};
+use common::realdb::{as_user, db, have_mariadb, mysql, output, proxy_db, serve_db, start_proxy_db, text, Mariadb};
 use common::*;
 use oneport::server::config::DbProtocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,12 +27,7 @@ async fn mysql_through_proxy_db_and_db_connect() {
     }
     deadline(async {
         let maria = Mariadb::start().await;
-        let srv = TestServer::start(|c| {
-            c.databases.push(db("my1", DbProtocol::Mysql, &maria.addr().to_string(), &["alice"]))
-        })
-        .await;
-        let id = srv.identity("alice", &[]);
-        let home = tempfile::tempdir().unwrap();
+        let (srv, id, home) = serve_db("my1", DbProtocol::Mysql, maria.addr()).await;
 
         let proxy = proxy_db(&srv, &id, home.path(), "my1", &["--db-user", "root", "--db-name", "mysql"]).await;
         let settings = proxy.lines.join("\n");

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::lb;
-use common::realdb::{as_user, db, have_postgres, output, proxy_db, psql, start_proxy_db, text, PgTls, Postgres};
+use common::realdb::{
+    as_user, db, have_postgres, output, proxy_db, psql, serve_db, start_proxy_db, text, PgTls, Postgres,
+};
 use common::*;
 use oneport::proto::db::postgres::startup_message;
 use oneport::server::config::{BackendTls, Database, DbProtocol};
@@ -35,12 +37,7 @@ async fn db_connect_runs_psql_and_passes_its_exit_code_through() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| {
-            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
-        })
-        .await;
-        let id = srv.identity("alice", &[]);
-        let home = tempfile::tempdir().unwrap();
+        let (srv, id, home) = serve_db("pg1", DbProtocol::Postgres, pg.addr()).await;
 
         let out = output(db_connect(&srv, &id, home.path(), "pg1", &["-X", "-c", "select 1"])).await;
         let stdout = text(&out.stdout);
@@ -125,9 +122,7 @@ async fn proxy_db_serves_psql_and_copies_20_mib_both_ways() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))).await;
-        let id = srv.identity("alice", &[]);
-        let home = tempfile::tempdir().unwrap();
+        let (srv, id, home) = serve_db("pg1", DbProtocol::Postgres, pg.addr()).await;
 
         // A fixed --port, as a GUI client would use; retried on the rare collision.
         let mut started = None;
@@ -228,12 +223,7 @@ async fn ctrl_c_in_psql_cancels_the_query_through_proxy_db() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| {
-            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
-        })
-        .await;
-        let id = srv.identity("alice", &[]);
-        let home = tempfile::tempdir().unwrap();
+        let (srv, id, home) = serve_db("pg1", DbProtocol::Postgres, pg.addr()).await;
         let proxy = proxy_db(&srv, &id, home.path(), "pg1", &["--db-user", "postgres"]).await;
 
         let started = tokio::time::Instant::now();
@@ -259,12 +249,7 @@ async fn db_connect_survives_ctrl_c_and_psql_cancels_through_it() {
     }
     deadline(async {
         let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| {
-            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]))
-        })
-        .await;
-        let id = srv.identity("alice", &[]);
-        let home = tempfile::tempdir().unwrap();
+        let (srv, id, home) = serve_db("pg1", DbProtocol::Postgres, pg.addr()).await;
         let mut cmd = db_connect(&srv, &id, home.path(), "pg1", &["-X", "-c", "select pg_sleep(30)"]);
         // Its own process group, as a terminal's foreground job: Ctrl-C reaches
         // oneport and psql alike.
@@ -464,48 +449,22 @@ async fn redis_and_mongodb_entries_get_tls_from_the_first_byte() {
     .await;
 }
 
+/// nginx (cut-off 1 s) in front of a server pinging every 300 ms: psql's session
+/// through `db connect` survives a 3 s query that sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_through_nginx_in_front_of_the_server() {
     if !have_postgres() || !have("nginx") {
         return;
     }
     deadline(async {
-        let pg = Postgres::start().await;
-        let srv = TestServer::start(|c| {
-            c.ping_interval = Duration::from_secs(2);
-            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
-        })
-        .await;
-        let (alice, bob) = (srv.identity("alice", &[]), srv.identity("bob", &[]));
-        let lb_pki = lb::LbPki::new();
-        // nginx cuts streams idle for 5 s; the server's pings must keep psql's alive.
-        let nginx = lb::nginx(&lb_pki, srv.addr, lb::NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
-        let home = tempfile::tempdir().unwrap();
-        let through_nginx = |id: &Path| {
-            let mut cmd = oneport(home.path());
-            cmd.env("SSL_CERT_FILE", &lb_pki.ca).args(["--proxy", &nginx.addr.to_string(), "--identity"]).arg(id);
-            cmd
-        };
-
-        let mut cmd = through_nginx(&alice);
-        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"]).args([
-            "-X",
-            "-A",
-            "-t",
-            "-c",
-            "select 1",
-            "-c",
-            "select pg_sleep(7)",
-            "-c",
-            "select 'still here'",
-        ]);
-        let out = output(cmd).await;
+        let b = PgBehindNginx::start(FAST_IDLE.pings).await;
+        let out = b.idle_query().await;
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
         assert!(stdout.starts_with("1\n") && stdout.contains("still here"), "{stdout}");
 
         // A refusal travels back through the upgrade and still reaches psql.
-        let mut cmd = through_nginx(&bob);
+        let mut cmd = b.through_nginx(&b.srv.identity("bob", &[]));
         cmd.args(["proxy", "db", "pg1", "--protocol", "postgres"]);
         let proxy = start_proxy_db(cmd).await.unwrap();
         let out = psql(proxy.addr, "postgres").args(["-c", "select 1"]).output().await.unwrap();
@@ -514,7 +473,80 @@ async fn psql_through_nginx_in_front_of_the_server() {
             "{}",
             text(&out.stderr)
         );
-        srv.stop().await;
+        b.srv.stop().await;
     })
     .await;
+}
+
+/// The negative control of the test above: the same path, cut-off and query, but a
+/// server that never pings: nginx cuts the silent session and psql fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_nginx_is_cut_without_pings() {
+    if !have_postgres() || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let b = PgBehindNginx::start(NO_PINGS).await;
+        let out = b.idle_query().await;
+        let stdout = text(&out.stdout);
+        assert!(stdout.starts_with("1\n"), "the first query must pass: {stdout} {}", text(&out.stderr));
+        assert!(
+            !out.status.success() && !stdout.contains("still here"),
+            "the session survived without pings, so pings are not what keeps it up: {stdout}"
+        );
+        b.srv.stop().await;
+    })
+    .await;
+}
+
+/// PostgreSQL, a server pinging every `pings` with database `pg1` for alice and bob,
+/// and nginx (cut-off `FAST_IDLE.lb`) in front of it.
+struct PgBehindNginx {
+    _pg: Postgres,
+    srv: TestServer,
+    lb_pki: lb::LbPki,
+    nginx: lb::Proc,
+    alice: PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl PgBehindNginx {
+    async fn start(pings: Duration) -> PgBehindNginx {
+        let pg = Postgres::start().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = pings;
+            c.databases.push(db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
+        })
+        .await;
+        let alice = srv.identity("alice", &[]);
+        let lb_pki = lb::LbPki::new();
+        let nginx = lb::nginx(&lb_pki, srv.addr, lb::NginxMode::PassUpgrades, false, FAST_IDLE.lb).await;
+        PgBehindNginx { _pg: pg, srv, lb_pki, nginx, alice, home: tempfile::tempdir().unwrap() }
+    }
+
+    /// `oneport` through nginx as `id`.
+    fn through_nginx(&self, id: &Path) -> Command {
+        let mut cmd = oneport(self.home.path());
+        cmd.env("SSL_CERT_FILE", &self.lb_pki.ca).args(["--proxy", &self.nginx.addr.to_string(), "--identity"]).arg(id);
+        cmd
+    }
+
+    /// `db connect` as alice: `select 1`, a query silent for `FAST_IDLE.window`,
+    /// then `select 'still here'`.
+    async fn idle_query(&self) -> std::process::Output {
+        let sleep = format!("select pg_sleep({})", FAST_IDLE.window.as_secs());
+        let mut cmd = self.through_nginx(&self.alice);
+        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"]).args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "select 1",
+            "-c",
+            &sleep,
+            "-c",
+            "select 'still here'",
+        ]);
+        output(cmd).await
+    }
 }

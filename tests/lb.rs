@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::lb::{self, LbPki, NginxMode};
 use common::*;
-use oneport::server::config::{Allow, App, AppKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -19,24 +18,9 @@ use tokio::net::TcpStream;
 /// response on a loaded machine is not cut).
 const LB_IDLE: Duration = Duration::from_secs(5);
 
-/// A server with pings every `REAL_IDLE.pings`, routing app `echo` to an echo backend.
-async fn server_with_echo() -> TestServer {
-    server_with_echo_pinging(REAL_IDLE.pings).await
-}
-
-/// The same, pinging every `pings` (`NO_PINGS`: never).
+/// The echo-app server pinging every `pings` (`NO_PINGS`: never).
 async fn server_with_echo_pinging(pings: Duration) -> TestServer {
-    let (echo, _) = spawn_echo().await;
-    TestServer::start(|c| {
-        c.ping_interval = pings;
-        c.apps.push(App {
-            name: "echo".into(),
-            kind: AppKind::Tcp,
-            addr: echo.to_string(),
-            allow: Allow { users: vec!["alice".into()], groups: vec![] },
-        });
-    })
-    .await
+    server_with_echo(|c| c.ping_interval = pings).await
 }
 
 /// `oneport proxy app echo` against `proxy`, trusting the load balancer's CA as a
@@ -134,7 +118,7 @@ async fn nginx_refusing_upgrades_gives_the_layer_specific_error() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let pki = LbPki::new();
         let nginx = lb::nginx(&pki, srv.addr, NginxMode::Refuse400, false, LB_IDLE).await;
         let id = srv.identity("alice", &[]);
@@ -168,7 +152,7 @@ async fn login_through_nginx_caches_the_upgrade_decision() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let pki = LbPki::new();
         let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
         let id = srv.identity("alice", &[]);
@@ -252,7 +236,7 @@ async fn squid_as_https_proxy() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let pki = LbPki::new();
         let squid = lb::squid().await;
         let url = format!("http://{}", squid.addr);
@@ -272,7 +256,7 @@ async fn squid_as_https_proxy() {
 #[tokio::test]
 async fn proxy_auth_required_is_reported() {
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let fake = loopback_listener().await;
         let fake_addr = fake.local_addr().unwrap();
         tokio::spawn(async move {
@@ -306,17 +290,7 @@ async fn proxy_auth_required_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_for_is_checked_when_trusted() {
     deadline(async {
-        let (echo, _) = spawn_echo().await;
-        let srv = TestServer::start(|c| {
-            c.trust_x_forwarded_for = true;
-            c.apps.push(App {
-                name: "echo".into(),
-                kind: AppKind::Tcp,
-                addr: echo.to_string(),
-                allow: Allow { users: vec!["alice".into()], groups: vec![] },
-            });
-        })
-        .await;
+        let srv = server_with_echo(|c| c.trust_x_forwarded_for = true).await;
         let get = |xff: &'static str| async move {
             let mut s = TcpStream::connect(srv.addr).await.unwrap();
             let req = format!("GET /webapi/ping HTTP/1.1\r\nHost: x\r\n{xff}Connection: close\r\n\r\n");
@@ -350,7 +324,7 @@ async fn doctor_through_nginx() {
         return;
     }
     deadline(async {
-        let srv = server_with_echo().await;
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
         let pki = LbPki::new();
         let id = srv.identity("alice", &[]);
         let doctor = |addr: String| {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use oneport::client::context::{Context, Overrides};
 use oneport::client::dial::Dialer;
+use oneport::server::config::{Allow, App, AppKind};
 use oneport::server::{self, setup, Config};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -161,6 +162,34 @@ pub async fn spawn_echo() -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, count)
+}
+
+/// A TCP app entry for the server's config: `name` routed to `addr`, for `users`.
+pub fn tcp_app(name: &str, addr: SocketAddr, users: &[&str]) -> App {
+    App {
+        name: name.into(),
+        kind: AppKind::Tcp,
+        addr: addr.to_string(),
+        allow: Allow { users: users.iter().map(|s| s.to_string()).collect(), groups: vec![] },
+    }
+}
+
+/// The echo-app set-up: a server routing TCP app `echo` (for alice) to a fresh
+/// [`spawn_echo`] backend, and how many connections the backend accepted; `edit`
+/// says what else differs.
+pub async fn echo_server(edit: impl FnOnce(&mut Config)) -> (TestServer, Arc<AtomicUsize>) {
+    let (echo, accepted) = spawn_echo().await;
+    let srv = TestServer::start(|c| {
+        c.apps.push(tcp_app("echo", echo, &["alice"]));
+        edit(c);
+    })
+    .await;
+    (srv, accepted)
+}
+
+/// [`echo_server`] without the counter.
+pub async fn server_with_echo(edit: impl FnOnce(&mut Config)) -> TestServer {
+    echo_server(edit).await.0
 }
 
 /// Variables a scrubbed environment keeps from the test's own (when set): how to

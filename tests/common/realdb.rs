@@ -3,7 +3,7 @@
 //! start (retried on the rare collision), stopped when dropped.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -308,6 +308,14 @@ pub fn db(name: &str, protocol: DbProtocol, addr: &str, users: &[&str]) -> Datab
         tls: None,
         allow: Allow { users: users.iter().map(|s| s.to_string()).collect(), groups: vec![] },
     }
+}
+
+/// The set-up the database tests share: a server routing database `name` to `addr`
+/// for alice, her identity, and a private home.
+pub async fn serve_db(name: &str, protocol: DbProtocol, addr: SocketAddr) -> (TestServer, PathBuf, tempfile::TempDir) {
+    let srv = TestServer::start(|c| c.databases.push(db(name, protocol, &addr.to_string(), &["alice"]))).await;
+    let id = srv.identity("alice", &[]);
+    (srv, id, tempfile::tempdir().unwrap())
 }
 
 /// The binary with `--proxy` and `--identity` for `id`.
