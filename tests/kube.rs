@@ -827,10 +827,17 @@ impl BehindNginx {
         let mut watch = k.spawn().unwrap();
         let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
         let before = self.api.watches();
-        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
-            (self.api.watches() > before).then_some(())
-        })
-        .await;
+        // Until the watch reaches the API server. Without pings a loaded machine may
+        // stall past the cut-off before that, and kubectl ends: a cut too.
+        let end = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.api.watches() == before {
+            if watch.try_wait().unwrap().is_some() {
+                let _ = p.child.start_kill();
+                return None;
+            }
+            assert!(tokio::time::Instant::now() < end, "the watch did not reach the API server within 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         tokio::time::sleep(FAST_IDLE.window).await; // idling past nginx's cut-off is the point
         self.api.send_event("late-pod");
         let got = tokio::time::timeout(Duration::from_secs(10), async {
