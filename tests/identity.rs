@@ -596,3 +596,23 @@ async fn an_unreachable_store_refuses_enrollment_but_issued_identities_work() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_says_when_its_store_is_unreachable() {
+    deadline(async {
+        let dead = format!("postgres://postgres@127.0.0.1:{}/nothing", free_port());
+        let srv = bin_server(|c| c.state = Some(dead)).await;
+        let log = srv.log.clone();
+        let line = poll_until(Duration::from_secs(20), "the log to mention the store", || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.lines().find(|l| l.contains("state store unreachable")).map(str::to_string)
+            }
+        })
+        .await;
+        assert!(line.contains("enrollment and renewal are refused"), "{line}");
+        assert!(line.contains("127.0.0.1"), "names the store: {line}");
+    })
+    .await;
+}

@@ -240,6 +240,34 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
         }
     }
 
+    #[tokio::test]
+    async fn revoked_identities_fail_the_handshake_check() {
+        use crate::server::store::{self, Selector, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let st: Arc<dyn Store> = Arc::new(store::file::FileStore::new(dir.path().join("state")));
+        let rec = |serial: &str| store::IssuedRecord {
+            serial: serial.into(),
+            user: "alice".into(),
+            groups: vec![],
+            issued: 0,
+            expires: i64::MAX,
+            renewable_until: 0,
+        };
+        st.migrate().await.unwrap();
+        st.record_issued(rec("aa")).await.unwrap();
+        st.revoke(Selector::Serial("aa".into()), "gone".into(), 1).await.unwrap();
+        let authority = Arc::new(crate::server::auth::Authority::new(None, st, std::time::Duration::from_secs(1), "p"));
+        authority.refresh_once().await.unwrap();
+        let t = table();
+        let pg = naming::resource_sni(Kind::Db, "pg1", naming::INTERNAL_DOMAIN);
+        let (_, auth) = handshake_params(&t.decide(Some(&pg), [&b"teleport-postgres"[..]]));
+        let ClientAuth::Required(check) = with_revocation(auth, authority) else { panic!("a required certificate") };
+        let revoked = Caller { serial: "aa".into(), ..caller("alice") };
+        let other = Caller { serial: "bb".into(), ..caller("alice") };
+        assert!(!check(&revoked));
+        assert!(check(&other));
+    }
+
     #[test]
     fn web_and_probe_take_an_optional_certificate() {
         assert_eq!(params(&Route::Web { h2: true }), ("h2".into(), None));
