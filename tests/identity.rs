@@ -275,6 +275,30 @@ async fn enrollment_through_nginx() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn enrollment_and_renewal_through_an_https_proxy() {
+    if !have("squid") {
+        return;
+    }
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let squid = lb::squid().await;
+        let via = [("HTTPS_PROXY", format!("http://{}", squid.addr))];
+        let env: Vec<(&str, &str)> = via.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (token, _) = invite(srv.dir.path(), &[]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &srv.addr.to_string(), &token, &env).await;
+        assert!(out.status.success(), "login --token through squid: {}", text(&out.stderr));
+        let mut cmd = oneport(home.path());
+        cmd.envs(env.iter().copied()).args(["login", "--renew"]);
+        let out = output(cmd).await;
+        assert!(out.status.success(), "login --renew through squid: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Renewed: certificate"), "{}", text(&out.stdout));
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn proxy_db_renews_and_keeps_serving_past_the_first_expiry() {
     if !realdb::have_postgres() {
         return;
