@@ -31,7 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Check an identity against a proxy and store it as the login profile')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login profile and the stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
@@ -46,9 +46,11 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;login' {
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'The invite token from `oneport server invite` (single use). It pins the cluster''s CA, so no CA file is needed')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--renew', '--renew', [CompletionResultType]::ParameterName, 'Renew the current identity now (same user and groups, a fresh key pair), as long as the invite''s renewable period lasts')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
@@ -357,6 +359,9 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR')
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600')
+            [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
+            [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
             [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -398,6 +403,82 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'oneport;server;invite' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The server directory (its server.yaml names the state store)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'The user (certificate CN)')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A group (certificate O), repeatable')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Validity of each certificate, e.g. 12h')
+            [CompletionResult]::new('--renewable-for', '--renewable-for', [CompletionResultType]::ParameterName, 'How long after enrollment the identity may be renewed, e.g. 30d')
+            [CompletionResult]::new('--expires-in', '--expires-in', [CompletionResultType]::ParameterName, 'How long the token may be used, e.g. 1h')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy address to print in the login command (default: public_addr)')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;server;revoke' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The server directory')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Revoke every identity issued to this user')
+            [CompletionResult]::new('--serial', '--serial', [CompletionResultType]::ParameterName, 'Revoke the identity with this serial (hex, as `identities ls` shows it)')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why; the user sees it')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;server;identities' {
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List issued identities: serial, user, groups, issued, expires, revoked')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;server;identities;ls' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The server directory')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'oneport;server;identities;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List issued identities: serial, user, groups, issued, expires, revoked')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'oneport;server;identities;help;ls' {
+            break
+        }
+        'oneport;server;identities;help;help' {
+            break
+        }
         'oneport;server;start' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
@@ -415,6 +496,9 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;server;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR')
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600')
+            [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
+            [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
             [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -423,6 +507,19 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;server;help;issue' {
+            break
+        }
+        'oneport;server;help;invite' {
+            break
+        }
+        'oneport;server;help;revoke' {
+            break
+        }
+        'oneport;server;help;identities' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List issued identities: serial, user, groups, issued, expires, revoked')
+            break
+        }
+        'oneport;server;help;identities;ls' {
             break
         }
         'oneport;server;help;start' {
@@ -460,7 +557,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;help' {
-            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Check an identity against a proxy and store it as the login profile')
+            [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login profile and the stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
@@ -533,6 +630,9 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;help;server' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR')
             [CompletionResult]::new('issue', 'issue', [CompletionResultType]::ParameterValue, 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600')
+            [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
+            [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
             [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
             break
         }
@@ -540,6 +640,19 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;help;server;issue' {
+            break
+        }
+        'oneport;help;server;invite' {
+            break
+        }
+        'oneport;help;server;revoke' {
+            break
+        }
+        'oneport;help;server;identities' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List issued identities: serial, user, groups, issued, expires, revoked')
+            break
+        }
+        'oneport;help;server;identities;ls' {
             break
         }
         'oneport;help;server;start' {

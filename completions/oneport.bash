@@ -136,14 +136,26 @@ _oneport() {
             oneport__subcmd__help__subcmd__proxy,ssh)
                 cmd="oneport__subcmd__help__subcmd__proxy__subcmd__ssh"
                 ;;
+            oneport__subcmd__help__subcmd__server,identities)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__identities"
+                ;;
             oneport__subcmd__help__subcmd__server,init)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__init"
+                ;;
+            oneport__subcmd__help__subcmd__server,invite)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__invite"
                 ;;
             oneport__subcmd__help__subcmd__server,issue)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__issue"
                 ;;
+            oneport__subcmd__help__subcmd__server,revoke)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__revoke"
+                ;;
             oneport__subcmd__help__subcmd__server,start)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__start"
+                ;;
+            oneport__subcmd__help__subcmd__server__subcmd__identities,ls)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__identities__subcmd__ls"
                 ;;
             oneport__subcmd__kube,credentials)
                 cmd="oneport__subcmd__kube__subcmd__credentials"
@@ -196,11 +208,20 @@ _oneport() {
             oneport__subcmd__server,help)
                 cmd="oneport__subcmd__server__subcmd__help"
                 ;;
+            oneport__subcmd__server,identities)
+                cmd="oneport__subcmd__server__subcmd__identities"
+                ;;
             oneport__subcmd__server,init)
                 cmd="oneport__subcmd__server__subcmd__init"
                 ;;
+            oneport__subcmd__server,invite)
+                cmd="oneport__subcmd__server__subcmd__invite"
+                ;;
             oneport__subcmd__server,issue)
                 cmd="oneport__subcmd__server__subcmd__issue"
+                ;;
+            oneport__subcmd__server,revoke)
+                cmd="oneport__subcmd__server__subcmd__revoke"
                 ;;
             oneport__subcmd__server,start)
                 cmd="oneport__subcmd__server__subcmd__start"
@@ -208,14 +229,38 @@ _oneport() {
             oneport__subcmd__server__subcmd__help,help)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__help"
                 ;;
+            oneport__subcmd__server__subcmd__help,identities)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__identities"
+                ;;
             oneport__subcmd__server__subcmd__help,init)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__init"
+                ;;
+            oneport__subcmd__server__subcmd__help,invite)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__invite"
                 ;;
             oneport__subcmd__server__subcmd__help,issue)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__issue"
                 ;;
+            oneport__subcmd__server__subcmd__help,revoke)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__revoke"
+                ;;
             oneport__subcmd__server__subcmd__help,start)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__start"
+                ;;
+            oneport__subcmd__server__subcmd__help__subcmd__identities,ls)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__identities__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__identities,help)
+                cmd="oneport__subcmd__server__subcmd__identities__subcmd__help"
+                ;;
+            oneport__subcmd__server__subcmd__identities,ls)
+                cmd="oneport__subcmd__server__subcmd__identities__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__identities__subcmd__help,help)
+                cmd="oneport__subcmd__server__subcmd__identities__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__server__subcmd__identities__subcmd__help,ls)
+                cmd="oneport__subcmd__server__subcmd__identities__subcmd__help__subcmd__ls"
                 ;;
             *)
                 ;;
@@ -768,8 +813,36 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__server)
-            opts="init issue start"
+            opts="init issue invite revoke identities start"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__identities)
+            opts="ls"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__identities__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -795,7 +868,35 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__help__subcmd__server__subcmd__invite)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__help__subcmd__server__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -980,12 +1081,16 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__login)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --token --renew --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1328,7 +1433,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version init issue start help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version init issue invite revoke identities start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1354,7 +1459,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server__subcmd__help)
-            opts="init issue start help"
+            opts="init issue invite revoke identities start help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1381,7 +1486,49 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__server__subcmd__help__subcmd__identities)
+            opts="ls"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__help__subcmd__identities__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__server__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__help__subcmd__invite)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1409,6 +1556,20 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__server__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__server__subcmd__help__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1416,6 +1577,104 @@ _oneport() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__identities)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__identities__subcmd__help)
+            opts="ls help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__identities__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__identities__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__identities__subcmd__ls)
+            opts="-v -h -V --dir --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1469,6 +1728,56 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__server__subcmd__invite)
+            opts="-v -h -V --dir --user --group --ttl --renewable-for --expires-in --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --renewable-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__server__subcmd__issue)
             opts="-v -h -V --dir --user --group --ttl --out --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1493,6 +1802,48 @@ _oneport() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__revoke)
+            opts="-v -h -V --dir --user --serial --reason --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --serial)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

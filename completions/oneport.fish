@@ -31,7 +31,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -l insecure -d 'Do not ver
 complete -c oneport -n "__fish_oneport_needs_command" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_needs_command" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_needs_command" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_needs_command" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "logout" -d 'Forget the login profile and the stored identity'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
@@ -43,9 +43,11 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand login" -l token -d 'The invite token from `oneport server invite` (single use). It pins the cluster\'s CA, so no CA file is needed' -r
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand login" -l renew -d 'Renew the current identity now (same user and groups, a fresh key pair), as long as the invite\'s renewable period lasts'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -195,17 +197,20 @@ complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -s h -l help -d 'Print help'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue start help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "invite" -d 'Invite a user: prints a one-time token (it pins this cluster\'s CA) and the `oneport login` command to run on the user\'s machine, where the key pair is made. The server keeps only the token\'s hash'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "revoke" -d 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "identities" -d 'Identities issued by this cluster'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l dir -d 'Directory for the CA, certificates and config' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l public-addr -d 'The address clients use, HOST:PORT' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l listen -d 'The address to listen on (default: 127.0.0.1 and the public port)' -r
@@ -231,6 +236,39 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l dir -d 'The server directory (its server.yaml names the state store)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l user -d 'The user (certificate CN)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l group -d 'A group (certificate O), repeatable' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ttl -d 'Validity of each certificate, e.g. 12h' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l renewable-for -d 'How long after enrollment the identity may be renewed, e.g. 30d' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l expires-in -d 'How long the token may be used, e.g. 1h' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l proxy -d 'The proxy address to print in the login command (default: public_addr)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l dir -d 'The server directory' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l user -d 'Revoke every identity issued to this user' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l serial -d 'Revoke the identity with this serial (hex, as `identities ls` shows it)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l reason -d 'Why; the user sees it' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "ls" -d 'List issued identities: serial, user, groups, issued, expires, revoked'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l config -d 'The config file' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -241,6 +279,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "invite" -d 'Invite a user: prints a one-time token (it pins this cluster\'s CA) and the `oneport login` command to run on the user\'s machine, where the key pair is made. The server keeps only the token\'s hash'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "identities" -d 'Identities issued by this cluster'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
@@ -259,7 +300,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d '
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Check an identity against a proxy and store it as the login profile'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
@@ -281,4 +322,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from kube" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "init" -d 'Make a CA, a server certificate for every routed name, and a commented server.yaml in DIR'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "issue" -d 'Issue an identity file (client certificate CN=user, O=groups, key and CA), written with mode 0600'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "invite" -d 'Invite a user: prints a one-time token (it pins this cluster\'s CA) and the `oneport login` command to run on the user\'s machine, where the key pair is made. The server keeps only the token\'s hash'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "revoke" -d 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "identities" -d 'Identities issued by this cluster'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain'

@@ -16,10 +16,12 @@
 //! - [`tools`]: glue for the client programs oneport drives (ssh config, database
 //!   client command lines, kubeconfig and exec credentials, running child processes).
 //! - [`client`]: profile and context, the one dialer and its way through load
-//!   balancers, the web API client, the local listeners for app/db/kube.
+//!   balancers, the web API client, enrollment and renewal, the local listeners
+//!   for app/db/kube.
 //! - [`server`]: the routing server: config, routes, connections, web API, the
 //!   upgrade endpoint, backends (including the impersonating Kubernetes backend),
-//!   and `server init`/`issue` as library calls.
+//!   the auth route's authority and the state store (files or PostgreSQL), and
+//!   `server init`/`issue` as library calls.
 //! - [`cli`]: clap definitions and printing only.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]

@@ -57,6 +57,7 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
         println!("  connect your client to {local}");
     }
     println!("Press Ctrl-C to stop.");
+    crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     let res = ResourceRef::new(Kind::App, a.name);
     let handler = if protocol == Protocol::Http1 {
         // Refuses requests that name a domain: DNS rebinding from a browser page.

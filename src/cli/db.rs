@@ -107,6 +107,7 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
         eprintln!("WARNING: listening on {}: anyone who can reach it uses database {} as you.", settings.addr, a.name);
     }
     print_settings(&settings, &a.name, &dialer, a.port.is_none());
+    crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
     local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
     Ok(0)

@@ -255,6 +255,7 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
         format!("# Contexts: {contexts} (current: {}).", proxy.contexts()[0]),
     ];
     let shutdown = CancellationToken::new();
+    crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     let Some(cmd) = a.exec else {
         for line in &banner {
             println!("{line}");

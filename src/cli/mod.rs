@@ -66,10 +66,13 @@ impl Global {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check an identity against a proxy and store it as the login profile.
+    /// Log in: with an invite token (a key pair is made here and never leaves this
+    /// machine), with an identity file, or renew the current identity.
     ///
-    /// Example: oneport login --proxy proxy.example.com:3080 --identity alice.pem
-    Login,
+    /// Examples: oneport login --proxy proxy.example.com:3080 --token op1.…;
+    /// oneport login --proxy proxy.example.com:3080 --identity alice.pem;
+    /// oneport login --renew
+    Login(login::LoginArgs),
     /// Forget the login profile and the stored identity.
     Logout,
     /// Show the login profile: user, groups, proxy, expiry, upgrade decision.
@@ -152,8 +155,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     if g.insecure {
         warn_insecure();
     }
+    let uses_identity = !matches!(
+        cli.command,
+        Command::Login(_) | Command::Logout | Command::Status | Command::Server(_) | Command::Demo(_)
+    );
+    if uses_identity {
+        login::renew_if_due(&g).await;
+    }
     match cli.command {
-        Command::Login => login::login(&g).await,
+        Command::Login(a) => login::login(&g, a).await,
         Command::Logout => login::logout(),
         Command::Status => login::status(&g),
         Command::Ls => login::ls(&g).await,

@@ -39,6 +39,8 @@ pub struct Context {
     pub cluster: String,
     /// The profile this came from, when it matches the proxy in use.
     pub profile: Option<Profile>,
+    /// The identity's file, re-read by the dialer when it changes on disk.
+    pub identity_path: Option<PathBuf>,
 }
 
 impl Context {
@@ -84,7 +86,16 @@ impl Context {
         let domain =
             profile.as_ref().map(|p| p.routing_domain.clone()).unwrap_or_else(|| naming::routing_domain(&proxy.host));
         let cluster = profile.as_ref().map(|p| p.cluster.clone()).unwrap_or_else(|| proxy.host.clone());
-        Ok(Context { proxy, identity, trust: Trust { ca, system: false, insecure }, domain, cluster, profile })
+        let identity_path = Some(id_path);
+        Ok(Context {
+            proxy,
+            identity,
+            trust: Trust { ca, system: false, insecure },
+            domain,
+            cluster,
+            profile,
+            identity_path,
+        })
     }
 
     /// The SNI of the proxy itself (the web API).

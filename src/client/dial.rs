@@ -136,6 +136,23 @@ pub struct Dialer {
     configs: Mutex<HashMap<Vec<Vec<u8>>, Arc<rustls::ClientConfig>>>,
     outer: Mutex<Option<Arc<rustls::ClientConfig>>>,
     decision: tokio::sync::Mutex<Option<Decision>>,
+    /// The identity in use when the context's file changed on disk since start
+    /// (renewed in the background or by another program), and that file's stamp.
+    fresh: Mutex<Fresh>,
+    /// Configs given by the caller (enrollment), never rebuilt.
+    fixed: bool,
+}
+
+/// The identity file as last read.
+#[derive(Debug, Default)]
+struct Fresh {
+    stamp: Option<(std::time::SystemTime, u64)>,
+    identity: Option<crate::identity::Identity>,
+}
+
+fn stamp_of(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl Dialer {
@@ -151,12 +168,59 @@ impl Dialer {
     }
 
     fn with_options_inner(ctx: Context, options: std::result::Result<PathOptions, EnvError>) -> Dialer {
+        let stamp = ctx.identity_path.as_deref().and_then(stamp_of);
         Dialer {
             ctx,
             options,
             configs: Mutex::new(HashMap::new()),
             outer: Mutex::new(None),
             decision: tokio::sync::Mutex::new(None),
+            fresh: Mutex::new(Fresh { stamp, identity: None }),
+            fixed: false,
+        }
+    }
+
+    /// A dialer whose TLS configs are given, one per ALPN list, plus the outer one
+    /// for load balancers (enrollment, which has no identity yet and verifies the
+    /// proxy by the invite's pin). Only the given ALPN lists can be dialled.
+    pub fn with_configs(
+        ctx: Context,
+        inner: Vec<(Vec<Vec<u8>>, Arc<rustls::ClientConfig>)>,
+        outer: Arc<rustls::ClientConfig>,
+    ) -> Dialer {
+        let mut d = Dialer::new(ctx);
+        d.configs = Mutex::new(inner.into_iter().collect());
+        d.outer = Mutex::new(Some(outer));
+        d.fixed = true;
+        d
+    }
+
+    /// The identity new connections present: the context's, or the file's newer
+    /// contents when it changed on disk since (checked before each dial; a file
+    /// that does not load is ignored and the last good identity kept).
+    pub fn identity(&self) -> crate::identity::Identity {
+        self.refresh_identity();
+        let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        fresh.identity.clone().unwrap_or_else(|| self.ctx.identity.clone())
+    }
+
+    /// Re-reads the identity file if its stamp changed; drops the cached configs
+    /// (and with them the TLS sessions of the old certificate) when it did.
+    fn refresh_identity(&self) {
+        let Some(path) = self.ctx.identity_path.as_deref().filter(|_| !self.fixed) else { return };
+        let now = stamp_of(path);
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        if now.is_none() || now == fresh.stamp {
+            return;
+        }
+        match crate::identity::Identity::load(path) {
+            Ok(id) => {
+                debug!(path = %path.display(), serial = %id.caller.serial, "identity file changed; new connections use it");
+                fresh.stamp = now;
+                fresh.identity = Some(id);
+                self.configs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            }
+            Err(e) => debug!(error = %e, "identity file changed but does not load (yet); keeping the current one"),
         }
     }
 
@@ -178,11 +242,25 @@ impl Dialer {
     }
 
     fn config(&self, alpn: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
+        self.refresh_identity();
+        let fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner()).identity.clone();
         let mut map = self.configs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(alpn) {
             return Ok(c.clone());
         }
-        let c = tls::client_config(&self.ctx.trust, Some(&self.ctx.identity), alpn.to_vec())?;
+        if self.fixed {
+            return Err(Error::config("this dialer cannot reach that protocol (internal: no TLS config for it)"));
+        }
+        let c = match &fresh {
+            None => tls::client_config(&self.ctx.trust, Some(&self.ctx.identity), alpn.to_vec())?,
+            Some(id) => {
+                // A session resumed from the old certificate would keep presenting it.
+                let mut c = (*tls::client_config(&self.ctx.trust, Some(id), alpn.to_vec())?).clone();
+                c.resumption =
+                    rustls::client::Resumption::store(Arc::new(rustls::client::ClientSessionMemoryCache::new(256)));
+                Arc::new(c)
+            }
+        };
         map.insert(alpn.to_vec(), c.clone());
         Ok(c)
     }
@@ -395,9 +473,10 @@ impl Dialer {
             Ok(Ok(t)) => t,
         };
         let conn = tls.get_ref().1;
+        let negotiated = conn.alpn_protocol().is_some();
         let alpn = conn.alpn_protocol().and_then(Alpn::parse);
         let wants_alpn = target.alpn.iter().any(|a| a.as_slice() != b"http/1.1");
-        if alpn.is_none() && wants_alpn {
+        if !negotiated && wants_alpn {
             // Something answered TLS without routing ALPN: a load balancer in the way.
             let reason = format!("{proxy} negotiated no ALPN: something in front of the proxy terminates TLS");
             return Err(Failure::Path(Error::Tls { layer: Layer::Routing, peer, reason }));

@@ -76,6 +76,10 @@ pub struct Profile {
     /// The cached upgrade decision.
     #[serde(default)]
     pub upgrade: Option<UpgradeCache>,
+    /// For identities enrolled by invite: renewals are granted until then (seconds
+    /// since the Unix epoch); `None` for identity files from `server issue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewable_until: Option<i64>,
 }
 
 impl Profile {

@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, Result};
 
 /// Who a certificate says the caller is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
     /// The user (certificate CN).
     pub user: String,
@@ -21,6 +21,12 @@ pub struct Caller {
     pub groups: Vec<String>,
     /// The end of validity, seconds since the Unix epoch.
     pub not_after: i64,
+    /// The start of validity, seconds since the Unix epoch.
+    #[serde(default)]
+    pub not_before: i64,
+    /// The certificate's serial, lowercase hex without leading zeros.
+    #[serde(default)]
+    pub serial: String,
 }
 
 impl Caller {
@@ -39,7 +45,14 @@ impl Caller {
             .ok_or_else(|| Error::config("certificate has no common name (the user)"))?
             .to_string();
         let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
-        Ok(Caller { user, groups, not_after: cert.validity().not_after.timestamp() })
+        let serial = cert.raw_serial().iter().skip_while(|b| **b == 0).map(|b| format!("{b:02x}")).collect();
+        Ok(Caller {
+            user,
+            groups,
+            not_after: cert.validity().not_after.timestamp(),
+            not_before: cert.validity().not_before.timestamp(),
+            serial,
+        })
     }
 
     /// Whether the certificate has expired at `now`.

@@ -14,8 +14,9 @@ use rcgen::SigningKey;
 
 use crate::error::{Error, Result};
 
-/// Clock skew tolerated on `not_before`.
-const BACKDATE: Duration = Duration::from_secs(300);
+/// Clock skew tolerated on `not_before` (certificates start this long before they
+/// are issued).
+pub const BACKDATE: Duration = Duration::from_secs(300);
 /// How long a CA made by `server init` is valid.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86400);
 /// How long a server certificate made by `server init` is valid.
@@ -110,33 +111,99 @@ pub fn make_client_cert(
     not_before: OffsetDateTime,
     valid_for: Duration,
 ) -> Result<CertAndKey> {
+    check_names(user, groups)?;
+    let key = KeyPair::generate().map_err(rc)?;
+    let params = client_params(user, not_before, valid_for)?;
+    let issuer = issuer(ca)?;
+    let cert = params.signed_by(&key, &issuer).map_err(rc)?;
+    let pem = with_groups(cert.der(), user, groups, &issuer)?;
+    Ok(CertAndKey { cert_pem: pem, key_pem: key.serialize_pem() })
+}
+
+fn check_names(user: &str, groups: &[String]) -> Result<()> {
     if user.is_empty() || user.len() > 64 || groups.iter().any(|g| g.is_empty() || g.len() > 64) {
         return Err(Error::config("user and group names must be 1 to 64 characters"));
     }
-    let key = KeyPair::generate().map_err(rc)?;
+    Ok(())
+}
+
+/// The parameters of a client certificate for `user`, with a fresh random serial.
+fn client_params(user: &str, not_before: OffsetDateTime, valid_for: Duration) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, user);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    // 16 random bytes, top bit clear (a positive INTEGER) and first byte non-zero
+    // (so the DER keeps all 16 and the hex form is stable).
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] = (serial[0] & 0x7f) | 0x10;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     validity(&mut params, not_before, valid_for)?;
-    let issuer = issuer(ca)?;
-    let cert = params.signed_by(&key, &issuer).map_err(rc)?;
-    // rcgen keeps one value per attribute type, so one O at most; the Kubernetes
-    // convention is one O per group. Re-encode the subject and sign again.
+    Ok(params)
+}
+
+/// rcgen keeps one value per attribute type, so one O at most; the Kubernetes
+/// convention is one O per group. Re-encode the subject and sign again; returns PEM.
+fn with_groups(cert_der: &[u8], user: &str, groups: &[String], issuer: &Issuer<'static, KeyPair>) -> Result<String> {
     let der = if groups.is_empty() {
-        cert.der().to_vec()
+        cert_der.to_vec()
     } else {
         let old = der::name(&[(der::OID_CN, user)]);
         let mut attrs = vec![(der::OID_CN, user)];
         attrs.extend(groups.iter().map(|g| (der::OID_O, g.as_str())));
-        der::replace_subject(cert.der(), &old, &der::name(&attrs), |tbs| issuer.key().sign(tbs))
+        der::replace_subject(cert_der, &old, &der::name(&attrs), |tbs| issuer.key().sign(tbs))
             .map_err(|e| Error::config(format!("certificate encoding: {e}")))?
     };
-    let pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}-----END CERTIFICATE-----\n",
-        wrap64(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der))
-    );
-    Ok(CertAndKey { cert_pem: pem, key_pem: key.serialize_pem() })
+    Ok(pem_encode("CERTIFICATE", &der))
+}
+
+/// Signs the public key of a PKCS#10 request (PEM) as a client certificate for
+/// `user` in `groups`. Everything in the request except its public key is ignored:
+/// who the certificate names comes from the caller, never from the request.
+///
+/// # Errors
+/// When the request does not parse or its signature is wrong, or the CA is unusable.
+pub fn sign_csr(
+    ca: &CertAndKey,
+    csr_pem: &str,
+    user: &str,
+    groups: &[String],
+    not_before: OffsetDateTime,
+    valid_for: Duration,
+) -> Result<String> {
+    check_names(user, groups)?;
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|e| Error::config(format!("the certificate request is not a valid PKCS#10 request: {e}")))?;
+    csr.params = client_params(user, not_before, valid_for)?;
+    let issuer = issuer(ca)?;
+    let cert = csr.signed_by(&issuer).map_err(rc)?;
+    with_groups(cert.der(), user, groups, &issuer)
+}
+
+/// A fresh key pair (ECDSA P-256) and a PKCS#10 request for it, both PEM. The
+/// request's subject is only a hint (`cn`); the server decides who it names.
+///
+/// # Errors
+/// When rcgen fails (it does not for these parameters).
+pub fn make_csr(cn: &str) -> Result<(String, String)> {
+    let key = KeyPair::generate().map_err(rc)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let csr = params.serialize_request(&key).map_err(rc)?;
+    Ok((key.serialize_pem(), csr.pem().map_err(rc)?))
+}
+
+/// A self-signed certificate for the key `key_pem` (a bootstrap identity that is
+/// never presented: the enrollment dialer offers no client certificate).
+///
+/// # Errors
+/// When the key does not parse.
+pub fn self_signed_for(key_pem: &str, cn: &str) -> Result<String> {
+    let key = KeyPair::from_pem(key_pem).map_err(|e| Error::config(format!("key does not parse: {e}")))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    validity(&mut params, OffsetDateTime::now_utc(), Duration::from_secs(3600))?;
+    Ok(params.self_signed(&key).map_err(rc)?.pem())
 }
 
 /// The identity file for a client certificate: certificate, key, then the CA.

@@ -164,6 +164,9 @@ pub enum ClientAuth {
 /// What the server needs to make a per-connection config.
 pub struct ServerTls {
     cert: Arc<CertifiedKey>,
+    /// The chain followed by the client CA: presented on the auth route, whose
+    /// clients know only the CA's pin and need the CA itself to verify the leaf.
+    cert_with_ca: Arc<CertifiedKey>,
     required: Arc<dyn ClientCertVerifier>,
     optional: Arc<dyn ClientCertVerifier>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
@@ -201,7 +204,10 @@ impl ServerTls {
             .build()
             .map_err(verr)?;
         let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| Error::config(format!("TLS tickets: {e}")))?;
+        let mut with_ca = chain.clone();
+        with_ca.extend(client_ca.iter().filter(|c| !chain.contains(c)).cloned());
         Ok(ServerTls {
+            cert_with_ca: Arc::new(CertifiedKey::new(with_ca, signing.clone())),
             cert: Arc::new(CertifiedKey::new(chain, signing)),
             required,
             optional,
@@ -217,13 +223,27 @@ impl ServerTls {
             ClientAuth::Optional => self.optional.clone(),
             ClientAuth::Required(check) => Arc::new(Authorizing { inner: self.required.clone(), check }),
         };
+        self.build(verifier, self.cert.clone(), alpn)
+    }
+
+    /// The auth route's config: client certificate optional (enrollment has none,
+    /// renewal presents the current one), and the CA sent after the chain.
+    pub fn auth_config(&self, alpn: Vec<u8>) -> Arc<ServerConfig> {
+        self.build(self.optional.clone(), self.cert_with_ca.clone(), vec![alpn])
+    }
+
+    fn build(
+        &self,
+        verifier: Arc<dyn ClientCertVerifier>,
+        cert: Arc<CertifiedKey>,
+        alpn: Vec<Vec<u8>>,
+    ) -> Arc<ServerConfig> {
         // Building the config cannot fail: the provider's defaults are consistent and
         // the versions are the provider's own.
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("ring provider supports the default protocol versions");
-        let mut cfg =
-            builder.with_client_cert_verifier(verifier).with_cert_resolver(Arc::new(OneCert(self.cert.clone())));
+        let mut cfg = builder.with_client_cert_verifier(verifier).with_cert_resolver(Arc::new(OneCert(cert)));
         cfg.alpn_protocols = alpn;
         cfg.ticketer = self.ticketer.clone();
         cfg.session_storage = self.sessions.clone();

@@ -1,8 +1,9 @@
 //! Wire vocabulary both ends share, with no sockets: ALPN and SNI names
 //! ([`naming`]), the HTTP body type ([`http`]), the web API's request and answer types ([`webapi`]), the upgrade's
-//! names ([`upgrade`]), the database codecs ([`db`]) and Kubernetes `Status` bodies
+//! names ([`upgrade`]), the auth route's token and messages ([`auth`]), the database codecs ([`db`]) and Kubernetes `Status` bodies
 //! ([`kube_status`]). The client and the server both import it; it imports neither.
 
+pub mod auth;
 pub mod db;
 pub mod http;
 pub mod kube_status;

@@ -56,6 +56,16 @@ pub struct Config {
     /// Kubernetes clusters.
     #[serde(default)]
     pub kube: Vec<Kube>,
+    /// Where invites, issued serials and revocations live: absent for files in this
+    /// folder's `state/`, or `postgres://USER@HOST/DB` shared by several servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// How often the revocation list is re-read from the state store.
+    #[serde(default = "defaults::state_refresh", with = "serde_human")]
+    pub state_refresh: Duration,
+    /// The folder the config was loaded from (relative paths and the file store).
+    #[serde(skip)]
+    pub dir: PathBuf,
 }
 
 mod defaults {
@@ -75,6 +85,9 @@ mod defaults {
     pub(super) fn max_connections() -> usize {
         10_000
     }
+    pub(super) fn state_refresh() -> Duration {
+        Duration::from_secs(3)
+    }
 }
 
 /// Certificate files (relative to the config file).
@@ -87,6 +100,10 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA that signs client identities, PEM.
     pub client_ca: PathBuf,
+    /// The CA's key, for identities issued over the auth route (default
+    /// `ca-key.pem` beside `client_ca`, if it exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key: Option<PathBuf>,
 }
 
 /// Who may use a resource: a caller matches if its user is listed or any of its
@@ -288,6 +305,7 @@ impl Config {
             serde_yaml_ng::from_slice(&text).map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
+        cfg.dir = base.to_path_buf();
         cfg.validate().map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
@@ -301,6 +319,9 @@ impl Config {
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);
         fix(&mut self.tls.client_ca);
+        if let Some(k) = &mut self.tls.ca_key {
+            fix(k);
+        }
         for db in &mut self.databases {
             if let Some(t) = &mut db.tls {
                 fix(&mut t.ca);
@@ -309,6 +330,26 @@ impl Config {
         for k in &mut self.kube {
             for p in [&mut k.ca, &mut k.token_file, &mut k.client_cert, &mut k.client_key].into_iter().flatten() {
                 fix(p);
+            }
+        }
+    }
+
+    /// The folder of the file store and the default CA key: the config's folder.
+    pub fn state_dir(&self) -> PathBuf {
+        if self.dir.as_os_str().is_empty() {
+            self.tls.client_ca.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        } else {
+            self.dir.clone()
+        }
+    }
+
+    /// The CA key's file, if there is one.
+    pub fn ca_key_path(&self) -> Option<PathBuf> {
+        match &self.tls.ca_key {
+            Some(k) => Some(k.clone()),
+            None => {
+                let p = self.tls.client_ca.parent()?.join(crate::server::setup::files::CA_KEY);
+                p.exists().then_some(p)
             }
         }
     }
@@ -332,6 +373,9 @@ impl Config {
         self.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("listen {:?}: {e}", self.listen))?;
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
+        }
+        if self.state_refresh < Duration::from_millis(100) || self.state_refresh > Duration::from_secs(3600) {
+            return Err("state_refresh must be between 100ms and 1h".into());
         }
         if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeouts must be greater than zero".into());
@@ -455,7 +499,12 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
 "#;
 
     fn caller(user: &str, groups: &[&str]) -> Caller {
-        Caller { user: user.into(), groups: groups.iter().map(|s| s.to_string()).collect(), not_after: i64::MAX }
+        Caller {
+            user: user.into(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            not_after: i64::MAX,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -505,6 +554,7 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         bad(&|c| c.listen = "x".into(), "listen");
         bad(&|c| c.max_connections = 0, "max_connections");
         bad(&|c| c.max_connections = usize::MAX, "more than 1000000");
+        bad(&|c| c.state_refresh = Duration::ZERO, "state_refresh");
         bad(&|c| c.ping_interval = std::time::Duration::from_secs(90 * 86400), "longer than a day");
         bad(
             &|c| {

@@ -73,7 +73,10 @@ where
     span.record("sni", sni.as_deref().unwrap_or("-"));
     log_route(&route, &offered);
     let (alpn, auth) = handshake_params(&route);
-    let config = srv.tls.config(alpn, auth);
+    let config = match &route {
+        Route::Auth => srv.tls.auth_config(srv.table.auth_alpn.clone()),
+        _ => srv.tls.config(alpn, with_revocation(auth, srv.auth.clone())),
+    };
     let tls = match tokio::time::timeout_at(deadline, start.into_stream(config).into_fallible()).await {
         Ok(Ok(tls)) => tls,
         Ok(Err((e, mut io))) => {
@@ -116,6 +119,9 @@ pub fn handshake_params(route: &Route) -> (Vec<Vec<u8>>, ClientAuth) {
         }
         Route::Refuse { alpn, .. } => (vec![alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| false))),
         Route::NoProtocol => (vec![NO_ROUTE_ALPN.to_vec()], ClientAuth::Optional),
+        // Served with `ServerTls::auth_config` (the cluster's auth ALPN, the CA sent
+        // after the chain); a certificate is optional and checked by server::auth.
+        Route::Auth => (Vec::new(), ClientAuth::Optional),
     }
 }
 
@@ -128,6 +134,28 @@ fn log_route(route: &Route, offered: &[Vec<u8>]) {
             info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
         }
         _ => {}
+    }
+}
+
+/// Adds the revocation check to a route's certificate check: a revoked identity is
+/// refused at every handshake (server::auth), like a caller outside the allow-list.
+fn with_revocation(auth: ClientAuth, authority: Arc<crate::server::auth::Authority>) -> ClientAuth {
+    match auth {
+        ClientAuth::Required(check) => {
+            ClientAuth::Required(Arc::new(move |c: &Caller| not_revoked(&authority, c) && check(c)))
+        }
+        other => other,
+    }
+}
+
+/// The handshake's revocation check, logged when it refuses.
+fn not_revoked(auth: &crate::server::auth::Authority, c: &Caller) -> bool {
+    match auth.revocation(c) {
+        None => true,
+        Some(r) => {
+            info!(user = %c.user, serial = %r.serial, "refused: identity revoked; nothing dialled");
+            false
+        }
     }
 }
 
@@ -156,6 +184,9 @@ async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option
             // Checked again here: a resumed TLS session skips certificate verification.
             // Kube callers are authorized per request by the kube backend.
             let permitted = |c: &Caller| r.kind == Kind::Kube || r.allow.permits(c);
+            if let Some(rev) = caller.as_ref().and_then(|c| srv.auth.revocation(c)) {
+                return info!(resource = %r.name, serial = %rev.serial, "refused: identity revoked; nothing dialled");
+            }
             let Some(caller) = caller.filter(|c| permitted(c) && !c.expired_at(SystemTime::now())) else {
                 return info!(resource = %r.name, "refused: caller not authorized; nothing dialled");
             };
@@ -167,6 +198,7 @@ async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option
         Route::Refuse { reason, .. } => {
             warn!(reason = %reason, "refused route completed a handshake (resumed session); closed")
         }
+        Route::Auth => crate::server::auth::route::serve(srv, tls, caller).await,
         Route::NoProtocol => {}
     }
 }
@@ -194,7 +226,7 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
     }
 
     fn caller(user: &str) -> Caller {
-        Caller { user: user.into(), groups: vec![], not_after: i64::MAX }
+        Caller { user: user.into(), groups: vec![], not_after: i64::MAX, ..Default::default() }
     }
 
     /// The ALPN agreed to and, when a certificate is required, whether alice and bob pass.
@@ -206,6 +238,34 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
             ClientAuth::Optional => (alpn, None),
             ClientAuth::Required(check) => (alpn, Some((check(&caller("alice")), check(&caller("bob"))))),
         }
+    }
+
+    #[tokio::test]
+    async fn revoked_identities_fail_the_handshake_check() {
+        use crate::server::store::{self, Selector, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let st: Arc<dyn Store> = Arc::new(store::file::FileStore::new(dir.path().join("state")));
+        let rec = |serial: &str| store::IssuedRecord {
+            serial: serial.into(),
+            user: "alice".into(),
+            groups: vec![],
+            issued: 0,
+            expires: i64::MAX,
+            renewable_until: 0,
+        };
+        st.migrate().await.unwrap();
+        st.record_issued(rec("aa")).await.unwrap();
+        st.revoke(Selector::Serial("aa".into()), "gone".into(), 1).await.unwrap();
+        let authority = Arc::new(crate::server::auth::Authority::new(None, st, std::time::Duration::from_secs(1), "p"));
+        authority.refresh_once().await.unwrap();
+        let t = table();
+        let pg = naming::resource_sni(Kind::Db, "pg1", naming::INTERNAL_DOMAIN);
+        let (_, auth) = handshake_params(&t.decide(Some(&pg), [&b"teleport-postgres"[..]]));
+        let ClientAuth::Required(check) = with_revocation(auth, authority) else { panic!("a required certificate") };
+        let revoked = Caller { serial: "aa".into(), ..caller("alice") };
+        let other = Caller { serial: "bb".into(), ..caller("alice") };
+        assert!(!check(&revoked));
+        assert!(check(&other));
     }
 
     #[test]

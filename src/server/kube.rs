@@ -329,7 +329,8 @@ mod tests {
 
     #[test]
     fn connection_header_cannot_strip_impersonation() {
-        let caller = Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX };
+        let caller =
+            Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX, ..Default::default() };
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("keep-alive, Impersonate-User, Impersonate-Group"));
         let err = impersonate(&mut h, &caller).unwrap_err();
@@ -364,7 +365,12 @@ mod tests {
         h.insert("impersonate-extra-scopes", HeaderValue::from_static("all"));
         h.insert("Impersonate-Extra-Reason", HeaderValue::from_static("x"));
         h.insert("accept", HeaderValue::from_static("application/json"));
-        let caller = Caller { user: "alice".into(), groups: vec!["dev".into(), "ops".into()], not_after: i64::MAX };
+        let caller = Caller {
+            user: "alice".into(),
+            groups: vec!["dev".into(), "ops".into()],
+            not_after: i64::MAX,
+            ..Default::default()
+        };
         impersonate(&mut h, &caller).unwrap();
         assert!(!h.contains_key("authorization"));
         assert!(!h.contains_key("impersonate-uid"));
@@ -373,7 +379,7 @@ mod tests {
         assert_eq!(h.get_all("impersonate-group").iter().collect::<Vec<_>>(), ["dev", "ops"]);
         assert_eq!(h.get("accept").unwrap(), "application/json");
 
-        let bad = Caller { user: "a\nb".into(), groups: vec![], not_after: i64::MAX };
+        let bad = Caller { user: "a\nb".into(), groups: vec![], not_after: i64::MAX, ..Default::default() };
         assert!(impersonate(&mut h, &bad).is_err());
     }
 

@@ -1,14 +1,18 @@
 //! `oneport server start`: the single-port routing server. This file owns the
 //! server's shared state and the accept loop (connection limit, accept backoff,
 //! graceful drain); `conn` handles one connection, `routes` chooses, `backend`
-//! reaches resources, `web` serves the web API.
+//! reaches resources, `web` serves the web API, `auth` issues and renews identities
+//! on the auth route and keeps the revocation list, `store` remembers (files or
+//! PostgreSQL).
 
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod conn;
 pub mod kube;
 pub mod routes;
 pub mod setup;
+pub mod store;
 pub mod upgrade;
 pub mod web;
 
@@ -27,6 +31,9 @@ use crate::net::tls::ServerTls;
 
 pub use config::Config;
 
+/// How long the start waits for the state store before serving anyway.
+const STORE_START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a connection needs, shared by all of them.
 #[derive(Debug)]
 pub struct Server {
@@ -40,6 +47,8 @@ pub struct Server {
     pub kube: kube::Upstreams,
     /// TLS towards databases that want it.
     pub db_tls: backend::DbTls,
+    /// Invites, enrollment, renewal and the revocation list (the auth route).
+    pub auth: Arc<auth::Authority>,
 }
 
 impl Server {
@@ -56,7 +65,16 @@ impl Server {
         let table = routes::Table::new(&cfg);
         let kube = kube::Upstreams::new(&cfg.kube, cfg.connect_timeout)?;
         let db_tls = backend::DbTls::new(&cfg)?;
-        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls }))
+        let ca = match cfg.ca_key_path() {
+            Some(key) => Some(identity::pki::CertAndKey {
+                cert_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&cfg.tls.client_ca)?).into_owned(),
+                key_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&key)?).into_owned(),
+            }),
+            None => None,
+        };
+        let store = auth::open_store(&cfg)?;
+        let auth = Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr));
+        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth }))
     }
 }
 
@@ -80,6 +98,11 @@ pub async fn run(listener: TcpListener, server: Arc<Server>, shutdown: Cancellat
         kube = server.cfg.kube.len(), "oneport server listening");
     let tracker = TaskTracker::new();
     let force = CancellationToken::new();
+    // The state store: migrated and the revocation list read before the first
+    // connection (bounded: an unreachable store must not keep the port closed),
+    // then re-read every few seconds.
+    let _ = tokio::time::timeout(STORE_START_TIMEOUT, server.auth.start()).await;
+    tracker.spawn(server.auth.clone().run(shutdown.clone()));
     let limit = Arc::new(Semaphore::new(server.cfg.max_connections));
     let mut backoff = Duration::from_millis(5);
     let mut next_id: u64 = 0;

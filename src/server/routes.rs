@@ -28,6 +28,9 @@ pub enum Route {
         /// Why, for the log.
         reason: String,
     },
+    /// The auth route (`teleport-auth@<hex(cluster)>.teleport.cluster.local`):
+    /// enrollment and renewal.
+    Auth,
     /// No ALPN entry the router knows: `no_application_protocol`.
     NoProtocol,
 }
@@ -70,6 +73,8 @@ pub enum Target {
 pub struct Table {
     /// Domains the server answers for.
     pub domains: Vec<String>,
+    /// The auth route's ALPN for this cluster.
+    pub auth_alpn: Vec<u8>,
     nodes: BTreeMap<String, Node>,
     databases: BTreeMap<String, Database>,
     apps: BTreeMap<String, App>,
@@ -81,6 +86,7 @@ impl Table {
     pub fn new(cfg: &Config) -> Table {
         Table {
             domains: cfg.routing_domains(),
+            auth_alpn: crate::proto::auth::alpn(&cfg.cluster_name).into_bytes(),
             nodes: cfg.nodes.iter().map(|n| (n.name.clone(), n.clone())).collect(),
             databases: cfg.databases.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             apps: cfg.apps.iter().map(|a| (a.name.clone(), a.clone())).collect(),
@@ -133,6 +139,9 @@ impl Table {
             offered.push(b"http/1.1"); // no ALPN counts as http/1.1
         }
         for raw in offered {
+            if raw == self.auth_alpn.as_slice() {
+                return Route::Auth;
+            }
             let Some(alpn) = Alpn::parse(raw) else { continue };
             if let Some(route) = self.route_for(alpn, &target) {
                 return route;
@@ -262,6 +271,10 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
         assert!(matches!(t.decide(None, []), Route::Web { h2: false }));
         assert!(matches!(t.decide(Some("127.0.0.1"), [&b"h2"[..], b"http/1.1"]), Route::Web { h2: true }));
         assert!(matches!(t.decide(None, [&b"teleport-reversetunnel"[..]]), Route::Probe));
+        let auth = crate::proto::auth::alpn("t");
+        assert!(matches!(t.decide(None, [&b"bogus"[..], auth.as_bytes()]), Route::Auth));
+        let other = crate::proto::auth::alpn("other");
+        assert!(matches!(t.decide(None, [other.as_bytes()]), Route::NoProtocol));
     }
 
     #[test]

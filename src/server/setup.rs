@@ -118,6 +118,13 @@ max_connections: 10000
 # (exactly one IP; anything else is rejected).
 trust_x_forwarded_for: false
 
+# Invites, issued certificates and revocations (`oneport server invite/revoke`).
+# Absent: files in state/ beside this file. Several servers behind one load
+# balancer share one PostgreSQL: state: postgres://oneport@db.internal/oneport
+# state: postgres://USER@HOST/DB
+# How often every server re-reads the revocation list.
+state_refresh: 3s
+
 # Allow-lists name users (certificate CN) and groups (certificate O). Empty allows nobody.
 nodes: []
 #  - name: web1

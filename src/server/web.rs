@@ -241,6 +241,7 @@ pub fn parse_forwarded_for(values: &[&str]) -> Result<Option<IpAddr>, String> {
 pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
     let resources = match caller {
         None => Vec::new(),
+        Some(c) if srv.auth.revocation(c).is_some() => Vec::new(),
         Some(c) => srv
             .table
             .all()
@@ -275,6 +276,9 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
 pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveResponse {
     let (kind, name, port) = (r.kind, r.name.as_str(), r.port);
     let proxy = &srv.cfg.public_addr;
+    if let Some(rev) = srv.auth.revocation(caller) {
+        return ResolveResponse { outcome: Outcome::Denied, message: rev.sentence(), protocol: None };
+    }
     let refusal = match srv.table.node(name) {
         Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
         _ => None,
