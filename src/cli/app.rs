@@ -8,8 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::client::context::Context;
-use crate::client::dial::{Dialer, Target};
+use crate::client::dial::Dialer;
 use crate::client::local;
+use crate::client::session::Session;
 use crate::client::webapi;
 use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
 
@@ -41,7 +42,6 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let dialer = Arc::new(Dialer::new(ctx));
     let info = webapi::require(&dialer, &ResourceRef::new(Kind::App, a.name.clone())).await?;
     let protocol = protocol_for(info.protocol.as_deref());
-    let target = Target::resource(dialer.context(), Kind::App, &a.name, protocol);
     let shutdown = CancellationToken::new();
     crate::cli::cancel_on_signal(shutdown.clone());
     let listener = local::bind(Some(a.bind_addr), a.port).await?;
@@ -58,12 +58,15 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     }
     println!("Press Ctrl-C to stop.");
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
-    let res = ResourceRef::new(Kind::App, a.name);
+    // TCP apps keep a multiplexed session warm (docs/protocol.md §9); HTTP apps
+    // dial per connection.
+    let session = Session::new(dialer, Kind::App, &a.name, protocol);
+    session.warm_in_background();
     let handler = if protocol == Protocol::Http1 {
         // Refuses requests that name a domain: DNS rebinding from a browser page.
-        local::http_tunnel_handler(dialer, target, res, local.port())
+        local::http_tunnel_handler(session, local.port())
     } else {
-        local::tunnel_handler(dialer, target, res)
+        local::tunnel_handler(session)
     };
     local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
     Ok(0)

@@ -12,10 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::context::{Context, Overrides};
-use crate::client::dial::{Dialer, Target};
+use crate::client::dial::Dialer;
 use crate::client::local;
 use crate::client::webapi;
-use crate::proto::naming::{Kind, Protocol, ResourceRef};
+use crate::proto::naming::{Kind, Protocol};
 use crate::server::{self, config, setup};
 use crate::util::addr::HostPort;
 
@@ -76,9 +76,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
 
     let local = local::bind(None, None).await?;
     let local_addr = local.local_addr()?;
-    let target = Target::resource(dialer.context(), Kind::App, "hello", Protocol::Http1);
-    let res = ResourceRef::new(Kind::App, "hello");
-    let handler = local::http_tunnel_handler(dialer.clone(), target, res, local_addr.port());
+    let session = crate::client::session::Session::new(dialer.clone(), Kind::App, "hello", Protocol::Http1);
+    let handler = local::http_tunnel_handler(session, local_addr.port());
     let proxy_task = tokio::spawn(local::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
     println!("3. `oneport proxy app hello` listening on http://{local_addr}/");
 

@@ -1,10 +1,11 @@
 //! How bytes move, for both ends: boxed streams ([`io`]), the one relay ([`relay`]),
-//! ping framing ([`ping`]), stdin/stdout as a stream ([`stdio`]), TLS configuration
+//! ping framing ([`ping`]), HTTP/2 multiplexed sessions ([`mux`]), stdin/stdout as a stream ([`stdio`]), TLS configuration
 //! ([`tls`]), WebSocket as a byte stream ([`websocket`]) and HTTP/1.1 forwarding
 //! with upgrades ([`http_forward`]). No knowledge of who is the client or the server.
 
 pub mod http_forward;
 pub mod io;
+pub mod mux;
 pub mod ping;
 pub mod relay;
 pub mod stdio;

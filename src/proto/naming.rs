@@ -21,6 +21,9 @@ pub const INTERNAL_DOMAIN: &str = "teleport.cluster.local";
 pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
 /// Suffix of ALPN names that carry the ping framing of docs/protocol.md §6.
 pub const PING_SUFFIX: &str = "-ping";
+/// Suffix of ALPN names that carry a multiplexed session (HTTP/2 streams, one per
+/// client connection; docs/protocol.md §9).
+pub const MUX_SUFFIX: &str = "-mux";
 /// Separates a node's name from a requested port in its SNI label (`web1--2222`).
 pub const PORT_SEPARATOR: &str = "--";
 /// The port OpenSSH passes as `%p` when the user gave none. Asking for it (or for no
@@ -85,6 +88,24 @@ impl Protocol {
         matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
     }
 
+    /// Whether the protocol has a `-mux` variant (docs/protocol.md §9): the byte
+    /// tunnels a local proxy opens many connections of.
+    pub fn has_mux(self) -> bool {
+        matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
+    }
+
+    /// The ALPN list a local proxy's kept-warm session offers: the `-mux` variant
+    /// first, then what [`Protocol::client_offer`] offers (so a server without it
+    /// negotiates the per-connection protocol).
+    pub fn mux_offer(self) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(3);
+        if self.has_mux() {
+            out.push(format!("{}{MUX_SUFFIX}", self.alpn()).into_bytes());
+        }
+        out.extend(self.client_offer());
+        out
+    }
+
     /// The ALPN list a client offers: the ping variant first, then the plain name.
     pub fn client_offer(self) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(2);
@@ -102,37 +123,45 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// An ALPN entry understood by the router: a family and whether it is the ping variant.
+/// An ALPN entry understood by the router: a family and whether it is the ping or
+/// the multiplexed variant (never both: a multiplexed session keeps alive with
+/// HTTP/2 pings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Alpn {
     /// The family.
     pub protocol: Protocol,
     /// True for the `-ping` variant.
     pub ping: bool,
+    /// True for the `-mux` variant.
+    pub mux: bool,
 }
 
 impl Alpn {
     /// Parses one ALPN entry; `None` for names the router does not know.
     pub fn parse(raw: &[u8]) -> Option<Alpn> {
         let s = std::str::from_utf8(raw).ok()?;
-        let (base, ping) = match s.strip_suffix(PING_SUFFIX) {
-            Some(base) => (base, true),
-            None => (s, false),
+        let (base, ping, mux) = if let Some(base) = s.strip_suffix(PING_SUFFIX) {
+            (base, true, false)
+        } else if let Some(base) = s.strip_suffix(MUX_SUFFIX) {
+            (base, false, true)
+        } else {
+            (s, false, false)
         };
         let protocol = Protocol::ALL.into_iter().find(|p| p.alpn() == base)?;
-        if ping && !protocol.has_ping() {
+        if (ping && !protocol.has_ping()) || (mux && !protocol.has_mux()) {
             return None;
         }
-        Some(Alpn { protocol, ping })
+        Some(Alpn { protocol, ping, mux })
+    }
+
+    /// The plain, per-connection entry of `protocol`.
+    pub fn plain(protocol: Protocol) -> Alpn {
+        Alpn { protocol, ping: false, mux: false }
     }
 
     /// The wire bytes of this entry.
     pub fn to_bytes(self) -> Vec<u8> {
-        if self.ping {
-            format!("{}{PING_SUFFIX}", self.protocol.alpn()).into_bytes()
-        } else {
-            self.protocol.alpn().as_bytes().to_vec()
-        }
+        self.to_string().into_bytes()
     }
 }
 
@@ -141,6 +170,9 @@ impl fmt::Display for Alpn {
         f.write_str(self.protocol.alpn())?;
         if self.ping {
             f.write_str(PING_SUFFIX)?;
+        }
+        if self.mux {
+            f.write_str(MUX_SUFFIX)?;
         }
         Ok(())
     }
@@ -428,8 +460,18 @@ mod tests {
 
     #[test]
     fn parses_alpn_entries() {
-        assert_eq!(Alpn::parse(b"teleport-tcp-ping"), Some(Alpn { protocol: Protocol::Tcp, ping: true }));
-        assert_eq!(Alpn::parse(b"http/1.1"), Some(Alpn { protocol: Protocol::Http1, ping: false }));
+        assert_eq!(Alpn::parse(b"teleport-tcp-ping"), Some(Alpn { protocol: Protocol::Tcp, ping: true, mux: false }));
+        assert_eq!(Alpn::parse(b"http/1.1"), Some(Alpn::plain(Protocol::Http1)));
+        assert_eq!(
+            Alpn::parse(b"teleport-postgres-mux"),
+            Some(Alpn { protocol: Protocol::Postgres, ping: false, mux: true })
+        );
+        assert_eq!(Alpn::parse(b"teleport-proxy-ssh-mux"), None, "ssh has no multiplexed variant");
+        assert_eq!(Alpn::parse(b"teleport-tcp-mux-ping"), None);
+        assert_eq!(
+            Protocol::Mysql.mux_offer(),
+            vec![b"teleport-mysql-mux".to_vec(), b"teleport-mysql-ping".to_vec(), b"teleport-mysql".to_vec()]
+        );
         assert_eq!(Alpn::parse(b"teleport-proxy-ssh-ping"), None, "ssh has no ping variant");
         assert_eq!(Alpn::parse(b"spdy/3"), None);
         assert_eq!(Alpn::parse(&[0xff, 0xfe]), None);

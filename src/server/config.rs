@@ -44,6 +44,9 @@ pub struct Config {
     /// requests; reject requests with anything else in it.
     #[serde(default)]
     pub trust_x_forwarded_for: bool,
+    /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §9).
+    #[serde(default)]
+    pub mux: MuxLimits,
     /// SSH nodes.
     #[serde(default)]
     pub nodes: Vec<Node>,
@@ -87,6 +90,25 @@ mod defaults {
     }
     pub(super) fn state_refresh() -> Duration {
         Duration::from_secs(3)
+    }
+}
+
+/// Multiplexed sessions: whether the server offers them, and their limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MuxLimits {
+    /// Negotiate `-mux` ALPN names (`false`: clients fall back to one routing
+    /// connection per local connection).
+    pub enabled: bool,
+    /// Streams open at once on one session; more wait for a free slot.
+    pub max_streams_per_session: u32,
+    /// Sessions open at once per user; more are refused.
+    pub max_sessions_per_user: usize,
+}
+
+impl Default for MuxLimits {
+    fn default() -> Self {
+        MuxLimits { enabled: true, max_streams_per_session: 256, max_sessions_per_user: 64 }
     }
 }
 
@@ -390,6 +412,9 @@ impl Config {
             if d > day {
                 return Err(format!("{name} of {} is longer than a day", crate::util::duration::format(d)));
             }
+        }
+        if self.mux.max_streams_per_session == 0 || self.mux.max_sessions_per_user == 0 {
+            return Err("mux.max_streams_per_session and mux.max_sessions_per_user must be at least 1".into());
         }
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));

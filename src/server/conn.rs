@@ -92,7 +92,7 @@ where
     if let Some(c) = &caller {
         span.record("user", c.user.as_str());
     }
-    dispatch(srv, Box::new(tls), route, caller, peer, via).await;
+    dispatch(srv, Box::new(tls), route, caller, peer, via, sni.unwrap_or_default()).await;
 }
 
 /// An ALPN name no client offers: agreeing only to it makes rustls answer
@@ -172,7 +172,15 @@ fn log_handshake_error(route: &Route, e: &std::io::Error) {
     }
 }
 
-async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option<Caller>, peer: SocketAddr, via: Via) {
+async fn dispatch(
+    srv: Arc<Server>,
+    mut tls: BoxIo,
+    route: Route,
+    caller: Option<Caller>,
+    peer: SocketAddr,
+    via: Via,
+    sni: String,
+) {
     match route {
         Route::Web { h2 } => web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await,
         Route::Probe => {
@@ -190,6 +198,10 @@ async fn dispatch(srv: Arc<Server>, mut tls: BoxIo, route: Route, caller: Option
             let Some(caller) = caller.filter(|c| permitted(c) && !c.expired_at(SystemTime::now())) else {
                 return info!(resource = %r.name, "refused: caller not authorized; nothing dialled");
             };
+            if r.alpn.mux {
+                debug!(resource = %r.name, kind = %r.kind, user = %caller.user, via = ?via, "multiplexed session");
+                return crate::server::mux::serve(srv, tls, *r, sni, caller).await;
+            }
             let stream: BoxIo =
                 if r.alpn.ping { Box::new(PingStream::new(tls, Some(srv.cfg.ping_interval))) } else { tls };
             debug!(resource = %r.name, kind = %r.kind, user = %caller.user, via = ?via, "routing");

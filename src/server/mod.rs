@@ -1,7 +1,7 @@
 //! `oneport server start`: the single-port routing server. This file owns the
 //! server's shared state and the accept loop (connection limit, accept backoff,
 //! graceful drain); `conn` handles one connection, `routes` chooses, `backend`
-//! reaches resources, `web` serves the web API, `auth` issues and renews identities
+//! reaches resources, `mux` serves multiplexed sessions, `web` serves the web API, `auth` issues and renews identities
 //! on the auth route and keeps the revocation list, `store` remembers (files or
 //! PostgreSQL).
 
@@ -10,6 +10,7 @@ pub mod backend;
 pub mod config;
 pub mod conn;
 pub mod kube;
+pub mod mux;
 pub mod routes;
 pub mod setup;
 pub mod store;
@@ -49,6 +50,8 @@ pub struct Server {
     pub db_tls: backend::DbTls,
     /// Invites, enrollment, renewal and the revocation list (the auth route).
     pub auth: Arc<auth::Authority>,
+    /// Multiplexed sessions open per user.
+    pub mux_sessions: mux::Sessions,
 }
 
 impl Server {
@@ -74,7 +77,7 @@ impl Server {
         };
         let store = auth::open_store(&cfg)?;
         let auth = Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr));
-        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth }))
+        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth, mux_sessions: mux::Sessions::default() }))
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Table {
     databases: BTreeMap<String, Database>,
     apps: BTreeMap<String, App>,
     kube: BTreeMap<String, Kube>,
+    /// Whether `-mux` entries are routed (config `mux.enabled`).
+    mux: bool,
 }
 
 impl Table {
@@ -91,6 +93,7 @@ impl Table {
             databases: cfg.databases.iter().map(|d| (d.name.clone(), d.clone())).collect(),
             apps: cfg.apps.iter().map(|a| (a.name.clone(), a.clone())).collect(),
             kube: cfg.kube.iter().map(|k| (k.name.clone(), k.clone())).collect(),
+            mux: cfg.mux.enabled,
         }
     }
 
@@ -143,6 +146,9 @@ impl Table {
                 return Route::Auth;
             }
             let Some(alpn) = Alpn::parse(raw) else { continue };
+            if alpn.mux && !self.mux {
+                continue; // as a server that does not know the name
+            }
             if let Some(route) = self.route_for(alpn, &target) {
                 return route;
             }

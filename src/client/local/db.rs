@@ -1,5 +1,6 @@
 //! The local database proxy's handling of one client connection, around
-//! `local::tunnel` (which dials and relays):
+//! `local::tunnel_on` (which opens a stream on the database's session, or dials,
+//! and relays):
 //! - Postgres: answer `SSLRequest`/`GSSENCRequest` with `N` (the outer TLS already
 //!   carries the identity, so the local hop stays plaintext), read the startup
 //!   message or `CancelRequest`, then tunnel it and everything after it. A cancel
@@ -21,8 +22,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::{debug, error};
 
-use crate::client::dial::{Dialer, Target};
+use crate::client::dial::Dialer;
 use crate::client::local::{self, Handler};
+use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::Error;
 use crate::net::io::IoStream;
@@ -37,35 +39,37 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long telling the client about a refusal may take.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A handler for `local::serve` that serves database `name` speaking `protocol`.
+/// The session of database `name` speaking `protocol`, opened in the background
+/// now (docs/protocol.md §9), and the handler for `local::serve` that serves it.
 pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler {
-    let target = Target::resource(dialer.context(), Kind::Db, name, protocol.protocol());
-    let res = ResourceRef::new(Kind::Db, name);
+    let session = Session::new(dialer, Kind::Db, name, protocol.protocol());
+    session.warm_in_background();
+    session_handler(session, protocol)
+}
+
+/// The handler for `local::serve` that serves the database of `session`.
+pub fn session_handler(session: Arc<Session>, protocol: DbProtocol) -> Handler {
     Arc::new(move |tcp, _peer| {
-        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        let session = session.clone();
         Box::pin(async move {
             let result = match protocol {
-                DbProtocol::Postgres => serve_postgres(&dialer, &target, &res, tcp).await,
-                DbProtocol::Mysql => serve_mysql(&dialer, &target, &res, tcp).await,
+                DbProtocol::Postgres => serve_postgres(&session, tcp).await,
+                DbProtocol::Mysql => serve_mysql(&session, tcp).await,
                 DbProtocol::Mongodb | DbProtocol::Redis => {
                     let mut tcp = tcp;
-                    local::tunnel(&dialer, &target, &res, &mut tcp).await.map(drop)
+                    local::tunnel_on(&session, &mut tcp).await.map(drop)
                 }
             };
             if let Err(e) = result {
-                error!("database {}: {e}", res.name);
+                error!("database {}: {e}", session.resource().name);
             }
         })
     })
 }
 
 /// Serves one Postgres client.
-async fn serve_postgres<S: IoStream>(
-    dialer: &Dialer,
-    target: &Target,
-    res: &ResourceRef,
-    mut io: S,
-) -> Result<(), Error> {
+async fn serve_postgres<S: IoStream>(session: &Arc<Session>, mut io: S) -> Result<(), Error> {
+    let (dialer, res) = (session.dialer(), session.resource());
     let (first, buffered) = match tokio::time::timeout(STARTUP_TIMEOUT, prelude(&mut io)).await {
         Err(_) => {
             debug!("no startup message within {}s; closed", STARTUP_TIMEOUT.as_secs());
@@ -87,7 +91,7 @@ async fn serve_postgres<S: IoStream>(
         m => debug!(user = ?m.param("user"), database = ?m.param("database"), "startup message"),
     }
     let mut local = Local::new(buffered, io);
-    let Err(err) = local::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
+    let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // A cancel request has no answer; a startup does, if nothing reached the client yet.
     if matches!(first, Startup::Startup { .. }) && !local.wrote {
         let (code, text) = match refusal(dialer, res, &err).await {
@@ -101,9 +105,10 @@ async fn serve_postgres<S: IoStream>(
 }
 
 /// Serves one MySQL/MariaDB client.
-async fn serve_mysql<S: IoStream>(dialer: &Dialer, target: &Target, res: &ResourceRef, io: S) -> Result<(), Error> {
+async fn serve_mysql<S: IoStream>(session: &Arc<Session>, io: S) -> Result<(), Error> {
+    let (dialer, res) = (session.dialer(), session.resource());
     let mut local = Local::new(Vec::new(), io);
-    let Err(err) = local::tunnel(dialer, target, res, &mut local).await else { return Ok(()) };
+    let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // Nothing written yet means the server's greeting never came: refuse in its place.
     if !local.wrote {
         let (code, state, text) = match refusal(dialer, res, &err).await {

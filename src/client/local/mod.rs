@@ -20,9 +20,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::client::dial::{Dialer, Target};
+use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::io::IoStream;
+use crate::net::mux::StreamRefused;
 use crate::net::relay::{relay, Counts};
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
@@ -129,6 +131,32 @@ pub async fn tunnel<L: IoStream + ?Sized>(
     }
 }
 
+/// Relays `local` through a stream of `session` (or a connection of its own when
+/// the proxy does not multiplex). Errors are explained as [`tunnel`]'s are; a
+/// refused stream is [`Error::Refused`] with the proxy's sentence.
+///
+/// # Errors
+/// The open or relay error, explained.
+pub async fn tunnel_on<L: IoStream + ?Sized>(session: &Arc<Session>, local: &mut L) -> Result<Counts> {
+    let (dialer, res) = (session.dialer(), session.resource());
+    let result = async {
+        let mut remote = session.open().await?;
+        let proxy = dialer.context().proxy.to_string();
+        relay(local, &mut remote).await.map_err(|e| match StreamRefused::of(&e) {
+            Some(r) => Error::Refused(r.sentence.clone()),
+            None => after_handshake(&e, res, &proxy),
+        })
+    }
+    .await;
+    match result {
+        Ok(c) => {
+            debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
+            Ok(c)
+        }
+        Err(e) => Err(explain(dialer, res, e).await),
+    }
+}
+
 /// An error on an established tunnel: a refusal (TLS 1.3 reports `access_denied`
 /// after the client's side of the handshake), or the tunnel ending abnormally.
 fn after_handshake(e: &std::io::Error, res: &ResourceRef, proxy: &str) -> Error {
@@ -159,10 +187,11 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// A handler for HTTP apps: checks the first request's `Host` (see
 /// [`crate::client::local::hostcheck`]) before dialling, answers 421 to a refused one, and replays
 /// the bytes it read into the tunnel.
-pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: ResourceRef, port: u16) -> Handler {
+pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
     Arc::new(move |mut tcp, peer| {
-        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        let session = session.clone();
         Box::pin(async move {
+            let res = session.resource();
             let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, port)).await {
                 Ok(Ok(head)) => head,
                 Ok(Err(why)) => {
@@ -175,7 +204,7 @@ pub fn http_tunnel_handler(dialer: Arc<Dialer>, target: Target, res: ResourceRef
             };
             let (r, w) = tcp.split();
             let mut local = tokio::io::join(std::io::Cursor::new(head).chain(r), w);
-            if let Err(e) = tunnel(&dialer, &target, &res, &mut local).await {
+            if let Err(e) = tunnel_on(&session, &mut local).await {
                 error!("{} {}: {e}", res.kind.noun(), res.name);
             }
         })
@@ -202,11 +231,12 @@ async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8
 }
 
 /// A handler that tunnels every connection to `target`.
-pub fn tunnel_handler(dialer: Arc<Dialer>, target: Target, res: ResourceRef) -> Handler {
+pub fn tunnel_handler(session: Arc<Session>) -> Handler {
     Arc::new(move |mut tcp, _peer| {
-        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        let session = session.clone();
         Box::pin(async move {
-            if let Err(e) = tunnel(&dialer, &target, &res, &mut tcp).await {
+            let res = session.resource();
+            if let Err(e) = tunnel_on(&session, &mut tcp).await {
                 error!("{} {}: {e}", res.kind.noun(), res.name);
             }
         })

@@ -1,0 +1,348 @@
+//! The kept-warm routing session of a local proxy (docs/protocol.md §9): one
+//! TLS-routing connection per resource, through the one dialer (direct or
+//! upgraded), offering the `-mux` ALPN first; each new local connection becomes an
+//! HTTP/2 stream in it, so after the session is open a connection costs one round
+//! trip. The session is opened when the proxy starts ([`Session::warm`]), kept alive
+//! with HTTP/2 pings (and the upgrade's own pings behind a load balancer), re-opened
+//! in the background when it drops, and no longer used once the identity expires
+//! (its open streams finish; new connections then dial and meet the proxy's refusal).
+//!
+//! A proxy that does not negotiate `-mux` (an older server, or `mux.enabled:
+//! false`) gets today's behaviour: the connection dialled to find out is used as the
+//! tunnel, and every later connection dials its own. [`Session::mode`] says which.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use crate::client::dial::{Dialer, Target};
+use crate::error::{Error, Result};
+use crate::net::io::BoxIo;
+use crate::net::mux::{self, H2Stream};
+use crate::proto::naming::{Alpn, Kind, Protocol, ResourceRef};
+
+/// How long opening a stream may wait for a free slot on the session.
+pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Interval of the session's HTTP/2 pings.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a ping may go unanswered before the session is dropped.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait between background re-open attempts.
+const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the session found out about the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Not dialled yet.
+    Unknown,
+    /// Multiplexed: new connections are streams on the session.
+    Multiplexed(Alpn),
+    /// The proxy negotiated a per-connection protocol: one routing connection per
+    /// local connection.
+    PerConnection(Option<Alpn>),
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::Unknown => f.write_str("not connected yet"),
+            Mode::Multiplexed(a) => write!(f, "multiplexed session ({a})"),
+            Mode::PerConnection(Some(a)) => write!(f, "one routing connection per local connection ({a})"),
+            Mode::PerConnection(None) => f.write_str("one routing connection per local connection"),
+        }
+    }
+}
+
+/// The live session: its stream opener and a generation number, so that a
+/// connection task that ended only clears its own session.
+#[derive(Clone)]
+struct Live {
+    send: h2::client::SendRequest<Bytes>,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    live: Option<Live>,
+    generation: u64,
+}
+
+/// One resource's session. Share it behind an `Arc` between the handlers.
+pub struct Session {
+    dialer: Arc<Dialer>,
+    res: ResourceRef,
+    /// The per-connection target (what the dialer offers today).
+    plain: Target,
+    /// The session's target: `-mux` first, then the per-connection names.
+    muxed: Option<Target>,
+    expires: SystemTime,
+    slot: tokio::sync::Mutex<Slot>,
+    mode: Mutex<Mode>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("res", &self.res).field("mode", &self.mode()).finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session for resource `kind`/`name` spoken with `protocol`. Protocols
+    /// without a `-mux` variant (HTTP apps, SSH) always dial per connection.
+    pub fn new(dialer: Arc<Dialer>, kind: Kind, name: &str, protocol: Protocol) -> Arc<Session> {
+        let ctx = dialer.context();
+        let plain = Target::resource(ctx, kind, name, protocol);
+        let muxed = protocol.has_mux().then(|| Target { sni: plain.sni.clone(), alpn: protocol.mux_offer() });
+        let not_after = u64::try_from(ctx.identity.caller.not_after).unwrap_or(0);
+        let expires = UNIX_EPOCH + Duration::from_secs(not_after);
+        Arc::new(Session {
+            res: ResourceRef::new(kind, name),
+            plain,
+            muxed,
+            expires,
+            slot: tokio::sync::Mutex::new(Slot::default()),
+            mode: Mutex::new(Mode::Unknown),
+            dialer,
+        })
+    }
+
+    /// The dialer.
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
+    /// The resource.
+    pub fn resource(&self) -> &ResourceRef {
+        &self.res
+    }
+
+    /// The per-connection target.
+    pub fn target(&self) -> &Target {
+        &self.plain
+    }
+
+    /// Whether the proxy multiplexes this resource's connections, as far as known.
+    pub fn mode(&self) -> Mode {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_mode(&self, m: Mode) {
+        let mut mode = self.mode.lock().unwrap_or_else(|p| p.into_inner());
+        if *mode != m {
+            let what = format!("{} {}", self.res.kind.noun(), self.res.name);
+            match m {
+                Mode::Multiplexed(_) => info!("{what}: {m}; new connections open streams on it"),
+                _ => info!("{what}: the proxy does not offer multiplexing: {m}"),
+            }
+        }
+        *mode = m;
+    }
+
+    fn multiplexing(&self) -> Option<&Target> {
+        if matches!(self.mode(), Mode::PerConnection(_)) || SystemTime::now() >= self.expires {
+            return None;
+        }
+        self.muxed.as_ref()
+    }
+
+    /// [`Session::warm`] in a task of its own (at proxy start).
+    pub fn warm_in_background(self: &Arc<Self>) {
+        let s = self.clone();
+        tokio::spawn(async move { s.warm().await });
+    }
+
+    /// Opens the session now if it is not open (at proxy start, so that even the
+    /// first connection is fast). Failures are only logged: the first connection
+    /// dials again and reports them.
+    pub async fn warm(self: &Arc<Self>) {
+        if self.multiplexing().is_none() {
+            return;
+        }
+        let mut slot = self.slot.lock().await;
+        if slot.live.is_some() {
+            return;
+        }
+        match self.connect(&mut slot).await {
+            Ok(Opened::Session(_)) => {}
+            Ok(Opened::Plain(stream)) => drop(stream), // no multiplexing: nothing to keep
+            Err(e) => debug!(error = %e, "could not open the session ahead of the first connection"),
+        }
+    }
+
+    /// A byte stream to the resource for one local connection: a stream on the
+    /// session, or a dialled connection when the proxy does not multiplex.
+    ///
+    /// # Errors
+    /// The dial's error; [`Error::Timeout`] when no stream slot frees up.
+    pub async fn open(self: &Arc<Self>) -> Result<BoxIo> {
+        let Some(_) = self.multiplexing() else {
+            return Ok(self.dialer.dial(&self.plain).await?.stream);
+        };
+        // One retry: a session that died since its last use is replaced once.
+        for attempt in 0..2 {
+            let live = {
+                let mut slot = self.slot.lock().await;
+                match slot.live.clone() {
+                    Some(l) => l,
+                    None => match self.connect(&mut slot).await? {
+                        Opened::Session(l) => l,
+                        Opened::Plain(stream) => return Ok(stream),
+                    },
+                }
+            };
+            match self.stream_on(&live).await {
+                Ok(s) => return Ok(s),
+                Err(e) if attempt == 0 && !e.to_string().contains("no stream slot") => {
+                    debug!(error = %e, "the session is gone; opening a new one");
+                    self.forget(live.generation).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::config("the multiplexed session could not be re-opened"))
+    }
+
+    async fn stream_on(&self, live: &Live) -> Result<BoxIo> {
+        let mut send = match tokio::time::timeout(STREAM_OPEN_TIMEOUT, live.send.clone().ready()).await {
+            Ok(r) => r.map_err(|e| self.lost(&e))?,
+            Err(_) => {
+                return Err(Error::Tunnel {
+                    what: self.res.to_string(),
+                    proxy: self.dialer.context().proxy.to_string(),
+                    reason: format!(
+                        "no stream slot freed up on the multiplexed session within {}s (the proxy's \
+                         mux.max_streams_per_session is reached)",
+                        STREAM_OPEN_TIMEOUT.as_secs()
+                    ),
+                })
+            }
+        };
+        let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
+        let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e))?;
+        Ok(Box::new(H2Stream::client(stream, answer)))
+    }
+
+    fn lost(&self, e: &h2::Error) -> Error {
+        Error::Tunnel {
+            what: self.res.to_string(),
+            proxy: self.dialer.context().proxy.to_string(),
+            reason: format!("the multiplexed session ended: {e}"),
+        }
+    }
+
+    async fn forget(&self, generation: u64) {
+        let mut slot = self.slot.lock().await;
+        if slot.live.as_ref().is_some_and(|l| l.generation == generation) {
+            slot.live = None;
+        }
+    }
+
+    /// Dials the session (the caller holds the slot, so only one dial runs).
+    async fn connect(self: &Arc<Self>, slot: &mut Slot) -> Result<Opened> {
+        let Some(target) = self.multiplexing() else {
+            return Ok(Opened::Plain(self.dialer.dial(&self.plain).await?.stream));
+        };
+        let dialed = self.dialer.dial(target).await?;
+        let alpn = match dialed.alpn {
+            Some(a) if a.mux => a,
+            other => {
+                self.set_mode(Mode::PerConnection(other));
+                return Ok(Opened::Plain(dialed.stream));
+            }
+        };
+        let (send, conn) =
+            mux::client_builder().handshake::<_, Bytes>(dialed.stream).await.map_err(|e| Error::Tunnel {
+                what: self.res.to_string(),
+                proxy: self.dialer.context().proxy.to_string(),
+                reason: format!("the HTTP/2 session did not start: {e}"),
+            })?;
+        slot.generation += 1;
+        let live = Live { send, generation: slot.generation };
+        slot.live = Some(live.clone());
+        self.set_mode(Mode::Multiplexed(alpn));
+        let mut conn = conn;
+        let pings = conn.ping_pong();
+        let weak = Arc::downgrade(self);
+        let generation = live.generation;
+        let expires = self.expires;
+        tokio::spawn(async move {
+            let keepalive = async {
+                match pings {
+                    Some(p) => mux::keepalive(p, PING_INTERVAL, PING_TIMEOUT).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let until_expiry = expires.duration_since(SystemTime::now()).unwrap_or_default();
+            let why = tokio::select! {
+                r = &mut conn => r.err().map(|e| e.to_string()).unwrap_or_else(|| "closed".into()),
+                why = keepalive => why,
+                _ = tokio::time::sleep(until_expiry) => {
+                    // No new streams; the open ones finish on the connection.
+                    if let Some(s) = weak.upgrade() {
+                        s.forget(generation).await;
+                    }
+                    let r = conn.await;
+                    r.err().map(|e| e.to_string()).unwrap_or_else(|| "the identity expired".into())
+                }
+            };
+            debug!(reason = %why, "multiplexed session ended");
+            reopen(weak, generation).await;
+        });
+        Ok(Opened::Session(live))
+    }
+}
+
+enum Opened {
+    Session(Live),
+    Plain(BoxIo),
+}
+
+/// After session `generation` ended: forget it and open a new one in the
+/// background, with backoff, while the proxy runs and the identity is valid.
+fn reopen(weak: Weak<Session>, generation: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    // Boxed: `connect` spawns the task that calls this, so the future type is recursive.
+    Box::pin(reopen_loop(weak, generation))
+}
+
+async fn reopen_loop(weak: Weak<Session>, generation: u64) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let Some(s) = weak.upgrade() else { return };
+        s.forget(generation).await;
+        if s.multiplexing().is_none() {
+            return;
+        }
+        {
+            let mut slot = s.slot.lock().await;
+            if slot.live.is_some() {
+                return; // a connection already opened a new one
+            }
+            match s.connect(&mut slot).await {
+                Ok(_) => return,
+                Err(e) => debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "re-opening the session failed"),
+            }
+        }
+        drop(s);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_REOPEN_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_say_what_they_are() {
+        let m = Alpn::parse(b"teleport-tcp-mux").unwrap();
+        assert_eq!(Mode::Multiplexed(m).to_string(), "multiplexed session (teleport-tcp-mux)");
+        let p = Alpn::parse(b"teleport-tcp-ping");
+        assert_eq!(
+            Mode::PerConnection(p).to_string(),
+            "one routing connection per local connection (teleport-tcp-ping)"
+        );
+        assert!(Protocol::Tcp.has_mux());
+    }
+}

@@ -1,0 +1,387 @@
+//! HTTP/2 plumbing of multiplexed sessions (docs/protocol.md §9), for both ends:
+//! the `h2` builders with windows sized for bulk, a stream as a byte stream
+//! ([`H2Stream`]: DATA frames each way, END_STREAM = half-close of that direction),
+//! the CONNECT request that opens a stream and the refusal that answers one, and
+//! the PING keepalive.
+//!
+//! A client stream is usable at once: its bytes go out behind the request without
+//! waiting for the answer (so a new connection costs one round trip), and its first
+//! read waits for the answer. A refusal (any status but 200) surfaces as an I/O
+//! error carrying the server's sentence ([`StreamRefused`]).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::{client::ResponseFuture, Ping, PingPong, RecvStream, SendStream};
+use http::{Method, Request, Response, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Receive window of one stream: what one local connection may have in flight.
+pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// Receive window of the whole session: bounds what a peer may make us buffer.
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+/// Largest header block accepted (a CONNECT request or its answer is tiny).
+pub const MAX_HEADER_LIST: u32 = 16 * 1024;
+/// Longest refusal sentence read from a 403 body.
+pub const MAX_REFUSAL: usize = 4 * 1024;
+/// The content type of a refusal body.
+pub const REFUSAL_TYPE: &str = "text/plain; charset=utf-8";
+
+/// An HTTP/2 client builder with oneport's windows.
+pub fn client_builder() -> h2::client::Builder {
+    let mut b = h2::client::Builder::new();
+    b.initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .enable_push(false);
+    b
+}
+
+/// An HTTP/2 server builder with oneport's windows and at most `max_streams` open
+/// streams (the client's excess streams wait for a free slot).
+pub fn server_builder(max_streams: u32) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_concurrent_streams(max_streams);
+    b
+}
+
+/// The CONNECT request opening a stream to the resource named `authority` (the
+/// session's SNI).
+///
+/// # Errors
+/// When `authority` is not a valid URI authority.
+pub fn connect_request(authority: &str) -> Result<Request<()>, String> {
+    let uri = Uri::builder()
+        .authority(authority)
+        .build()
+        .map_err(|e| format!("{authority:?} cannot name a multiplexed stream: {e}"))?;
+    Request::builder()
+        .method(Method::CONNECT)
+        .uri(uri)
+        .body(())
+        .map_err(|e| format!("{authority:?} cannot name a multiplexed stream: {e}"))
+}
+
+/// The answer to an accepted stream.
+pub fn accepted() -> Response<()> {
+    let mut r = Response::new(());
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+/// The head of a refusal; the body is the sentence.
+pub fn refused(status: StatusCode) -> Response<()> {
+    let mut r = Response::new(());
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(REFUSAL_TYPE));
+    r
+}
+
+/// A stream the server refused: its status and sentence. Carried inside the
+/// `io::Error` a read returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRefused {
+    /// The HTTP status (403 for a refusal of the caller).
+    pub status: u16,
+    /// The server's sentence.
+    pub sentence: String,
+}
+
+impl std::fmt::Display for StreamRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sentence)
+    }
+}
+
+impl std::error::Error for StreamRefused {}
+
+impl StreamRefused {
+    /// The refusal inside `e`, if that is what it is.
+    pub fn of(e: &io::Error) -> Option<&StreamRefused> {
+        e.get_ref().and_then(|x| x.downcast_ref::<StreamRefused>())
+    }
+}
+
+/// An `h2` error as an I/O error (an I/O error inside stays itself).
+pub fn to_io(e: h2::Error) -> io::Error {
+    if e.is_io() {
+        return e.into_io().unwrap_or_else(|| io::Error::other("HTTP/2 I/O error"));
+    }
+    io::Error::other(format!("multiplexed stream: {e}"))
+}
+
+enum ReadState {
+    /// Waiting for the server's answer to the CONNECT.
+    Answer(ResponseFuture),
+    /// Reading a refusal's sentence.
+    Refusal { body: RecvStream, status: u16, text: Vec<u8> },
+    /// The stream's data.
+    Body(RecvStream),
+    /// END_STREAM seen.
+    Eof,
+}
+
+/// One stream as a byte stream.
+pub struct H2Stream {
+    send: SendStream<Bytes>,
+    read: ReadState,
+    /// Received and not yet read; its window is given back as it is read.
+    buf: Bytes,
+    shut: bool,
+    /// The server's refusal, once read: every later read and write returns it.
+    refusal: Option<StreamRefused>,
+}
+
+impl std::fmt::Debug for H2Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Stream").field("buffered", &self.buf.len()).finish_non_exhaustive()
+    }
+}
+
+impl H2Stream {
+    /// The client end of a stream, before the server's answer.
+    pub fn client(send: SendStream<Bytes>, answer: ResponseFuture) -> H2Stream {
+        H2Stream { send, read: ReadState::Answer(answer), buf: Bytes::new(), shut: false, refusal: None }
+    }
+
+    /// The server end of an accepted stream.
+    pub fn server(send: SendStream<Bytes>, body: RecvStream) -> H2Stream {
+        H2Stream { send, read: ReadState::Body(body), buf: Bytes::new(), shut: false, refusal: None }
+    }
+
+    fn refusal_error(&self) -> Option<io::Error> {
+        self.refusal.clone().map(|r| io::Error::new(io::ErrorKind::PermissionDenied, r))
+    }
+
+    /// A write that failed: when the server's answer is (or is about to be) a
+    /// refusal, that is the error to report.
+    fn write_failed(&mut self, cx: &mut Context<'_>, e: io::Error) -> Poll<io::Result<usize>> {
+        match self.poll_answer(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(refusal)) => Poll::Ready(Err(refusal)),
+            Poll::Ready(Ok(())) => Poll::Ready(Err(self.refusal_error().unwrap_or(e))),
+        }
+    }
+
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.refusal_error() {
+            return Poll::Ready(Err(e));
+        }
+        loop {
+            match &mut self.read {
+                ReadState::Answer(fut) => {
+                    let resp = ready!(Pin::new(fut).poll(cx)).map_err(to_io)?;
+                    let status = resp.status();
+                    let body = resp.into_body();
+                    self.read = if status == StatusCode::OK {
+                        ReadState::Body(body)
+                    } else {
+                        ReadState::Refusal { body, status: status.as_u16(), text: Vec::new() }
+                    };
+                }
+                ReadState::Refusal { body, status, text } => {
+                    let done = match ready!(body.poll_data(cx)) {
+                        Some(Ok(b)) => {
+                            let _ = body.flow_control().release_capacity(b.len());
+                            let room = MAX_REFUSAL.saturating_sub(text.len());
+                            text.extend_from_slice(&b[..b.len().min(room)]);
+                            text.len() >= MAX_REFUSAL
+                        }
+                        Some(Err(_)) | None => true,
+                    };
+                    if done {
+                        let mut sentence = String::from_utf8_lossy(text).trim().to_string();
+                        if sentence.is_empty() {
+                            sentence = format!("the proxy refused the stream (HTTP {status})");
+                        }
+                        self.refusal = Some(StreamRefused { status: *status, sentence });
+                        self.read = ReadState::Eof;
+                        return Poll::Ready(Err(self
+                            .refusal_error()
+                            .unwrap_or_else(|| io::ErrorKind::PermissionDenied.into())));
+                    }
+                }
+                ReadState::Body(_) | ReadState::Eof => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl AsyncRead for H2Stream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_answer(cx))?;
+        loop {
+            if !this.buf.is_empty() {
+                let n = out.remaining().min(this.buf.len());
+                out.put_slice(&this.buf.split_to(n));
+                if let ReadState::Body(body) = &mut this.read {
+                    let _ = body.flow_control().release_capacity(n);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let ReadState::Body(body) = &mut this.read else { return Poll::Ready(Ok(())) };
+            match ready!(body.poll_data(cx)) {
+                Some(Ok(b)) => this.buf = b,
+                Some(Err(e)) => return Poll::Ready(Err(to_io(e))),
+                None => {
+                    this.read = ReadState::Eof;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for H2Stream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = &mut *self;
+        this.send.reserve_capacity(data.len());
+        match ready!(this.send.poll_capacity(cx)) {
+            Some(Ok(0)) => {
+                // No window yet; h2 wakes us when the peer grants some.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Some(Ok(n)) => {
+                let n = n.min(data.len());
+                match this.send.send_data(Bytes::copy_from_slice(&data[..n]), false) {
+                    Ok(()) => Poll::Ready(Ok(n)),
+                    Err(e) => this.write_failed(cx, to_io(e)),
+                }
+            }
+            Some(Err(e)) => this.write_failed(cx, to_io(e)),
+            None => {
+                this.write_failed(cx, io::Error::new(io::ErrorKind::BrokenPipe, "the multiplexed stream was closed"))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The session's connection task writes frames out as they are queued.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.shut {
+            self.shut = true;
+            // END_STREAM: this direction is done. A stream the peer already reset
+            // has nothing left to end.
+            let _ = self.send.send_data(Bytes::new(), true);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Pings the peer every `interval`; returns why the session should end when a ping
+/// fails or goes unanswered for `timeout`.
+pub async fn keepalive(mut pings: PingPong, interval: Duration, timeout: Duration) -> String {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, pings.ping(Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return format!("HTTP/2 ping failed: {e}"),
+            Err(_) => return format!("no answer to an HTTP/2 ping within {}s", timeout.as_secs()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn connect_request_is_authority_form() {
+        let r = connect_request("pg1.db.teleport.cluster.local").unwrap();
+        assert_eq!(r.method(), Method::CONNECT);
+        assert_eq!(r.uri().authority().map(|a| a.as_str()), Some("pg1.db.teleport.cluster.local"));
+        assert!(r.uri().scheme().is_none());
+        assert!(connect_request("bad host").is_err());
+    }
+
+    /// A session over an in-memory pipe: the server echoes accepted streams and
+    /// refuses those whose authority is `no`.
+    async fn pair() -> h2::client::SendRequest<Bytes> {
+        let (c, s) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let mut conn = server_builder(8).handshake::<_, Bytes>(s).await.unwrap();
+            while let Some(Ok((req, mut respond))) = conn.accept().await {
+                tokio::spawn(async move {
+                    if req.uri().authority().map(|a| a.as_str()) == Some("no") {
+                        let mut send = respond.send_response(refused(StatusCode::FORBIDDEN), false).unwrap();
+                        send.send_data(Bytes::from_static(b"access to app no denied for user t"), true).unwrap();
+                        return;
+                    }
+                    let send = respond.send_response(accepted(), false).unwrap();
+                    let mut s = H2Stream::server(send, req.into_body());
+                    let (mut r, mut w) = tokio::io::split(&mut s);
+                    tokio::io::copy(&mut r, &mut w).await.unwrap();
+                    w.shutdown().await.unwrap();
+                });
+            }
+        });
+        let (send, conn) = client_builder().handshake(c).await.unwrap();
+        tokio::spawn(conn);
+        send
+    }
+
+    async fn open(send: &h2::client::SendRequest<Bytes>, authority: &str) -> H2Stream {
+        let mut send = send.clone().ready().await.unwrap();
+        let (answer, stream) = send.send_request(connect_request(authority).unwrap(), false).unwrap();
+        H2Stream::client(stream, answer)
+    }
+
+    #[tokio::test]
+    async fn streams_echo_with_half_close_beyond_the_windows() {
+        let send = pair().await;
+        let payload: Vec<u8> = (0..(3 * STREAM_WINDOW as usize / 2)).map(|i| (i % 251) as u8).collect();
+        let mut a = open(&send, "x").await;
+        let mut b = open(&send, "y").await;
+        let (pa, pb) = (payload.clone(), payload.clone());
+        let ta = tokio::spawn(async move {
+            let (mut r, mut w) = tokio::io::split(&mut a);
+            let writer = async {
+                w.write_all(&pa).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            tokio::join!(writer, async { r.read_to_end(&mut got).await.unwrap() });
+            got
+        });
+        b.write_all(b"small").await.unwrap();
+        b.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"small");
+        assert_eq!(ta.await.unwrap(), payload);
+        drop(pb);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_an_error_with_the_sentence() {
+        let send = pair().await;
+        let mut s = open(&send, "no").await;
+        // Depending on timing the write goes out before the answer or finds the
+        // stream already refused; either way the refusal is what read and write say.
+        if let Err(e) = s.write_all(b"sent before the answer").await {
+            assert_eq!(StreamRefused::of(&e).map(|r| r.status), Some(403), "{e}");
+        }
+        let mut buf = [0u8; 16];
+        for _ in 0..2 {
+            let e = s.read(&mut buf).await.unwrap_err();
+            let r = StreamRefused::of(&e).expect("a refusal");
+            assert_eq!((r.status, r.sentence.as_str()), (403, "access to app no denied for user t"));
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The server end of a multiplexed session (docs/protocol.md §9): HTTP/2 on the
+//! authenticated routing TLS of a `-mux` route, one CONNECT stream per client
+//! connection. Every stream open is judged again (the certificate's expiry, and the
+//! resource's allow-list in the configuration in force: see [`judge`]); an accepted
+//! stream is handed to `backend::serve` exactly like a per-connection tunnel (the
+//! backend is dialled then, and half-close travels both ways through the relay);
+//! a refused one gets a 403 whose body is the sentence a refused connection gets
+//! from `/webapi/resolve`. Limits: `mux.max_streams_per_session` (HTTP/2's own
+//! SETTINGS_MAX_CONCURRENT_STREAMS) and `mux.max_sessions_per_user`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::task::JoinSet;
+use tracing::{debug, info, Instrument};
+
+use crate::identity::Caller;
+use crate::net::io::BoxIo;
+use crate::net::mux::{self, H2Stream};
+use crate::proto::naming::ResourceRef;
+use crate::proto::webapi::Outcome;
+use crate::server::routes::ResourceRoute;
+use crate::server::{backend, web, Server};
+
+/// Open sessions per user, for `mux.max_sessions_per_user`.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One counted session; uncounted when dropped.
+struct Slot<'a> {
+    sessions: &'a Sessions,
+    user: String,
+}
+
+impl Sessions {
+    fn enter(&self, user: &str, limit: usize) -> Option<Slot<'_>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(user.to_string()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { sessions: self, user: user.to_string() })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut open = self.sessions.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// Why a stream may not open, in the words a refused connection gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 403 for the caller, 400 for a malformed request, 503 for a limit.
+    pub status: StatusCode,
+    /// The sentence.
+    pub sentence: String,
+}
+
+/// Judges one stream open of `caller` on the session routed to `route` (named by
+/// `sni`), at `now`, against the configuration in force. This is the one place a
+/// stream is authorized: a revocation check belongs here too.
+pub fn judge(
+    srv: &Server,
+    route: &ResourceRoute,
+    sni: &str,
+    caller: &Caller,
+    req: &http::Request<h2::RecvStream>,
+    now: SystemTime,
+) -> Result<(), Refusal> {
+    let bad = |sentence: String| Err(Refusal { status: StatusCode::BAD_REQUEST, sentence });
+    if req.method() != http::Method::CONNECT {
+        return bad(format!("a multiplexed stream opens with CONNECT, not {}", req.method()));
+    }
+    match req.uri().authority() {
+        Some(a) if a.as_str().eq_ignore_ascii_case(sni) => {}
+        other => {
+            return bad(format!(
+                "a stream on the session of {sni} must name it, not {:?}",
+                other.map(|a| a.as_str()).unwrap_or("")
+            ))
+        }
+    }
+    if caller.expired_at(now) {
+        let sentence = format!("the identity of user {} has expired: get a new one and log in again", caller.user);
+        return Err(Refusal { status: StatusCode::FORBIDDEN, sentence });
+    }
+    // The allow-list in force now (srv.table is the configuration currently served),
+    // with the same sentence `/webapi/resolve` gives a refused connection.
+    let answer = web::explain(srv, caller, &ResourceRef::new(route.kind, route.name.clone()));
+    if answer.outcome != Outcome::Allowed {
+        return Err(Refusal { status: StatusCode::FORBIDDEN, sentence: answer.message });
+    }
+    Ok(())
+}
+
+/// Serves a multiplexed session of `caller` on `tls`, routed to `route`.
+pub async fn serve(srv: Arc<Server>, tls: BoxIo, route: ResourceRoute, sni: String, caller: Caller) {
+    let limits = srv.cfg.mux.clone();
+    let slot = srv.mux_sessions.enter(&caller.user, limits.max_sessions_per_user);
+    let handshake = mux::server_builder(limits.max_streams_per_session).handshake::<_, Bytes>(tls);
+    let mut conn = match tokio::time::timeout(srv.cfg.handshake_timeout, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return info!(error = %e, "multiplexed session: HTTP/2 handshake failed"),
+        Err(_) => return info!("multiplexed session: no HTTP/2 preface before the handshake deadline; closed"),
+    };
+    info!(resource = %route.name, kind = %route.kind, user = %caller.user, "multiplexed session open");
+    let pings = conn.ping_pong();
+    let interval = srv.cfg.ping_interval.max(Duration::from_secs(1));
+    let keepalive = async move {
+        match pings {
+            Some(p) => mux::keepalive(p, interval, interval * 2).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(keepalive);
+    let mut streams = JoinSet::new();
+    let mut next: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            a = conn.accept() => a,
+            why = &mut keepalive => { info!(reason = %why, "multiplexed session closed"); break }
+            Some(_) = streams.join_next(), if !streams.is_empty() => continue,
+        };
+        let (req, mut respond) = match accepted {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                debug!(error = %e, "multiplexed session ended with an error");
+                break;
+            }
+            None => break,
+        };
+        next += 1;
+        let verdict = if slot.is_none() {
+            Err(Refusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                sentence: format!(
+                    "user {} has {} multiplexed sessions open on proxy {} already (mux.max_sessions_per_user)",
+                    caller.user, limits.max_sessions_per_user, srv.cfg.public_addr
+                ),
+            })
+        } else {
+            judge(&srv, &route, &sni, &caller, &req, SystemTime::now())
+        };
+        if let Err(r) = verdict {
+            info!(stream = next, resource = %route.name, status = r.status.as_u16(), reason = %r.sentence, "refused stream: nothing dialled");
+            if let Ok(mut send) = respond.send_response(mux::refused(r.status), false) {
+                let _ = send.send_data(Bytes::from(r.sentence), true);
+            }
+            continue;
+        }
+        let send = match respond.send_response(mux::accepted(), false) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %e, "stream reset before it was answered");
+                continue;
+            }
+        };
+        let stream: BoxIo = Box::new(H2Stream::server(send, req.into_body()));
+        let (srv, route, caller) = (srv.clone(), route.clone(), caller.clone());
+        streams.spawn(
+            async move { backend::serve(srv, stream, route, caller).await }
+                .instrument(tracing::debug_span!("stream", n = next)),
+        );
+    }
+    // Streams cannot outlive their session's connection.
+    streams.shutdown().await;
+    drop(slot);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_per_user_are_counted_and_released() {
+        let s = Sessions::default();
+        let a = s.enter("alice", 2).unwrap();
+        let b = s.enter("alice", 2).unwrap();
+        assert!(s.enter("alice", 2).is_none());
+        assert!(s.enter("bob", 2).is_some());
+        drop(a);
+        assert!(s.enter("alice", 2).is_some());
+        drop(b);
+        assert!(s.open.lock().unwrap().get("alice").is_none());
+    }
+}
