@@ -12,14 +12,15 @@
 //!   resource references, web API types (with their `Outcome`), upgrade names,
 //!   database codecs, Kubernetes `Status` bodies. `docs/protocol.md` describes it.
 //! - [`net`]: how bytes move: streams, the one relay, ping framing, stdio, TLS
-//!   (configs, system roots, server names), WebSocket, HTTP/1.1 forwarding.
+//!   (configs, system roots, server names), WebSocket, HTTP/1.1 forwarding, HTTP/2
+//!   multiplexed streams.
 //! - [`tools`]: glue for the client programs oneport drives (ssh config, database
 //!   client command lines, kubeconfig and exec credentials, running child processes).
 //! - [`client`]: profile and context, the one dialer and its way through load
-//!   balancers, the web API client, enrollment and renewal, the local listeners
-//!   for app/db/kube.
+//!   balancers, the web API client, enrollment and renewal, the kept-warm
+//!   multiplexed session per resource, the local listeners for app/db/kube.
 //! - [`server`]: the routing server: config, routes, connections, web API, the
-//!   upgrade endpoint, backends (including the impersonating Kubernetes backend),
+//!   upgrade endpoint, multiplexed sessions, backends (including the impersonating Kubernetes backend),
 //!   the auth route's authority and the state store (files or PostgreSQL), and
 //!   `server init`/`issue` as library calls.
 //! - [`cli`]: clap definitions and printing only.

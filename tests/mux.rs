@@ -1,4 +1,4 @@
-//! Multiplexed sessions (docs/protocol.md §9) end to end: many local connections on
+//! Multiplexed sessions (docs/protocol.md §13) end to end: many local connections on
 //! one routing connection, 64 MiB each way on a stream checked by hash, the
 //! per-stream re-check of an expired identity on an open session, the fallback
 //! against a server with `mux.enabled: false`, and pgbench with 8 clients through

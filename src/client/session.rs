@@ -1,4 +1,4 @@
-//! The kept-warm routing session of a local proxy (docs/protocol.md §9): one
+//! The kept-warm routing session of a local proxy (docs/protocol.md §13): one
 //! TLS-routing connection per resource, through the one dialer (direct or
 //! upgraded), offering the `-mux` ALPN first; each new local connection becomes an
 //! HTTP/2 stream in it, so after the session is open a connection costs one round

@@ -1,4 +1,4 @@
-//! HTTP/2 plumbing of multiplexed sessions (docs/protocol.md §9), for both ends:
+//! HTTP/2 plumbing of multiplexed sessions (docs/protocol.md §13), for both ends:
 //! the `h2` builders with windows sized for bulk, a stream as a byte stream
 //! ([`H2Stream`]: DATA frames each way, END_STREAM = half-close of that direction),
 //! the CONNECT request that opens a stream and the refusal that answers one, and

@@ -22,7 +22,7 @@ pub const KUBE_SNI_LABEL: &str = "kube-teleport-proxy-alpn";
 /// Suffix of ALPN names that carry the ping framing of docs/protocol.md §6.
 pub const PING_SUFFIX: &str = "-ping";
 /// Suffix of ALPN names that carry a multiplexed session (HTTP/2 streams, one per
-/// client connection; docs/protocol.md §9).
+/// client connection; docs/protocol.md §13).
 pub const MUX_SUFFIX: &str = "-mux";
 /// Separates a node's name from a requested port in its SNI label (`web1--2222`).
 pub const PORT_SEPARATOR: &str = "--";
@@ -88,7 +88,7 @@ impl Protocol {
         matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
     }
 
-    /// Whether the protocol has a `-mux` variant (docs/protocol.md §9): the byte
+    /// Whether the protocol has a `-mux` variant (docs/protocol.md §13): the byte
     /// tunnels a local proxy opens many connections of.
     pub fn has_mux(self) -> bool {
         matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)

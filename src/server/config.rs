@@ -44,7 +44,7 @@ pub struct Config {
     /// requests; reject requests with anything else in it.
     #[serde(default)]
     pub trust_x_forwarded_for: bool,
-    /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §9).
+    /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §13).
     #[serde(default)]
     pub mux: MuxLimits,
     /// SSH nodes.

@@ -1,4 +1,4 @@
-//! The server end of a multiplexed session (docs/protocol.md §9): HTTP/2 on the
+//! The server end of a multiplexed session (docs/protocol.md §13): HTTP/2 on the
 //! authenticated routing TLS of a `-mux` route, one CONNECT stream per client
 //! connection. Every stream open is judged again (the certificate's expiry, and the
 //! resource's allow-list in the configuration in force: see [`judge`]); an accepted

@@ -40,7 +40,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The session of database `name` speaking `protocol`, opened in the background
-/// now (docs/protocol.md §9), and the handler for `local::serve` that serves it.
+/// now (docs/protocol.md §13), and the handler for `local::serve` that serves it.
 pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler {
     let session = Session::new(dialer, Kind::Db, name, protocol.protocol());
     session.warm_in_background();
