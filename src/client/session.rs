@@ -61,6 +61,7 @@ impl std::fmt::Display for Mode {
 struct Live {
     send: h2::client::SendRequest<Bytes>,
     generation: u64,
+    tap: mux::AlertTap,
 }
 
 #[derive(Default)]
@@ -206,7 +207,7 @@ impl Session {
 
     async fn stream_on(&self, live: &Live) -> Result<BoxIo> {
         let mut send = match tokio::time::timeout(STREAM_OPEN_TIMEOUT, live.send.clone().ready()).await {
-            Ok(r) => r.map_err(|e| self.lost(&e))?,
+            Ok(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
             Err(_) => {
                 return Err(Error::Tunnel {
                     what: self.res.to_string(),
@@ -220,11 +221,14 @@ impl Session {
             }
         };
         let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
-        let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e))?;
-        Ok(Box::new(H2Stream::client(stream, answer)))
+        let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e, &live.tap))?;
+        Ok(Box::new(mux::Tapped::stream(H2Stream::client(stream, answer), live.tap.clone())))
     }
 
-    fn lost(&self, e: &h2::Error) -> Error {
+    fn lost(&self, e: &h2::Error, tap: &mux::AlertTap) -> Error {
+        if tap.alert() == Some(rustls::AlertDescription::AccessDenied) {
+            return Error::AccessDenied { proxy: self.dialer.context().proxy.to_string() };
+        }
         Error::Tunnel {
             what: self.res.to_string(),
             proxy: self.dialer.context().proxy.to_string(),
@@ -252,14 +256,18 @@ impl Session {
                 return Ok(Opened::Plain(dialed.stream));
             }
         };
-        let (send, conn) =
-            mux::client_builder().handshake::<_, Bytes>(dialed.stream).await.map_err(|e| Error::Tunnel {
-                what: self.res.to_string(),
-                proxy: self.dialer.context().proxy.to_string(),
-                reason: format!("the HTTP/2 session did not start: {e}"),
-            })?;
+        // TLS 1.3 finishes the client's side before the proxy judges the certificate:
+        // a refusal arrives as an `access_denied` alert on the first read, which the
+        // tap keeps for the streams to report.
+        let tap = mux::AlertTap::default();
+        let transport = mux::Tapped::transport(dialed.stream, tap.clone());
+        let (send, conn) = mux::client_builder().handshake::<_, Bytes>(transport).await.map_err(|e| Error::Tunnel {
+            what: self.res.to_string(),
+            proxy: self.dialer.context().proxy.to_string(),
+            reason: format!("the HTTP/2 session did not start: {e}"),
+        })?;
         slot.generation += 1;
-        let live = Live { send, generation: slot.generation };
+        let live = Live { send, generation: slot.generation, tap };
         slot.live = Some(live.clone());
         self.set_mode(Mode::Multiplexed(alpn));
         let mut conn = conn;

@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -115,6 +116,116 @@ pub fn to_io(e: h2::Error) -> io::Error {
         return e.into_io().unwrap_or_else(|| io::Error::other("HTTP/2 I/O error"));
     }
     io::Error::other(format!("multiplexed stream: {e}"))
+}
+
+/// What the session's transport told us. HTTP/2 reports a transport error to its
+/// streams as a kind and a text only; this keeps the TLS alert (the proxy's
+/// `access_denied` after TLS 1.3's handshake means "refused"). A transport that
+/// failed before the proxy sent a byte counts as refused too: a proxy that accepts
+/// a session sends its SETTINGS at once, while a refusal closes the connection,
+/// and the client's own writes may meet the closed socket before the alert is read.
+#[derive(Debug, Clone, Default)]
+pub struct AlertTap(Arc<Mutex<TapState>>);
+
+#[derive(Debug, Default)]
+struct TapState {
+    alert: Option<rustls::AlertDescription>,
+    heard: bool,
+    failed: bool,
+}
+
+impl AlertTap {
+    /// The alert seen, if any (`access_denied` for a transport that failed before
+    /// the proxy said anything).
+    pub fn alert(&self) -> Option<rustls::AlertDescription> {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match st.alert {
+            Some(a) => Some(a),
+            None if st.failed && !st.heard => Some(rustls::AlertDescription::AccessDenied),
+            None => None,
+        }
+    }
+
+    fn heard(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).heard = true;
+    }
+
+    /// `e` as a stream should report it: the transport's alert when there was one.
+    pub fn explain(&self, e: io::Error) -> io::Error {
+        match self.alert() {
+            Some(a) if crate::net::tls::alert_of(&e).is_none() && StreamRefused::of(&e).is_none() => {
+                io::Error::new(io::ErrorKind::InvalidData, rustls::Error::AlertReceived(a))
+            }
+            _ => e,
+        }
+    }
+
+    fn record(&self, e: &io::Error) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.failed = true;
+        if st.alert.is_none() {
+            st.alert = crate::net::tls::alert_of(e);
+        }
+    }
+}
+
+/// A stream and an [`AlertTap`]. Around a session's transport (`recording`) it
+/// records the alert the transport returns; around a stream it reports errors
+/// through [`AlertTap::explain`].
+#[derive(Debug)]
+pub struct Tapped<S> {
+    inner: S,
+    tap: AlertTap,
+    recording: bool,
+}
+
+impl<S> Tapped<S> {
+    /// The session's transport, recording into `tap`.
+    pub fn transport(inner: S, tap: AlertTap) -> Self {
+        Tapped { inner, tap, recording: true }
+    }
+
+    /// A stream of the session whose transport records into `tap`.
+    pub fn stream(inner: S, tap: AlertTap) -> Self {
+        Tapped { inner, tap, recording: false }
+    }
+
+    fn seen<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(Err(e)) if self.recording => {
+                self.tap.record(&e);
+                Poll::Ready(Err(e))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.tap.explain(e))),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.recording && matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.tap.heard();
+        }
+        self.seen(r)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.seen(r)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.seen(r)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.seen(r)
+    }
 }
 
 enum ReadState {
