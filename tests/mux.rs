@@ -126,8 +126,56 @@ async fn fallback_when_the_server_does_not_offer_mux() {
     .await;
 }
 
+/// A raw multiplexed session to app `echo` as `id` (no client-side checks), and a
+/// way to open streams on it.
+struct RawSession {
+    send: h2::client::SendRequest<Bytes>,
+    sni: String,
+}
+
+impl RawSession {
+    async fn open(srv: &TestServer, id: &std::path::Path) -> RawSession {
+        let dialer = dialer_via(srv, id, srv.addr);
+        let sni = naming::resource_sni(Kind::App, "echo", naming::INTERNAL_DOMAIN);
+        let dialed = dialer.dial(&Target { sni: sni.clone(), alpn: Protocol::Tcp.mux_offer() }).await.unwrap();
+        assert!(dialed.alpn.is_some_and(|a| a.mux), "{:?}", dialed.alpn);
+        let (send, conn) = mux::client_builder().handshake::<_, Bytes>(dialed.stream).await.unwrap();
+        tokio::spawn(conn);
+        RawSession { send, sni }
+    }
+
+    async fn stream(&self) -> mux::H2Stream {
+        let mut send = self.send.clone().ready().await.unwrap();
+        let (answer, stream) = send.send_request(mux::connect_request(&self.sni).unwrap(), false).unwrap();
+        mux::H2Stream::client(stream, answer)
+    }
+
+    /// Opens streams until one is refused; its refusal.
+    async fn refused(&self, what: &str) -> mux::StreamRefused {
+        poll_until(Duration::from_secs(20), what, || async {
+            let mut s = self.stream().await;
+            // Ends its side at once: an accepted stream then reads EOF from the echo.
+            let _ = s.shutdown().await;
+            let mut buf = [0u8; 1];
+            match s.read(&mut buf).await {
+                Err(e) => mux::StreamRefused::of(&e).cloned(),
+                Ok(_) => None,
+            }
+        })
+        .await
+    }
+}
+
+async fn echo_on(s: &mut mux::H2Stream, msg: &[u8]) {
+    s.write_all(msg).await.unwrap();
+    let mut buf = vec![0u8; msg.len()];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(buf, msg);
+}
+
 /// The server re-checks expiry at every stream open: a session opened before the
-/// identity expired opens no stream after it, and says why.
+/// identity expired opens no stream after it, and says why; the stream opened
+/// before runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_identity_opens_no_new_streams_on_its_session() {
     deadline(async {
@@ -135,49 +183,47 @@ async fn an_expired_identity_opens_no_new_streams_on_its_session() {
         let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
         let id = srv.dir.path().join("short.pem");
         oneport::server::setup::issue(srv.dir.path(), "alice", &[], Duration::from_secs(3), &id).unwrap();
-        let dialer = dialer_via(&srv, &id, srv.addr);
-        let sni = naming::resource_sni(Kind::App, "echo", naming::INTERNAL_DOMAIN);
-        let dialed = dialer.dial(&Target { sni: sni.clone(), alpn: Protocol::Tcp.mux_offer() }).await.unwrap();
-        assert!(dialed.alpn.is_some_and(|a| a.mux));
-        let (send, conn) = mux::client_builder().handshake::<_, Bytes>(dialed.stream).await.unwrap();
-        tokio::spawn(conn);
-        let open = |send: h2::client::SendRequest<Bytes>| {
-            let sni = sni.clone();
-            async move {
-                let mut send = send.ready().await.unwrap();
-                let (answer, stream) = send.send_request(mux::connect_request(&sni).unwrap(), false).unwrap();
-                mux::H2Stream::client(stream, answer)
-            }
-        };
-        let mut s = open(send.clone()).await;
-        s.write_all(b"before").await.unwrap();
-        let mut buf = [0u8; 6];
-        s.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"before");
+        let session = RawSession::open(&srv, &id).await;
+        let mut s = session.stream().await;
+        echo_on(&mut s, b"before").await;
         // Waiting past the expiry is the thing under test.
-        let refusal = poll_until(Duration::from_secs(20), "a refused stream after expiry", || {
-            let send = send.clone();
-            let open = &open;
-            async move {
-                let mut s = open(send).await;
-                // Ends its side at once: an accepted stream then reads EOF from the echo.
-                let _ = s.shutdown().await;
-                let mut buf = [0u8; 1];
-                match s.read(&mut buf).await {
-                    Err(e) => mux::StreamRefused::of(&e).cloned(),
-                    Ok(_) => None,
-                }
-            }
-        })
-        .await;
+        let refusal = session.refused("a refused stream after expiry").await;
         assert_eq!(refusal.status, 403);
         assert_eq!(refusal.sentence, "the identity of user alice has expired: get a new one and log in again");
-        // The stream opened before the expiry still works.
-        s.write_all(b"after!").await.unwrap();
-        s.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"after!");
-        let before = accepted.load(Ordering::SeqCst);
-        assert!(before >= 1);
+        echo_on(&mut s, b"after!").await;
+        let dialled = accepted.load(Ordering::SeqCst);
+        assert!(session.refused("a second refusal").await.status == 403);
+        assert_eq!(accepted.load(Ordering::SeqCst), dialled, "a refused stream dials nothing");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `server revoke` reaches a session already open: its next stream is refused with
+/// the revocation's sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_identity_opens_no_new_streams_on_its_session() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let home = tempfile::tempdir().unwrap();
+        // `server issue` records the identity, so that `server revoke` finds it.
+        let id = srv.dir.path().join("alice-recorded.pem");
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "issue", "--dir"]).arg(srv.dir.path()).args(["--user", "alice", "--out"]).arg(&id);
+        let out = realdb::output(cmd).await;
+        assert!(out.status.success(), "issue: {}", realdb::text(&out.stderr));
+        let serial = oneport::identity::Identity::load(&id).unwrap().caller.serial;
+        let session = RawSession::open(&srv, &id).await;
+        let mut s = session.stream().await;
+        echo_on(&mut s, b"before").await;
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "revoke", "--dir"]).arg(srv.dir.path()).args(["--serial", &serial, "--reason", "left"]);
+        let out = realdb::output(cmd).await;
+        assert!(out.status.success(), "revoke: {}", realdb::text(&out.stderr));
+        let refusal = session.refused("the revocation to reach the open session").await;
+        assert_eq!(refusal.status, 403);
+        assert_eq!(refusal.sentence, format!("identity {serial} for alice was revoked: left"));
         srv.stop().await;
     })
     .await;

@@ -1,7 +1,7 @@
 //! The server end of a multiplexed session (docs/protocol.md §13): HTTP/2 on the
 //! authenticated routing TLS of a `-mux` route, one CONNECT stream per client
-//! connection. Every stream open is judged again (the certificate's expiry, and the
-//! resource's allow-list in the configuration in force: see [`judge`]); an accepted
+//! connection. Every stream open is judged again (the certificate's expiry and
+//! revocation, the resource's allow-list in the configuration in force: [`judge`]); an accepted
 //! stream is handed to `backend::serve` exactly like a per-connection tunnel (the
 //! backend is dialled then, and half-close travels both ways through the relay);
 //! a refused one gets a 403 whose body is the sentence a refused connection gets
@@ -71,8 +71,8 @@ pub struct Refusal {
 }
 
 /// Judges one stream open of `caller` on the session routed to `route` (named by
-/// `sni`), at `now`, against the configuration in force. This is the one place a
-/// stream is authorized: a revocation check belongs here too.
+/// `sni`), at `now`, against the configuration and the revocation list in force.
+/// This is the one place a stream is authorized.
 pub fn judge(
     srv: &Server,
     route: &ResourceRoute,
@@ -97,6 +97,10 @@ pub fn judge(
     if caller.expired_at(now) {
         let sentence = format!("the identity of user {} has expired: get a new one and log in again", caller.user);
         return Err(Refusal { status: StatusCode::FORBIDDEN, sentence });
+    }
+    // Revocations reach every server within `state_refresh` (server::auth).
+    if let Some(rev) = srv.auth.revocation(caller) {
+        return Err(Refusal { status: StatusCode::FORBIDDEN, sentence: rev.sentence() });
     }
     // The allow-list in force now (srv.table is the configuration currently served),
     // with the same sentence `/webapi/resolve` gives a refused connection.
