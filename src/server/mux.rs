@@ -122,11 +122,14 @@ pub async fn serve(srv: Arc<Server>, tls: BoxIo, route: ResourceRoute, sni: Stri
         Err(_) => return info!("multiplexed session: no HTTP/2 preface before the handshake deadline; closed"),
     };
     info!(resource = %route.name, kind = %route.kind, user = %caller.user, "multiplexed session open");
-    let pings = conn.ping_pong();
-    let interval = srv.cfg.ping_interval.max(Duration::from_secs(1));
+    // Pings as often as on `-ping` protocols: load balancers cut idle connections,
+    // and a session is idle between streams. A pong may take longer on a busy path.
+    let pings = conn.ping_pong().filter(|_| !srv.cfg.ping_interval.is_zero());
+    let interval = srv.cfg.ping_interval;
+    let patience = (interval * 2).max(Duration::from_secs(10));
     let keepalive = async move {
         match pings {
-            Some(p) => mux::keepalive(p, interval, interval * 2).await,
+            Some(p) => mux::keepalive(p, interval, patience).await,
             None => std::future::pending().await,
         }
     };
