@@ -26,6 +26,15 @@ use crate::net::tasks::Tasks;
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
 pub const BACKLOG: u32 = 4096;
 
+/// How long a connection over its source's cap of unauthenticated connections may
+/// wait for a place before it is closed (short against `handshake_timeout`, so
+/// silent connections are shed early; long enough for a burst of real handshakes
+/// from one client to be served in turn).
+pub const SOURCE_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a waiting connection looks for a place.
+const SOURCE_POLL: Duration = Duration::from_millis(20);
+
 /// How often the kernel's accept-queue overflow counter is read.
 pub const OVERFLOW_CHECK: Duration = Duration::from_secs(10);
 
@@ -47,7 +56,8 @@ pub struct Limits {
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Connections from one source address that have not authenticated yet
-    /// (0: no limit). The excess is closed at once.
+    /// (0: no limit). The excess waits up to [`SOURCE_WAIT`] for a place, then is
+    /// closed.
     pub max_unauthenticated_per_source: usize,
     /// TCP keepalive on accepted sockets (`None`: off).
     pub keepalive: Option<Duration>,
@@ -87,14 +97,29 @@ pub async fn serve<H, F>(
                 Err(e) => { backoff.wait(&e, what).await; continue }
             },
         };
-        let Some(slot) = sources.admit(peer.ip()) else {
-            sources.refused(peer.ip(), what);
-            continue; // dropping `tcp` closes it
-        };
         crate::net::connect::tune(&tcp, limits.keepalive);
         next_id += 1;
-        let unauth = slot.map(|s| Box::new(s) as Box<dyn Send + Sync>);
-        tasks.spawn_connection(Some(permit), unauth, handler(tcp, peer).instrument(span(next_id, peer)));
+        let conn = handler(tcp, peer).instrument(span(next_id, peer));
+        match sources.admit(peer.ip()) {
+            Some(slot) => {
+                let unauth = slot.map(|s| Box::new(s) as Box<dyn Send + Sync>);
+                tasks.spawn_connection(Some(permit), unauth, conn);
+            }
+            None => {
+                // Over the cap: wait briefly for a place (a burst of real clients
+                // frees places as their handshakes finish), else close.
+                let (sources, ip, what) = (sources.clone(), peer.ip(), what.to_string());
+                tasks.spawn_connection(Some(permit), None, async move {
+                    match sources.wait(ip).await {
+                        Some(slot) => {
+                            crate::net::tasks::unauthenticated(Box::new(slot));
+                            conn.await
+                        }
+                        None => sources.refused(ip, &what), // dropping `conn` closes the socket
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if let Some(o) = overflows {
@@ -202,6 +227,20 @@ impl Sources {
         Some(Some(SourceSlot { ip, counts: self.counts.clone() }))
     }
 
+    /// Waits up to [`SOURCE_WAIT`] for a place of `ip`.
+    async fn wait(&self, ip: IpAddr) -> Option<SourceSlot> {
+        let end = tokio::time::Instant::now() + SOURCE_WAIT;
+        loop {
+            if let Some(Some(slot)) = self.admit(ip) {
+                return Some(slot);
+            }
+            if tokio::time::Instant::now() >= end {
+                return None;
+            }
+            tokio::time::sleep(SOURCE_POLL).await;
+        }
+    }
+
     /// Logs a refusal, at most once a second at WARN (the rest at DEBUG).
     fn refused(&self, ip: IpAddr, what: &str) {
         let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,7 +248,7 @@ impl Sources {
         if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
             *last = Some(now);
             warn!(source = %ip, cap = self.cap,
-                "{what}: too many unauthenticated connections from one address (max_unauthenticated_per_source); closed the new one");
+                "{what}: too many unauthenticated connections from one address (max_unauthenticated_per_source); closed one that waited {}s", SOURCE_WAIT.as_secs());
         } else {
             debug!(source = %ip, "{what}: over max_unauthenticated_per_source; closed");
         }
@@ -347,6 +386,46 @@ mod tests {
         let n = tokio::time::timeout(Duration::from_secs(10), clients[2].read(&mut buf)).await.unwrap();
         assert!(matches!(n, Ok(0) | Err(_)), "closed: {n:?}");
         assert!(rx.try_recv().is_err(), "no handler ran for it");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
+    }
+
+    /// A connection over the cap waits for a place that a handshake frees.
+    #[tokio::test]
+    async fn over_the_cap_waits_for_a_freed_place() {
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let limits =
+            Limits { max_connections: 10, max_unauthenticated_per_source: 1, keepalive: None, grace: Duration::ZERO };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            serve(
+                l,
+                limits,
+                &Tasks::new(),
+                stop,
+                "test",
+                |_, _| Span::none(),
+                move |tcp, _| {
+                    let tx = tx.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        crate::net::tasks::authenticated(); // its handshake is done
+                        let _ = tx.send(());
+                        let _tcp = tcp;
+                        std::future::pending::<()>().await
+                    }
+                },
+            )
+            .await
+        });
+        let _a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("both are served").unwrap();
+        }
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
     }

@@ -39,6 +39,12 @@ pub fn authenticated() {
     let _ = CONN.try_with(|c| c.unauth.lock().unwrap_or_else(|p| p.into_inner()).take());
 }
 
+/// Gives the current connection a place in its source's count of unauthenticated
+/// connections (held until [`authenticated`] or the end).
+pub(crate) fn unauthenticated(slot: Box<dyn Send + Sync>) {
+    let _ = CONN.try_with(|c| *c.unauth.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot));
+}
+
 /// Keeps `value` until the current connection and every task spawned from it with
 /// [`Tasks::spawn`] have ended (an audit record that must outlive an upgrade), then
 /// drops it. Outside a connection, `value` is dropped at once.

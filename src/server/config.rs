@@ -102,7 +102,7 @@ mod defaults {
         Duration::from_secs(3)
     }
     pub(super) fn max_unauthenticated_per_source() -> usize {
-        256
+        1024
     }
     pub(super) fn tcp_keepalive() -> Duration {
         crate::net::connect::DEFAULT_KEEPALIVE
@@ -546,7 +546,7 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
         assert_eq!(cfg.tcp_keepalive, Duration::from_secs(60));
         assert_eq!(cfg.keepalive(), Some(Duration::from_secs(60)));
-        assert_eq!(cfg.max_unauthenticated_per_source, 256);
+        assert_eq!(cfg.max_unauthenticated_per_source, 1024);
         assert_eq!(cfg.audit_log, None);
         assert_eq!(cfg.databases[0].protocol, DbProtocol::Postgres);
         assert_eq!(cfg.routing_domains(), vec!["proxy.example.com", naming::INTERNAL_DOMAIN]);

@@ -117,7 +117,7 @@ shutdown_grace: 10s
 # open-files limit allows, two descriptors each), connections per source address
 # that have not authenticated yet (0: no limit), TCP keepalive (0s: off).
 max_connections: 10000
-max_unauthenticated_per_source: 256
+max_unauthenticated_per_source: 1024
 tcp_keepalive: 60s
 # One audit line per session and per refusal goes to the log at INFO; this also
 # writes them as JSON lines (0600). SIGHUP reloads this file and reopens the log.
