@@ -357,7 +357,7 @@ async fn server_start_caps_max_connections_to_the_open_files_limit() {
             c.max_connections = 10_000;
             c.max_unauthenticated_per_source = 3;
             c.handshake_timeout = Duration::from_secs(120);
-            c.apps = vec![echo_app("echo", echo)];
+            c.apps = vec![tcp_app("echo", echo, &["alice"])];
         });
         let mut child = tokio::process::Command::new(which("prlimit").unwrap())
             .arg("--nofile=300:300")
@@ -426,15 +426,6 @@ async fn server_start_caps_max_connections_to_the_open_files_limit() {
     .await;
 }
 
-fn echo_app(name: &str, addr: std::net::SocketAddr) -> App {
-    App {
-        name: name.into(),
-        kind: AppKind::Tcp,
-        addr: addr.to_string(),
-        allow: Allow { users: vec!["alice".into()], groups: vec![] },
-    }
-}
-
 /// SIGHUP reloads the config: a new app becomes reachable, an invalid file is
 /// refused with the reason while the old config keeps serving, and a session opened
 /// before both reloads keeps working.
@@ -447,7 +438,7 @@ async fn sighup_reloads_the_config_and_keeps_sessions() {
         let home = tempfile::tempdir().unwrap();
         let (echo, _) = spawn_echo().await;
         let srv = TestServer::start(|_| {}).await;
-        let (path, port) = second_config(&srv, "reload.yaml", |c| c.apps = vec![echo_app("echo1", echo)]);
+        let (path, port) = second_config(&srv, "reload.yaml", |c| c.apps = vec![tcp_app("echo1", echo, &["alice"])]);
         let mut child = oneport(home.path())
             .args(["server", "start", "--config", path.to_str().unwrap()])
             .env_remove("RUST_LOG")
@@ -485,7 +476,7 @@ async fn sighup_reloads_the_config_and_keeps_sessions() {
         assert!(!reachable("echo2").await, "echo2 is not configured yet");
 
         let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        cfg.apps.push(echo_app("echo2", echo));
+        cfg.apps.push(tcp_app("echo2", echo, &["alice"]));
         std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
         send_signal(child.id().unwrap(), "-HUP");
         wait_line(&lines, "config reloaded").await;
@@ -522,7 +513,7 @@ async fn proxy_app_with_closed_stdout_and_stderr_serves_and_stops_on_sigterm() {
     deadline(async {
         let home = tempfile::tempdir().unwrap();
         let (echo, _) = spawn_echo().await;
-        let srv = TestServer::start(|c| c.apps.push(echo_app("echo", echo))).await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
         let id = srv.identity("alice", &[]);
         let port = free_port();
         let mut child = oneport(home.path())

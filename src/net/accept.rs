@@ -440,11 +440,12 @@ mod tests {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(BACKLOG);
+        // The harness's rule: a missing program fails unless ONEPORT_TEST_ALLOW_SKIP=1.
         let Ok(out) = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output() else {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("ss (iproute2) is not installed");
+            if std::env::var("ONEPORT_TEST_ALLOW_SKIP").as_deref() != Ok("1") {
+                panic!("ss (iproute2) is not installed: scripts/install-deps installs it");
             }
-            return eprintln!("SKIP: ss is not installed");
+            return eprintln!("SKIPPED: ss is not installed (ONEPORT_TEST_ALLOW_SKIP=1)");
         };
         let text = String::from_utf8_lossy(&out.stdout);
         let send_q: u32 = text.split_whitespace().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
