@@ -362,7 +362,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
             [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -499,7 +499,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
             [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -633,7 +633,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('invite', 'invite', [CompletionResultType]::ParameterValue, 'Invite a user: prints a one-time token (it pins this cluster''s CA) and the `oneport login` command to run on the user''s machine, where the key pair is made. The server keeps only the token''s hash')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke identities: every one issued to a user, or one serial. Running servers refuse them within seconds (`state_refresh`), at every connection and renewal')
             [CompletionResult]::new('identities', 'identities', [CompletionResultType]::ParameterValue, 'Identities issued by this cluster')
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)')
             break
         }
         'oneport;help;server;init' {

@@ -1,6 +1,6 @@
 //! The `oneport` binary: parse, set up logging on stderr, run, print the error once.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,20 +12,22 @@ fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(oneport::cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Never `eprintln!`: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr (stdout may carry SSH or data); `RUST_LOG` wins over `-v`.
+/// Logs go to stderr (stdout may carry SSH or data); `RUST_LOG` wins over `-v`. A
+/// log line that cannot be written is dropped.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "oneport=info",
@@ -39,5 +41,8 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
+        // Otherwise a closed stderr makes every log line an `eprintln!` panic, which
+        // kills the task that logged (the signal watcher: SIGTERM then did nothing).
+        .log_internal_errors(false)
         .try_init();
 }

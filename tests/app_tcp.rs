@@ -438,3 +438,133 @@ async fn silent_h2_clients_are_cut() {
     })
     .await;
 }
+
+/// Polls the JSON audit log until it has `n` lines.
+async fn audit_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    poll_until(Duration::from_secs(20), "audit lines", || async move {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (lines.len() >= n).then_some(lines)
+    })
+    .await
+}
+
+/// A session leaves one audit record (user, groups, source, resource, protocol,
+/// direct, bytes each way, how it ended) and a refusal names the refused user; the
+/// JSON lines file is 0600.
+#[tokio::test]
+async fn sessions_and_refusals_leave_audit_records() {
+    deadline(async {
+        let log = tempfile::tempdir().unwrap();
+        let path = log.path().join("audit.jsonl");
+        let p = path.clone();
+        let (srv, _) = echo_server(move |c| c.audit_log = Some(p)).await;
+        let alice = srv.identity("alice", &["dev", "ops"]);
+        let d = srv.dialer(&alice);
+        let s = d.dial(&echo_target(&srv, &alice, "echo")).await.unwrap().stream;
+        let back = send_and_collect(s, Arc::new(vec![7u8; 1000])).await;
+        assert_eq!(back.len(), 1000);
+        let bob = srv.identity("bob", &["dev"]);
+        let err = run_tunnel(&srv.dialer(&bob), &echo_target(&srv, &bob, "echo"), "echo").await;
+        assert!(err.contains("denied for user bob"), "{err}");
+
+        let lines = audit_lines(&path, 2).await;
+        let session = lines.iter().find(|l| l["event"] == "session").expect("a session record");
+        assert_eq!(session["user"], "alice");
+        assert_eq!(session["groups"], serde_json::json!(["dev", "ops"]));
+        assert!(session["source"].as_str().unwrap().starts_with("127.0.0.1:"), "{session}");
+        assert_eq!(session["kind"], "app");
+        assert_eq!(session["resource"], "echo");
+        assert_eq!(session["protocol"], "teleport-tcp-ping");
+        assert_eq!(session["via"], "direct");
+        assert_eq!(session["bytes_to_resource"], 1000);
+        assert_eq!(session["bytes_to_client"], 1000);
+        assert_eq!(session["end"], "closed");
+        assert!(session["start"].as_str().unwrap().ends_with('Z'), "{session}");
+        assert!(session["duration_ms"].is_u64());
+        let refused = lines.iter().find(|l| l["event"] == "refused").expect("a refusal record");
+        assert_eq!(refused["user"], "bob");
+        assert_eq!(refused["groups"], serde_json::json!(["dev"]));
+        assert_eq!(refused["resource"], "echo");
+        assert_eq!(refused["reason"], "caller not in the allow-list");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A TCP connection to the server from `ip` (any 127/8 address works on loopback).
+async fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Silent connections from one address beyond `max_unauthenticated_per_source` are
+/// closed at once; the ones within it stay (until the handshake deadline), and an
+/// authenticated session from elsewhere still works.
+#[tokio::test]
+async fn silent_connections_beyond_the_per_source_cap_are_closed() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| {
+            c.max_unauthenticated_per_source = 5;
+            c.handshake_timeout = Duration::from_secs(120);
+        })
+        .await;
+        let mut silent = Vec::new();
+        for _ in 0..8 {
+            silent.push(connect_from("127.0.0.2", srv.addr).await);
+        }
+        for (i, s) in silent.iter_mut().enumerate().skip(5) {
+            let mut b = [0u8; 1];
+            let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await;
+            assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "connection {i} over the cap is closed: {r:?}");
+        }
+        for (i, s) in silent.iter().enumerate().take(5) {
+            let mut b = [0u8; 1];
+            let r = s.try_read(&mut b);
+            assert!(
+                matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "connection {i} within the cap stays open: {r:?}"
+            );
+        }
+        let alice = srv.identity("alice", &[]);
+        let s = srv.dialer(&alice).dial(&echo_target(&srv, &alice, "echo")).await.unwrap().stream;
+        assert_eq!(send_and_collect(s, Arc::new(b"still served".to_vec())).await, b"still served");
+        drop(silent);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// On shutdown, an idle keep-alive web connection is closed gracefully at once, not
+/// left to the end of the grace period.
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_web_connections() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| {
+            c.shutdown_grace = Duration::from_secs(120);
+            c.handshake_timeout = Duration::from_secs(120);
+        })
+        .await;
+        let alice = srv.identity("alice", &[]);
+        let d = srv.dialer(&alice);
+        let web = d.dial(&Target::web(d.context())).await.unwrap().stream;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(web)).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let req = http::Request::get("/webapi/ping")
+            .header("host", d.context().web_sni())
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        use http_body_util::BodyExt;
+        resp.into_body().collect().await.unwrap();
+        // The connection is idle and kept alive; stopping must close it well before
+        // the 120 s grace (TestServer::stop allows 30 s).
+        srv.stop().await;
+        tokio::time::timeout(Duration::from_secs(10), conn).await.expect("closed by the server").unwrap().unwrap();
+    })
+    .await;
+}

@@ -296,3 +296,246 @@ async fn doctor_direct_and_with_the_wrong_ca() {
     })
     .await;
 }
+
+/// Sends `sig` (`-HUP`, `-TERM`) via the `kill` program.
+fn send_signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Collects a child's stderr lines as they come.
+fn collect_lines(stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = lines.clone();
+    tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = r.next_line().await {
+            l.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Waits until a collected line contains `needle`; returns it.
+async fn wait_line(lines: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, needle: &str) -> String {
+    poll_until(Duration::from_secs(30), needle, || async move {
+        lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
+    })
+    .await
+}
+
+/// A second server config on a free port, written beside the test server's.
+fn second_config(
+    srv: &TestServer,
+    name: &str,
+    edit: impl FnOnce(&mut oneport::server::Config),
+) -> (std::path::PathBuf, u16) {
+    let mut cfg = srv.config.clone();
+    let port = free_port();
+    cfg.listen = format!("127.0.0.1:{port}");
+    edit(&mut cfg);
+    let path = srv.dir.path().join(name);
+    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+    (path, port)
+}
+
+/// With a low open-files limit, `server start` raises what it can and lowers
+/// `max_connections` to what the descriptors carry (two per connection), saying so;
+/// silent connections from one address beyond `max_unauthenticated_per_source` are
+/// closed while an authenticated session is served.
+#[tokio::test]
+async fn server_start_caps_max_connections_to_the_open_files_limit() {
+    if !have("prlimit") {
+        return;
+    }
+    deadline(async {
+        let home = tempfile::tempdir().unwrap();
+        let srv = TestServer::start(|_| {}).await;
+        let (echo, _) = spawn_echo().await;
+        let (path, port) = second_config(&srv, "fd.yaml", |c| {
+            c.max_connections = 10_000;
+            c.max_unauthenticated_per_source = 3;
+            c.handshake_timeout = Duration::from_secs(120);
+            c.apps = vec![tcp_app("echo", echo, &["alice"])];
+        });
+        let mut child = tokio::process::Command::new(which("prlimit").unwrap())
+            .arg("--nofile=300:300")
+            .arg(env!("CARGO_BIN_EXE_oneport"))
+            .args(["server", "start", "--config", path.to_str().unwrap()])
+            .env("ONEPORT_HOME", home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = collect_lines(child.stderr.take().unwrap());
+        let line = wait_line(&lines, "max_connections 10000 lowered to 100").await;
+        assert!(line.contains("the open-files limit is 300 (hard limit 300)"), "{line}");
+        assert!(line.contains("two descriptors"), "{line}");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_port(addr, Duration::from_secs(30)).await;
+
+        // Silent connections from 127.0.0.2: three are kept, the excess closed at once.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut silent = Vec::new();
+        for _ in 0..6 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            silent.push(s.connect(addr).await.unwrap());
+        }
+        for (i, s) in silent.iter_mut().enumerate().skip(3) {
+            let mut b = [0u8; 1];
+            let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await;
+            assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "connection {i} over the cap is closed: {r:?}");
+        }
+        for (i, s) in silent.iter().enumerate().take(3) {
+            let r = s.try_read(&mut [0u8; 1]);
+            assert!(matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "{i} kept: {r:?}");
+        }
+        wait_line(&lines, "too many unauthenticated connections from one address").await;
+        // An authenticated session from another address is served meanwhile.
+        let alice = srv.identity("alice", &[]);
+        let over = oneport::client::context::Overrides {
+            proxy: Some(addr.to_string()),
+            identity: Some(alice),
+            ca: None,
+            insecure: false,
+        };
+        let dialer = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let target = oneport::client::dial::Target::resource(
+            dialer.context(),
+            oneport::proto::naming::Kind::App,
+            "echo",
+            oneport::proto::naming::Protocol::Tcp,
+        );
+        let mut s = dialer.dial(&target).await.unwrap().stream;
+        s.write_all(b"served").await.unwrap();
+        let mut back = [0u8; 6];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"served");
+        drop((s, silent));
+
+        send_signal(child.id().unwrap(), "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
+        assert!(status.success(), "{status:?}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// SIGHUP reloads the config: a new app becomes reachable, an invalid file is
+/// refused with the reason while the old config keeps serving, and a session opened
+/// before both reloads keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_keeps_sessions() {
+    use oneport::client::dial::{Dialer, Target};
+    use oneport::proto::naming::{Kind, Protocol};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    deadline(async {
+        let home = tempfile::tempdir().unwrap();
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|_| {}).await;
+        let (path, port) = second_config(&srv, "reload.yaml", |c| c.apps = vec![tcp_app("echo1", echo, &["alice"])]);
+        let mut child = oneport(home.path())
+            .args(["server", "start", "--config", path.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = collect_lines(child.stderr.take().unwrap());
+        wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30)).await;
+        let alice = srv.identity("alice", &[]);
+        let over = oneport::client::context::Overrides {
+            proxy: Some(format!("127.0.0.1:{port}")),
+            identity: Some(alice),
+            ca: None,
+            insecure: false,
+        };
+        let dialer = Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let target = |name: &str| Target::resource(dialer.context(), Kind::App, name, Protocol::Tcp);
+        // A refusal arrives after the TLS 1.3 handshake: only a round trip tells.
+        let reachable = async |name: &str| match dialer.dial(&target(name)).await {
+            Ok(mut d) => {
+                let _ = d.stream.write_all(b"?").await;
+                let mut b = [0u8; 1];
+                matches!(tokio::time::timeout(Duration::from_secs(10), d.stream.read(&mut b)).await, Ok(Ok(1)))
+            }
+            Err(_) => false,
+        };
+        let mut open = dialer.dial(&target("echo1")).await.unwrap().stream;
+        let round_trip = async |s: &mut oneport::net::io::BoxIo, msg: &[u8]| {
+            s.write_all(msg).await.unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg);
+        };
+        round_trip(&mut open, b"before").await;
+        assert!(!reachable("echo2").await, "echo2 is not configured yet");
+
+        let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg.apps.push(tcp_app("echo2", echo, &["alice"]));
+        std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+        send_signal(child.id().unwrap(), "-HUP");
+        wait_line(&lines, "config reloaded").await;
+        let mut two = dialer.dial(&target("echo2")).await.expect("echo2 after the reload").stream;
+        round_trip(&mut two, b"new app").await;
+
+        std::fs::write(&path, "listen: [not, an, address\n").unwrap();
+        send_signal(child.id().unwrap(), "-HUP");
+        let refused = wait_line(&lines, "config reload refused").await;
+        assert!(refused.contains("still serving the previous config"), "{refused}");
+        assert!(refused.contains("reload.yaml"), "the reason names the file: {refused}");
+        let mut again = dialer.dial(&target("echo2")).await.expect("old config still served").stream;
+        round_trip(&mut again, b"kept").await;
+        round_trip(&mut open, b"after both reloads").await;
+
+        drop((open, two, again));
+        // Each session leaves its audit line at the default level.
+        let audit = wait_line(&lines, "audit: session").await;
+        for field in ["user=alice", "kind=app", "source=127.0.0.1:", "via=\"direct\"", "bytes_to_resource="] {
+            assert!(audit.contains(field), "{field} in {audit}");
+        }
+        send_signal(child.id().unwrap(), "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
+        assert!(status.success(), "{status:?}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `proxy app` whose stdout and stderr are closed pipes neither panics on printing
+/// nor ignores SIGTERM: it serves, then exits 0 promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_app_with_closed_stdout_and_stderr_serves_and_stops_on_sigterm() {
+    deadline(async {
+        let home = tempfile::tempdir().unwrap();
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let id = srv.identity("alice", &[]);
+        let port = free_port();
+        let mut child = oneport(home.path())
+            .args(["--proxy", &srv.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["proxy", "app", "echo", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_port(addr, Duration::from_secs(30)).await;
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let back = send_and_collect(s, std::sync::Arc::new(b"through".to_vec())).await;
+        assert_eq!(back, b"through");
+        assert!(child.try_wait().unwrap().is_none(), "still running after printing to closed pipes");
+        send_signal(child.id().unwrap(), "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("no exit").unwrap();
+        assert!(matches!(status.code(), Some(0) | Some(130)), "{status:?} (101 would be a panic)");
+        srv.stop().await;
+    })
+    .await;
+}

@@ -409,7 +409,10 @@ async fn caller_outside_the_allow_list_gets_status_403() {
         return;
     }
     deadline(async {
-        let Dev { api, srv, id: alice, home } = Dev::start().await;
+        let log = tempfile::tempdir().unwrap();
+        let audit = log.path().join("audit.jsonl");
+        let a = audit.clone();
+        let Dev { api, srv, id: alice, home } = Dev::start_as(&["dev"], |c| c.audit_log = Some(a)).await;
         let bob = srv.identity("bob", &["qa"]);
         // Log in while allowed, then the identity file changes to bob's (as if the
         // allow-list had changed since): kubectl's exec plugin now presents bob.
@@ -477,6 +480,17 @@ async fn caller_outside_the_allow_list_gets_status_403() {
 
         assert!(api.requests().is_empty(), "the API server must see nothing: {:?}", api.requests());
         srv.stop().await;
+        // Each refused request is in the audit log with the user.
+        let text = std::fs::read_to_string(&audit).unwrap();
+        let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let refused = records
+            .iter()
+            .find(|r| r["event"] == "refused" && r["reason"] == "caller not in the allow-list (GET /api)")
+            .unwrap_or_else(|| panic!("a refusal of GET /api in {text}"));
+        assert_eq!(refused["user"], "bob");
+        assert_eq!(refused["groups"], serde_json::json!(["qa"]));
+        assert_eq!(refused["kind"], "kube");
+        assert_eq!(refused["resource"], "dev");
     })
     .await;
 }
@@ -941,6 +955,46 @@ async fn connection_header_cannot_drop_impersonation() {
         assert!(seen[0].all("x-trace").is_empty(), "a header named by Connection is hop-by-hop");
         drop(send);
         srv.stop().await;
+    })
+    .await;
+}
+
+/// An upgraded kube stream (`kubectl exec`) is in the server's books: shutdown
+/// drains it for the grace period, then closes it before the server reports it has
+/// stopped; nothing keeps relaying after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_streams_are_drained_and_closed_at_shutdown() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| {
+            c.kube.push(kube_cluster(&api, "dev", &["dev"]));
+            c.shutdown_grace = Duration::from_secs(2);
+        })
+        .await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap().to_string();
+        kube_login(&home, &srv, &id, &kc, "dev").await;
+        let mut c = home.kubectl(&kc);
+        c.args(["exec", "-i", POD, "--", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        stdin.write_all(b"live\n").await.unwrap();
+        let line = tokio::time::timeout(KUBECTL_TIMEOUT, out.next_line()).await.unwrap().unwrap();
+        assert_eq!(line.as_deref(), Some("live"), "the exec stream works");
+        // The exec's HTTP request is long over; only the upgraded relay is left.
+        srv.stop().await;
+        // Stopped means the relay is gone: kubectl sees its stream end.
+        let _ = stdin.write_all(b"after\n").await;
+        let next = tokio::time::timeout(Duration::from_secs(20), out.next_line()).await;
+        assert!(matches!(next, Ok(Ok(None)) | Ok(Err(_))), "nothing relayed after the server stopped: {next:?}");
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("kubectl ended").unwrap();
+        assert!(!status.success(), "the stream was cut, not finished: {status:?}");
     })
     .await;
 }

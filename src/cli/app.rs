@@ -47,16 +47,20 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let listener = local::bind(Some(a.bind_addr), a.port).await?;
     let local = listener.local_addr()?;
     if !a.bind_addr.is_loopback() {
-        eprintln!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
+        crate::cli::tell!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
     }
     if protocol == Protocol::Http1 {
-        println!("Listening on http://{local}/ for HTTP app {:?} (through proxy {})", a.name, dialer.context().proxy);
-        println!("  try: curl http://{local}/");
+        crate::cli::say!(
+            "Listening on http://{local}/ for HTTP app {:?} (through proxy {})",
+            a.name,
+            dialer.context().proxy
+        );
+        crate::cli::say!("  try: curl http://{local}/");
     } else {
-        println!("Listening on {local} for TCP app {:?} (through proxy {})", a.name, dialer.context().proxy);
-        println!("  connect your client to {local}");
+        crate::cli::say!("Listening on {local} for TCP app {:?} (through proxy {})", a.name, dialer.context().proxy);
+        crate::cli::say!("  connect your client to {local}");
     }
-    println!("Press Ctrl-C to stop.");
+    crate::cli::say!("Press Ctrl-C to stop.");
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     // TCP apps keep a multiplexed session warm (docs/protocol.md §9); HTTP apps
     // dial per connection.

@@ -104,7 +104,11 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
         database: a.db_name,
     };
     if !a.bind_addr.is_loopback() {
-        eprintln!("WARNING: listening on {}: anyone who can reach it uses database {} as you.", settings.addr, a.name);
+        crate::cli::tell!(
+            "WARNING: listening on {}: anyone who can reach it uses database {} as you.",
+            settings.addr,
+            a.name
+        );
     }
     print_settings(&settings, &a.name, &dialer, a.port.is_none());
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
@@ -125,8 +129,8 @@ async fn decide_protocol(dialer: &Dialer, name: &str, flag: Option<DbProtocol>) 
             Ok(server)
         }
         (Err(e), Some(p)) => {
-            eprintln!("WARNING: {e}");
-            eprintln!("Starting anyway (--protocol {}): clients get this error until it is fixed.", p.as_str());
+            crate::cli::tell!("WARNING: {e}");
+            crate::cli::tell!("Starting anyway (--protocol {}): clients get this error until it is fixed.", p.as_str());
             Ok(p)
         }
         (Err(e), None) => Err(e.into()),
@@ -140,23 +144,23 @@ fn server_protocol(name: &str, p: Option<&str>) -> anyhow::Result<DbProtocol> {
 
 fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bool) {
     // The first line carries the address: scripts and tests read it from there.
-    println!(
+    crate::cli::say!(
         "Listening on {} for {} database {name:?} (through proxy {})",
         s.addr,
         s.protocol.as_str(),
         dialer.context().proxy
     );
-    println!("Connection settings (plaintext on loopback; oneport encrypts the rest):");
+    crate::cli::say!("Connection settings (plaintext on loopback; oneport encrypts the rest):");
     for line in s.lines() {
-        println!("  {line}");
+        crate::cli::say!("  {line}");
     }
     let cmd = db::client_command(s, &[], &|p| find_program(p).is_some());
-    println!("Or run:");
-    println!("  {cmd}");
+    crate::cli::say!("Or run:");
+    crate::cli::say!("  {cmd}");
     if port_was_picked {
-        println!("The port changes on every start; give --port to keep it.");
+        crate::cli::say!("The port changes on every start; give --port to keep it.");
     }
-    println!("Press Ctrl-C to stop.");
+    crate::cli::say!("Press Ctrl-C to stop.");
 }
 
 /// Runs `db connect`.
@@ -179,6 +183,7 @@ pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
     let cmd = db::connect_command(&settings, &a.client_args, &|p| find_program(p).is_some())?;
     let shutdown = CancellationToken::new();
     let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
+    // Bare spawn: awaited below; the proxy drains its own connections.
     let proxy = tokio::spawn(local::serve(listener, handler, shutdown.clone(), CONNECT_GRACE));
     debug!(command = %cmd, "starting the client");
     let status = run_client(&cmd).await;

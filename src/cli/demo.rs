@@ -15,6 +15,8 @@ use crate::client::context::{Context, Overrides};
 use crate::client::dial::Dialer;
 use crate::client::local;
 use crate::client::webapi;
+use crate::net::accept;
+use crate::net::tasks::Tasks;
 use crate::proto::naming::{Kind, Protocol};
 use crate::server::{self, config, setup};
 use crate::util::addr::HostPort;
@@ -39,11 +41,13 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let dir = tempfile::Builder::new().prefix("oneport-demo-").tempdir()?;
     let shutdown = CancellationToken::new();
 
-    let backend = TcpListener::bind("127.0.0.1:0").await?;
+    let loopback: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+    let backend = accept::bind(loopback)?;
     let backend_addr = backend.local_addr()?;
-    tokio::spawn(sample_backend(backend, shutdown.clone()));
+    // Bare spawns here and below: each is awaited before the demo returns.
+    let backend_task = tokio::spawn(sample_backend(backend, shutdown.clone()));
 
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = accept::bind(loopback)?;
     let public = HostPort::parse(&listener.local_addr()?.to_string()).map_err(anyhow::Error::msg)?;
     let init = setup::InitOptions {
         public_addr: public.clone(),
@@ -64,46 +68,50 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     setup::issue(dir.path(), "demo", &["demo".into()], Duration::from_secs(3600), &identity)?;
     let srv = server::Server::new(cfg)?;
     let server_task = tokio::spawn(server::run(listener, srv, shutdown.clone()));
-    println!("1. Routing server on {public} (throwaway CA in {})", dir.path().display());
-    println!("   sample HTTP backend on {backend_addr}, routed as app \"hello\"");
+    crate::cli::say!("1. Routing server on {public} (throwaway CA in {})", dir.path().display());
+    crate::cli::say!("   sample HTTP backend on {backend_addr}, routed as app \"hello\"");
 
     let over =
         Overrides { proxy: Some(public.to_string()), identity: Some(identity.clone()), ca: None, insecure: false };
     let dialer = Arc::new(Dialer::new(Context::build(&over, None)?));
     let ping = webapi::ping(&dialer).await?;
     let who = ping.caller.as_ref().map(|c| c.user.clone()).unwrap_or_default();
-    println!("2. Identity checked like `oneport login`: user {who}, {} resource(s) offered", ping.resources.len());
+    crate::cli::say!(
+        "2. Identity checked like `oneport login`: user {who}, {} resource(s) offered",
+        ping.resources.len()
+    );
 
     let local = local::bind(None, None).await?;
     let local_addr = local.local_addr()?;
     let session = crate::client::session::Session::new(dialer.clone(), Kind::App, "hello", Protocol::Http1);
     let handler = local::http_tunnel_handler(session, local_addr.port());
     let proxy_task = tokio::spawn(local::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
-    println!("3. `oneport proxy app hello` listening on http://{local_addr}/");
+    crate::cli::say!("3. `oneport proxy app hello` listening on http://{local_addr}/");
 
     let t = Instant::now();
     let body = http_get(local_addr).await?;
     if !body.contains(GREETING) {
         anyhow::bail!("round trip through the proxy returned an unexpected answer: {body:?}");
     }
-    println!("4. Round trip OK in {:.1} ms: GET / answered {GREETING:?}", t.elapsed().as_secs_f64() * 1000.0);
-    println!(
+    crate::cli::say!("4. Round trip OK in {:.1} ms: GET / answered {GREETING:?}", t.elapsed().as_secs_f64() * 1000.0);
+    crate::cli::say!(
         "   (mutual TLS, ALPN http/1.1, SNI hello.app.teleport.cluster.local; set up in {:.1}s)",
         started.elapsed().as_secs_f64()
     );
 
     if !a.once {
-        println!();
-        println!("Try next, in another terminal, while this runs:");
-        println!("  curl http://{local_addr}/");
-        println!("  oneport --proxy {public} --identity {} ls", identity.display());
-        println!("  oneport --proxy {public} --identity {} proxy app hello --port 8080", identity.display());
-        println!("Press Ctrl-C to stop (the throwaway CA is deleted).");
+        crate::cli::say!("");
+        crate::cli::say!("Try next, in another terminal, while this runs:");
+        crate::cli::say!("  curl http://{local_addr}/");
+        crate::cli::say!("  oneport --proxy {public} --identity {} ls", identity.display());
+        crate::cli::say!("  oneport --proxy {public} --identity {} proxy app hello --port 8080", identity.display());
+        crate::cli::say!("Press Ctrl-C to stop (the throwaway CA is deleted).");
         crate::util::shutdown::signal().await;
     }
     shutdown.cancel();
     let _ = proxy_task.await;
     let _ = server_task.await;
+    let _ = backend_task.await;
     Ok(0)
 }
 
@@ -123,20 +131,21 @@ async fn http_get(addr: std::net::SocketAddr) -> anyhow::Result<String> {
 
 /// A minimal HTTP/1.1 backend that answers every request with [`GREETING`].
 async fn sample_backend(listener: TcpListener, shutdown: CancellationToken) {
-    loop {
-        let (tcp, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
-        };
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(|_req| async {
-                Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                    hyper::body::Bytes::from(format!("{GREETING}\n")),
-                )))
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                .await;
+    let limits = accept::Limits {
+        max_connections: 64,
+        max_unauthenticated_per_source: 0,
+        keepalive: None,
+        grace: Duration::from_secs(1),
+    };
+    let span = |_id: u64, _peer: std::net::SocketAddr| tracing::Span::current();
+    accept::serve(listener, limits, &Tasks::new(), shutdown, "demo backend", span, |tcp, _peer| async move {
+        let svc = hyper::service::service_fn(|_req| async {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                hyper::body::Bytes::from(format!("{GREETING}\n")),
+            )))
         });
-    }
+        let _ =
+            hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
+    })
+    .await;
 }

@@ -7,14 +7,12 @@ use std::time::Instant;
 
 use clap::Args;
 use rustls::client::danger::ServerCertVerifier;
-use tokio_rustls::TlsConnector;
 
 use crate::cli::Global;
 use crate::client::context::Context;
 use crate::client::dial::{Dialer, PathOptions, Target};
 use crate::client::upgrade::detect;
 use crate::client::webapi;
-use crate::error::{with_timeout, Phase};
 use crate::net::tls::{self, Trust};
 use crate::proto::db::DbProtocol;
 use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
@@ -211,14 +209,15 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
         Err(e) => return r.fail("TLS", e, "fix the proxy address"),
     };
     let proxy = ctx.proxy.to_string();
-    let handshake = async { Ok(TlsConnector::from(cfg).connect(name, io).await) };
-    let tls = match with_timeout(Phase::TlsHandshake, &proxy, crate::client::dial::HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
+    let limit = crate::client::dial::HANDSHAKE_TIMEOUT;
+    let tls = match crate::net::connect::tls(io, cfg, name, limit).await {
+        Ok(t) => t,
+        Err(crate::net::connect::TlsFailure::Failed(e)) => {
             let msg = tls::explain_client_error(&e, &proxy);
             return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
         }
-        Err(timeout) => {
+        Err(timeout @ crate::net::connect::TlsFailure::Timeout(_)) => {
+            let timeout = timeout.into_error(crate::error::Layer::Routing, &proxy, |_| String::new());
             let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
             return r.fail("TLS", timeout.to_string(), hint);
         }

@@ -136,15 +136,17 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     let plan = kubeconfig::plan(&chain, &files, &stanzas, !a.no_switch);
     kubeconfig::write(&plan)?;
     let user = ping.caller.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| ctx.identity.caller.user.clone());
-    println!(
+    crate::cli::say!(
         "Logged in to kube cluster {} through proxy {} as {user}: context {context_name} in {}.",
         a.name,
         ctx.proxy,
         plan.context_file.display()
     );
     match &plan.current_file {
-        Some(f) => println!("Current context is now {context_name} (set in {}). Try: kubectl version", f.display()),
-        None => println!("Switch to it with: kubectl config use-context {context_name}"),
+        Some(f) => {
+            crate::cli::say!("Current context is now {context_name} (set in {}). Try: kubectl version", f.display())
+        }
+        None => crate::cli::say!("Switch to it with: kubectl config use-context {context_name}"),
     }
     Ok(0)
 }
@@ -209,7 +211,7 @@ pub fn print_credentials(g: &Global, a: KubeCredentialsArgs) -> anyhow::Result<u
             ctx.proxy
         );
     }
-    println!("{}", credentials::exec_credential(&ctx.identity));
+    crate::cli::say!("{}", credentials::exec_credential(&ctx.identity));
     Ok(0)
 }
 
@@ -239,7 +241,7 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
     let proxy = KubeProxy::start(dialer.clone(), &ping.cluster_name, &names, a.bind_addr, a.port).await?;
     let (addr, kubeconfig) = (proxy.addr(), proxy.kubeconfig().to_path_buf());
     if !a.bind_addr.is_loopback() {
-        eprintln!(
+        crate::cli::tell!(
             "WARNING: listening on {addr}: it still requires the throwaway kubeconfig's certificate, but the port is \
              reachable from the network."
         );
@@ -258,16 +260,19 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     let Some(cmd) = a.exec else {
         for line in &banner {
-            println!("{line}");
+            crate::cli::say!("{line}");
         }
-        println!("# Paste the export line into another shell. Ctrl-C stops the proxy and removes the kubeconfig.");
+        crate::cli::say!(
+            "# Paste the export line into another shell. Ctrl-C stops the proxy and removes the kubeconfig."
+        );
         crate::cli::cancel_on_signal(shutdown.clone());
         proxy.serve(shutdown).await?;
         return Ok(0);
     };
     for line in &banner {
-        eprintln!("{line}");
+        crate::cli::tell!("{line}");
     }
+    // Bare spawn: awaited below; the proxy drains its own connections.
     let server = tokio::spawn(proxy.serve(shutdown.clone()));
     let code = run_with_kubeconfig(&cmd, &kubeconfig).await;
     shutdown.cancel();

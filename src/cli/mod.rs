@@ -1,6 +1,25 @@
 //! The command line: clap definitions (this file) and one module per command group
 //! that turns arguments into library calls. clap types live only here.
 
+/// Prints a line on stdout. A closed or full-and-gone stdout (a pipe whose reader
+/// exited) is not fatal: the error is ignored, never a panic like `println!`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// As [`say!`], on stderr.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub(crate) use {say, tell};
+
 pub mod app;
 pub mod db;
 pub mod demo;
@@ -182,7 +201,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// Says loudly that verification is off.
 pub fn warn_insecure() {
-    eprintln!(
+    tell!(
         "WARNING: --insecure: the proxy's certificate is NOT verified. Anyone on the network path can read and change this traffic."
     );
 }
@@ -191,6 +210,7 @@ pub fn warn_insecure() {
 pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     // Registered before returning, so a signal right after start-up is not lost.
     let signalled = crate::util::shutdown::listen();
+    // Bare spawn: waits for the signal for the life of the process.
     tokio::spawn(async move {
         signalled.await;
         token.cancel();

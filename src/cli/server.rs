@@ -35,7 +35,8 @@ pub enum ServerCommand {
     /// Identities issued by this cluster.
     #[command(subcommand)]
     Identities(IdentitiesCommand),
-    /// Run the routing server until SIGINT/SIGTERM, then drain.
+    /// Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the
+    /// config (established sessions keep going; a bad config is refused and logged).
     ///
     /// Example: oneport server start --config /etc/oneport/server.yaml
     Start(StartArgs),
@@ -207,7 +208,7 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
             crate::cli::cancel_on_signal(shutdown.clone());
             let srv = server::Server::new(cfg.clone())?;
             let listener = server::bind(&cfg).await?;
-            server::run(listener, srv, shutdown).await?;
+            server::run_with_reload(listener, srv, shutdown, Some(a.config.clone())).await?;
             Ok(0)
         }
     }

@@ -15,15 +15,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tracing::debug;
 
 use crate::client::context::Context;
 use crate::client::profile::{Dirs, Profile, UpgradeCache};
 use crate::client::upgrade::proxy_env::{self, HttpProxy};
 use crate::client::upgrade::{self, detect};
-use crate::error::{with_timeout, EnvError, Error, Layer, Phase, Result};
+use crate::error::{EnvError, Error, Layer, Result};
+use crate::net::connect;
 use crate::net::io::BoxIo;
 use crate::net::ping::PingStream;
 use crate::net::tls;
@@ -390,13 +389,7 @@ impl Dialer {
         };
         let addr = format!("{host}:{port}");
         let what = if opts.http_proxy.is_some() { format!("HTTPS proxy {addr}") } else { addr.clone() };
-        let tcp = with_timeout(Phase::Connect, &what, CONNECT_TIMEOUT, async {
-            TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|source| Error::Connect { target: what.clone(), cause: source })
-        })
-        .await?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = connect::tcp(&host, port, &what, CONNECT_TIMEOUT, Some(connect::DEFAULT_KEEPALIVE)).await?;
         let Some(p) = &opts.http_proxy else {
             return Ok(Box::new(tcp));
         };
@@ -442,15 +435,9 @@ impl Dialer {
         let lb = self.ctx.proxy.to_string();
         let name = tls::server_name(&self.ctx.proxy.host).map_err(|e| Failure::Final(Error::config(e)))?;
         let peer = format!("load balancer at {lb}");
-        let tls = with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, async {
-            TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| Error::Tls {
-                layer: Layer::LoadBalancer,
-                peer: peer.clone(),
-                reason: tls::explain_client_error(&e, &lb),
-            })
-        })
-        .await
-        .map_err(Failure::Path)?;
+        let tls = connect::tls(tcp, cfg, name, HANDSHAKE_TIMEOUT).await.map_err(|f| {
+            Failure::Path(f.into_error(Layer::LoadBalancer, &peer, |e| tls::explain_client_error(e, &lb)))
+        })?;
         Ok(Box::new(tls))
     }
 
@@ -459,18 +446,19 @@ impl Dialer {
         let proxy = self.ctx.proxy.to_string();
         let name = tls::server_name(&target.sni)
             .map_err(|_| Failure::Final(Error::config(format!("{:?} is not a valid TLS server name", target.sni))))?;
-        let connector = TlsConnector::from(self.config(&target.alpn).map_err(Failure::Final)?);
+        let config = self.config(&target.alpn).map_err(Failure::Final)?;
         let peer = format!("{proxy} (SNI {})", target.sni);
         // A timeout is a path failure (something in the way swallowed the hello); a
         // TLS error is one when `is_path_error` says so.
-        let handshake = async { Ok(connector.connect(name, io).await) };
-        let tls = match with_timeout(Phase::TlsHandshake, &peer, HANDSHAKE_TIMEOUT, handshake).await {
-            Err(timeout) => return Err(Failure::Path(timeout)),
-            Ok(Err(e)) => {
+        let tls = match connect::tls(io, config, name, HANDSHAKE_TIMEOUT).await {
+            Ok(t) => t,
+            Err(f @ connect::TlsFailure::Timeout(_)) => {
+                return Err(Failure::Path(f.into_error(Layer::Routing, &peer, |_| String::new())))
+            }
+            Err(connect::TlsFailure::Failed(e)) => {
                 let err = tls::client_error(&e, &proxy, &peer);
                 return Err(if tls::is_path_error(&e) { Failure::Path(err) } else { Failure::Final(err) });
             }
-            Ok(Ok(t)) => t,
         };
         let conn = tls.get_ref().1;
         let negotiated = conn.alpn_protocol().is_some();

@@ -36,6 +36,7 @@ pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Resul
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(dialed.stream))
             .await
             .map_err(|e| Error::WebApi { endpoint: proxy.clone(), reason: format!("HTTP handshake failed: {e}") })?;
+        // Bare spawn: a one-request client connection; it ends with the request.
         tokio::spawn(conn);
         let resp = send.send_request(req).await.map_err(|e| failed(e.to_string()))?;
         let status = resp.status();

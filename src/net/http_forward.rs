@@ -13,6 +13,11 @@
 //!   upgrading both sides and relaying them with [`crate::net::relay::relay`].
 //!
 //! HTTP/1.1 only, on every hop: the upgrades break over HTTP/2 (docs/protocol.md §10).
+//!
+//! Every task here is in the listener's books ([`Tasks`]): an upgraded relay holds
+//! the permit of the connection it came from; a pooled upstream connection is
+//! shared, so it holds none, and once draining starts no connection goes back to
+//! the pool (so idle ones end instead of waiting for the grace period).
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -30,6 +35,7 @@ use tracing::debug;
 use crate::error::Error;
 use crate::net::io::BoxIo;
 use crate::net::relay::relay;
+use crate::net::tasks::Tasks;
 use crate::proto::kube_status;
 
 pub use crate::proto::http::Body;
@@ -64,6 +70,7 @@ const HOP_BY_HOP: [&str; 9] = [
 pub struct Pool {
     name: String,
     dial: DialFn,
+    tasks: Tasks,
     idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
 }
 
@@ -74,9 +81,10 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool for the upstream `name` (used in messages), opening streams with `dial`.
-    pub fn new(name: impl Into<String>, dial: DialFn) -> Arc<Pool> {
-        Arc::new(Pool { name: name.into(), dial, idle: Mutex::new(Vec::new()) })
+    /// A pool for the upstream `name` (used in messages), opening streams with `dial`,
+    /// running its connections and upgraded relays in `tasks`.
+    pub fn new(name: impl Into<String>, dial: DialFn, tasks: Tasks) -> Arc<Pool> {
+        Arc::new(Pool { name: name.into(), dial, tasks, idle: Mutex::new(Vec::new()) })
     }
 
     /// The upstream's name.
@@ -96,7 +104,7 @@ impl Pool {
             .await
             .map_err(|e| Error::Backend { name: self.name.clone(), reason: format!("HTTP handshake failed: {e}") })?;
         let name = self.name.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn_shared(async move {
             if let Err(e) = conn.with_upgrades().await {
                 debug!(upstream = %name, error = %e, "upstream connection ended with an error");
             }
@@ -117,9 +125,13 @@ impl Pool {
     /// Returns `send` to the pool once its current response has been read to the end.
     fn put_back(self: &Arc<Self>, mut send: SendRequest<Incoming>) {
         let pool: Weak<Pool> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let stop = self.tasks.stopping().clone();
+        self.tasks.spawn_shared(async move {
             if send.ready().await.is_err() {
                 return; // closed (or taken over by an upgrade)
+            }
+            if stop.is_cancelled() {
+                return; // draining: let the connection end
             }
             let Some(pool) = pool.upgrade() else { return };
             let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -160,7 +172,7 @@ impl Pool {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now belongs to the upgrade: hold the sender until the
             // connection task has handed its stream over (then `ready` fails).
-            tokio::spawn(async move {
+            self.tasks.spawn_shared(async move {
                 let _ = send.ready().await;
             });
         } else {
@@ -238,7 +250,8 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
         };
         let upstream = hyper::upgrade::on(&mut resp);
         let name = pool.name().to_string();
-        tokio::spawn(async move {
+        // Part of the client's connection: holds its permit, drained with it.
+        pool.tasks.spawn(async move {
             match tokio::try_join!(downstream, upstream) {
                 Ok((d, u)) => match relay(&mut TokioIo::new(d), &mut TokioIo::new(u)).await {
                     Ok(c) => debug!(upstream = %name, sent = c.a_to_b, received = c.b_to_a, "upgraded stream closed"),
@@ -344,7 +357,7 @@ mod tests {
             d.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move { Ok(Box::new(TcpStream::connect(backend_addr).await?) as BoxIo) })
         });
-        let pool = Pool::new("test upstream", dial);
+        let pool = Pool::new("test upstream", dial, Tasks::new());
         let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front_addr = front.local_addr().unwrap();
         let p = pool.clone();

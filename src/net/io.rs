@@ -1,4 +1,5 @@
-//! Boxed byte streams: what the dialer returns and what the router hands to backends.
+//! Boxed byte streams: what the dialer returns and what the router hands to backends;
+//! a stream without its own half-close, and a byte-counting one.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -45,5 +46,94 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoHalfClose<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+}
+
+/// Bytes read from and written to a [`Counted`] stream, readable while it runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes read from the stream.
+    pub read: std::sync::atomic::AtomicU64,
+    /// Bytes written to the stream.
+    pub written: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    /// (read, written) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.read.load(Relaxed), self.written.load(Relaxed))
+    }
+}
+
+/// A stream that counts the bytes through it (for the audit line of a session).
+#[derive(Debug)]
+pub struct Counted<S> {
+    inner: S,
+    counters: std::sync::Arc<Counters>,
+}
+
+impl<S> Counted<S> {
+    /// Wraps `inner`, counting into `counters`.
+    pub fn new(inner: S, counters: std::sync::Arc<Counters>) -> Counted<S> {
+        Counted { inner, counters }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.counters.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            self.counters.written.fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn counted_counts_both_ways() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let counters = std::sync::Arc::new(Counters::default());
+        let mut c = Counted::new(a, counters.clone());
+        c.write_all(b"hello").await.unwrap();
+        b.write_all(b"abc").await.unwrap();
+        let mut got = [0u8; 3];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(counters.get(), (3, 5));
     }
 }

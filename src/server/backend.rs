@@ -9,12 +9,12 @@
 //! rejects `tls` for it (see `Config::validate`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
 use crate::error::{with_timeout, Error, Layer, Phase};
@@ -27,20 +27,28 @@ use crate::server::config::{Config, Database};
 use crate::server::routes::{ResourceRoute, Target};
 use crate::server::Server;
 
-/// Serves one authorized connection to its resource.
-pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, caller: Caller) {
+/// Serves one authorized connection to its resource; says how it ended (for the
+/// session's audit line).
+pub async fn serve(
+    srv: Arc<Server>,
+    mut client: BoxIo,
+    route: ResourceRoute,
+    caller: Caller,
+    source: SocketAddr,
+) -> String {
     let addr = match &route.target {
         // Chosen by the routing table from the node's `addr`/`targets` only.
         Target::Node { addr, .. } => addr.clone(),
         Target::Database(d) => d.addr.clone(),
         Target::App(a) => a.addr.clone(),
-        Target::Kube(_) => return crate::server::kube::serve(srv, client, route, caller).await,
+        Target::Kube(_) => return crate::server::kube::serve(srv, client, route, caller, source).await,
     };
     let tcp = match dial(&srv, &addr).await {
         Ok(s) => s,
         Err(e) => {
             info!(error = %e, resource = %route.name, "backend unreachable");
-            return tell_unreachable(&srv, &route.target, &mut client, &e).await;
+            tell_unreachable(&srv, &route.target, &mut client, &e).await;
+            return format!("backend unreachable: {e}");
         }
     };
     let mut backend: BoxIo = match &route.target {
@@ -48,14 +56,21 @@ pub async fn serve(srv: Arc<Server>, mut client: BoxIo, route: ResourceRoute, ca
             Ok(s) => s,
             Err(e) => {
                 info!(error = %e, resource = %route.name, "TLS to the database failed");
-                return tell_unreachable(&srv, &route.target, &mut client, &e).await;
+                tell_unreachable(&srv, &route.target, &mut client, &e).await;
+                return format!("TLS to the database failed: {e}");
             }
         },
         _ => Box::new(tcp),
     };
     match relay(&mut client, &mut backend).await {
-        Ok(c) => debug!(to_backend = c.a_to_b, to_client = c.b_to_a, "connection closed"),
-        Err(e) => debug!(error = %e, "connection ended with an error"),
+        Ok(c) => {
+            debug!(to_backend = c.a_to_b, to_client = c.b_to_a, "connection closed");
+            "closed".to_string()
+        }
+        Err(e) => {
+            debug!(error = %e, "connection ended with an error");
+            format!("ended with an error: {e}")
+        }
     }
 }
 
@@ -82,14 +97,7 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
 /// # Errors
 /// [`Error::Connect`] or [`Error::Timeout`].
 pub async fn dial(srv: &Server, addr: &str) -> crate::Result<TcpStream> {
-    with_timeout(Phase::Connect, addr, srv.cfg.connect_timeout, async {
-        let s = TcpStream::connect(addr)
-            .await
-            .map_err(|source| Error::Connect { target: addr.to_string(), cause: source })?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    })
-    .await
+    crate::net::connect::tcp_addr(addr, srv.cfg.connect_timeout, srv.cfg.keepalive()).await
 }
 
 // === TLS towards databases ===
@@ -144,11 +152,9 @@ async fn db_tls(srv: &Server, d: &Database, mut tcp: TcpStream) -> crate::Result
                 )))
             }
         }
-        let tls = TlsConnector::from(t.config.clone()).connect(t.name.clone(), tcp).await.map_err(|e| Error::Tls {
-            layer: Layer::Backend,
-            peer: peer.clone(),
-            reason: e.to_string(),
-        })?;
+        let tls = crate::net::connect::tls(tcp, t.config.clone(), t.name.clone(), srv.cfg.handshake_timeout)
+            .await
+            .map_err(|f| f.into_error(Layer::Backend, &peer, |e| e.to_string()))?;
         debug!(database = %d.name, "TLS to the database established");
         Ok(Box::new(tls) as BoxIo)
     })

@@ -37,9 +37,22 @@ pub struct Config {
     /// How long open connections may drain after SIGINT/SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "serde_human")]
     pub shutdown_grace: Duration,
-    /// Connections served at once; more wait in the kernel's accept queue.
+    /// Connections served at once; more wait in the kernel's accept queue. Lowered
+    /// at start to what the open-files limit carries (two descriptors each).
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Connections from one source address that have not authenticated yet (0: no
+    /// limit). Clients behind one load balancer share its address.
+    #[serde(default = "defaults::max_unauthenticated_per_source")]
+    pub max_unauthenticated_per_source: usize,
+    /// TCP keepalive on accepted and dialled sockets: the first probe after this
+    /// much silence (`0s`: off). A vanished peer is given up about twice this later.
+    #[serde(default = "defaults::tcp_keepalive", with = "serde_human")]
+    pub tcp_keepalive: Duration,
+    /// Also write the audit lines (one per session, one per refusal) as JSON lines
+    /// to this file (created 0600, appended to; reopened on SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<PathBuf>,
     /// Take the client address from `X-Forwarded-For` (exactly one IP) on HTTP
     /// requests; reject requests with anything else in it.
     #[serde(default)]
@@ -90,6 +103,12 @@ mod defaults {
     }
     pub(super) fn state_refresh() -> Duration {
         Duration::from_secs(3)
+    }
+    pub(super) fn max_unauthenticated_per_source() -> usize {
+        1024
+    }
+    pub(super) fn tcp_keepalive() -> Duration {
+        crate::net::connect::DEFAULT_KEEPALIVE
     }
 }
 
@@ -317,6 +336,11 @@ pub struct Kube {
 }
 
 impl Config {
+    /// TCP keepalive for sockets (`None`: off).
+    pub fn keepalive(&self) -> Option<Duration> {
+        (!self.tcp_keepalive.is_zero()).then_some(self.tcp_keepalive)
+    }
+
     /// Reads and checks a config file; relative paths become relative to its folder.
     ///
     /// # Errors
@@ -343,6 +367,9 @@ impl Config {
         fix(&mut self.tls.client_ca);
         if let Some(k) = &mut self.tls.ca_key {
             fix(k);
+        }
+        if let Some(p) = &mut self.audit_log {
+            fix(p);
         }
         for db in &mut self.databases {
             if let Some(t) = &mut db.tls {
@@ -408,6 +435,7 @@ impl Config {
             ("connect_timeout", self.connect_timeout),
             ("shutdown_grace", self.shutdown_grace),
             ("ping_interval", self.ping_interval),
+            ("tcp_keepalive", self.tcp_keepalive),
         ] {
             if d > day {
                 return Err(format!("{name} of {} is longer than a day", crate::util::duration::format(d)));
@@ -415,6 +443,9 @@ impl Config {
         }
         if self.mux.max_streams_per_session == 0 || self.mux.max_sessions_per_user == 0 {
             return Err("mux.max_streams_per_session and mux.max_sessions_per_user must be at least 1".into());
+        }
+        if !self.tcp_keepalive.is_zero() && self.tcp_keepalive < Duration::from_secs(1) {
+            return Err("tcp_keepalive must be at least 1s (or 0s for off)".into());
         }
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));
@@ -538,6 +569,10 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         cfg.validate().unwrap();
         assert_eq!(cfg.ping_interval, Duration::from_secs(15));
         assert_eq!(cfg.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.tcp_keepalive, Duration::from_secs(60));
+        assert_eq!(cfg.keepalive(), Some(Duration::from_secs(60)));
+        assert_eq!(cfg.max_unauthenticated_per_source, 1024);
+        assert_eq!(cfg.audit_log, None);
         assert_eq!(cfg.databases[0].protocol, DbProtocol::Postgres);
         assert_eq!(cfg.routing_domains(), vec!["proxy.example.com", naming::INTERNAL_DOMAIN]);
     }
@@ -589,6 +624,7 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
             "not supported for mysql",
         );
         bad(&|c| c.nodes[0].name = "web--1".into(), "no '--'");
+        bad(&|c| c.tcp_keepalive = Duration::from_millis(500), "tcp_keepalive must be at least 1s");
         let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }

@@ -6,7 +6,7 @@
 //! the kube backend answers callers outside the allow-list with an HTTP 403.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rustls::server::Acceptor;
@@ -16,12 +16,15 @@ use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn, Span};
 
 use crate::identity::Caller;
-use crate::net::io::BoxIo;
+use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::ping::PingStream;
 use crate::net::tls::ClientAuth;
 use crate::proto::naming::{Kind, Protocol};
+use crate::server::audit::{self, Session};
 use crate::server::routes::Route;
 use crate::server::{backend, web, Server};
+
+pub use crate::server::audit::Via;
 
 /// How long sending the alert of a failed handshake may take.
 const ALERT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -31,7 +34,6 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Handles a freshly accepted TCP connection.
 pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
-    let _ = tcp.set_nodelay(true);
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(srv.cfg.handshake_timeout, tcp.peek(&mut first)).await;
     match peeked {
@@ -42,15 +44,6 @@ pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
         // Not TLS: plain HTTP from a load balancer that terminated TLS itself.
         Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false)).await,
     }
-}
-
-/// How a TLS-routing connection reached the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Straight over TCP.
-    Direct,
-    /// Through `/webapi/connectionupgrade` (a load balancer in front).
-    Upgrade,
 }
 
 /// Runs the TLS-routing handshake on `io` and serves the chosen route.
@@ -72,7 +65,9 @@ where
     let span = Span::current();
     span.record("sni", sni.as_deref().unwrap_or("-"));
     log_route(&route, &offered);
-    let (alpn, auth) = handshake_params(&route);
+    // Who the allow-list turned away, for the refusal's audit line.
+    let turned_away = TurnedAway::default();
+    let (alpn, auth) = handshake_params(&route, &turned_away);
     let config = match &route {
         Route::Auth => srv.tls.auth_config(srv.table.auth_alpn.clone()),
         _ => srv.tls.config(alpn, with_revocation(auth, srv.auth.clone())),
@@ -84,7 +79,8 @@ where
             // it: on a buffered transport, the WebSocket of an upgrade, the client
             // would see the connection drop instead of the reason.
             let _ = tokio::time::timeout(ALERT_FLUSH_TIMEOUT, io.shutdown()).await;
-            return log_handshake_error(&route, &e);
+            let who = turned_away.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return log_handshake_error(&srv, peer, &route, &e, who.as_ref());
         }
         Err(_) => return info!("TLS handshake not complete before the deadline; closed"),
     };
@@ -102,8 +98,10 @@ const NO_ROUTE_ALPN: &[u8] = b"oneport-no-route";
 /// How the handshake of `route` is finished: the one ALPN the server agrees to, and
 /// how client certificates are treated (the route's allow-list, checked in the
 /// handshake). Refused routes require a certificate that never passes, so they look
-/// like a denied one.
-pub fn handshake_params(route: &Route) -> (Vec<Vec<u8>>, ClientAuth) {
+/// like a denied one. A caller a resource's allow-list (or a refused route) turns
+/// away is kept in `turned_away`, so the refusal can be logged with its name.
+pub fn handshake_params(route: &Route, turned_away: &TurnedAway) -> (Vec<Vec<u8>>, ClientAuth) {
+    let remember = |c: &Caller, slot: &TurnedAway| *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
     match route {
         Route::Web { h2: true } => (vec![b"h2".to_vec()], ClientAuth::Optional),
         Route::Web { h2: false } => (vec![b"http/1.1".to_vec()], ClientAuth::Optional),
@@ -114,10 +112,24 @@ pub fn handshake_params(route: &Route) -> (Vec<Vec<u8>>, ClientAuth) {
             (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| true)))
         }
         Route::Resource(r) => {
-            let allow = r.allow.clone();
-            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(move |c: &Caller| allow.permits(c))))
+            let (allow, slot) = (r.allow.clone(), turned_away.clone());
+            let check = move |c: &Caller| {
+                let ok = allow.permits(c);
+                if !ok {
+                    remember(c, &slot);
+                }
+                ok
+            };
+            (vec![r.alpn.to_bytes()], ClientAuth::Required(Arc::new(check)))
         }
-        Route::Refuse { alpn, .. } => (vec![alpn.to_bytes()], ClientAuth::Required(Arc::new(|_: &Caller| false))),
+        Route::Refuse { alpn, .. } => {
+            let slot = turned_away.clone();
+            let check = move |c: &Caller| {
+                remember(c, &slot);
+                false
+            };
+            (vec![alpn.to_bytes()], ClientAuth::Required(Arc::new(check)))
+        }
         Route::NoProtocol => (vec![NO_ROUTE_ALPN.to_vec()], ClientAuth::Optional),
         // Served with `ServerTls::auth_config` (the cluster's auth ALPN, the CA sent
         // after the chain); a certificate is optional and checked by server::auth.
@@ -125,15 +137,15 @@ pub fn handshake_params(route: &Route) -> (Vec<Vec<u8>>, ClientAuth) {
     }
 }
 
-/// Logs the refusals decided from the ClientHello alone.
+/// Who a handshake turned away (see [`handshake_params`]).
+pub type TurnedAway = Arc<Mutex<Option<Caller>>>;
+
+/// Logs the refusals decided from the ClientHello alone (a refused route is logged
+/// once the handshake has read the caller's certificate).
 fn log_route(route: &Route, offered: &[Vec<u8>]) {
-    match route {
-        Route::Refuse { reason, .. } => info!(reason = %reason, "refused: no such route; nothing dialled"),
-        Route::NoProtocol => {
-            let names = offered.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>();
-            info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
-        }
-        _ => {}
+    if let Route::NoProtocol = route {
+        let names = offered.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>();
+        info!(offered = ?names, "refused: no routable ALPN (alert no_application_protocol)");
     }
 }
 
@@ -159,15 +171,22 @@ fn not_revoked(auth: &crate::server::auth::Authority, c: &Caller) -> bool {
     }
 }
 
-fn log_handshake_error(route: &Route, e: &std::io::Error) {
+fn log_handshake_error(srv: &Server, peer: SocketAddr, route: &Route, e: &std::io::Error, who: Option<&Caller>) {
     let denied = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()).is_some_and(|x| {
         matches!(x, rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
     });
     match route {
         Route::Resource(r) if denied => {
-            info!(resource = %r.name, kind = %r.kind, "refused: caller not in the allow-list; nothing dialled")
+            audit::refused(&srv.audit, who, peer, r.kind, &r.name, "caller not in the allow-list")
         }
-        Route::Refuse { .. } | Route::NoProtocol => debug!(error = %e, "refused handshake ended"),
+        Route::Refuse { reason, .. } => {
+            let user = who.map(|c| c.user.as_str()).unwrap_or("-");
+            let groups = who.map(|c| c.groups.join(",")).unwrap_or_default();
+            info!(target: "oneport::audit", user, groups = %groups, source = %peer, reason = %reason,
+                "refused: no such route; nothing dialled");
+            debug!(error = %e, "refused handshake ended");
+        }
+        Route::NoProtocol => debug!(error = %e, "refused handshake ended"),
         _ => info!(error = %e, "TLS handshake failed"),
     }
 }
@@ -182,7 +201,12 @@ async fn dispatch(
     sni: String,
 ) {
     match route {
-        Route::Web { h2 } => web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await,
+        Route::Web { h2 } => {
+            if caller.is_some() {
+                crate::net::tasks::authenticated();
+            }
+            web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await
+        }
         Route::Probe => {
             debug!("upgrade probe answered");
             let _ = tls.shutdown().await;
@@ -193,19 +217,44 @@ async fn dispatch(
             // Kube callers are authorized per request by the kube backend.
             let permitted = |c: &Caller| r.kind == Kind::Kube || r.allow.permits(c);
             if let Some(rev) = caller.as_ref().and_then(|c| srv.auth.revocation(c)) {
-                return info!(resource = %r.name, serial = %rev.serial, "refused: identity revoked; nothing dialled");
+                let reason = format!("identity revoked (serial {})", rev.serial);
+                return audit::refused(&srv.audit, caller.as_ref(), peer, r.kind, &r.name, &reason);
             }
-            let Some(caller) = caller.filter(|c| permitted(c) && !c.expired_at(SystemTime::now())) else {
-                return info!(resource = %r.name, "refused: caller not authorized; nothing dialled");
+            let caller = match caller {
+                Some(c) if !permitted(&c) => {
+                    return audit::refused(&srv.audit, Some(&c), peer, r.kind, &r.name, "caller not authorized")
+                }
+                Some(c) if c.expired_at(SystemTime::now()) => {
+                    return audit::refused(&srv.audit, Some(&c), peer, r.kind, &r.name, "the identity has expired")
+                }
+                Some(c) => c,
+                None => return audit::refused(&srv.audit, None, peer, r.kind, &r.name, "no client certificate"),
             };
+            crate::net::tasks::authenticated();
             if r.alpn.mux {
                 debug!(resource = %r.name, kind = %r.kind, user = %caller.user, via = ?via, "multiplexed session");
-                return crate::server::mux::serve(srv, tls, *r, sni, caller).await;
+                return crate::server::mux::serve(srv, tls, *r, sni, caller, peer, via).await;
             }
             let stream: BoxIo =
                 if r.alpn.ping { Box::new(PingStream::new(tls, Some(srv.cfg.ping_interval))) } else { tls };
             debug!(resource = %r.name, kind = %r.kind, user = %caller.user, via = ?via, "routing");
-            backend::serve(srv, stream, *r, caller).await;
+            let counters = Arc::new(Counters::default());
+            let stream: BoxIo = Box::new(Counted::new(stream, counters.clone()));
+            let session = Arc::new(Session::start(
+                srv.audit.clone(),
+                caller.clone(),
+                peer,
+                r.kind,
+                &r.name,
+                r.alpn.to_string(),
+                via,
+                counters,
+            ));
+            // Written when the connection and whatever it spawned (an upgraded kube
+            // stream) have all ended.
+            crate::net::tasks::hold(session.clone());
+            let end = backend::serve(srv, stream, *r, caller, peer).await;
+            session.end(end);
         }
         Route::Refuse { reason, .. } => {
             warn!(reason = %reason, "refused route completed a handshake (resumed session); closed")
@@ -243,7 +292,7 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
 
     /// The ALPN agreed to and, when a certificate is required, whether alice and bob pass.
     fn params(route: &Route) -> (String, Option<(bool, bool)>) {
-        let (alpn, auth) = handshake_params(route);
+        let (alpn, auth) = handshake_params(route, &TurnedAway::default());
         assert_eq!(alpn.len(), 1, "one ALPN per route");
         let alpn = String::from_utf8(alpn[0].clone()).unwrap();
         match auth {
@@ -272,7 +321,7 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
         authority.refresh_once().await.unwrap();
         let t = table();
         let pg = naming::resource_sni(Kind::Db, "pg1", naming::INTERNAL_DOMAIN);
-        let (_, auth) = handshake_params(&t.decide(Some(&pg), [&b"teleport-postgres"[..]]));
+        let (_, auth) = handshake_params(&t.decide(Some(&pg), [&b"teleport-postgres"[..]]), &TurnedAway::default());
         let ClientAuth::Required(check) = with_revocation(auth, authority) else { panic!("a required certificate") };
         let revoked = Caller { serial: "aa".into(), ..caller("alice") };
         let other = Caller { serial: "bb".into(), ..caller("alice") };
@@ -306,5 +355,18 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443", allow: { groups: [ops
         let r = t.decide(Some(&unknown), [&b"teleport-postgres"[..]]);
         assert!(matches!(r, Route::Refuse { .. }), "{r:?}");
         assert_eq!(params(&r), ("teleport-postgres".into(), Some((false, false))));
+    }
+
+    #[test]
+    fn the_turned_away_caller_is_kept_for_the_refusal_line() {
+        let t = table();
+        let pg = naming::resource_sni(Kind::Db, "pg1", naming::INTERNAL_DOMAIN);
+        let r = t.decide(Some(&pg), [&b"teleport-postgres"[..]]);
+        let seen = TurnedAway::default();
+        let (_, ClientAuth::Required(check)) = handshake_params(&r, &seen) else { panic!("a certificate is required") };
+        assert!(check(&caller("alice")));
+        assert!(seen.lock().unwrap().is_none(), "an allowed caller is not kept");
+        assert!(!check(&caller("bob")));
+        assert_eq!(seen.lock().unwrap().as_ref().map(|c| c.user.as_str()), Some("bob"));
     }
 }

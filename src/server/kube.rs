@@ -21,15 +21,15 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST};
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
-use crate::error::{with_timeout, Error, Layer, Phase, Result};
+use crate::error::{Error, Layer, Result};
 use crate::identity::{self, Caller};
+use crate::net::connect;
 use crate::net::http_forward::{self, Body, DialFn, Pool};
 use crate::net::io::BoxIo;
+use crate::net::tasks::Tasks;
 use crate::proto::kube_status;
 use crate::proto::naming::{Kind, ResourceRef};
 use crate::server::config::Kube;
@@ -55,10 +55,16 @@ impl Upstreams {
     ///
     /// # Errors
     /// A message naming the cluster and the file or URL at fault.
-    pub fn new(kube: &[Kube], connect_timeout: Duration) -> Result<Upstreams> {
+    pub fn new(
+        kube: &[Kube],
+        connect_timeout: Duration,
+        keepalive: Option<Duration>,
+        tasks: &Tasks,
+    ) -> Result<Upstreams> {
         let mut map = HashMap::new();
         for k in kube {
-            let up = Upstream::new(k, connect_timeout).map_err(|e| Error::config(format!("kube {:?}: {e}", k.name)))?;
+            let up = Upstream::new(k, connect_timeout, keepalive, tasks)
+                .map_err(|e| Error::config(format!("kube {:?}: {e}", k.name)))?;
             map.insert(k.name.clone(), Arc::new(up));
         }
         Ok(Upstreams(map))
@@ -80,7 +86,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn new(k: &Kube, connect_timeout: Duration) -> Result<Upstream> {
+    fn new(k: &Kube, connect_timeout: Duration, keepalive: Option<Duration>, tasks: &Tasks) -> Result<Upstream> {
         let uri: Uri =
             k.api_server.parse().map_err(|e| Error::config(format!("api_server {:?}: {e}", k.api_server)))?;
         let https = match uri.scheme_str() {
@@ -104,8 +110,8 @@ impl Upstream {
             None => None,
         };
         let name = format!("API server of kube cluster {} ({})", k.name, k.api_server);
-        let dial = dial_fn(host, port, tls, connect_timeout);
-        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial) })
+        let dial = dial_fn(host, port, tls, connect_timeout, keepalive);
+        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial, tasks.clone()) })
     }
 
     /// The bearer token to send, if the cluster uses one.
@@ -198,27 +204,17 @@ fn dial_fn(
     port: u16,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     limit: Duration,
+    keepalive: Option<Duration>,
 ) -> DialFn {
     Arc::new(move || {
         let (host, tls) = (host.clone(), tls.clone());
         Box::pin(async move {
-            let addr = format!("{host}:{port}");
-            let tcp = with_timeout(Phase::Connect, &addr, limit, async {
-                TcpStream::connect((host.as_str(), port))
-                    .await
-                    .map_err(|source| Error::Connect { target: addr.clone(), cause: source })
-            })
-            .await?;
-            let _ = tcp.set_nodelay(true);
+            let addr = crate::util::addr::HostPort { host: host.clone(), port }.to_string();
+            let tcp = connect::tcp(&host, port, &addr, limit, keepalive).await?;
             let Some((cfg, name)) = tls else { return Ok(Box::new(tcp) as BoxIo) };
-            let tls = with_timeout(Phase::TlsHandshake, &addr, limit, async {
-                TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| Error::Tls {
-                    layer: Layer::Backend,
-                    peer: addr.clone(),
-                    reason: e.to_string(),
-                })
-            })
-            .await?;
+            let tls = connect::tls(tcp, cfg, name, limit)
+                .await
+                .map_err(|f| f.into_error(Layer::Backend, &addr, |e| e.to_string()))?;
             Ok(Box::new(tls) as BoxIo)
         })
     })
@@ -257,40 +253,61 @@ pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Res
 /// What every request on one connection shares.
 struct ConnCtx {
     up: Arc<Upstream>,
+    audit: Arc<crate::server::audit::Sink>,
+    source: std::net::SocketAddr,
     caller: Caller,
     cluster: String,
     /// `None` when the caller is allowed; else the sentence for the 403.
     denied: Option<String>,
 }
 
-/// Serves one authenticated connection routed to a kube cluster.
-pub async fn serve(srv: Arc<Server>, io: BoxIo, route: ResourceRoute, caller: Caller) {
+/// Serves one authenticated connection routed to a kube cluster; says how it ended.
+pub async fn serve(
+    srv: Arc<Server>,
+    io: BoxIo,
+    route: ResourceRoute,
+    caller: Caller,
+    source: std::net::SocketAddr,
+) -> String {
     let Some(up) = srv.kube.get(&route.name).cloned() else {
-        return info!(kube = %route.name, "kube cluster has no upstream; closed");
+        info!(kube = %route.name, "kube cluster has no upstream; closed");
+        return "kube cluster has no upstream".to_string();
     };
     let denied = (!route.allow.permits(&caller))
         .then(|| web::explain(&srv, &caller, &ResourceRef::new(Kind::Kube, route.name.clone())).message);
-    let ctx = Arc::new(ConnCtx { up, caller, cluster: route.name.clone(), denied });
+    let ctx = Arc::new(ConnCtx { up, audit: srv.audit.clone(), source, caller, cluster: route.name.clone(), denied });
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
     });
-    let res = hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(srv.cfg.handshake_timeout)
         .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades()
-        .await;
-    if let Err(e) = res {
-        debug!(error = %e, "kube connection ended with an error");
+        .with_upgrades();
+    tokio::pin!(conn);
+    // On shutdown, finish the request in flight and close (no more keep-alive).
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = srv.tasks.stopping().cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    match res {
+        Ok(()) => "closed".to_string(),
+        Err(e) => {
+            debug!(error = %e, "kube connection ended with an error");
+            format!("ended with an error: {e}")
+        }
     }
 }
 
 async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     if let Some(msg) = &ctx.denied {
-        info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path,
-            "refused: caller not in the allow-list; nothing sent to the API server");
+        let reason = format!("caller not in the allow-list ({method} {path})");
+        crate::server::audit::refused(&ctx.audit, Some(&ctx.caller), ctx.source, Kind::Kube, &ctx.cluster, &reason);
         return kube_status::for_path(&path, StatusCode::FORBIDDEN, msg);
     }
     if ctx.caller.expired_at(SystemTime::now()) {
@@ -397,16 +414,23 @@ mod tests {
             client_key: None,
             allow: Default::default(),
         };
-        let up =
-            Upstream::new(&k("http://127.0.0.1:8080/prefix/", Some(token.clone())), Duration::from_secs(1)).unwrap();
+        let up = Upstream::new(
+            &k("http://127.0.0.1:8080/prefix/", Some(token.clone())),
+            Duration::from_secs(1),
+            None,
+            &Tasks::new(),
+        )
+        .unwrap();
         assert_eq!(up.authority, "127.0.0.1:8080");
         assert_eq!(up.prefix, "/prefix");
         assert_eq!(up.bearer().unwrap().unwrap(), "Bearer s3cr3t-token-value");
         assert!(!format!("{up:?}").contains("s3cr3t"), "the token must not show in Debug");
-        let err = Upstream::new(&k("ftp://x", None), Duration::from_secs(1)).unwrap_err().to_string();
+        let err =
+            Upstream::new(&k("ftp://x", None), Duration::from_secs(1), None, &Tasks::new()).unwrap_err().to_string();
         assert!(err.contains("http(s)://"), "{err}");
         let missing = dir.path().join("missing");
-        let err = Upstream::new(&k("http://127.0.0.1:1", Some(missing)), Duration::from_secs(1)).unwrap_err();
+        let err = Upstream::new(&k("http://127.0.0.1:1", Some(missing)), Duration::from_secs(1), None, &Tasks::new())
+            .unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
     }
 }

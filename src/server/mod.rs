@@ -1,10 +1,18 @@
 //! `oneport server start`: the single-port routing server. This file owns the
-//! server's shared state and the accept loop (connection limit, accept backoff,
-//! graceful drain); `conn` handles one connection, `routes` chooses, `backend`
-//! reaches resources, `mux` serves multiplexed sessions, `web` serves the web API, `auth` issues and renews identities
-//! on the auth route and keeps the revocation list, `store` remembers (files or
-//! PostgreSQL).
+//! server's shared state, its accept loop (the one in [`crate::net::accept`], with
+//! the connection limit capped to the open-files limit, the per-source limit on
+//! unauthenticated connections, and graceful drain) and config reload on SIGHUP;
+//! `conn` handles one connection, `routes` chooses, `backend` reaches resources,
+//! `mux` serves multiplexed sessions, `web` serves the web API, `auth` issues and renews identities on the auth route
+//! and keeps the revocation list, `store` remembers (files or PostgreSQL), `audit`
+//! records who did what.
+//!
+//! Reload: each connection takes the state in force when it was accepted and keeps
+//! it to the end, so established sessions are never touched; a new config that does
+//! not load (bad YAML, a missing certificate) is refused and the old one kept. The
+//! identity authority (its store and revocation list) is kept across reloads.
 
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -17,18 +25,20 @@ pub mod store;
 pub mod upgrade;
 pub mod web;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 
 use crate::error::{Error, Result};
 use crate::identity;
+use crate::net::accept::{self, Limits};
+use crate::net::tasks::Tasks;
 use crate::net::tls::ServerTls;
+use crate::util::fdlimit;
 
 pub use config::Config;
 
@@ -50,8 +60,15 @@ pub struct Server {
     pub db_tls: backend::DbTls,
     /// Invites, enrollment, renewal and the revocation list (the auth route).
     pub auth: Arc<auth::Authority>,
-    /// Multiplexed sessions open per user.
-    pub mux_sessions: mux::Sessions,
+    /// Multiplexed sessions open per user (shared by the states a reload makes).
+    pub mux_sessions: Arc<mux::Sessions>,
+    /// Every task of every connection (shared by the states a reload makes).
+    pub tasks: Tasks,
+    /// Where audit records go besides the log.
+    pub audit: Arc<audit::Sink>,
+    /// The state in force now (shared by the states a reload makes; each state is
+    /// kept alive by the connections that took it, so this holds it weakly).
+    current: Arc<RwLock<Weak<Server>>>,
 }
 
 impl Server {
@@ -61,32 +78,93 @@ impl Server {
     /// When a TLS file (the server's, or a database's CA) is missing or unusable, or a
     /// kube cluster's API server URL, CA, client certificate or token file is.
     pub fn new(cfg: Config) -> Result<Arc<Server>> {
+        Server::build(cfg, Tasks::new(), None, Arc::default(), Arc::default())
+    }
+
+    /// A new state from `cfg` for the same listener and tasks (config reload).
+    ///
+    /// # Errors
+    /// As [`Server::new`], and when the audit log cannot be opened.
+    pub fn reload(&self, cfg: Config) -> Result<Arc<Server>> {
+        let fixed = [
+            ("listen", self.cfg.listen != cfg.listen),
+            ("max_connections", self.cfg.max_connections != cfg.max_connections),
+            (
+                "max_unauthenticated_per_source",
+                self.cfg.max_unauthenticated_per_source != cfg.max_unauthenticated_per_source,
+            ),
+            ("tcp_keepalive", self.cfg.tcp_keepalive != cfg.tcp_keepalive),
+        ];
+        let new = Server::build(
+            cfg,
+            self.tasks.clone(),
+            Some(self.auth.clone()),
+            self.mux_sessions.clone(),
+            self.current.clone(),
+        )?;
+        for (name, changed) in fixed {
+            if changed {
+                warn!("config reload: {name} changed; for the listener it takes effect at the next start");
+            }
+        }
+        Ok(new)
+    }
+
+    fn build(
+        cfg: Config,
+        tasks: Tasks,
+        auth: Option<Arc<auth::Authority>>,
+        mux_sessions: Arc<mux::Sessions>,
+        current: Arc<RwLock<Weak<Server>>>,
+    ) -> Result<Arc<Server>> {
         let chain = identity::load_certs(&cfg.tls.cert)?;
         let key = identity::load_key(&cfg.tls.key)?;
         let client_ca = identity::load_certs(&cfg.tls.client_ca)?;
         let tls = ServerTls::new(chain, key, &client_ca)?;
         let table = routes::Table::new(&cfg);
-        let kube = kube::Upstreams::new(&cfg.kube, cfg.connect_timeout)?;
+        let kube = kube::Upstreams::new(&cfg.kube, cfg.connect_timeout, cfg.keepalive(), &tasks)?;
         let db_tls = backend::DbTls::new(&cfg)?;
-        let ca = match cfg.ca_key_path() {
-            Some(key) => Some(identity::pki::CertAndKey {
-                cert_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&cfg.tls.client_ca)?).into_owned(),
-                key_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&key)?).into_owned(),
-            }),
-            None => None,
+        let auth = match auth {
+            Some(a) => a,
+            None => {
+                let ca = match cfg.ca_key_path() {
+                    Some(key) => Some(identity::pki::CertAndKey {
+                        cert_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&cfg.tls.client_ca)?).into_owned(),
+                        key_pem: String::from_utf8_lossy(&crate::util::fsutil::read(&key)?).into_owned(),
+                    }),
+                    None => None,
+                };
+                let store = auth::open_store(&cfg)?;
+                Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr))
+            }
         };
-        let store = auth::open_store(&cfg)?;
-        let auth = Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr));
-        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth, mux_sessions: mux::Sessions::default() }))
+        let audit = Arc::new(audit::Sink::open(cfg.audit_log.as_deref())?);
+        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth, mux_sessions, tasks, audit, current }))
+    }
+
+    /// Makes this state the one in force (at start and after a reload).
+    fn make_current(self: &Arc<Self>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(self);
+    }
+
+    /// The state in force now: the newest config, for checks that must follow a
+    /// reload on connections that started before it (multiplexed stream opens).
+    pub fn latest(self: &Arc<Self>) -> Arc<Server> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).upgrade().unwrap_or_else(|| self.clone())
     }
 }
 
-/// Binds the configured listen address.
+/// Binds the configured listen address (backlog [`accept::BACKLOG`]).
 ///
 /// # Errors
 /// [`Error::Bind`].
 pub async fn bind(cfg: &Config) -> Result<TcpListener> {
-    TcpListener::bind(&cfg.listen).await.map_err(|source| Error::Bind { addr: cfg.listen.clone(), cause: source })
+    let bind_err = |cause| Error::Bind { addr: cfg.listen.clone(), cause };
+    let addr: std::net::SocketAddr = cfg
+        .listen
+        .parse()
+        .map_err(|_| bind_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP:port")))?;
+    accept::bind(addr).map_err(bind_err)
 }
 
 /// Serves `listener` until `shutdown` is cancelled, then stops accepting and lets open
@@ -95,65 +173,127 @@ pub async fn bind(cfg: &Config) -> Result<TcpListener> {
 /// # Errors
 /// Only if the listener's address cannot be read; per-connection errors are logged.
 pub async fn run(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) -> Result<()> {
+    run_with_reload(listener, server, shutdown, None).await
+}
+
+/// As [`run`]; with `config`, SIGHUP reloads that file (Unix).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_reload(
+    listener: TcpListener,
+    server: Arc<Server>,
+    shutdown: CancellationToken,
+    config: Option<PathBuf>,
+) -> Result<()> {
     let local = listener.local_addr()?;
+    let limits = limits(&server.cfg);
+    let live = Arc::new(RwLock::new(server.clone()));
+    server.make_current();
+    if let Some(path) = config {
+        watch_reload(live.clone(), path, &server.tasks);
+    }
     info!(listen = %local, public_addr = %server.cfg.public_addr, cluster = %server.cfg.cluster_name,
         nodes = server.cfg.nodes.len(), databases = server.cfg.databases.len(), apps = server.cfg.apps.len(),
-        kube = server.cfg.kube.len(), "oneport server listening");
-    let tracker = TaskTracker::new();
-    let force = CancellationToken::new();
+        kube = server.cfg.kube.len(), max_connections = limits.max_connections, "oneport server listening");
     // The state store: migrated and the revocation list read before the first
     // connection (bounded: an unreachable store must not keep the port closed),
-    // then re-read every few seconds.
+    // then re-read every few seconds until shutdown.
     let _ = tokio::time::timeout(STORE_START_TIMEOUT, server.auth.start()).await;
-    tracker.spawn(server.auth.clone().run(shutdown.clone()));
-    let limit = Arc::new(Semaphore::new(server.cfg.max_connections));
-    let mut backoff = Duration::from_millis(5);
-    let mut next_id: u64 = 0;
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => { backoff = Duration::from_millis(5); x }
-                Err(e) => {
-                    // EMFILE and friends: wait instead of spinning, up to 1 s.
-                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        next_id += 1;
-        let span = tracing::info_span!("conn", id = next_id, peer = %peer,
-            sni = tracing::field::Empty, alpn = tracing::field::Empty, user = tracing::field::Empty);
-        let (srv, force) = (server.clone(), force.clone());
-        tracker.spawn(
-            async move {
-                let _permit = permit;
-                tokio::select! {
-                    _ = conn::handle_tcp(srv, tcp, peer) => {}
-                    _ = force.cancelled() => tracing::debug!("closed at the end of the shutdown grace period"),
-                }
-            }
-            .instrument(span),
-        );
-    }
-    drop(listener);
-    tracker.close();
-    info!(
-        open = tracker.len(),
-        grace_secs = server.cfg.shutdown_grace.as_secs(),
-        "shutting down: draining connections"
-    );
-    if tokio::time::timeout(server.cfg.shutdown_grace, tracker.wait()).await.is_err() {
-        warn!(open = tracker.len(), "grace period over; closing the remaining connections");
-        force.cancel();
-        tracker.wait().await;
-    }
+    server.tasks.spawn_shared(server.auth.clone().run(shutdown.clone()));
+    let span = |id: u64, peer: std::net::SocketAddr| {
+        tracing::info_span!("conn", id, peer = %peer, sni = tracing::field::Empty,
+            alpn = tracing::field::Empty, user = tracing::field::Empty)
+    };
+    let tasks = server.tasks.clone();
+    drop(server);
+    accept::serve(listener, limits, &tasks, shutdown, "server", span, move |tcp, peer| {
+        let srv = live.read().unwrap_or_else(|p| p.into_inner()).clone();
+        conn::handle_tcp(srv, tcp, peer)
+    })
+    .await;
     info!("server stopped");
     Ok(())
+}
+
+/// The listener's limits: `max_connections` capped to what the open-files limit
+/// (raised to the hard limit first) carries, and the decision logged.
+fn limits(cfg: &Config) -> Limits {
+    let mut max = cfg.max_connections;
+    match fdlimit::raise() {
+        Some(l) => {
+            let (capped, lowered) = fdlimit::cap(max, l.soft);
+            if lowered {
+                warn!(
+                    "max_connections {max} lowered to {capped}: the open-files limit is {} (hard limit {}) and each \
+                     proxied connection holds two descriptors; raise the limit (ulimit -n, systemd LimitNOFILE=) \
+                     to serve more",
+                    l.soft, l.hard
+                );
+            } else {
+                info!(
+                    open_files = l.soft,
+                    raised_from = l.before,
+                    hard = l.hard,
+                    max_connections = max,
+                    "open-files limit carries max_connections (two descriptors each)"
+                );
+            }
+            max = capped;
+        }
+        None => info!(max_connections = max, "open-files limit unknown here; max_connections as configured"),
+    }
+    Limits {
+        max_connections: max,
+        max_unauthenticated_per_source: cfg.max_unauthenticated_per_source,
+        keepalive: cfg.keepalive(),
+        grace: cfg.shutdown_grace,
+    }
+}
+
+/// Reloads `path` into `live` on every SIGHUP until the server stops. The handler
+/// is registered now, so a SIGHUP never kills the server.
+fn watch_reload(live: Arc<RwLock<Arc<Server>>>, path: PathBuf, tasks: &Tasks) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => return warn!(error = %e, "cannot watch SIGHUP; config reload is off"),
+        };
+        let stop = tasks.stopping().clone();
+        tasks.spawn_shared(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                reload(&live, &path);
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (live, path, tasks);
+    }
+}
+
+/// Loads `path` and puts it in force, or keeps the old state and says why.
+fn reload(live: &RwLock<Arc<Server>>, path: &Path) {
+    info!(config = %path.display(), "SIGHUP: reloading the config");
+    let old = live.read().unwrap_or_else(|p| p.into_inner()).clone();
+    match Config::load(path).and_then(|cfg| old.reload(cfg)) {
+        Ok(new) => {
+            new.make_current();
+            info!(
+                nodes = new.cfg.nodes.len(),
+                databases = new.cfg.databases.len(),
+                apps = new.cfg.apps.len(),
+                kube = new.cfg.kube.len(),
+                "config reloaded; established sessions keep the config they started with"
+            );
+            *live.write().unwrap_or_else(|p| p.into_inner()) = new;
+        }
+        Err(e) => warn!("config reload refused, still serving the previous config: {e}"),
+    }
 }

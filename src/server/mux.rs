@@ -17,11 +17,14 @@ use http::StatusCode;
 use tokio::task::JoinSet;
 use tracing::{debug, info, Instrument};
 
+use std::net::SocketAddr;
+
 use crate::identity::Caller;
-use crate::net::io::BoxIo;
+use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::mux::{self, H2Stream};
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
+use crate::server::audit::{self, Via};
 use crate::server::routes::ResourceRoute;
 use crate::server::{backend, web, Server};
 
@@ -112,7 +115,19 @@ pub fn judge(
 }
 
 /// Serves a multiplexed session of `caller` on `tls`, routed to `route`.
-pub async fn serve(srv: Arc<Server>, tls: BoxIo, route: ResourceRoute, sni: String, caller: Caller) {
+///
+/// Each stream gets its own audit record (as a per-connection tunnel does), and is
+/// judged against the state in force when it opens ([`Server::latest`]: a config
+/// reload that removed the caller refuses new streams on an open session).
+pub async fn serve(
+    srv: Arc<Server>,
+    tls: BoxIo,
+    route: ResourceRoute,
+    sni: String,
+    caller: Caller,
+    peer: SocketAddr,
+    via: Via,
+) {
     let limits = srv.cfg.mux.clone();
     let slot = srv.mux_sessions.enter(&caller.user, limits.max_sessions_per_user);
     let handshake = mux::server_builder(limits.max_streams_per_session).handshake::<_, Bytes>(tls);
@@ -160,10 +175,11 @@ pub async fn serve(srv: Arc<Server>, tls: BoxIo, route: ResourceRoute, sni: Stri
                 ),
             })
         } else {
-            judge(&srv, &route, &sni, &caller, &req, SystemTime::now())
+            judge(&srv.latest(), &route, &sni, &caller, &req, SystemTime::now())
         };
         if let Err(r) = verdict {
-            info!(stream = next, resource = %route.name, status = r.status.as_u16(), reason = %r.sentence, "refused stream: nothing dialled");
+            debug!(stream = next, status = r.status.as_u16(), "refused stream: nothing dialled");
+            audit::refused(&srv.audit, Some(&caller), peer, route.kind, &route.name, &r.sentence);
             if let Ok(mut send) = respond.send_response(mux::refused(r.status), false) {
                 let _ = send.send_data(Bytes::from(r.sentence), true);
             }
@@ -176,10 +192,21 @@ pub async fn serve(srv: Arc<Server>, tls: BoxIo, route: ResourceRoute, sni: Stri
                 continue;
             }
         };
-        let stream: BoxIo = Box::new(H2Stream::server(send, req.into_body()));
+        let counters = Arc::new(Counters::default());
+        let stream: BoxIo = Box::new(Counted::new(H2Stream::server(send, req.into_body()), counters.clone()));
+        let record = audit::Session::start(
+            srv.audit.clone(),
+            caller.clone(),
+            peer,
+            route.kind,
+            &route.name,
+            format!("{} (stream {next})", route.alpn),
+            via,
+            counters,
+        );
         let (srv, route, caller) = (srv.clone(), route.clone(), caller.clone());
         streams.spawn(
-            async move { backend::serve(srv, stream, route, caller).await }
+            async move { record.end(backend::serve(srv, stream, route, caller, peer).await) }
                 .instrument(tracing::debug_span!("stream", n = next)),
         );
     }

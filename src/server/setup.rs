@@ -113,7 +113,15 @@ ping_interval: 30s
 handshake_timeout: 10s
 connect_timeout: 10s
 shutdown_grace: 10s
+# Limits (docs/limits.md): connections at once (lowered at start to what the
+# open-files limit allows, two descriptors each), connections per source address
+# that have not authenticated yet (0: no limit), TCP keepalive (0s: off).
 max_connections: 10000
+max_unauthenticated_per_source: 1024
+tcp_keepalive: 60s
+# One audit line per session and per refusal goes to the log at INFO; this also
+# writes them as JSON lines (0600). SIGHUP reloads this file and reopens the log.
+# audit_log: audit.jsonl
 # Behind an L7 load balancer: take the client address from X-Forwarded-For
 # (exactly one IP; anything else is rejected).
 trust_x_forwarded_for: false

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tracing::{debug, info};
 
 use crate::identity::Caller;
 use crate::net::io::BoxIo;
+use crate::net::tasks::Executor;
 use crate::proto::naming::{Kind, ResourceRef};
 use crate::proto::upgrade;
 use crate::proto::webapi::{parse_resolve_query, Outcome, PingResponse, ResolveResponse, ResourceInfo};
@@ -64,19 +65,27 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
         })
     };
     let res = if h2 {
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let conn = hyper::server::conn::http2::Builder::new(Executor(srv.tasks.clone()))
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(header_timeout))
             .keep_alive_timeout(header_timeout)
             .serve_connection(io, svc);
-        idle_limited(conn, &activity, header_timeout).await
+        idle_limited(conn, &activity, header_timeout, srv.tasks.stopping()).await
     } else {
-        hyper::server::conn::http1::Builder::new()
+        let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .serve_connection(io, svc)
-            .with_upgrades()
-            .await
+            .with_upgrades();
+        tokio::pin!(conn);
+        // On shutdown, finish the request in flight and close (no more keep-alive).
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = srv.tasks.stopping().cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     };
     if let Err(e) = res {
         debug!(error = %e, "web connection ended with an error");
@@ -121,11 +130,12 @@ impl Drop for Busy<'_> {
 
 /// Serves an HTTP/2 connection, closing it gracefully when no request has been in
 /// flight for `idle` (including before the first one), so that silent connections
-/// cannot hold the server's connection slots.
+/// cannot hold the server's connection slots, and when `stop` (shutdown) fires.
 async fn idle_limited<I, S>(
-    conn: hyper::server::conn::http2::Connection<I, S, TokioExecutor>,
+    conn: hyper::server::conn::http2::Connection<I, S, Executor>,
     activity: &Activity,
     idle: std::time::Duration,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> hyper::Result<()>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
@@ -144,6 +154,11 @@ where
             // A connection still waiting for the client's preface ignores the graceful
             // close: drop it (closing the socket) when it has not ended in time.
             _ = tokio::time::sleep(idle), if closing => return Ok(()),
+            _ = stop.cancelled(), if !closing => {
+                debug!("shutting down: HTTP/2 connection closed gracefully");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
             _ = check, if !closing => {
                 let quiet_from = since.unwrap_or(started);
                 let in_flight = activity.busy.load(std::sync::atomic::Ordering::SeqCst) > 0;

@@ -74,6 +74,7 @@ impl ChildSignals {
         let catching = |what: &'static str| move |cause| Error::Child { step: "catching", what: what.into(), cause };
         let mut int = signal(SignalKind::interrupt()).map_err(catching("SIGINT"))?;
         let term = signal(SignalKind::terminate()).map_err(catching("SIGTERM"))?;
+        // Bare spawn: swallows SIGINT for the life of the process (the child owns it).
         tokio::spawn(async move { while int.recv().await.is_some() {} });
         Ok(ChildSignals { term })
     }
@@ -86,6 +87,7 @@ impl ChildSignals {
             what: "Ctrl-C".into(),
             cause,
         })?;
+        // Bare spawn: swallows Ctrl-C for the life of the process.
         tokio::spawn(async move { while ctrl_c.recv().await.is_some() {} });
         Ok(ChildSignals {})
     }

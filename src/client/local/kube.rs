@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::identity::pki;
 use crate::identity::Caller;
 use crate::net::http_forward::{self, Body, DialFn, Pool};
+use crate::net::tasks::Tasks;
 use crate::net::tls::{ClientAuth, ServerTls};
 use crate::proto::kube_status;
 use crate::proto::naming::{self, Kind, Protocol, ResourceRef};
@@ -66,6 +67,8 @@ struct State {
     /// By SNI.
     clusters: HashMap<String, Cluster>,
     served: String,
+    /// Cancelled when the proxy starts draining: keep-alive connections close.
+    stopping: CancellationToken,
 }
 
 /// A bound local kube proxy with its throwaway kubeconfig.
@@ -76,6 +79,7 @@ pub struct KubeProxy {
     kubeconfig: PathBuf,
     contexts: Vec<String>,
     state: Arc<State>,
+    tasks: Tasks,
 }
 
 impl std::fmt::Debug for KubeProxy {
@@ -107,9 +111,11 @@ impl KubeProxy {
         let server = pki::make_server_cert(&ca, &snis, &[addr.ip()], LOCAL_VALIDITY)?;
         let client = pki::make_client_cert(&ca, LOCAL_USER, &[], time::OffsetDateTime::now_utc(), LOCAL_VALIDITY)?;
         let tls = local_tls(&ca, &server)?;
+        let tasks = Tasks::new();
         let mut clusters = HashMap::new();
         for (name, sni) in names.iter().zip(&snis) {
-            clusters.insert(sni.clone(), Cluster { name: name.clone(), pool: upstream_pool(dialer.clone(), name) });
+            let pool = upstream_pool(dialer.clone(), name, &tasks);
+            clusters.insert(sni.clone(), Cluster { name: name.clone(), pool });
         }
         let contexts: Vec<String> = names.iter().map(|n| entry_name(cluster, n)).collect();
         let doc = kubeconfig(addr, &ca, &client, &contexts, &snis);
@@ -117,8 +123,9 @@ impl KubeProxy {
         let kubeconfig = dir.path().join("kubeconfig");
         let text = serde_yaml_ng::to_string(&doc).map_err(|e| Error::config(format!("kubeconfig: {e}")))?;
         crate::util::fsutil::write_private(&kubeconfig, text.as_bytes())?;
-        let state = Arc::new(State { tls, clusters, served: names.join(", ") });
-        Ok(KubeProxy { listener, addr, dir, kubeconfig, contexts, state })
+        let stopping = tasks.stopping().clone();
+        let state = Arc::new(State { tls, clusters, served: names.join(", "), stopping });
+        Ok(KubeProxy { listener, addr, dir, kubeconfig, contexts, state, tasks })
     }
 
     /// The local address.
@@ -146,7 +153,7 @@ impl KubeProxy {
             let state = state.clone();
             Box::pin(async move { handle(state, tcp, peer).await })
         });
-        let res = local::serve(self.listener, handler, shutdown, local::DRAIN_GRACE).await;
+        let res = local::serve_in(self.listener, handler, &self.tasks, shutdown, local::DRAIN_GRACE).await;
         drop(self.dir); // removes the kubeconfig and its directory
         res
     }
@@ -170,7 +177,7 @@ fn pem_certs(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>
 
 /// A pool of dialled streams to kube cluster `name`; a refusal is explained in the
 /// proxy's words.
-fn upstream_pool(dialer: Arc<Dialer>, name: &str) -> Arc<Pool> {
+fn upstream_pool(dialer: Arc<Dialer>, name: &str, tasks: &Tasks) -> Arc<Pool> {
     let target = Target::resource(dialer.context(), Kind::Kube, name, Protocol::Http1);
     let res = ResourceRef::new(Kind::Kube, name);
     let label = format!("kube cluster {name} through proxy {}", dialer.context().proxy);
@@ -183,7 +190,7 @@ fn upstream_pool(dialer: Arc<Dialer>, name: &str) -> Arc<Pool> {
             }
         })
     });
-    Pool::new(label, dial)
+    Pool::new(label, dial, tasks.clone())
 }
 
 /// The throwaway kubeconfig: one cluster and context per kube cluster, one user with
@@ -243,12 +250,20 @@ async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
             async move { Ok::<_, Infallible>(route(&state, &sni, req).await) }
         })
     };
-    let res = hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(tls), svc)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(conn);
+    // On Ctrl-C, finish the request in flight and close (no more keep-alive).
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = state.stopping.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
     if let Err(e) = res {
         debug!(%peer, error = %e, "local kube connection ended with an error");
     }

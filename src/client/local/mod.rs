@@ -1,6 +1,6 @@
-//! Local listeners for client tools: an accept loop on loopback that hands each
-//! connection to a handler (by default: dial the target and relay), and drains on
-//! shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
+//! Local listeners for client tools: the accept loop of [`crate::net::accept`] on
+//! loopback, handing each connection to a handler (by default: dial the target and
+//! relay), and draining on shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
 //! handlers live beside it: [`db`] (Postgres and MySQL clients), [`kube`] (the HTTPS
 //! endpoint for kubectl), [`hostcheck`] (DNS-rebinding protection for HTTP apps).
 
@@ -16,16 +16,17 @@ use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn, Instrument};
+use tracing::{debug, error, warn};
 
 use crate::client::dial::{Dialer, Target};
 use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::{Error, Result};
+use crate::net::accept;
 use crate::net::io::IoStream;
 use crate::net::mux::StreamRefused;
 use crate::net::relay::{relay, Counts};
+use crate::net::tasks::Tasks;
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
 
@@ -35,13 +36,14 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// Handles one accepted local connection.
 pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Binds `addr:port` (port 0 picks a free one).
+/// Binds `addr:port` (port 0 picks a free one) with the larger backlog of
+/// [`crate::net::accept::bind`], so a burst of connects is not reset.
 ///
 /// # Errors
 /// [`Error::Bind`], with a hint when the port is taken.
 pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener> {
     let sa = SocketAddr::new(addr.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port.unwrap_or(0));
-    TcpListener::bind(sa).await.map_err(|source| {
+    accept::bind(sa).map_err(|source| {
         let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
             " (the port is taken: pick another with --port)"
         } else {
@@ -61,46 +63,32 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<()> {
+    serve_in(listener, handler, &Tasks::new(), shutdown, grace).await
+}
+
+/// As [`serve`], with the connections' tasks in `tasks` (shared with a pool).
+///
+/// # Errors
+/// Only when the listener's address cannot be read.
+pub async fn serve_in(
+    listener: TcpListener,
+    handler: Handler,
+    tasks: &Tasks,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<()> {
     let local = listener.local_addr()?;
-    let tracker = TaskTracker::new();
-    let force = CancellationToken::new();
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => { backoff = Duration::from_millis(5); x }
-                Err(e) => {
-                    warn!(error = %e, "accept failed; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let fut = handler(tcp, peer);
-        let force = force.clone();
-        tracker.spawn(
-            async move {
-                tokio::select! {
-                    _ = fut => {}
-                    _ = force.cancelled() => {}
-                }
-            }
-            .instrument(tracing::debug_span!("local", peer = %peer)),
-        );
-    }
-    drop(listener);
-    tracker.close();
-    if !tracker.is_empty() {
-        info!(open = tracker.len(), listen = %local, "stopped accepting; waiting for open connections");
-    }
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(open = tracker.len(), "grace period over; closing open connections");
-        force.cancel();
-        tracker.wait().await;
-    }
+    let limits = accept::Limits {
+        // Bounded by the open-files limit only: each connection holds two descriptors.
+        max_connections: crate::util::fdlimit::raise()
+            .map_or(10_000, |l| crate::util::fdlimit::connections_for(l.soft)),
+        max_unauthenticated_per_source: 0,
+        keepalive: Some(crate::net::connect::DEFAULT_KEEPALIVE),
+        grace,
+    };
+    let what = format!("local proxy on {local}");
+    let span = |_id: u64, peer: SocketAddr| tracing::debug_span!("local", peer = %peer);
+    accept::serve(listener, limits, tasks, shutdown, &what, span, move |tcp, peer| handler(tcp, peer)).await;
     Ok(())
 }
 

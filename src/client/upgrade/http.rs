@@ -30,6 +30,8 @@ async fn exchange(io: BoxIo, req: Request<Empty<Bytes>>) -> Result<(Response<hyp
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| Refusal::Failed(format!("HTTP handshake failed: {e}")))?;
+    // Bare spawn: drives this one exchange's connection; ends when the upgrade
+    // hands the stream over or the exchange fails.
     tokio::spawn(conn.with_upgrades());
     let resp = send.send_request(req).await.map_err(|e| Refusal::Failed(format!("no HTTP answer: {e}")))?;
     Ok((resp, ()))
