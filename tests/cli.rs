@@ -539,3 +539,81 @@ async fn proxy_app_with_closed_stdout_and_stderr_serves_and_stops_on_sigterm() {
     })
     .await;
 }
+
+/// A reload that takes a user off an allow-list reaches multiplexed sessions that
+/// are already open: the next stream on the same session is refused with the
+/// allow-list's sentence (nothing dialled), while the stream opened before runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session() {
+    use bytes::Bytes;
+    use oneport::client::dial::{Dialer, Target};
+    use oneport::net::mux;
+    use oneport::proto::naming::{Kind, Protocol};
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    deadline(async {
+        let home = tempfile::tempdir().unwrap();
+        let (echo, accepted) = spawn_echo().await;
+        let srv = TestServer::start(|_| {}).await;
+        let (path, port) =
+            second_config(&srv, "mux-reload.yaml", |c| c.apps = vec![tcp_app("echo", echo, &["alice", "bob"])]);
+        let mut child = oneport(home.path())
+            .args(["server", "start", "--config", path.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = collect_lines(child.stderr.take().unwrap());
+        wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30)).await;
+        let over = oneport::client::context::Overrides {
+            proxy: Some(format!("127.0.0.1:{port}")),
+            identity: Some(srv.identity("alice", &[])),
+            ca: None,
+            insecure: false,
+        };
+        let dialer = Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let plain = Target::resource(dialer.context(), Kind::App, "echo", Protocol::Tcp);
+        let target = Target { sni: plain.sni.clone(), alpn: Protocol::Tcp.mux_offer() };
+        let dialed = dialer.dial(&target).await.unwrap();
+        assert!(dialed.alpn.is_some_and(|a| a.mux), "a multiplexed session: {:?}", dialed.alpn);
+        let (send, conn) = mux::client_builder().handshake::<_, Bytes>(dialed.stream).await.unwrap();
+        tokio::spawn(conn);
+        let stream = async || {
+            let mut send = send.clone().ready().await.unwrap();
+            let (answer, s) = send.send_request(mux::connect_request(&target.sni).unwrap(), false).unwrap();
+            mux::H2Stream::client(s, answer)
+        };
+        let round_trip = async |s: &mut mux::H2Stream, msg: &[u8]| {
+            s.write_all(msg).await.unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg);
+        };
+        let mut first = stream().await;
+        round_trip(&mut first, b"before").await;
+
+        let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg.apps = vec![tcp_app("echo", echo, &["bob"])];
+        std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+        send_signal(child.id().unwrap(), "-HUP");
+        wait_line(&lines, "config reloaded").await;
+        let dialled = accepted.load(Ordering::SeqCst);
+        let mut second = stream().await;
+        second.write_all(b"?").await.unwrap();
+        let mut b = [0u8; 1];
+        let err = second.read(&mut b).await.expect_err("the stream after the reload is refused");
+        let refusal = mux::StreamRefused::of(&err).cloned().unwrap_or_else(|| panic!("not a refusal: {err}"));
+        assert_eq!(refusal.status, 403);
+        assert!(refusal.sentence.contains("access to app echo denied for user alice"), "{}", refusal.sentence);
+        assert_eq!(accepted.load(Ordering::SeqCst), dialled, "a refused stream dials nothing");
+        round_trip(&mut first, b"the stream opened before runs on").await;
+        wait_line(&lines, "denied for user alice").await;
+
+        drop(first);
+        send_signal(child.id().unwrap(), "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
+        assert!(status.success(), "{status:?}");
+        srv.stop().await;
+    })
+    .await;
+}

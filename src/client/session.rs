@@ -62,6 +62,9 @@ struct Live {
     send: h2::client::SendRequest<Bytes>,
     generation: u64,
     tap: mux::AlertTap,
+    /// The serial of the certificate the session presented: when the identity is
+    /// renewed or replaced on disk, new connections go to a new session under it.
+    serial: String,
 }
 
 #[derive(Default)]
@@ -78,7 +81,6 @@ pub struct Session {
     plain: Target,
     /// The session's target: `-mux` first, then the per-connection names.
     muxed: Option<Target>,
-    expires: SystemTime,
     slot: tokio::sync::Mutex<Slot>,
     mode: Mutex<Mode>,
 }
@@ -96,13 +98,10 @@ impl Session {
         let ctx = dialer.context();
         let plain = Target::resource(ctx, kind, name, protocol);
         let muxed = protocol.has_mux().then(|| Target { sni: plain.sni.clone(), alpn: protocol.mux_offer() });
-        let not_after = u64::try_from(ctx.identity.caller.not_after).unwrap_or(0);
-        let expires = UNIX_EPOCH + Duration::from_secs(not_after);
         Arc::new(Session {
             res: ResourceRef::new(kind, name),
             plain,
             muxed,
-            expires,
             slot: tokio::sync::Mutex::new(Slot::default()),
             mode: Mutex::new(Mode::Unknown),
             dialer,
@@ -142,7 +141,7 @@ impl Session {
     }
 
     fn multiplexing(&self) -> Option<&Target> {
-        if matches!(self.mode(), Mode::PerConnection(_)) || SystemTime::now() >= self.expires {
+        if matches!(self.mode(), Mode::PerConnection(_)) || SystemTime::now() >= expiry(&self.dialer.identity()) {
             return None;
         }
         self.muxed.as_ref()
@@ -185,8 +184,11 @@ impl Session {
         for attempt in 0..2 {
             let live = {
                 let mut slot = self.slot.lock().await;
-                match slot.live.clone() {
+                let current = self.dialer.identity().caller.serial;
+                match slot.live.clone().filter(|l| l.serial == current) {
                     Some(l) => l,
+                    // None open, or open under a certificate since renewed or replaced
+                    // (its open streams finish on it).
                     None => match self.connect(&mut slot).await? {
                         Opened::Session(l) => l,
                         Opened::Plain(stream) => return Ok(stream),
@@ -248,6 +250,7 @@ impl Session {
         let Some(target) = self.multiplexing() else {
             return Ok(Opened::Plain(self.dialer.dial(&self.plain).await?.stream));
         };
+        let identity = self.dialer.identity();
         let dialed = self.dialer.dial(target).await?;
         let alpn = match dialed.alpn {
             Some(a) if a.mux => a,
@@ -267,14 +270,14 @@ impl Session {
             reason: format!("the HTTP/2 session did not start: {e}"),
         })?;
         slot.generation += 1;
-        let live = Live { send, generation: slot.generation, tap };
+        let live = Live { send, generation: slot.generation, tap, serial: identity.caller.serial.clone() };
         slot.live = Some(live.clone());
         self.set_mode(Mode::Multiplexed(alpn));
         let mut conn = conn;
         let pings = conn.ping_pong();
         let weak = Arc::downgrade(self);
         let generation = live.generation;
-        let expires = self.expires;
+        let expires = expiry(&identity);
         tokio::spawn(async move {
             let keepalive = async {
                 match pings {
@@ -336,6 +339,11 @@ async fn reopen_loop(weak: Weak<Session>, generation: u64) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_REOPEN_BACKOFF);
     }
+}
+
+/// When `id` stops being valid.
+fn expiry(id: &crate::identity::Identity) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(id.caller.not_after).unwrap_or(0))
 }
 
 #[cfg(test)]
