@@ -160,6 +160,54 @@ async fn refusals_are_specific_and_reach_no_backend() {
     .await;
 }
 
+/// A certificate with a blank or padded CN (which `server issue` refuses, but another
+/// CA tool could sign) is refused in the handshake even where `users: ["*"]` would
+/// admit anyone, and the backend never sees a connection.
+#[tokio::test]
+async fn blank_or_padded_names_are_refused_in_the_handshake() {
+    deadline(async {
+        let (srv, accepted) = echo_server(|c| c.apps[0].allow.users = vec!["*".into()]).await;
+        let alice = srv.identity("alice", &[]);
+        let ctx = srv.context(&alice);
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        for (user, groups) in [(" ", vec![]), ("bob ", vec![]), ("bob", vec!["system:masters ".to_string()])] {
+            let now = time::OffsetDateTime::now_utc();
+            let c =
+                oneport::identity::pki::make_client_cert_unchecked(&ca, user, &groups, now, Duration::from_secs(600))
+                    .unwrap();
+            use rustls::pki_types::pem::PemObject;
+            let id = oneport::identity::Identity {
+                chain: vec![rustls::pki_types::CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+                key: rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+                ca: vec![],
+                caller: oneport::identity::Caller {
+                    user: user.into(),
+                    groups,
+                    not_after: i64::MAX,
+                    ..Default::default()
+                },
+            };
+            let err = raw_tls(&srv, &ctx, Some(&id), Protocol::Tcp.client_offer()).await;
+            assert!(err.contains("refused the connection (access denied)"), "{user:?}: {err}");
+        }
+        // The same file is refused by the client too, with the reason.
+        let c = oneport::identity::pki::make_client_cert_unchecked(
+            &ca,
+            "bob ",
+            &[],
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+        let pem = oneport::identity::pki::identity_pem(&c, &ca.cert_pem);
+        let err = oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, r#"the certificate's user name "bob " has leading or trailing whitespace"#);
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused connection reached the backend");
+        srv.stop().await;
+    })
+    .await;
+}
+
 async fn run_tunnel(d: &oneport::client::dial::Dialer, t: &Target, name: &str) -> String {
     let (mut local, _peer) = tokio::io::duplex(1024);
     let res = ResourceRef::new(Kind::App, name);

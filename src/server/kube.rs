@@ -246,6 +246,12 @@ pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Res
     for k in doomed {
         headers.remove(k);
     }
+    // Kubernetes trims header values and treats an empty Impersonate-User as no
+    // impersonation (the request would run as the server's own account).
+    identity::check_name("user", &caller.user)?;
+    for g in &caller.groups {
+        identity::check_name("group", g)?;
+    }
     let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("{s:?} cannot be sent in an HTTP header"));
     headers.insert("impersonate-user", value(&caller.user)?);
     for g in &caller.groups {
@@ -381,6 +387,17 @@ mod tests {
 
         let bad = Caller { user: "a\nb".into(), groups: vec![], not_after: i64::MAX, ..Default::default() };
         assert!(impersonate(&mut h, &bad).is_err());
+        for (user, group, want) in [
+            ("", "dev", r#"user name "" is blank"#),
+            (" ", "dev", r#"user name " " is blank"#),
+            ("bob ", "dev", r#"user name "bob " has leading or trailing whitespace"#),
+            ("bob", "system:masters ", r#"group name "system:masters " has leading or trailing whitespace"#),
+        ] {
+            let c = Caller { user: user.into(), groups: vec![group.into()], not_after: i64::MAX, ..Default::default() };
+            let mut h = HeaderMap::new();
+            assert_eq!(impersonate(&mut h, &c).unwrap_err(), want);
+            assert!(!h.contains_key("impersonate-user"), "nothing is set for a refused caller");
+        }
     }
 
     #[test]
