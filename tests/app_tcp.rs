@@ -486,3 +486,57 @@ async fn silent_h2_clients_are_cut() {
     })
     .await;
 }
+
+/// A TLS session resumed after the client certificate expired skips certificate
+/// verification; the web API still treats the caller as expired: `/webapi/ping`
+/// names no caller and lists nothing, `/webapi/resolve` answers 401.
+#[tokio::test]
+async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
+    deadline(async {
+        let (srv, _) = echo_server(|_| {}).await;
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        // Valid for three more seconds.
+        let from = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let c = oneport::identity::pki::make_client_cert(&ca, "alice", &[], from, Duration::from_secs(3603)).unwrap();
+        let pem = oneport::identity::pki::identity_pem(&c, &ca.cert_pem);
+        let id = oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap();
+        let ctx = srv.context(&srv.identity("alice", &[]));
+        let cfg = oneport::net::tls::client_config(&ctx.trust, Some(&id), vec![b"http/1.1".to_vec()]).unwrap();
+        let get = |path: &'static str| {
+            let cfg = cfg.clone();
+            let addr = srv.addr;
+            async move {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                tls.write_all(req.as_bytes()).await.unwrap();
+                let mut out = Vec::new();
+                let _ = tls.read_to_end(&mut out).await;
+                (resumed, String::from_utf8_lossy(&out).into_owned())
+            }
+        };
+        let (_, fresh) = get("/webapi/ping").await;
+        assert!(fresh.contains(r#""user": "alice""#), "{fresh}");
+        assert!(fresh.contains(r#""name": "echo""#), "{fresh}");
+        poll_until(Duration::from_secs(20), "the certificate to expire", || async {
+            id.caller.expired_at(std::time::SystemTime::now()).then_some(())
+        })
+        .await;
+        let (resumed, ping) = get("/webapi/ping").await;
+        assert!(resumed, "the second handshake must resume the session");
+        assert!(ping.starts_with("HTTP/1.1 200 OK\r\n"), "{ping}");
+        assert!(ping.contains(r#""caller": null"#), "{ping}");
+        assert!(ping.contains(r#""resources": []"#), "{ping}");
+        let (resumed, resolve) = get("/webapi/resolve?kind=app&name=echo").await;
+        assert!(resumed);
+        assert!(resolve.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{resolve}");
+        assert!(
+            resolve.contains("the identity of user alice has expired: get a new one and log in again"),
+            "{resolve}"
+        );
+        srv.stop().await;
+    })
+    .await;
+}

@@ -183,6 +183,12 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
         }
     };
     debug!(method = %req.method(), path = %path, plain = ctx.plain, client = %client, "web request");
+    // A resumed TLS session skips certificate verification, so expiry is checked on
+    // every request: an expired identity is no identity.
+    let caller = ctx.caller.as_ref().filter(|c| !c.expired_at(std::time::SystemTime::now()));
+    if let (Some(c), None) = (&ctx.caller, caller) {
+        info!(user = %c.user, path = %path, "the caller's certificate has expired; answering as to an anonymous client");
+    }
     match (req.method(), path.as_str()) {
         (&Method::GET, upgrade::PATH) if ctx.upgraded => {
             error(StatusCode::BAD_REQUEST, "this connection is already upgraded; upgrades do not nest")
@@ -192,8 +198,14 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = pending;
             resp
         }
-        (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, ctx.caller.as_ref())),
-        (&Method::GET, "/webapi/resolve") => resolve(&srv, ctx.caller.as_ref(), req.uri().query().unwrap_or("")),
+        (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, caller)),
+        (&Method::GET, "/webapi/resolve") => match (&ctx.caller, caller) {
+            (Some(c), None) => error(
+                StatusCode::UNAUTHORIZED,
+                &format!("the identity of user {} has expired: get a new one and log in again", c.user),
+            ),
+            _ => resolve(&srv, caller, req.uri().query().unwrap_or("")),
+        },
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
     }
 }
