@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::identity::Caller;
 pub use crate::proto::db::DbProtocol;
 use crate::proto::naming::{self, Kind};
+use crate::util::cidr::Cidr;
 use crate::util::duration::serde_human;
 
 /// The whole file.
@@ -40,10 +41,21 @@ pub struct Config {
     /// Connections served at once; more wait in the kernel's accept queue.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
-    /// Take the client address from `X-Forwarded-For` (exactly one IP) on HTTP
-    /// requests; reject requests with anything else in it.
+    /// Load balancers whose `X-Forwarded-For` is believed (CIDRs or single
+    /// addresses: `[10.0.0.0/8, "fd00::/8", 192.0.2.7]`). A request from any other
+    /// peer is logged with its TCP address, whatever it sends.
     #[serde(default)]
-    pub trust_x_forwarded_for: bool,
+    pub trusted_proxies: Vec<String>,
+    /// Deprecated: replaced by `trusted_proxies`. `false` loads with a warning;
+    /// `true` without `trusted_proxies` is an error (it trusted every client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_x_forwarded_for: Option<bool>,
+    /// Connections that have not authenticated yet (no verified client certificate),
+    /// served at once; more are closed on arrival. Each holds at most 64 KiB, so the
+    /// default 1024 bounds them to 64 MiB and leaves the rest of `max_connections`
+    /// to callers with an identity.
+    #[serde(default = "defaults::max_unauthenticated")]
+    pub max_unauthenticated: usize,
     /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §13).
     #[serde(default)]
     pub mux: MuxLimits,
@@ -90,6 +102,9 @@ mod defaults {
     }
     pub(super) fn state_refresh() -> Duration {
         Duration::from_secs(3)
+    }
+    pub(super) fn max_unauthenticated() -> usize {
+        1024
     }
 }
 
@@ -329,6 +344,9 @@ impl Config {
         cfg.resolve_paths(base);
         cfg.dir = base.to_path_buf();
         cfg.validate().map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        for w in cfg.warnings() {
+            tracing::warn!("{}: {w}", path.display());
+        }
         Ok(cfg)
     }
 
@@ -419,6 +437,19 @@ impl Config {
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));
         }
+        if self.max_unauthenticated == 0 || self.max_unauthenticated > 1_000_000 {
+            return Err(format!("max_unauthenticated must be from 1 to 1000000, got {}", self.max_unauthenticated));
+        }
+        for p in &self.trusted_proxies {
+            Cidr::parse(p).map_err(|e| format!("trusted_proxies: {e}"))?;
+        }
+        if self.trust_x_forwarded_for == Some(true) && self.trusted_proxies.is_empty() {
+            return Err("trust_x_forwarded_for is replaced by trusted_proxies, which names the load balancers \
+                        whose X-Forwarded-For is believed (trust_x_forwarded_for: true believed every client): \
+                        write `trusted_proxies: [10.0.0.0/8]` with your load balancers' addresses and remove \
+                        trust_x_forwarded_for"
+                .into());
+        }
         Ok(())
     }
 
@@ -443,6 +474,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The load balancers whose `X-Forwarded-For` is believed (checked by
+    /// [`Config::validate`]; entries that do not parse are skipped).
+    pub fn trusted_proxy_nets(&self) -> Vec<Cidr> {
+        self.trusted_proxies.iter().filter_map(|p| Cidr::parse(p).ok()).collect()
+    }
+
+    /// Things that load but deserve the operator's attention, one sentence each
+    /// (logged as warnings when the file is loaded).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.trust_x_forwarded_for.is_some() {
+            out.push(
+                "trust_x_forwarded_for is deprecated and ignored: trusted_proxies decides whose X-Forwarded-For is \
+                 believed; remove it"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// The routing domains the server answers for: its public host's, and the
@@ -543,6 +594,28 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
     }
 
     #[test]
+    fn old_forwarded_for_setting() {
+        let text = format!("{SAMPLE}trust_x_forwarded_for: false\n");
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.warnings(),
+            ["trust_x_forwarded_for is deprecated and ignored: trusted_proxies decides whose X-Forwarded-For is \
+              believed; remove it"]
+        );
+        let text =
+            format!("{SAMPLE}trust_x_forwarded_for: true\ntrusted_proxies: [10.0.0.0/8, \"fd00::/8\", 192.0.2.7]\n");
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.warnings().len(), 1);
+        assert_eq!(cfg.trusted_proxy_nets().len(), 3);
+        let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+        assert!(cfg.warnings().is_empty());
+        assert_eq!(cfg.max_unauthenticated, 1024);
+        assert!(!serde_yaml_ng::to_string(&cfg).unwrap().contains("trust_x_forwarded_for"));
+    }
+
+    #[test]
     fn database_tls_for_postgres() {
         let text = SAMPLE.replace(
             r#"addr: "127.0.0.1:5432","#,
@@ -589,6 +662,12 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
             "not supported for mysql",
         );
         bad(&|c| c.nodes[0].name = "web--1".into(), "no '--'");
+        bad(&|c| c.max_unauthenticated = 0, "max_unauthenticated must be from 1 to 1000000, got 0");
+        bad(
+            &|c| c.trusted_proxies = vec!["10.0.0.1/8".into()],
+            "trusted_proxies: \"10.0.0.1/8\" has bits set after the first 8; did you mean 10.0.0.0/8?",
+        );
+        bad(&|c| c.trust_x_forwarded_for = Some(true), "trust_x_forwarded_for is replaced by trusted_proxies");
         let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }

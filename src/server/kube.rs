@@ -560,7 +560,7 @@ mod tests {
             "sec-websocket-protocol",
             HeaderValue::from_static("Base64url.Bearer.Authorization.K8s.Io.eA, v4.channel.k8s.io"),
         );
-        let caller = Caller { user: "alice".into(), groups: vec![], not_after: i64::MAX };
+        let caller = Caller { user: "alice".into(), groups: vec![], not_after: i64::MAX, ..Default::default() };
         impersonate(&mut h, &caller).unwrap();
         assert!(!h.keys().any(|k| k.as_str().starts_with("x-remote-") && k != "x-remote-addr"), "{h:?}");
         assert_eq!(

@@ -52,6 +52,8 @@ pub struct Server {
     pub auth: Arc<auth::Authority>,
     /// Multiplexed sessions open per user.
     pub mux_sessions: mux::Sessions,
+    /// The load balancers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::util::cidr::Cidr>,
 }
 
 impl Server {
@@ -77,7 +79,17 @@ impl Server {
         };
         let store = auth::open_store(&cfg)?;
         let auth = Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr));
-        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth, mux_sessions: mux::Sessions::default() }))
+        let trusted_proxies = cfg.trusted_proxy_nets();
+        Ok(Arc::new(Server {
+            cfg,
+            table,
+            tls,
+            kube,
+            db_tls,
+            auth,
+            mux_sessions: mux::Sessions::default(),
+            trusted_proxies,
+        }))
     }
 }
 

@@ -114,9 +114,12 @@ handshake_timeout: 10s
 connect_timeout: 10s
 shutdown_grace: 10s
 max_connections: 10000
-# Behind an L7 load balancer: take the client address from X-Forwarded-For
-# (exactly one IP; anything else is rejected).
-trust_x_forwarded_for: false
+# Connections without a verified client certificate yet, at once (64 KiB each at most).
+max_unauthenticated: 1024
+# Behind an L7 load balancer: the load balancers' addresses (CIDRs). Only their
+# X-Forwarded-For is believed; any other peer is logged with its own address.
+trusted_proxies: []
+#  - 10.0.0.0/8
 
 # Invites, issued certificates and revocations (`oneport server invite/revoke`).
 # Absent: files in state/ beside this file. Several servers behind one load
