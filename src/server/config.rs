@@ -2,6 +2,7 @@
 //! files, limits, and the resources it routes with their allow-lists. Relative paths
 //! are resolved against the file's directory. Anything not named here is unreachable.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -252,6 +253,43 @@ impl PortRefusal {
     }
 }
 
+/// The sentence for a node target that is the proxy's own listener (never dialled:
+/// a wildcard target on the proxy's host would otherwise loop back into it).
+pub fn own_listener_sentence(node: &str, port: u16, proxy: &str) -> String {
+    format!("port {port} of node {node} is not allowed by proxy {proxy}: it is the proxy's own listening address")
+}
+
+/// Whether dialling `target` would reach a server listening on `listen`: same port,
+/// and the same address, or (when listening on every address) an unspecified,
+/// loopback or local address; `is_local` says whether an address is this host's.
+pub fn is_own_listener(listen: SocketAddr, target: SocketAddr, is_local: impl Fn(IpAddr) -> bool) -> bool {
+    if listen.port() != target.port() {
+        return false;
+    }
+    let (l, t) = (listen.ip().to_canonical(), target.ip().to_canonical());
+    if l == t || t.is_unspecified() && (l.is_loopback() || l.is_unspecified()) {
+        return true;
+    }
+    l.is_unspecified() && (t.is_loopback() || is_local(t))
+}
+
+/// Whether `ip` is an address of this host (one a socket can bind).
+pub fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    let norm = |h: &str| {
+        let h = h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        match h.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => "localhost".to_string(),
+            Ok(ip) => ip.to_canonical().to_string(),
+            Err(_) => h,
+        }
+    };
+    norm(a) == norm(b)
+}
+
 impl std::fmt::Display for PortRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.sentence("this proxy"))
@@ -485,13 +523,45 @@ impl Config {
     /// Things that load but deserve the operator's attention, one sentence each
     /// (logged as warnings when the file is loaded).
     pub fn warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.wildcard_warnings();
         if self.trust_x_forwarded_for.is_some() {
             out.push(
                 "trust_x_forwarded_for is deprecated and ignored: trusted_proxies decides whose X-Forwarded-For is \
                  believed; remove it"
                     .to_string(),
             );
+        }
+        out
+    }
+
+    /// A node target `host:*` reaches every port of `host`: say so for each other
+    /// resource's backend (and this server's own listener) on that host.
+    fn wildcard_warnings(&self) -> Vec<String> {
+        let mut backends: Vec<(String, &str)> = Vec::new();
+        for n in &self.nodes {
+            for a in n.addr.iter().chain(n.targets.iter().filter(|t| !t.ends_with(":*"))) {
+                backends.push((format!("node {}", n.name), a));
+            }
+        }
+        backends.extend(self.databases.iter().map(|d| (format!("database {}", d.name), d.addr.as_str())));
+        backends.extend(self.apps.iter().map(|a| (format!("app {}", a.name), a.addr.as_str())));
+        backends.push(("this server's own listener (refused when dialled)".to_string(), self.listen.as_str()));
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            for t in n.targets.iter().filter(|t| t.ends_with(":*")) {
+                let host = t.trim_end_matches(":*");
+                for (what, addr) in &backends {
+                    let Some((h, _)) = addr.rsplit_once(':') else { continue };
+                    if what == &format!("node {}", n.name) || !same_host(host, h) {
+                        continue;
+                    }
+                    out.push(format!(
+                        "node {}: target {t} also reaches {what} at {addr} for everyone node {} allows; \
+                         list the node's ports instead of *",
+                        n.name, n.name
+                    ));
+                }
+            }
         }
         out
     }
@@ -613,6 +683,53 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         assert!(cfg.warnings().is_empty());
         assert_eq!(cfg.max_unauthenticated, 1024);
         assert!(!serde_yaml_ng::to_string(&cfg).unwrap().contains("trust_x_forwarded_for"));
+    }
+
+    #[test]
+    fn wildcard_targets_that_cover_other_backends_are_reported() {
+        let text = SAMPLE.replace(
+            r#"nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } } ]"#,
+            r#"nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } },
+                      { name: any, targets: ["localhost:*", "10.0.0.5:*"] } ]"#,
+        );
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        let w = cfg.warnings();
+        let cover = |what: &str| {
+            format!("node any: target localhost:* also reaches {what} for everyone node any allows; list the node's ports instead of *")
+        };
+        assert_eq!(
+            w,
+            [
+                cover("node web1 at 127.0.0.1:22"),
+                cover("database pg1 at 127.0.0.1:5432"),
+                cover("app grafana at 127.0.0.1:3000"),
+                cover("this server's own listener (refused when dialled) at 127.0.0.1:3080"),
+            ]
+        );
+        let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+        assert!(cfg.warnings().is_empty(), "no wildcard, no warning");
+    }
+
+    #[test]
+    fn own_listener_is_never_a_target() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let none = |_: IpAddr| false;
+        assert!(is_own_listener(sa("127.0.0.1:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_own_listener(sa("127.0.0.1:3080"), sa("0.0.0.0:3080"), none));
+        assert!(!is_own_listener(sa("127.0.0.1:3080"), sa("127.0.0.1:3081"), none));
+        assert!(!is_own_listener(sa("127.0.0.1:3080"), sa("10.0.0.5:3080"), none));
+        assert!(is_own_listener(sa("0.0.0.0:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_own_listener(sa("0.0.0.0:3080"), sa("[::1]:3080"), none));
+        assert!(is_own_listener(sa("[::]:3080"), sa("10.0.0.5:3080"), |ip| ip == "10.0.0.5".parse::<IpAddr>().unwrap()));
+        assert!(!is_own_listener(sa("0.0.0.0:3080"), sa("10.0.0.6:3080"), none));
+        assert!(is_own_listener(sa("[::ffff:127.0.0.1]:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_local_address("127.0.0.1".parse().unwrap()));
+        assert!(!is_local_address("192.0.2.77".parse().unwrap()), "TEST-NET-1 is nobody's");
+        assert_eq!(
+            own_listener_sentence("any", 3080, "p:443"),
+            "port 3080 of node any is not allowed by proxy p:443: it is the proxy's own listening address"
+        );
     }
 
     #[test]

@@ -302,16 +302,21 @@ pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveRespons
     if let Some(rev) = srv.auth.revocation(caller) {
         return ResolveResponse { outcome: Outcome::Denied, message: rev.sentence(), protocol: None };
     }
-    let refusal = match srv.table.node(name) {
-        Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
+    let refusal = match srv.table.node(name).map(|n| n.dial_addr(port)) {
+        Some(Err(r)) if kind == Kind::Node => Some(r.sentence(proxy)),
+        Some(Ok(addr)) if kind == Kind::Node && srv.table.is_own_listener(&addr) => {
+            Some(crate::server::config::own_listener_sentence(
+                name,
+                port.unwrap_or(crate::proto::naming::SSH_DEFAULT_PORT),
+                proxy,
+            ))
+        }
         _ => None,
     };
     match srv.table.allow_of(kind, name) {
-        Some(allow) if allow.permits(caller) && refusal.is_some() => ResolveResponse {
-            outcome: Outcome::Denied,
-            message: refusal.map(|r| r.sentence(proxy)).unwrap_or_default(),
-            protocol: None,
-        },
+        Some(allow) if allow.permits(caller) && refusal.is_some() => {
+            ResolveResponse { outcome: Outcome::Denied, message: refusal.unwrap_or_default(), protocol: None }
+        }
         Some(allow) if allow.permits(caller) => ResolveResponse {
             outcome: Outcome::Allowed,
             message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
