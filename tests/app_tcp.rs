@@ -540,3 +540,218 @@ async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
     })
     .await;
 }
+
+// === memory before authentication ===
+
+const UPGRADE_REQUEST: &str = "GET /webapi/connectionupgrade HTTP/1.1\r\nHost: proxy\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Protocol: alpn\r\n\r\n";
+
+/// A masked binary WebSocket frame header announcing `len` payload bytes.
+fn ws_header(len: u64) -> Vec<u8> {
+    let mut h = vec![0x82, 0xff];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    h
+}
+
+/// Connects, upgrades to a WebSocket (checking the 101), and returns the stream.
+async fn ws_upgraded(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed during the upgrade: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// What a connection got back: bytes until the server closed (or reset) it, or
+/// `None` when it was still open after `limit`.
+async fn answer(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field} in {status}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A WebSocket Close 1009 (message too big), with or without a reason.
+fn is_close_1009(b: &[u8]) -> bool {
+    b.len() >= 4 && b[0] == 0x88 && b[2..4] == [0x03, 0xf1]
+}
+
+/// The real `oneport server start`: 200 peers without an identity, each sending what
+/// used to be held until the handshake deadline (an almost complete 1 MiB WebSocket
+/// frame, a 60 KiB one, a 400 KB HTTP head, a 64 KiB ClientHello), all at once. The
+/// server's peak RSS grows by less than 64 KiB per peer plus a fixed slack, and each
+/// peer is answered (Close 1009, 431) or closed well before the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_peers_cost_at_most_64_kib_each() {
+    const PEERS: usize = 200;
+    const SLACK_KIB: u64 = 8 * 1024;
+    deadline(async {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let o = oneport::server::setup::InitOptions {
+            public_addr: oneport::util::addr::HostPort::parse(&addr.to_string()).unwrap(),
+            cluster_name: Some("mem".into()),
+            listen: addr.to_string(),
+            extra_names: vec![],
+            force: false,
+        };
+        let cfg = oneport::server::setup::init(dir.path(), &o).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "start", "--config"]).arg(&cfg).env("RUST_LOG", "warn").stdout(std::process::Stdio::null());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id().unwrap();
+        wait_port(addr, Duration::from_secs(30)).await;
+
+        // The exact answers, from peers that stop sending where the server stops reading.
+        let mut s = ws_upgraded(addr).await;
+        s.write_all(&ws_header((1 << 20) - 1)).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a 1 MiB frame header must be answered");
+        let reason = oneport::net::websocket::TOO_BIG_REASON;
+        assert_eq!(got[..4], [0x88, 2 + reason.len() as u8, 0x03, 0xf1], "{got:?}");
+        assert_eq!(&got[4..], reason.as_bytes());
+        let mut s = ws_upgraded(addr).await;
+        let limit = oneport::server::conn::PRE_AUTH_READ_LIMIT;
+        let mut frame = ws_header(60 * 1024);
+        frame.resize(limit, 0x16);
+        s.write_all(&frame).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a budget overrun must be answered");
+        assert_eq!(got, oneport::net::budget::WS_CLOSE_TOO_BIG, "Close 1009 once {limit} bytes came unauthenticated");
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut head = b"GET /webapi/ping HTTP/1.1\r\nHost: proxy\r\nX-Big: ".to_vec();
+        head.resize(oneport::server::web::MAX_HEAD, b'a');
+        s.write_all(&head).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a long head must be answered");
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{got}");
+
+        let base = status_kib(pid, "VmHWM");
+        let peers = (0..PEERS).map(|i| {
+            tokio::spawn(async move {
+                let (mut s, payload) = match i % 4 {
+                    0 => {
+                        let mut p = ws_header((1 << 20) - 1);
+                        p.resize((1 << 20) - 64, 7);
+                        (ws_upgraded(addr).await, p)
+                    }
+                    1 => {
+                        let mut p = ws_header(60 * 1024);
+                        p.resize(60 * 1024, 7);
+                        (ws_upgraded(addr).await, p)
+                    }
+                    2 => {
+                        let mut p = b"GET /webapi/ping HTTP/1.1\r\nHost: proxy\r\nX-Big: ".to_vec();
+                        p.resize(400_000, b'a');
+                        (TcpStream::connect(addr).await.unwrap(), p)
+                    }
+                    _ => {
+                        // A ClientHello announcing 64 KiB, in 16 KiB records.
+                        let mut p = Vec::new();
+                        for r in 0..4 {
+                            p.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+                            let start = p.len();
+                            if r == 0 {
+                                p.extend_from_slice(&[0x01, 0x00, 0xff, 0xff, 0x03, 0x03]);
+                            }
+                            p.resize(start + 0x4000, 0x41);
+                        }
+                        (TcpStream::connect(addr).await.unwrap(), p)
+                    }
+                };
+                // The server may close before everything is written.
+                let _ = s.write_all(&payload).await;
+                (i % 4, answer(&mut s, Duration::from_secs(5)).await, s)
+            })
+        });
+        let mut results = Vec::new();
+        for p in peers.collect::<Vec<_>>() {
+            results.push(p.await.unwrap());
+        }
+        let grown = status_kib(pid, "VmHWM").saturating_sub(base);
+        let budget = PEERS as u64 * 64 + SLACK_KIB;
+        eprintln!("server peak RSS grew by {grown} KiB for {PEERS} unauthenticated peers (limit {budget} KiB)");
+        assert!(grown < budget, "peak RSS grew by {grown} KiB for {PEERS} peers; the limit is {budget} KiB");
+        for (kind, got, _) in &results {
+            let got = got.as_ref().unwrap_or_else(|| panic!("peer kind {kind} was still open after 5 s"));
+            match kind {
+                0 | 1 => assert!(got.is_empty() || is_close_1009(got), "kind {kind}: {got:?}"),
+                2 => assert!(
+                    got.is_empty() || got.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                    "{}",
+                    String::from_utf8_lossy(got)
+                ),
+                _ => {}
+            }
+        }
+        drop(child);
+    })
+    .await;
+}
+
+/// `max_unauthenticated`: peers without an identity beyond the budget are closed on
+/// arrival; sessions that have authenticated carry on, and once the silent peers are
+/// gone new connections get in again.
+#[tokio::test]
+async fn unauthenticated_budget_closes_the_excess_and_spares_sessions() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| {
+            c.max_unauthenticated = 3;
+            c.handshake_timeout = Duration::from_secs(30);
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let d = srv.dialer(&id);
+        let mut session = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        session.write_all(b"one").await.unwrap();
+        let mut b = [0u8; 3];
+        session.read_exact(&mut b).await.unwrap();
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            let s = TcpStream::connect(srv.addr).await.unwrap();
+            silent.push(s);
+        }
+        // The three are accepted and counted; the fourth is closed at once.
+        let mut extra = poll_until(Duration::from_secs(10), "a connection over the budget to be closed", || async {
+            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+            match tokio::time::timeout(Duration::from_millis(500), s.read(&mut [0u8; 1])).await {
+                Ok(Ok(0)) | Ok(Err(_)) => Some(s),
+                _ => None,
+            }
+        })
+        .await;
+        assert!(matches!(extra.read(&mut [0u8; 1]).await, Ok(0) | Err(_)));
+        session.write_all(b"two").await.unwrap();
+        session.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"two", "an authenticated session carries on");
+        drop(silent);
+        let mut fresh = poll_until(Duration::from_secs(10), "a place once the silent peers left", || async {
+            d.dial(&echo_target(&srv, &id, "echo")).await.ok()
+        })
+        .await
+        .stream;
+        fresh.write_all(b"new").await.unwrap();
+        fresh.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"new");
+        srv.stop().await;
+    })
+    .await;
+}

@@ -1,8 +1,10 @@
-//! How bytes move, for both ends: boxed streams ([`io`]), the one relay ([`relay`]),
+//! How bytes move, for both ends: boxed streams ([`io`]), read budgets for peers
+//! that have not authenticated ([`budget`]), the one relay ([`relay`]),
 //! ping framing ([`ping`]), HTTP/2 multiplexed sessions ([`mux`]), stdin/stdout as a stream ([`stdio`]), TLS configuration
 //! ([`tls`]), WebSocket as a byte stream ([`websocket`]) and HTTP/1.1 forwarding
 //! with upgrades ([`http_forward`]). No knowledge of who is the client or the server.
 
+pub mod budget;
 pub mod http_forward;
 pub mod io;
 pub mod mux;

@@ -6,16 +6,19 @@
 //! the kube backend answers callers outside the allow-list with an HTTP 403.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn, Span};
 
 use crate::identity::Caller;
+use crate::net::budget::{Budget, Lift};
 use crate::net::io::BoxIo;
 use crate::net::ping::PingStream;
 use crate::net::tls::ClientAuth;
@@ -29,18 +32,72 @@ const ALERT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// Bytes a connection may send before its TLS handshake completes (direct, or inside
+/// a WebSocket upgrade): a ClientHello and the client's certificate flight fit in
+/// 16 KiB; with the buffers around them this keeps a peer that has not authenticated
+/// under 64 KiB of server memory, whatever it sends.
+pub const PRE_AUTH_READ_LIMIT: usize = 32 * 1024;
+
+/// What a connection holds until it authenticates (a verified client certificate):
+/// a place in the `max_unauthenticated` budget, and the read budgets of its streams
+/// until the TLS handshake is done.
+#[derive(Debug, Default)]
+pub struct PreAuth {
+    permit: Option<OwnedSemaphorePermit>,
+    lifts: Vec<Lift>,
+}
+
+impl PreAuth {
+    /// Wraps `io` in a read budget of [`PRE_AUTH_READ_LIMIT`] lifted by
+    /// [`PreAuth::handshake_done`]; `last_word` goes to a peer that overspends.
+    pub fn budget<S>(&mut self, io: S, last_word: Option<&'static [u8]>) -> Budget<S> {
+        let lift = Lift::default();
+        self.lifts.push(lift.clone());
+        Budget::new(io, PRE_AUTH_READ_LIMIT, lift, last_word)
+    }
+
+    /// The TLS handshake is done: later reads are bounded by the protocol served.
+    pub fn handshake_done(&self) {
+        self.lifts.iter().for_each(Lift::lift);
+    }
+
+    /// A verified identity: the connection leaves the `max_unauthenticated` budget.
+    pub fn authenticated(&mut self) {
+        self.handshake_done();
+        self.permit = None;
+    }
+}
+
 /// Handles a freshly accepted TCP connection.
 pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
+    let Ok(permit) = srv.pre_auth.clone().try_acquire_owned() else {
+        return warn_full(srv.cfg.max_unauthenticated);
+    };
+    let pre = PreAuth { permit: Some(permit), lifts: Vec::new() };
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(srv.cfg.handshake_timeout, tcp.peek(&mut first)).await;
     match peeked {
         Err(_) => debug!("no data before the handshake deadline; closed"),
         Ok(Err(e)) => debug!(error = %e, "read failed before the handshake"),
         Ok(Ok(0)) => debug!("closed before sending anything"),
-        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => handle_tls(srv, tcp, peer, Via::Direct).await,
+        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => handle_tls(srv, tcp, peer, Via::Direct, pre).await,
         // Not TLS: plain HTTP from a load balancer that terminated TLS itself.
-        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false)).await,
+        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false), pre).await,
+    }
+}
+
+/// Logs that the `max_unauthenticated` budget is full, at most once a second.
+fn warn_full(max: usize) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        warn!(
+            max_unauthenticated = max,
+            "connections without an identity yet are at max_unauthenticated; closing new ones on arrival"
+        );
+    } else {
+        debug!("max_unauthenticated reached; closed");
     }
 }
 
@@ -54,12 +111,12 @@ pub enum Via {
 }
 
 /// Runs the TLS-routing handshake on `io` and serves the chosen route.
-pub async fn handle_tls<S>(srv: Arc<Server>, io: S, peer: SocketAddr, via: Via)
+pub async fn handle_tls<S>(srv: Arc<Server>, io: S, peer: SocketAddr, via: Via, mut pre: PreAuth)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + srv.cfg.handshake_timeout;
-    let io = crate::net::io::NoHalfClose(io);
+    let io = pre.budget(crate::net::io::NoHalfClose(io), None);
     let start = match tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), io)).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return info!(error = %e, "bad ClientHello; closed"),
@@ -94,10 +151,14 @@ where
         // The web route verifies the chain only: a blank or padded name ends here.
         Some(Err(e)) => return info!(reason = %e, "refused: the client certificate names no usable identity; closed"),
     };
+    pre.handshake_done();
+    if caller.is_some() {
+        pre.authenticated();
+    }
     if let Some(c) = &caller {
         span.record("user", c.user.as_str());
     }
-    dispatch(srv, Box::new(tls), route, caller, peer, via, sni.unwrap_or_default()).await;
+    dispatch(srv, Box::new(tls), route, caller, peer, via, sni.unwrap_or_default(), pre).await;
 }
 
 /// An ALPN name no client offers: agreeing only to it makes rustls answer
@@ -185,9 +246,12 @@ async fn dispatch(
     peer: SocketAddr,
     via: Via,
     sni: String,
+    pre: PreAuth,
 ) {
     match route {
-        Route::Web { h2 } => web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await,
+        Route::Web { h2 } => {
+            web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade), pre).await
+        }
         Route::Probe => {
             debug!("upgrade probe answered");
             let _ = tls.shutdown().await;

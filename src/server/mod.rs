@@ -54,6 +54,8 @@ pub struct Server {
     pub mux_sessions: mux::Sessions,
     /// The load balancers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::util::cidr::Cidr>,
+    /// Places for connections without an identity yet (`max_unauthenticated`).
+    pub pre_auth: Arc<Semaphore>,
 }
 
 impl Server {
@@ -80,6 +82,7 @@ impl Server {
         let store = auth::open_store(&cfg)?;
         let auth = Arc::new(auth::Authority::new(ca, store, cfg.state_refresh, &cfg.public_addr));
         let trusted_proxies = cfg.trusted_proxy_nets();
+        let pre_auth = Arc::new(Semaphore::new(cfg.max_unauthenticated));
         Ok(Arc::new(Server {
             cfg,
             table,
@@ -89,6 +92,7 @@ impl Server {
             auth,
             mux_sessions: mux::Sessions::default(),
             trusted_proxies,
+            pre_auth,
         }))
     }
 }

@@ -221,7 +221,7 @@ impl Table {
         let (allow, target) = match kind {
             // A port outside the node's `addr`/`targets` is refused here, before any dial.
             Kind::Node => match self.nodes.get(&name).map(|n| (n, n.dial_addr(port))) {
-                Some((n, Ok(addr))) if self.is_own_listener(&addr) => {
+                Some((_, Ok(addr))) if self.is_own_listener(&addr) => {
                     let port = crate::util::addr::HostPort::parse(&addr).map(|h| h.port).unwrap_or_default();
                     return refuse(alpn, config::own_listener_sentence(&name, port, "this proxy"));
                 }

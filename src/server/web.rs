@@ -45,8 +45,14 @@ impl Ctx {
 
 type Slot = Arc<std::sync::Mutex<Option<crate::server::upgrade::Pending>>>;
 
-/// Serves HTTP on `io` until the client closes.
-pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
+/// The largest HTTP/1 request head read (hyper's buffer, at its minimum of 8 KiB
+/// plus room for a load balancer's headers); a larger one gets 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves HTTP on `io` until the client closes; `pre` is the connection's place in
+/// the budget for connections without an identity (kept while it serves, handed on
+/// to an upgrade).
+pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx, pre: crate::server::conn::PreAuth) {
     let io = TokioIo::new(io);
     let h2 = ctx.h2;
     let header_timeout = srv.cfg.handshake_timeout;
@@ -64,16 +70,25 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
         })
     };
     let res = if h2 {
+        // Small windows and header lists: no request here has a body, and a client
+        // without an identity may not make us hold more than a few KiB.
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(header_timeout))
             .keep_alive_timeout(header_timeout)
+            .max_header_list_size(MAX_HEAD as u32)
+            .max_concurrent_streams(16)
+            .max_pending_accept_reset_streams(Some(16))
+            .max_local_error_reset_streams(Some(64))
+            .initial_stream_window_size(16 * 1024)
+            .max_send_buf_size(64 * 1024)
             .serve_connection(io, svc);
         idle_limited(conn, &activity, header_timeout).await
     } else {
         hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD)
             .serve_connection(io, svc)
             .with_upgrades()
             .await
@@ -85,7 +100,7 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let pending = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = pending {
         // Boxed: the upgraded stream goes back through the router, which got us here.
-        Box::pin(crate::server::upgrade::run(srv, p)).await;
+        Box::pin(crate::server::upgrade::run(srv, p, pre)).await;
     }
 }
 
