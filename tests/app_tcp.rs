@@ -755,3 +755,87 @@ async fn unauthenticated_budget_closes_the_excess_and_spares_sessions() {
     })
     .await;
 }
+
+/// An HTTP/1.1 app with keep-alive that answers `path=<path>` and records the
+/// requests it saw.
+async fn recording_http_app() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let s = s.clone();
+                    async move {
+                        let line = format!("{} {}", req.method(), req.uri().path());
+                        s.lock().unwrap().push(line);
+                        let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                        let body = http_body_util::Full::new(hyper::body::Bytes::from("ok\n"));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `proxy app` through the real binary and curl: every request on a keep-alive
+/// connection is judged. A second request with the listener's own Origin passes; a
+/// third with a cross-site Origin gets 403 and a sentence, and the app never sees
+/// it; `Sec-Fetch-Site: cross-site` is refused on a first request too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_app_refuses_cross_site_requests_on_every_request() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let (app, seen) = recording_http_app().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", app, &["alice"]) });
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["--proxy", &srv.addr.to_string(), "--identity"]).arg(&id).args(["proxy", "app", "site"]);
+        let run = start_and_wait_addr(cmd).await;
+        let base = format!("http://{}", run.addr);
+        let own = format!("Origin: http://127.0.0.1:{}", run.addr.port());
+        let w = "%{http_code} %{num_connects}\n";
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-w", w, &format!("{base}/a")])
+            .args(["--next", "-sS", "-w", w, "-X", "POST", "-d", "x=1", "-H", &own, &format!("{base}/b")])
+            .args(["--next", "-sS", "-w", w, "-X", "POST", "-d", "x=2", "-H", "Origin: http://evil.example"])
+            .arg(format!("{base}/c"))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let want = format!(
+            "ok\n200 1\nok\n200 0\noneport: cross-site request refused: Origin \"http://evil.example\" is not this \
+             listener (http://127.0.0.1:{}); a page on another site may not use your identity\n403 0\n",
+            run.addr.port()
+        );
+        assert_eq!(text, want, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(*seen.lock().unwrap(), ["GET /a", "POST /b"], "the refused request reached the app");
+
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-w", w, "-H", "Sec-Fetch-Site: cross-site", &format!("{base}/d")])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("oneport: cross-site request refused (Sec-Fetch-Site: cross-site)"), "{text}");
+        assert!(text.ends_with("403 1\n"), "{text}");
+        assert_eq!(seen.lock().unwrap().len(), 2, "the refused request reached the app");
+        srv.stop().await;
+    })
+    .await;
+}
