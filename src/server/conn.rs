@@ -152,7 +152,8 @@ where
         Some(Err(e)) => return info!(reason = %e, "refused: the client certificate names no usable identity; closed"),
     };
     pre.handshake_done();
-    if caller.is_some() {
+    // An expired certificate (a resumed session skips verification) is no identity.
+    if caller.as_ref().is_some_and(|c| !c.expired_at(SystemTime::now())) {
         pre.authenticated();
     }
     if let Some(c) = &caller {
