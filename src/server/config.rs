@@ -545,7 +545,6 @@ impl Config {
         }
         backends.extend(self.databases.iter().map(|d| (format!("database {}", d.name), d.addr.as_str())));
         backends.extend(self.apps.iter().map(|a| (format!("app {}", a.name), a.addr.as_str())));
-        backends.push(("this server's own listener (refused when dialled)".to_string(), self.listen.as_str()));
         let mut out = Vec::new();
         for n in &self.nodes {
             for t in n.targets.iter().filter(|t| t.ends_with(":*")) {
@@ -559,6 +558,13 @@ impl Config {
                         "node {}: target {t} also reaches {what} at {addr} for everyone node {} allows; \
                          list the node's ports instead of *",
                         n.name, n.name
+                    ));
+                }
+                if self.listen.rsplit_once(':').is_some_and(|(h, _)| same_host(host, h)) {
+                    out.push(format!(
+                        "node {}: target {t} covers this server's own listening address {}, which is refused \
+                         when asked for",
+                        n.name, self.listen
                     ));
                 }
             }
@@ -704,7 +710,9 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
                 cover("node web1 at 127.0.0.1:22"),
                 cover("database pg1 at 127.0.0.1:5432"),
                 cover("app grafana at 127.0.0.1:3000"),
-                cover("this server's own listener (refused when dialled) at 127.0.0.1:3080"),
+                "node any: target localhost:* covers this server's own listening address 127.0.0.1:3080, which is \
+                 refused when asked for"
+                    .to_string(),
             ]
         );
         let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
