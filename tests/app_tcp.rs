@@ -751,6 +751,7 @@ async fn unauthenticated_budget_closes_the_excess_and_spares_sessions() {
         fresh.write_all(b"new").await.unwrap();
         fresh.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"new");
+        drop((fresh, session, extra));
         srv.stop().await;
     })
     .await;
@@ -835,6 +836,44 @@ async fn proxy_app_refuses_cross_site_requests_on_every_request() {
         assert!(text.starts_with("oneport: cross-site request refused (Sec-Fetch-Site: cross-site)"), "{text}");
         assert!(text.ends_with("403 1\n"), "{text}");
         assert_eq!(seen.lock().unwrap().len(), 2, "the refused request reached the app");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// HTTP/2 on the web route (no identity needed) bounds header lists too: a 20 KiB
+/// header gets 431, and a normal request on the same connection still works.
+#[tokio::test]
+async fn h2_header_lists_are_bounded() {
+    deadline(async {
+        let (srv, _) = echo_server(|_| {}).await;
+        let ctx = srv.context(&srv.identity("alice", &[]));
+        let cfg = oneport::net::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(ctx.domain.clone()).unwrap();
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .max_header_list_size(1 << 20)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = |big: bool| {
+            let mut r = hyper::Request::get("https://proxy/webapi/ping");
+            if big {
+                r = r.header("x-big", "a".repeat(20 * 1024));
+            }
+            r.body(http_body_util::Empty::<hyper::body::Bytes>::new()).unwrap()
+        };
+        let status = match send.send_request(req(true)).await {
+            Ok(resp) => resp.status().as_u16(),
+            Err(e) => panic!("the oversized request must be answered, got {e}"),
+        };
+        assert_eq!(status, 431);
+        let resp = send.send_request(req(false)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(send);
+        conn.abort();
         srv.stop().await;
     })
     .await;
