@@ -707,11 +707,11 @@ async fn unauthenticated_peers_cost_at_most_64_kib_each() {
     .await;
 }
 
-/// `max_unauthenticated`: peers without an identity beyond the budget are closed on
-/// arrival; sessions that have authenticated carry on, and once the silent peers are
-/// gone new connections get in again.
+/// `max_unauthenticated`: peers without an identity beyond the budget wait unread
+/// for a place (nothing of theirs is buffered); sessions that have authenticated carry
+/// on, and once the silent peers are gone the waiting client is served.
 #[tokio::test]
-async fn unauthenticated_budget_closes_the_excess_and_spares_sessions() {
+async fn unauthenticated_budget_queues_the_excess_and_spares_sessions() {
     deadline(async {
         let (srv, _) = echo_server(|c| {
             c.max_unauthenticated = 3;
@@ -719,39 +719,35 @@ async fn unauthenticated_budget_closes_the_excess_and_spares_sessions() {
         })
         .await;
         let id = srv.identity("alice", &[]);
-        let d = srv.dialer(&id);
-        let mut session = d.dial(&echo_target(&srv, &id, "echo")).await.unwrap().stream;
+        let d = Arc::new(srv.dialer(&id));
+        let target = echo_target(&srv, &id, "echo");
+        let mut session = d.dial(&target).await.unwrap().stream;
         session.write_all(b"one").await.unwrap();
         let mut b = [0u8; 3];
         session.read_exact(&mut b).await.unwrap();
         let mut silent = Vec::new();
         for _ in 0..3 {
-            let s = TcpStream::connect(srv.addr).await.unwrap();
-            silent.push(s);
+            silent.push(TcpStream::connect(srv.addr).await.unwrap());
         }
-        // The three are accepted and counted; the fourth is closed at once.
-        let mut extra = poll_until(Duration::from_secs(10), "a connection over the budget to be closed", || async {
-            let mut s = TcpStream::connect(srv.addr).await.unwrap();
-            match tokio::time::timeout(Duration::from_millis(500), s.read(&mut [0u8; 1])).await {
-                Ok(Ok(0)) | Ok(Err(_)) => Some(s),
-                _ => None,
-            }
+        // Give the server the three first (they are accepted in order).
+        poll_until(Duration::from_secs(10), "three places taken", || async {
+            (srv.pre_auth_available() == 0).then_some(())
         })
         .await;
-        assert!(matches!(extra.read(&mut [0u8; 1]).await, Ok(0) | Err(_)));
+        let waiting = {
+            let (d, target) = (d.clone(), target.clone());
+            tokio::spawn(async move { d.dial(&target).await.map(|x| x.stream) })
+        };
         session.write_all(b"two").await.unwrap();
         session.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"two", "an authenticated session carries on");
+        assert!(!waiting.is_finished(), "a client over the budget must wait for a place");
         drop(silent);
-        let mut fresh = poll_until(Duration::from_secs(10), "a place once the silent peers left", || async {
-            d.dial(&echo_target(&srv, &id, "echo")).await.ok()
-        })
-        .await
-        .stream;
+        let mut fresh = waiting.await.unwrap().expect("served once the silent peers left");
         fresh.write_all(b"new").await.unwrap();
         fresh.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"new");
-        drop((fresh, session, extra));
+        drop((fresh, session));
         srv.stop().await;
     })
     .await;

@@ -52,9 +52,8 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_x_forwarded_for: Option<bool>,
     /// Connections that have not authenticated yet (no verified client certificate),
-    /// served at once; more are closed on arrival. Each holds at most 64 KiB, so the
-    /// default 1024 bounds them to 64 MiB and leaves the rest of `max_connections`
-    /// to callers with an identity.
+    /// served at once; more wait unread for a place, up to `handshake_timeout`. Each
+    /// served one holds at most 64 KiB, so the default 1024 bounds them to 64 MiB.
     #[serde(default = "defaults::max_unauthenticated")]
     pub max_unauthenticated: usize,
     /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §13).

@@ -71,8 +71,23 @@ impl PreAuth {
 /// Handles a freshly accepted TCP connection.
 pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
     let _ = tcp.set_nodelay(true);
-    let Ok(permit) = srv.pre_auth.clone().try_acquire_owned() else {
-        return warn_full(srv.cfg.max_unauthenticated);
+    // Over the budget, a connection waits unread (its bytes stay in the kernel) for a
+    // place, as in an accept queue: a burst of real clients is served in turn, while
+    // silent peers cost no memory of ours.
+    let permit = match srv.pre_auth.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            warn_full(srv.cfg.max_unauthenticated);
+            let wait = srv.pre_auth.clone().acquire_owned();
+            match tokio::time::timeout(srv.cfg.handshake_timeout, wait).await {
+                Ok(Ok(p)) => p,
+                _ => {
+                    return debug!(
+                        "no place for a connection without an identity before the handshake deadline; closed"
+                    )
+                }
+            }
+        }
     };
     let pre = PreAuth { permit: Some(permit), lifts: Vec::new() };
     let mut first = [0u8; 1];
@@ -94,10 +109,11 @@ fn warn_full(max: usize) {
     if LAST.swap(now, Ordering::Relaxed) != now {
         warn!(
             max_unauthenticated = max,
-            "connections without an identity yet are at max_unauthenticated; closing new ones on arrival"
+            "connections without an identity yet are at max_unauthenticated; new ones wait unread for a place \
+             (up to handshake_timeout)"
         );
     } else {
-        debug!("max_unauthenticated reached; closed");
+        debug!("max_unauthenticated reached; waiting for a place");
     }
 }
 
