@@ -255,6 +255,7 @@ fn log_handshake_error(route: &Route, e: &std::io::Error) {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one connection's facts, each used by one route
 async fn dispatch(
     srv: Arc<Server>,
     mut tls: BoxIo,

@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::client::dial::{Dialer, Target};
-use crate::client::session::Session;
 use crate::client::local::hostcheck::{Framer, Refusal};
+use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::io::IoStream;
