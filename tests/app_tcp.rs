@@ -160,6 +160,54 @@ async fn refusals_are_specific_and_reach_no_backend() {
     .await;
 }
 
+/// A certificate with a blank or padded CN (which `server issue` refuses, but another
+/// CA tool could sign) is refused in the handshake even where `users: ["*"]` would
+/// admit anyone, and the backend never sees a connection.
+#[tokio::test]
+async fn blank_or_padded_names_are_refused_in_the_handshake() {
+    deadline(async {
+        let (srv, accepted) = echo_server(|c| c.apps[0].allow.users = vec!["*".into()]).await;
+        let alice = srv.identity("alice", &[]);
+        let ctx = srv.context(&alice);
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        for (user, groups) in [(" ", vec![]), ("bob ", vec![]), ("bob", vec!["system:masters ".to_string()])] {
+            let now = time::OffsetDateTime::now_utc();
+            let c =
+                oneport::identity::pki::make_client_cert_unchecked(&ca, user, &groups, now, Duration::from_secs(600))
+                    .unwrap();
+            use rustls::pki_types::pem::PemObject;
+            let id = oneport::identity::Identity {
+                chain: vec![rustls::pki_types::CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+                key: rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+                ca: vec![],
+                caller: oneport::identity::Caller {
+                    user: user.into(),
+                    groups,
+                    not_after: i64::MAX,
+                    ..Default::default()
+                },
+            };
+            let err = raw_tls(&srv, &ctx, Some(&id), Protocol::Tcp.client_offer()).await;
+            assert!(err.contains("refused the connection (access denied)"), "{user:?}: {err}");
+        }
+        // The same file is refused by the client too, with the reason.
+        let c = oneport::identity::pki::make_client_cert_unchecked(
+            &ca,
+            "bob ",
+            &[],
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+        let pem = oneport::identity::pki::identity_pem(&c, &ca.cert_pem);
+        let err = oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, r#"the certificate's user name "bob " has leading or trailing whitespace"#);
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "a refused connection reached the backend");
+        srv.stop().await;
+    })
+    .await;
+}
+
 async fn run_tunnel(d: &oneport::client::dial::Dialer, t: &Target, name: &str) -> String {
     let (mut local, _peer) = tokio::io::duplex(1024);
     let res = ResourceRef::new(Kind::App, name);
@@ -494,6 +542,60 @@ async fn sessions_and_refusals_leave_audit_records() {
     .await;
 }
 
+/// A TLS session resumed after the client certificate expired skips certificate
+/// verification; the web API still treats the caller as expired: `/webapi/ping`
+/// names no caller and lists nothing, `/webapi/resolve` answers 401.
+#[tokio::test]
+async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
+    deadline(async {
+        let (srv, _) = echo_server(|_| {}).await;
+        let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+        // Valid for three more seconds.
+        let from = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let c = oneport::identity::pki::make_client_cert(&ca, "alice", &[], from, Duration::from_secs(3603)).unwrap();
+        let pem = oneport::identity::pki::identity_pem(&c, &ca.cert_pem);
+        let id = oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap();
+        let ctx = srv.context(&srv.identity("alice", &[]));
+        let cfg = oneport::net::tls::client_config(&ctx.trust, Some(&id), vec![b"http/1.1".to_vec()]).unwrap();
+        let get = |path: &'static str| {
+            let cfg = cfg.clone();
+            let addr = srv.addr;
+            async move {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                tls.write_all(req.as_bytes()).await.unwrap();
+                let mut out = Vec::new();
+                let _ = tls.read_to_end(&mut out).await;
+                (resumed, String::from_utf8_lossy(&out).into_owned())
+            }
+        };
+        let (_, fresh) = get("/webapi/ping").await;
+        assert!(fresh.contains(r#""user": "alice""#), "{fresh}");
+        assert!(fresh.contains(r#""name": "echo""#), "{fresh}");
+        poll_until(Duration::from_secs(20), "the certificate to expire", || async {
+            id.caller.expired_at(std::time::SystemTime::now()).then_some(())
+        })
+        .await;
+        let (resumed, ping) = get("/webapi/ping").await;
+        assert!(resumed, "the second handshake must resume the session");
+        assert!(ping.starts_with("HTTP/1.1 200 OK\r\n"), "{ping}");
+        assert!(ping.contains(r#""caller": null"#), "{ping}");
+        assert!(ping.contains(r#""resources": []"#), "{ping}");
+        let (resumed, resolve) = get("/webapi/resolve?kind=app&name=echo").await;
+        assert!(resumed);
+        assert!(resolve.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{resolve}");
+        assert!(
+            resolve.contains("the identity of user alice has expired: get a new one and log in again"),
+            "{resolve}"
+        );
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// A TCP connection to the server from `ip` (any 127/8 address works on loopback).
 async fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
     let s = tokio::net::TcpSocket::new_v4().unwrap();
@@ -538,6 +640,218 @@ async fn silent_connections_beyond_the_per_source_cap_are_closed() {
     .await;
 }
 
+// === memory before authentication ===
+
+const UPGRADE_REQUEST: &str = "GET /webapi/connectionupgrade HTTP/1.1\r\nHost: proxy\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Protocol: alpn\r\n\r\n";
+
+/// A masked binary WebSocket frame header announcing `len` payload bytes.
+fn ws_header(len: u64) -> Vec<u8> {
+    let mut h = vec![0x82, 0xff];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    h
+}
+
+/// Connects, upgrades to a WebSocket (checking the 101), and returns the stream.
+async fn ws_upgraded(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(UPGRADE_REQUEST.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).await.unwrap(), 1, "closed during the upgrade: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// What a connection got back: bytes until the server closed (or reset) it, or
+/// `None` when it was still open after `limit`.
+async fn answer(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field} in {status}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A WebSocket Close 1009 (message too big), with or without a reason.
+fn is_close_1009(b: &[u8]) -> bool {
+    b.len() >= 4 && b[0] == 0x88 && b[2..4] == [0x03, 0xf1]
+}
+
+/// The real `oneport server start`: 200 peers without an identity, each sending what
+/// used to be held until the handshake deadline (an almost complete 1 MiB WebSocket
+/// frame, a 60 KiB one, a 400 KB HTTP head, a 64 KiB ClientHello), all at once. The
+/// server's peak RSS grows by less than 64 KiB per peer plus a fixed slack, and each
+/// peer is answered (Close 1009, 431) or closed well before the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_peers_cost_at_most_64_kib_each() {
+    const PEERS: usize = 200;
+    const SLACK_KIB: u64 = 8 * 1024;
+    deadline(async {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let o = oneport::server::setup::InitOptions {
+            public_addr: oneport::util::addr::HostPort::parse(&addr.to_string()).unwrap(),
+            cluster_name: Some("mem".into()),
+            listen: addr.to_string(),
+            extra_names: vec![],
+            force: false,
+        };
+        let cfg = oneport::server::setup::init(dir.path(), &o).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "start", "--config"]).arg(&cfg).env("RUST_LOG", "warn").stdout(std::process::Stdio::null());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id().unwrap();
+        wait_port(addr, Duration::from_secs(30)).await;
+
+        // The exact answers, from peers that stop sending where the server stops reading.
+        let mut s = ws_upgraded(addr).await;
+        s.write_all(&ws_header((1 << 20) - 1)).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a 1 MiB frame header must be answered");
+        let reason = oneport::net::websocket::TOO_BIG_REASON;
+        assert_eq!(got[..4], [0x88, 2 + reason.len() as u8, 0x03, 0xf1], "{got:?}");
+        assert_eq!(&got[4..], reason.as_bytes());
+        let mut s = ws_upgraded(addr).await;
+        let limit = oneport::server::conn::PRE_AUTH_READ_LIMIT;
+        let mut frame = ws_header(60 * 1024);
+        frame.resize(limit, 0x16);
+        s.write_all(&frame).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a budget overrun must be answered");
+        assert_eq!(got, oneport::net::budget::WS_CLOSE_TOO_BIG, "Close 1009 once {limit} bytes came unauthenticated");
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut head = b"GET /webapi/ping HTTP/1.1\r\nHost: proxy\r\nX-Big: ".to_vec();
+        head.resize(oneport::server::web::MAX_HEAD, b'a');
+        s.write_all(&head).await.unwrap();
+        let got = answer(&mut s, Duration::from_secs(5)).await.expect("a long head must be answered");
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{got}");
+
+        let base = status_kib(pid, "VmHWM");
+        let peers = (0..PEERS).map(|i| {
+            tokio::spawn(async move {
+                let (mut s, payload) = match i % 4 {
+                    0 => {
+                        let mut p = ws_header((1 << 20) - 1);
+                        p.resize((1 << 20) - 64, 7);
+                        (ws_upgraded(addr).await, p)
+                    }
+                    1 => {
+                        let mut p = ws_header(60 * 1024);
+                        p.resize(60 * 1024, 7);
+                        (ws_upgraded(addr).await, p)
+                    }
+                    2 => {
+                        let mut p = b"GET /webapi/ping HTTP/1.1\r\nHost: proxy\r\nX-Big: ".to_vec();
+                        p.resize(400_000, b'a');
+                        (TcpStream::connect(addr).await.unwrap(), p)
+                    }
+                    _ => {
+                        // A ClientHello announcing 64 KiB, in 16 KiB records.
+                        let mut p = Vec::new();
+                        for r in 0..4 {
+                            p.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+                            let start = p.len();
+                            if r == 0 {
+                                p.extend_from_slice(&[0x01, 0x00, 0xff, 0xff, 0x03, 0x03]);
+                            }
+                            p.resize(start + 0x4000, 0x41);
+                        }
+                        (TcpStream::connect(addr).await.unwrap(), p)
+                    }
+                };
+                // The server may close before everything is written.
+                let _ = s.write_all(&payload).await;
+                (i % 4, answer(&mut s, Duration::from_secs(5)).await, s)
+            })
+        });
+        let mut results = Vec::new();
+        for p in peers.collect::<Vec<_>>() {
+            results.push(p.await.unwrap());
+        }
+        let grown = status_kib(pid, "VmHWM").saturating_sub(base);
+        let budget = PEERS as u64 * 64 + SLACK_KIB;
+        eprintln!("server peak RSS grew by {grown} KiB for {PEERS} unauthenticated peers (limit {budget} KiB)");
+        assert!(grown < budget, "peak RSS grew by {grown} KiB for {PEERS} peers; the limit is {budget} KiB");
+        for (kind, got, _) in &results {
+            let got = got.as_ref().unwrap_or_else(|| panic!("peer kind {kind} was still open after 5 s"));
+            match kind {
+                0 | 1 => assert!(got.is_empty() || is_close_1009(got), "kind {kind}: {got:?}"),
+                2 => assert!(
+                    got.is_empty() || got.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+                    "{}",
+                    String::from_utf8_lossy(got)
+                ),
+                _ => {}
+            }
+        }
+        drop(child);
+    })
+    .await;
+}
+
+/// `max_unauthenticated`: peers without an identity beyond the budget wait unread
+/// for a place (nothing of theirs is buffered); sessions that have authenticated carry
+/// on, and once the silent peers are gone the waiting client is served.
+#[tokio::test]
+async fn unauthenticated_budget_queues_the_excess_and_spares_sessions() {
+    deadline(async {
+        let (srv, _) = echo_server(|c| {
+            c.max_unauthenticated = 3;
+            c.handshake_timeout = Duration::from_secs(30);
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let d = Arc::new(srv.dialer(&id));
+        let target = echo_target(&srv, &id, "echo");
+        let mut session = d.dial(&target).await.unwrap().stream;
+        session.write_all(b"one").await.unwrap();
+        let mut b = [0u8; 3];
+        session.read_exact(&mut b).await.unwrap();
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            silent.push(TcpStream::connect(srv.addr).await.unwrap());
+        }
+        // Give the server the three first (they are accepted in order).
+        poll_until(Duration::from_secs(10), "three places taken", || async {
+            (srv.pre_auth_available() == 0).then_some(())
+        })
+        .await;
+        let waiting = {
+            let (d, target) = (d.clone(), target.clone());
+            tokio::spawn(async move { d.dial(&target).await.map(|x| x.stream) })
+        };
+        session.write_all(b"two").await.unwrap();
+        session.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"two", "an authenticated session carries on");
+        assert!(!waiting.is_finished(), "a client over the budget must wait for a place");
+        drop(silent);
+        let mut fresh = waiting.await.unwrap().expect("served once the silent peers left");
+        fresh.write_all(b"new").await.unwrap();
+        fresh.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"new");
+        drop((fresh, session));
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// On shutdown, an idle keep-alive web connection is closed gracefully at once, not
 /// left to the end of the grace period.
 #[tokio::test]
@@ -565,6 +879,128 @@ async fn shutdown_closes_idle_keep_alive_web_connections() {
         // the 120 s grace (TestServer::stop allows 30 s).
         srv.stop().await;
         tokio::time::timeout(Duration::from_secs(10), conn).await.expect("closed by the server").unwrap().unwrap();
+    })
+    .await;
+}
+
+/// An HTTP/1.1 app with keep-alive that answers `path=<path>` and records the
+/// requests it saw.
+async fn recording_http_app() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let s = s.clone();
+                    async move {
+                        let line = format!("{} {}", req.method(), req.uri().path());
+                        s.lock().unwrap().push(line);
+                        let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                        let body = http_body_util::Full::new(hyper::body::Bytes::from("ok\n"));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `proxy app` through the real binary and curl: every request on a keep-alive
+/// connection is judged. A second request with the listener's own Origin passes; a
+/// third with a cross-site Origin gets 403 and a sentence, and the app never sees
+/// it; `Sec-Fetch-Site: cross-site` is refused on a first request too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_app_refuses_cross_site_requests_on_every_request() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let (app, seen) = recording_http_app().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", app, &["alice"]) });
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["--proxy", &srv.addr.to_string(), "--identity"]).arg(&id).args(["proxy", "app", "site"]);
+        let run = start_and_wait_addr(cmd).await;
+        let base = format!("http://{}", run.addr);
+        let own = format!("Origin: http://127.0.0.1:{}", run.addr.port());
+        let w = "%{http_code} %{num_connects}\n";
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-w", w, &format!("{base}/a")])
+            .args(["--next", "-sS", "-w", w, "-X", "POST", "-d", "x=1", "-H", &own, &format!("{base}/b")])
+            .args(["--next", "-sS", "-w", w, "-X", "POST", "-d", "x=2", "-H", "Origin: http://evil.example"])
+            .arg(format!("{base}/c"))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let want = format!(
+            "ok\n200 1\nok\n200 0\noneport: cross-site request refused: Origin \"http://evil.example\" is not this \
+             listener (http://127.0.0.1:{}); a page on another site may not use your identity\n403 0\n",
+            run.addr.port()
+        );
+        assert_eq!(text, want, "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(*seen.lock().unwrap(), ["GET /a", "POST /b"], "the refused request reached the app");
+
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-w", w, "-H", "Sec-Fetch-Site: cross-site", &format!("{base}/d")])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("oneport: cross-site request refused (Sec-Fetch-Site: cross-site)"), "{text}");
+        assert!(text.ends_with("403 1\n"), "{text}");
+        assert_eq!(seen.lock().unwrap().len(), 2, "the refused request reached the app");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// HTTP/2 on the web route (no identity needed) bounds header lists too: a 20 KiB
+/// header gets 431, and a normal request on the same connection still works.
+#[tokio::test]
+async fn h2_header_lists_are_bounded() {
+    deadline(async {
+        let (srv, _) = echo_server(|_| {}).await;
+        let ctx = srv.context(&srv.identity("alice", &[]));
+        let cfg = oneport::net::tls::client_config(&ctx.trust, None, vec![b"h2".to_vec()]).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(ctx.domain.clone()).unwrap();
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .max_header_list_size(1 << 20)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = |big: bool| {
+            let mut r = hyper::Request::get("https://proxy/webapi/ping");
+            if big {
+                r = r.header("x-big", "a".repeat(20 * 1024));
+            }
+            r.body(http_body_util::Empty::<hyper::body::Bytes>::new()).unwrap()
+        };
+        let status = match send.send_request(req(true)).await {
+            Ok(resp) => resp.status().as_u16(),
+            Err(e) => panic!("the oversized request must be answered, got {e}"),
+        };
+        assert_eq!(status, 431);
+        let resp = send.send_request(req(false)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(send);
+        conn.abort();
+        srv.stop().await;
     })
     .await;
 }

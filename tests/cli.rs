@@ -91,6 +91,23 @@ async fn server_init_and_issue_write_private_files() {
     let ident = oneport::identity::Identity::load(&id).unwrap();
     assert_eq!(ident.caller.user, "alice");
     assert_eq!(ident.caller.groups, vec!["dev", "ops"]);
+
+    // Blank, padded and control-character names are refused at issue time: Kubernetes
+    // trims header values, so "bob " would be bob there and someone else here.
+    let bad = home.path().join("bad.pem");
+    for (user, group, want) in [
+        (" ", "dev", r#"user name " " is blank"#),
+        ("", "dev", r#"user name "" is blank"#),
+        ("bob ", "dev", r#"user name "bob " has leading or trailing whitespace"#),
+        ("bob", " system:masters", r#"group name " system:masters" has leading or trailing whitespace"#),
+        ("bob", "a\tb", r#"group name "a\tb" contains a control character"#),
+    ] {
+        let args = ["server", "issue", "--dir", d, "--user", user, "--group", group, "--out", bad.to_str().unwrap()];
+        let (code, _, err) = run(home.path(), &args).await;
+        assert_eq!(code, 1, "{user:?}/{group:?} must be refused: {err}");
+        assert!(err.contains(want), "{err} should contain {want}");
+        assert!(!bad.exists(), "nothing is written for a refused name");
+    }
 }
 
 use rustls::pki_types::pem::PemObject;

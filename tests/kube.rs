@@ -998,3 +998,67 @@ async fn exec_streams_are_drained_and_closed_at_shutdown() {
     })
     .await;
 }
+
+/// Dot segments (plain or percent-encoded), `*` and absolute-form targets get a
+/// Kubernetes `Status` 400 and never reach the API server; front-proxy identity
+/// headers and a client-sent bearer WebSocket sub-protocol are stripped.
+#[tokio::test]
+async fn bad_request_targets_never_reach_the_api_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let dialer = srv.dialer(&alice);
+        let target = oneport::client::dial::Target::resource(
+            dialer.context(),
+            oneport::proto::naming::Kind::Kube,
+            "dev",
+            oneport::proto::naming::Protocol::Http1,
+        );
+        let raw = |head: String| {
+            let (dialer, target) = (&dialer, &target);
+            async move {
+                let mut s = dialer.dial(target).await.unwrap().stream;
+                s.write_all(head.as_bytes()).await.unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).await.unwrap();
+                String::from_utf8_lossy(&out).into_owned()
+            }
+        };
+        let dots = "the request path may not contain dot segments ('.', '..' or their percent-encodings)";
+        for (method, t, want) in [
+            ("GET", "/api/v1/namespaces/default/secrets/../../../apis", dots),
+            ("GET", "/api/v1/%2e%2e/secrets", dots),
+            ("GET", "/api/v1/.%2E/secrets", dots),
+            ("GET", "/api/v1/%2E./x", dots),
+            ("GET", "/api/v1/..%2Fsecrets", dots),
+            (
+                "GET",
+                "http://evil.example/api",
+                r#"the request target must be a path, not "http://evil.example/api" (absolute"#, // discovery path: plain text
+            ),
+            ("OPTIONS", "*", "the request target must be a path starting with '/'"),
+        ] {
+            let answer = raw(format!("{method} {t} HTTP/1.1\r\nHost: kube\r\nConnection: close\r\n\r\n")).await;
+            assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{t}: {answer}");
+            assert!(answer.contains(want), "{t}: {answer} should contain {want}");
+        }
+        assert!(api.requests().is_empty(), "the API server must see nothing: {:?}", api.requests());
+
+        let answer = raw("GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: kube\r\nConnection: close\r\n\
+             X-Remote-User: admin\r\nX-Remote-Group: system:masters\r\nX-Remote-Extra-Scopes: all\r\n\
+             Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.c2VjcmV0, v5.channel.k8s.io\r\n\r\n"
+            .to_string())
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        let seen = api.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/api/v1/namespaces/default/pods");
+        assert!(!seen[0].headers.iter().any(|(k, _)| k.starts_with("x-remote-")), "{:?}", seen[0].headers);
+        assert_eq!(seen[0].all("sec-websocket-protocol"), vec!["v5.channel.k8s.io"]);
+        assert_eq!(seen[0].all("impersonate-user"), vec!["alice"]);
+        srv.stop().await;
+    })
+    .await;
+}

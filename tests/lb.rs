@@ -289,24 +289,31 @@ async fn proxy_auth_required_is_reported() {
     .await;
 }
 
-/// With `trust_x_forwarded_for`, exactly one IP is accepted; anything else is a 400.
-/// Through nginx (which sets it) the tunnel works as before.
+/// `X-Forwarded-For` is read only from `trusted_proxies`: from a trusted peer the
+/// deciding entry must be an IP (junk is a 400); from any other peer it is ignored,
+/// junk or not. Through nginx (which sets it) the tunnel works as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forwarded_for_is_checked_when_trusted() {
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     deadline(async {
-        let srv = server_with_echo(|c| c.trust_x_forwarded_for = true).await;
-        let get = |xff: &'static str| async move {
-            let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let get = |addr: std::net::SocketAddr, xff: &'static str| async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
             let req = format!("GET /webapi/ping HTTP/1.1\r\nHost: x\r\n{xff}Connection: close\r\n\r\n");
             s.write_all(req.as_bytes()).await.unwrap();
             let mut out = String::new();
             s.read_to_string(&mut out).await.unwrap();
             out
         };
-        assert!(get("X-Forwarded-For: 203.0.113.7\r\n").await.starts_with("HTTP/1.1 200"));
-        let two = get("X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n").await;
-        assert!(two.starts_with("HTTP/1.1 400") && two.contains("exactly one IP"), "{two}");
-        assert!(get("X-Forwarded-For: nonsense\r\n").await.starts_with("HTTP/1.1 400"));
+        // Not a trusted proxy: whatever the client writes is ignored.
+        let other = TestServer::start(|c| c.trusted_proxies = vec!["10.9.9.0/24".into()]).await;
+        assert!(get(other.addr, "X-Forwarded-For: nonsense\r\n").await.starts_with("HTTP/1.1 200"));
+        other.stop().await;
+
+        let srv = server_with_echo(|c| c.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()]).await;
+        assert!(get(srv.addr, "X-Forwarded-For: 203.0.113.7\r\n").await.starts_with("HTTP/1.1 200"));
+        assert!(get(srv.addr, "X-Forwarded-For: junk, 203.0.113.7\r\n").await.starts_with("HTTP/1.1 200"));
+        let junk = get(srv.addr, "X-Forwarded-For: nonsense\r\n").await;
+        assert!(junk.starts_with("HTTP/1.1 400"), "{junk}");
+        assert!(junk.contains(r#"X-Forwarded-For entry \"nonsense\" is not an IP address"#), "{junk}");
         if have("nginx") {
             let pki = LbPki::new();
             let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, true, LB_IDLE).await;

@@ -301,6 +301,18 @@ async fn node_ports_follow_the_targets() {
         );
         assert!(o.stderr.contains(&want), "{o:?}");
 
+        // The wildcard `127.0.0.1:*` never reaches the proxy's own listener.
+        let own = s.srv.addr.port().to_string();
+        let mut c = s.client("ssh", &s.alice);
+        c.args(["-p", &own, "root@any", "echo", "ok"]);
+        let o = run(c).await;
+        assert_ne!(o.code, Some(0), "{o:?}");
+        let want = format!(
+            "error: port {own} of node any is not allowed by proxy {}: it is the proxy's own listening address",
+            s.srv.addr
+        );
+        assert!(o.stderr.contains(&want), "{o:?}");
+
         // The server refuses on its own too (no client-side check): the handshake is
         // denied and the port is never dialled.
         let dialer = s.srv.dialer(&s.alice);

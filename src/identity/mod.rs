@@ -33,7 +33,8 @@ impl Caller {
     /// Reads user, groups and expiry from a DER certificate.
     ///
     /// # Errors
-    /// When the certificate does not parse or has no CN.
+    /// When the certificate does not parse, has no CN, or names a user or group that
+    /// [`check_name`] refuses (blank, padded, control characters).
     pub fn from_der(der: &[u8]) -> Result<Caller> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| Error::config(format!("certificate does not parse: {e}")))?;
@@ -44,7 +45,13 @@ impl Caller {
             .and_then(|cn| cn.as_str().ok())
             .ok_or_else(|| Error::config("certificate has no common name (the user)"))?
             .to_string();
-        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
+        check_name("user", &user).map_err(|e| Error::config(format!("the certificate's {e}")))?;
+        let mut groups = Vec::new();
+        for o in subject.iter_organization() {
+            let g = o.as_str().map_err(|_| Error::config("the certificate has a group (O) that is not a string"))?;
+            check_name("group", g).map_err(|e| Error::config(format!("the certificate's {e}")))?;
+            groups.push(g.to_string());
+        }
         let serial = cert.raw_serial().iter().skip_while(|b| **b == 0).map(|b| format!("{b:02x}")).collect();
         Ok(Caller {
             user,
@@ -66,6 +73,27 @@ impl Caller {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
         Duration::from_secs((self.not_after - now).max(0) as u64)
     }
+}
+
+/// Checks a user or group name (`what` is "user" or "group"): refuses an empty or
+/// whitespace-only name, leading or trailing whitespace, and control characters.
+/// Allow-lists compare names exactly while Kubernetes trims header values, so
+/// `"bob "` and `"bob"` would be two names here and one there; an empty
+/// `Impersonate-User` would mean no impersonation at all.
+///
+/// # Errors
+/// A sentence naming the fault, e.g. `user name " " is blank`.
+pub fn check_name(what: &str, name: &str) -> std::result::Result<(), String> {
+    if name.trim().is_empty() {
+        return Err(format!("{what} name {name:?} is blank"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} name {name:?} contains a control character"));
+    }
+    if name.trim() != name {
+        return Err(format!("{what} name {name:?} has leading or trailing whitespace"));
+    }
+    Ok(())
 }
 
 /// A loaded identity: what a client presents, and the CA it trusts.
@@ -184,6 +212,53 @@ mod tests {
         assert!(!id.caller.expired_at(SystemTime::now()));
         assert!(id.caller.remaining() > Duration::from_secs(3000));
         assert!(format!("{id:?}").contains("***"));
+    }
+
+    #[test]
+    fn names_must_be_clean() {
+        assert_eq!(check_name("user", "alice"), Ok(()));
+        assert_eq!(check_name("group", "system:masters"), Ok(()));
+        assert_eq!(check_name("user", "bob smith"), Ok(()), "inner spaces are fine");
+        assert_eq!(check_name("user", "").unwrap_err(), r#"user name "" is blank"#);
+        assert_eq!(check_name("user", " ").unwrap_err(), r#"user name " " is blank"#);
+        assert_eq!(check_name("user", "\t\u{a0}").unwrap_err(), r#"user name "\t\u{a0}" is blank"#);
+        assert_eq!(check_name("user", "bob ").unwrap_err(), r#"user name "bob " has leading or trailing whitespace"#);
+        assert_eq!(
+            check_name("group", " system:masters").unwrap_err(),
+            r#"group name " system:masters" has leading or trailing whitespace"#
+        );
+        assert_eq!(check_name("group", "a\nb").unwrap_err(), r#"group name "a\nb" contains a control character"#);
+        assert_eq!(check_name("user", "a\u{7f}").unwrap_err(), r#"user name "a\u{7f}" contains a control character"#);
+    }
+
+    /// A certificate made outside `server issue` (by another CA tool) with a padded
+    /// or blank name is refused when read, so no handshake accepts it.
+    #[test]
+    fn certificates_with_padded_names_are_refused() {
+        let ca = pki::make_ca("test").unwrap();
+        for (user, groups, want) in [
+            (" ", vec![], r#"the certificate's user name " " is blank"#),
+            ("bob ", vec![], r#"the certificate's user name "bob " has leading or trailing whitespace"#),
+            (
+                "bob",
+                vec!["system:masters ".to_string()],
+                r#"the certificate's group name "system:masters " has leading or trailing whitespace"#,
+            ),
+        ] {
+            let c = pki::make_client_cert_unchecked(
+                &ca,
+                user,
+                &groups,
+                time::OffsetDateTime::now_utc(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            let der = CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap();
+            assert_eq!(Caller::from_der(&der).unwrap_err().to_string(), want);
+            let refused =
+                pki::make_client_cert(&ca, user, &groups, time::OffsetDateTime::now_utc(), Duration::from_secs(60));
+            assert!(refused.unwrap_err().to_string().contains(want.trim_start_matches("the certificate's ")));
+        }
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub fn make_server_cert(
 /// `valid_for` (tests pass a past `not_before` to make an expired one).
 ///
 /// # Errors
-/// When the CA does not parse.
+/// When a name is refused by [`crate::identity::check_name`] or longer than 64
+/// characters, or the CA does not parse.
 pub fn make_client_cert(
     ca: &CertAndKey,
     user: &str,
@@ -112,6 +113,22 @@ pub fn make_client_cert(
     valid_for: Duration,
 ) -> Result<CertAndKey> {
     check_names(user, groups)?;
+    make_client_cert_unchecked(ca, user, groups, not_before, valid_for)
+}
+
+/// As [`make_client_cert`] without checking the names: what another CA tool could
+/// issue. Only for tests that prove the server refuses such certificates.
+///
+/// # Errors
+/// When the CA does not parse or a name cannot be encoded.
+#[doc(hidden)]
+pub fn make_client_cert_unchecked(
+    ca: &CertAndKey,
+    user: &str,
+    groups: &[String],
+    not_before: OffsetDateTime,
+    valid_for: Duration,
+) -> Result<CertAndKey> {
     let key = KeyPair::generate().map_err(rc)?;
     let params = client_params(user, not_before, valid_for)?;
     let issuer = issuer(ca)?;
@@ -120,8 +137,14 @@ pub fn make_client_cert(
     Ok(CertAndKey { cert_pem: pem, key_pem: key.serialize_pem() })
 }
 
+/// Names a certificate may carry: see [`crate::identity::check_name`], and at most
+/// 64 characters.
 fn check_names(user: &str, groups: &[String]) -> Result<()> {
-    if user.is_empty() || user.len() > 64 || groups.iter().any(|g| g.is_empty() || g.len() > 64) {
+    crate::identity::check_name("user", user).map_err(Error::Config)?;
+    for g in groups {
+        crate::identity::check_name("group", g).map_err(Error::Config)?;
+    }
+    if user.len() > 64 || groups.iter().any(|g| g.len() > 64) {
         return Err(Error::config("user and group names must be 1 to 64 characters"));
     }
     Ok(())

@@ -1,11 +1,13 @@
 //! How bytes move, for both ends: the one accept loop ([`accept`]) and the one
 //! connect-with-deadline ([`connect`]) with their socket options, the books of
-//! every connection's tasks ([`tasks`]), boxed streams ([`io`]), the one relay ([`relay`]),
+//! every connection's tasks ([`tasks`]), boxed streams ([`io`]), read budgets for
+//! peers that have not authenticated ([`budget`]), the one relay ([`relay`]),
 //! ping framing ([`ping`]), HTTP/2 multiplexed sessions ([`mux`]), stdin/stdout as a stream ([`stdio`]), TLS configuration
 //! ([`tls`]), WebSocket as a byte stream ([`websocket`]) and HTTP/1.1 forwarding
 //! with upgrades ([`http_forward`]). No knowledge of who is the client or the server.
 
 pub mod accept;
+pub mod budget;
 pub mod connect;
 pub mod http_forward;
 pub mod io;

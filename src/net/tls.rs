@@ -293,7 +293,11 @@ impl ClientCertVerifier for Authorizing {
         let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
         match Caller::from_der(end_entity) {
             Ok(caller) if (self.check)(&caller) => Ok(ok),
-            _ => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+            Ok(_) => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+            Err(e) => {
+                tracing::info!(reason = %e, "refused: the client certificate names no usable identity");
+                Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            }
         }
     }
     fn verify_tls12_signature(

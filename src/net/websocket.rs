@@ -15,9 +15,16 @@ use std::time::Duration;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
+
+/// The largest frame and message accepted: what our writers put in one message at
+/// most ([`crate::net::ping::MAX_WRITE_FRAME`]; a TLS record is 16 KiB). A larger
+/// one is refused with the Close code 1009 (message too big) as soon as its header
+/// arrives, before anything is buffered for it.
+pub const MAX_MESSAGE: usize = crate::net::ping::MAX_WRITE_FRAME;
 
 /// Buffer sizes for upgraded streams: smaller than tungstenite's 128 KiB defaults so
 /// that idle upgraded connections stay cheap.
@@ -25,11 +32,12 @@ pub fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(32 * 1024)
         .write_buffer_size(32 * 1024)
-        // Our writers never put more than 64 KiB in a message; a peer may not make us
-        // buffer more than 1 MiB before the inner TLS has authenticated anyone.
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
 }
+
+/// The reason sent with Close 1009.
+pub const TOO_BIG_REASON: &str = "frame or message larger than 64 KiB";
 
 /// See the module docs.
 #[derive(Debug)]
@@ -97,6 +105,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
             }
             match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
                 None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => this.eof = true,
+                Some(Err(WsError::Capacity(e))) => {
+                    // Say why (Close 1009) rather than just dropping the connection.
+                    let frame = CloseFrame { code: CloseCode::Size, reason: TOO_BIG_REASON.into() };
+                    if let Poll::Ready(Ok(())) = Pin::new(&mut this.ws).poll_ready(cx) {
+                        let _ = Pin::new(&mut this.ws).start_send(Message::Close(Some(frame)));
+                        let _ = Pin::new(&mut this.ws).poll_flush(cx);
+                    }
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, format!("websocket: {e}"))));
+                }
                 Some(Err(e)) => return Poll::Ready(Err(to_io(e))),
                 Some(Ok(Message::Binary(b))) => this.pending = b,
                 Some(Ok(Message::Close(_))) => this.eof = true,
@@ -157,5 +174,26 @@ mod tests {
         s.write_all(b"reply").await.unwrap();
         s.flush().await.unwrap();
         assert_eq!(&w.await.unwrap(), b"reply");
+    }
+
+    /// A frame header announcing more than 64 KiB gets Close 1009 and an error at
+    /// once: nothing is buffered for it.
+    #[tokio::test]
+    async fn oversized_frames_get_close_1009() {
+        let (mut peer, ours) = tokio::io::duplex(1 << 16);
+        let server = WebSocketStream::from_raw_socket(ours, Role::Server, Some(config())).await;
+        let mut s = WsStream::new(server, None);
+        // Masked binary frame, 64-bit length (1 MiB - 1), then a little payload.
+        let mut head = vec![0x82, 0xff];
+        head.extend_from_slice(&((1u64 << 20) - 1).to_be_bytes());
+        head.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 0]);
+        peer.write_all(&head).await.unwrap();
+        let err = s.read(&mut [0u8; 16]).await.unwrap_err();
+        assert!(err.to_string().contains("websocket: "), "{err}");
+        s.flush().await.unwrap();
+        let mut close = vec![0u8; 4 + TOO_BIG_REASON.len()];
+        peer.read_exact(&mut close).await.unwrap();
+        assert_eq!(&close[..4], &[0x88, (2 + TOO_BIG_REASON.len()) as u8, 0x03, 0xf1]);
+        assert_eq!(&close[4..], TOO_BIG_REASON.as_bytes());
     }
 }

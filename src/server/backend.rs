@@ -43,6 +43,12 @@ pub async fn serve(
         Target::App(a) => a.addr.clone(),
         Target::Kube(_) => return crate::server::kube::serve(srv, client, route, caller, source).await,
     };
+    if let Target::Node { node, .. } = &route.target {
+        if let Some(sentence) = own_listener(&srv, &node.name, &addr).await {
+            info!(resource = %route.name, "refused: {sentence}; nothing dialled");
+            return format!("refused: {sentence}");
+        }
+    }
     let tcp = match dial(&srv, &addr).await {
         Ok(s) => s,
         Err(e) => {
@@ -90,6 +96,19 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
         d.name, srv.cfg.public_addr
     );
     handshake::unreachable(client, d.protocol, &msg, srv.cfg.handshake_timeout).await;
+}
+
+/// The refusal sentence when a node target resolves to the server's own listener
+/// (a wildcard `host:*` on the proxy's host), judged after DNS. A name that does not
+/// resolve is left to the dial, which explains it.
+async fn own_listener(srv: &Server, node: &str, addr: &str) -> Option<String> {
+    let listen = srv.table.listen()?;
+    let resolved = tokio::time::timeout(srv.cfg.connect_timeout, tokio::net::lookup_host(addr)).await.ok()?.ok()?;
+    let is_local = crate::server::config::is_local_address;
+    resolved
+        .into_iter()
+        .find(|sa| crate::server::config::is_own_listener(listen, *sa, is_local))
+        .map(|sa| crate::server::config::own_listener_sentence(node, sa.port(), &srv.cfg.public_addr))
 }
 
 /// Dials a backend address under the connect deadline.

@@ -2,6 +2,7 @@
 //! files, limits, and the resources it routes with their allow-lists. Relative paths
 //! are resolved against the file's directory. Anything not named here is unreachable.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::identity::Caller;
 pub use crate::proto::db::DbProtocol;
 use crate::proto::naming::{self, Kind};
+use crate::util::cidr::Cidr;
 use crate::util::duration::serde_human;
 
 /// The whole file.
@@ -53,10 +55,20 @@ pub struct Config {
     /// to this file (created 0600, appended to; reopened on SIGHUP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<PathBuf>,
-    /// Take the client address from `X-Forwarded-For` (exactly one IP) on HTTP
-    /// requests; reject requests with anything else in it.
+    /// Load balancers whose `X-Forwarded-For` is believed (CIDRs or single
+    /// addresses: `[10.0.0.0/8, "fd00::/8", 192.0.2.7]`). A request from any other
+    /// peer is logged with its TCP address, whatever it sends.
     #[serde(default)]
-    pub trust_x_forwarded_for: bool,
+    pub trusted_proxies: Vec<String>,
+    /// Deprecated: replaced by `trusted_proxies`. `false` loads with a warning;
+    /// `true` without `trusted_proxies` is an error (it trusted every client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_x_forwarded_for: Option<bool>,
+    /// Connections that have not authenticated yet (no verified client certificate),
+    /// served at once; more wait unread for a place, up to `handshake_timeout`. Each
+    /// served one holds at most 64 KiB, so the default 1024 bounds them to 64 MiB.
+    #[serde(default = "defaults::max_unauthenticated")]
+    pub max_unauthenticated: usize,
     /// Multiplexed sessions (`-mux` ALPN names, docs/protocol.md §13).
     #[serde(default)]
     pub mux: MuxLimits,
@@ -109,6 +121,9 @@ mod defaults {
     }
     pub(super) fn tcp_keepalive() -> Duration {
         crate::net::connect::DEFAULT_KEEPALIVE
+    }
+    pub(super) fn max_unauthenticated() -> usize {
+        1024
     }
 }
 
@@ -256,6 +271,43 @@ impl PortRefusal {
     }
 }
 
+/// The sentence for a node target that is the proxy's own listener (never dialled:
+/// a wildcard target on the proxy's host would otherwise loop back into it).
+pub fn own_listener_sentence(node: &str, port: u16, proxy: &str) -> String {
+    format!("port {port} of node {node} is not allowed by proxy {proxy}: it is the proxy's own listening address")
+}
+
+/// Whether dialling `target` would reach a server listening on `listen`: same port,
+/// and the same address, or (when listening on every address) an unspecified,
+/// loopback or local address; `is_local` says whether an address is this host's.
+pub fn is_own_listener(listen: SocketAddr, target: SocketAddr, is_local: impl Fn(IpAddr) -> bool) -> bool {
+    if listen.port() != target.port() {
+        return false;
+    }
+    let (l, t) = (listen.ip().to_canonical(), target.ip().to_canonical());
+    if l == t || t.is_unspecified() && (l.is_loopback() || l.is_unspecified()) {
+        return true;
+    }
+    l.is_unspecified() && (t.is_loopback() || is_local(t))
+}
+
+/// Whether `ip` is an address of this host (one a socket can bind).
+pub fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    let norm = |h: &str| {
+        let h = h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        match h.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => "localhost".to_string(),
+            Ok(ip) => ip.to_canonical().to_string(),
+            Err(_) => h,
+        }
+    };
+    norm(a) == norm(b)
+}
+
 impl std::fmt::Display for PortRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.sentence("this proxy"))
@@ -353,6 +405,9 @@ impl Config {
         cfg.resolve_paths(base);
         cfg.dir = base.to_path_buf();
         cfg.validate().map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        for w in cfg.warnings() {
+            tracing::warn!("{}: {w}", path.display());
+        }
         Ok(cfg)
     }
 
@@ -450,6 +505,19 @@ impl Config {
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));
         }
+        if self.max_unauthenticated == 0 || self.max_unauthenticated > 1_000_000 {
+            return Err(format!("max_unauthenticated must be from 1 to 1000000, got {}", self.max_unauthenticated));
+        }
+        for p in &self.trusted_proxies {
+            Cidr::parse(p).map_err(|e| format!("trusted_proxies: {e}"))?;
+        }
+        if self.trust_x_forwarded_for == Some(true) && self.trusted_proxies.is_empty() {
+            return Err("trust_x_forwarded_for is replaced by trusted_proxies, which names the load balancers \
+                        whose X-Forwarded-For is believed (trust_x_forwarded_for: true believed every client): \
+                        write `trusted_proxies: [10.0.0.0/8]` with your load balancers' addresses and remove \
+                        trust_x_forwarded_for"
+                .into());
+        }
         Ok(())
     }
 
@@ -474,6 +542,64 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The load balancers whose `X-Forwarded-For` is believed (checked by
+    /// [`Config::validate`]; entries that do not parse are skipped).
+    pub fn trusted_proxy_nets(&self) -> Vec<Cidr> {
+        self.trusted_proxies.iter().filter_map(|p| Cidr::parse(p).ok()).collect()
+    }
+
+    /// Things that load but deserve the operator's attention, one sentence each
+    /// (logged as warnings when the file is loaded).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.wildcard_warnings();
+        if self.trust_x_forwarded_for.is_some() {
+            out.push(
+                "trust_x_forwarded_for is deprecated and ignored: trusted_proxies decides whose X-Forwarded-For is \
+                 believed; remove it"
+                    .to_string(),
+            );
+        }
+        out
+    }
+
+    /// A node target `host:*` reaches every port of `host`: say so for each other
+    /// resource's backend (and this server's own listener) on that host.
+    fn wildcard_warnings(&self) -> Vec<String> {
+        let mut backends: Vec<(String, &str)> = Vec::new();
+        for n in &self.nodes {
+            for a in n.addr.iter().chain(n.targets.iter().filter(|t| !t.ends_with(":*"))) {
+                backends.push((format!("node {}", n.name), a));
+            }
+        }
+        backends.extend(self.databases.iter().map(|d| (format!("database {}", d.name), d.addr.as_str())));
+        backends.extend(self.apps.iter().map(|a| (format!("app {}", a.name), a.addr.as_str())));
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            for t in n.targets.iter().filter(|t| t.ends_with(":*")) {
+                let host = t.trim_end_matches(":*");
+                for (what, addr) in &backends {
+                    let Some((h, _)) = addr.rsplit_once(':') else { continue };
+                    if what == &format!("node {}", n.name) || !same_host(host, h) {
+                        continue;
+                    }
+                    out.push(format!(
+                        "node {}: target {t} also reaches {what} at {addr} for everyone node {} allows; \
+                         list the node's ports instead of *",
+                        n.name, n.name
+                    ));
+                }
+                if self.listen.rsplit_once(':').is_some_and(|(h, _)| same_host(host, h)) {
+                    out.push(format!(
+                        "node {}: target {t} covers this server's own listening address {}, which is refused \
+                         when asked for",
+                        n.name, self.listen
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The routing domains the server answers for: its public host's, and the
@@ -578,6 +704,77 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
     }
 
     #[test]
+    fn old_forwarded_for_setting() {
+        let text = format!("{SAMPLE}trust_x_forwarded_for: false\n");
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.warnings(),
+            ["trust_x_forwarded_for is deprecated and ignored: trusted_proxies decides whose X-Forwarded-For is \
+              believed; remove it"]
+        );
+        let text =
+            format!("{SAMPLE}trust_x_forwarded_for: true\ntrusted_proxies: [10.0.0.0/8, \"fd00::/8\", 192.0.2.7]\n");
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.warnings().len(), 1);
+        assert_eq!(cfg.trusted_proxy_nets().len(), 3);
+        let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+        assert!(cfg.warnings().is_empty());
+        assert_eq!(cfg.max_unauthenticated, 1024);
+        assert!(!serde_yaml_ng::to_string(&cfg).unwrap().contains("trust_x_forwarded_for"));
+    }
+
+    #[test]
+    fn wildcard_targets_that_cover_other_backends_are_reported() {
+        let text = SAMPLE.replace(
+            r#"nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } } ]"#,
+            r#"nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } },
+                      { name: any, targets: ["localhost:*", "10.0.0.5:*"] } ]"#,
+        );
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        cfg.validate().unwrap();
+        let w = cfg.warnings();
+        let cover = |what: &str| {
+            format!("node any: target localhost:* also reaches {what} for everyone node any allows; list the node's ports instead of *")
+        };
+        assert_eq!(
+            w,
+            [
+                cover("node web1 at 127.0.0.1:22"),
+                cover("database pg1 at 127.0.0.1:5432"),
+                cover("app grafana at 127.0.0.1:3000"),
+                "node any: target localhost:* covers this server's own listening address 127.0.0.1:3080, which is \
+                 refused when asked for"
+                    .to_string(),
+            ]
+        );
+        let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
+        assert!(cfg.warnings().is_empty(), "no wildcard, no warning");
+    }
+
+    #[test]
+    fn own_listener_is_never_a_target() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let none = |_: IpAddr| false;
+        assert!(is_own_listener(sa("127.0.0.1:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_own_listener(sa("127.0.0.1:3080"), sa("0.0.0.0:3080"), none));
+        assert!(!is_own_listener(sa("127.0.0.1:3080"), sa("127.0.0.1:3081"), none));
+        assert!(!is_own_listener(sa("127.0.0.1:3080"), sa("10.0.0.5:3080"), none));
+        assert!(is_own_listener(sa("0.0.0.0:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_own_listener(sa("0.0.0.0:3080"), sa("[::1]:3080"), none));
+        assert!(is_own_listener(sa("[::]:3080"), sa("10.0.0.5:3080"), |ip| ip == "10.0.0.5".parse::<IpAddr>().unwrap()));
+        assert!(!is_own_listener(sa("0.0.0.0:3080"), sa("10.0.0.6:3080"), none));
+        assert!(is_own_listener(sa("[::ffff:127.0.0.1]:3080"), sa("127.0.0.1:3080"), none));
+        assert!(is_local_address("127.0.0.1".parse().unwrap()));
+        assert!(!is_local_address("192.0.2.77".parse().unwrap()), "TEST-NET-1 is nobody's");
+        assert_eq!(
+            own_listener_sentence("any", 3080, "p:443"),
+            "port 3080 of node any is not allowed by proxy p:443: it is the proxy's own listening address"
+        );
+    }
+
+    #[test]
     fn database_tls_for_postgres() {
         let text = SAMPLE.replace(
             r#"addr: "127.0.0.1:5432","#,
@@ -625,6 +822,12 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         );
         bad(&|c| c.nodes[0].name = "web--1".into(), "no '--'");
         bad(&|c| c.tcp_keepalive = Duration::from_millis(500), "tcp_keepalive must be at least 1s");
+        bad(&|c| c.max_unauthenticated = 0, "max_unauthenticated must be from 1 to 1000000, got 0");
+        bad(
+            &|c| c.trusted_proxies = vec!["10.0.0.1/8".into()],
+            "trusted_proxies: \"10.0.0.1/8\" has bits set after the first 8; did you mean 10.0.0.0/8?",
+        );
+        bad(&|c| c.trust_x_forwarded_for = Some(true), "trust_x_forwarded_for is replaced by trusted_proxies");
         let err = serde_yaml_ng::from_str::<Config>(&SAMPLE.replace("ping_interval", "pingg")).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }

@@ -6,16 +6,19 @@
 //! the kube backend answers callers outside the allow-list with an HTTP 403.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rustls::server::Acceptor;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::LazyConfigAcceptor;
 use tracing::{debug, info, warn, Span};
 
 use crate::identity::Caller;
+use crate::net::budget::{Budget, Lift};
 use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::ping::PingStream;
 use crate::net::tls::ClientAuth;
@@ -32,27 +35,97 @@ const ALERT_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
+/// Bytes a connection may send before its TLS handshake completes (direct, or inside
+/// a WebSocket upgrade): a ClientHello and the client's certificate flight fit in
+/// 16 KiB; with the buffers around them this keeps a peer that has not authenticated
+/// under 64 KiB of server memory, whatever it sends.
+pub const PRE_AUTH_READ_LIMIT: usize = 32 * 1024;
+
+/// What a connection holds until it authenticates (a verified client certificate):
+/// a place in the `max_unauthenticated` budget, and the read budgets of its streams
+/// until the TLS handshake is done.
+#[derive(Debug, Default)]
+pub struct PreAuth {
+    permit: Option<OwnedSemaphorePermit>,
+    lifts: Vec<Lift>,
+}
+
+impl PreAuth {
+    /// Wraps `io` in a read budget of [`PRE_AUTH_READ_LIMIT`] lifted by
+    /// [`PreAuth::handshake_done`]; `last_word` goes to a peer that overspends.
+    pub fn budget<S>(&mut self, io: S, last_word: Option<&'static [u8]>) -> Budget<S> {
+        let lift = Lift::default();
+        self.lifts.push(lift.clone());
+        Budget::new(io, PRE_AUTH_READ_LIMIT, lift, last_word)
+    }
+
+    /// The TLS handshake is done: later reads are bounded by the protocol served.
+    pub fn handshake_done(&self) {
+        self.lifts.iter().for_each(Lift::lift);
+    }
+
+    /// A verified identity: the connection leaves the `max_unauthenticated` budget.
+    pub fn authenticated(&mut self) {
+        self.handshake_done();
+        self.permit = None;
+    }
+}
+
 /// Handles a freshly accepted TCP connection.
 pub async fn handle_tcp(srv: Arc<Server>, tcp: TcpStream, peer: SocketAddr) {
+    // Over the budget, a connection waits unread (its bytes stay in the kernel) for a
+    // place, as in an accept queue: a burst of real clients is served in turn, while
+    // silent peers cost no memory of ours.
+    let permit = match srv.pre_auth.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            warn_full(srv.cfg.max_unauthenticated);
+            let wait = srv.pre_auth.clone().acquire_owned();
+            match tokio::time::timeout(srv.cfg.handshake_timeout, wait).await {
+                Ok(Ok(p)) => p,
+                _ => {
+                    return debug!(
+                        "no place for a connection without an identity before the handshake deadline; closed"
+                    )
+                }
+            }
+        }
+    };
+    let pre = PreAuth { permit: Some(permit), lifts: Vec::new() };
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(srv.cfg.handshake_timeout, tcp.peek(&mut first)).await;
     match peeked {
         Err(_) => debug!("no data before the handshake deadline; closed"),
         Ok(Err(e)) => debug!(error = %e, "read failed before the handshake"),
         Ok(Ok(0)) => debug!("closed before sending anything"),
-        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => handle_tls(srv, tcp, peer, Via::Direct).await,
+        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => handle_tls(srv, tcp, peer, Via::Direct, pre).await,
         // Not TLS: plain HTTP from a load balancer that terminated TLS itself.
-        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false)).await,
+        Ok(Ok(_)) => web::serve(srv, Box::new(tcp), web::Ctx::new(peer, None, false, true, false), pre).await,
+    }
+}
+
+/// Logs that the `max_unauthenticated` budget is full, at most once a second.
+fn warn_full(max: usize) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        warn!(
+            max_unauthenticated = max,
+            "connections without an identity yet are at max_unauthenticated; new ones wait unread for a place \
+             (up to handshake_timeout)"
+        );
+    } else {
+        debug!("max_unauthenticated reached; waiting for a place");
     }
 }
 
 /// Runs the TLS-routing handshake on `io` and serves the chosen route.
-pub async fn handle_tls<S>(srv: Arc<Server>, io: S, peer: SocketAddr, via: Via)
+pub async fn handle_tls<S>(srv: Arc<Server>, io: S, peer: SocketAddr, via: Via, mut pre: PreAuth)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let deadline = tokio::time::Instant::now() + srv.cfg.handshake_timeout;
-    let io = crate::net::io::NoHalfClose(io);
+    let io = pre.budget(crate::net::io::NoHalfClose(io), None);
     let start = match tokio::time::timeout_at(deadline, LazyConfigAcceptor::new(Acceptor::default(), io)).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => return info!(error = %e, "bad ClientHello; closed"),
@@ -84,11 +157,21 @@ where
         }
         Err(_) => return info!("TLS handshake not complete before the deadline; closed"),
     };
-    let caller = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| Caller::from_der(c).ok());
+    let caller = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Caller::from_der(c)) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        // The web route verifies the chain only: a blank or padded name ends here.
+        Some(Err(e)) => return info!(reason = %e, "refused: the client certificate names no usable identity; closed"),
+    };
+    pre.handshake_done();
+    // An expired certificate (a resumed session skips verification) is no identity.
+    if caller.as_ref().is_some_and(|c| !c.expired_at(SystemTime::now())) {
+        pre.authenticated();
+    }
     if let Some(c) = &caller {
         span.record("user", c.user.as_str());
     }
-    dispatch(srv, Box::new(tls), route, caller, peer, via, sni.unwrap_or_default()).await;
+    dispatch(srv, Box::new(tls), route, caller, peer, via, sni.unwrap_or_default(), pre).await;
 }
 
 /// An ALPN name no client offers: agreeing only to it makes rustls answer
@@ -191,6 +274,7 @@ fn log_handshake_error(srv: &Server, peer: SocketAddr, route: &Route, e: &std::i
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one connection's facts, each used by one route
 async fn dispatch(
     srv: Arc<Server>,
     mut tls: BoxIo,
@@ -199,13 +283,14 @@ async fn dispatch(
     peer: SocketAddr,
     via: Via,
     sni: String,
+    pre: PreAuth,
 ) {
     match route {
         Route::Web { h2 } => {
             if caller.is_some() {
                 crate::net::tasks::authenticated();
             }
-            web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade)).await
+            web::serve(srv, tls, web::Ctx::new(peer, caller, h2, false, via == Via::Upgrade), pre).await
         }
         Route::Probe => {
             debug!("upgrade probe answered");

@@ -44,6 +44,92 @@ const TOKEN_REFRESH: Duration = Duration::from_secs(60);
 const STRIPPED: [&str; 4] = ["authorization", "impersonate-user", "impersonate-group", "impersonate-uid"];
 /// Prefix of the `Impersonate-Extra-<key>` headers, also stripped.
 const STRIPPED_PREFIX: &str = "impersonate-extra-";
+/// Front-proxy identity headers (the API server's request-header authentication):
+/// an aggregated API server or an authenticating proxy behind us could believe them.
+const FRONT_PROXY: [&str; 2] = ["x-remote-user", "x-remote-group"];
+/// Prefix of the front-proxy `X-Remote-Extra-<key>` headers, also stripped.
+const FRONT_PROXY_PREFIX: &str = "x-remote-extra-";
+/// The WebSocket sub-protocol that carries a bearer token (client-go and browsers
+/// put `base64url.bearer.authorization.k8s.io.<token>` in Sec-WebSocket-Protocol).
+const BEARER_SUBPROTOCOL: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// The upstream request target for a client's request target: the API server URL's
+/// path `prefix` joined to the client's path and query, in origin form. Refused
+/// (the sentence for a `Status` 400): absolute-form (`http://evil.example/api`),
+/// authority-form and asterisk-form (`*`) targets, and any path with a dot segment,
+/// plain or percent-encoded in any case (`..`, `%2e%2e`, `.%2E`, `..%2f`).
+///
+/// # Errors
+/// The sentence for the 400.
+pub fn origin_target(prefix: &str, target: &Uri) -> std::result::Result<String, String> {
+    if target.scheme().is_some() || target.authority().is_some() {
+        return Err(format!(
+            "the request target must be a path, not {:?} (absolute or authority form)",
+            target.to_string()
+        ));
+    }
+    let path = target.path();
+    if !path.starts_with('/') {
+        return Err(format!("the request target must be a path starting with '/', not {path:?}"));
+    }
+    for segment in path.split('/') {
+        // Decoded, a segment may hold slashes (`..%2f`): judge every piece.
+        let decoded = percent_decode(segment);
+        if decoded.split(['/', '\\']).any(|p| p == "." || p == "..") {
+            return Err(format!(
+                "the request path may not contain dot segments ('.', '..' or their percent-encodings): {path:?}"
+            ));
+        }
+    }
+    Ok(match target.query() {
+        Some(q) => format!("{prefix}{path}?{q}"),
+        None => format!("{prefix}{path}"),
+    })
+}
+
+/// Decodes `%XX` escapes (invalid ones stay as they are), lossily as UTF-8.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes the bearer-token sub-protocol from Sec-WebSocket-Protocol, keeping the
+/// others (`v5.channel.k8s.io`, ...); drops the header when nothing is left.
+fn strip_bearer_subprotocol(headers: &mut HeaderMap) {
+    let name = hyper::header::SEC_WEBSOCKET_PROTOCOL;
+    if !headers.contains_key(&name) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.to_ascii_lowercase().starts_with(BEARER_SUBPROTOCOL))
+        .map(str::to_string)
+        .collect();
+    headers.remove(&name);
+    if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        if !kept.is_empty() {
+            headers.insert(name, v);
+        }
+    }
+}
 
 /// The upstream API servers, one per configured kube cluster.
 #[derive(Debug, Default)]
@@ -236,11 +322,24 @@ pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Res
     http_forward::strip_hop_by_hop(headers, upgrade);
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| STRIPPED.contains(&k.as_str()) || k.as_str().starts_with(STRIPPED_PREFIX))
+        .filter(|k| {
+            let k = k.as_str();
+            STRIPPED.contains(&k)
+                || k.starts_with(STRIPPED_PREFIX)
+                || FRONT_PROXY.contains(&k)
+                || k.starts_with(FRONT_PROXY_PREFIX)
+        })
         .cloned()
         .collect();
     for k in doomed {
         headers.remove(k);
+    }
+    strip_bearer_subprotocol(headers);
+    // Kubernetes trims header values and treats an empty Impersonate-User as no
+    // impersonation (the request would run as the server's own account).
+    identity::check_name("user", &caller.user)?;
+    for g in &caller.groups {
+        identity::check_name("group", g)?;
     }
     let value = |s: &str| HeaderValue::from_str(s).map_err(|_| format!("{s:?} cannot be sent in an HTTP header"));
     headers.insert("impersonate-user", value(&caller.user)?);
@@ -329,12 +428,17 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         }
     }
     req.headers_mut().insert(HOST, ctx.up.authority.clone());
-    if !ctx.up.prefix.is_empty() {
-        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        match format!("{}{pq}", ctx.up.prefix).parse() {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return kube_status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
+    let target = match origin_target(&ctx.up.prefix, req.uri()) {
+        Ok(t) => t,
+        Err(why) => {
+            info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, target = %req.uri(),
+                reason = %why, "refused: bad request target; nothing sent to the API server");
+            return kube_status::for_path(&path, StatusCode::BAD_REQUEST, &why);
         }
+    };
+    match target.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return kube_status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
     }
     debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
     http_forward::forward(&ctx.up.pool, req).await
@@ -398,6 +502,92 @@ mod tests {
 
         let bad = Caller { user: "a\nb".into(), groups: vec![], not_after: i64::MAX, ..Default::default() };
         assert!(impersonate(&mut h, &bad).is_err());
+        for (user, group, want) in [
+            ("", "dev", r#"user name "" is blank"#),
+            (" ", "dev", r#"user name " " is blank"#),
+            ("bob ", "dev", r#"user name "bob " has leading or trailing whitespace"#),
+            ("bob", "system:masters ", r#"group name "system:masters " has leading or trailing whitespace"#),
+        ] {
+            let c = Caller { user: user.into(), groups: vec![group.into()], not_after: i64::MAX, ..Default::default() };
+            let mut h = HeaderMap::new();
+            assert_eq!(impersonate(&mut h, &c).unwrap_err(), want);
+            assert!(!h.contains_key("impersonate-user"), "nothing is set for a refused caller");
+        }
+    }
+
+    #[test]
+    fn request_targets_are_rebuilt_in_origin_form() {
+        let t = |prefix: &str, target: &str| origin_target(prefix, &target.parse::<Uri>().unwrap());
+        assert_eq!(t("", "/api/v1/pods?watch=1").unwrap(), "/api/v1/pods?watch=1");
+        assert_eq!(t("/k8s", "/api").unwrap(), "/k8s/api");
+        assert_eq!(
+            t("/k8s", "/api/v1/namespaces/a/pods/b/exec?command=ls&stdin=true").unwrap(),
+            "/k8s/api/v1/namespaces/a/pods/b/exec?command=ls&stdin=true"
+        );
+        assert_eq!(
+            t("", "/api/v1/namespaces/x.y/pods/a..b").unwrap(),
+            "/api/v1/namespaces/x.y/pods/a..b",
+            "dots inside a name are fine"
+        );
+        assert_eq!(
+            t("", "/api/v1/pods?fieldSelector=a%3D..").unwrap(),
+            "/api/v1/pods?fieldSelector=a%3D..",
+            "the query is not a path"
+        );
+        for bad in [
+            "/k8s/../api",
+            "/api/%2e%2e/x",
+            "/api/%2E%2e",
+            "/api/.%2E/x",
+            "/api/%2e./x",
+            "/api/./x",
+            "/api/..%2fsecrets",
+            "/api/..%2F",
+            "/..",
+        ] {
+            let err = t("/k8s", bad).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "the request path may not contain dot segments ('.', '..' or their percent-encodings): {bad:?}"
+                )
+            );
+        }
+        assert_eq!(
+            t("", "http://evil.example/api").unwrap_err(),
+            r#"the request target must be a path, not "http://evil.example/api" (absolute or authority form)"#
+        );
+        assert!(t("", "evil.example:443").unwrap_err().contains("absolute or authority form"));
+        assert_eq!(t("", "*").unwrap_err(), r#"the request target must be a path starting with '/', not "*""#);
+        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
+    }
+
+    #[test]
+    fn front_proxy_headers_and_bearer_subprotocols_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-remote-user", HeaderValue::from_static("admin"));
+        h.insert("X-Remote-Group", HeaderValue::from_static("system:masters"));
+        h.insert("x-remote-extra-scopes", HeaderValue::from_static("all"));
+        h.insert("x-remote-addr", HeaderValue::from_static("kept"));
+        h.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c2VjcmV0"),
+        );
+        h.append(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("Base64url.Bearer.Authorization.K8s.Io.eA, v4.channel.k8s.io"),
+        );
+        let caller = Caller { user: "alice".into(), groups: vec![], not_after: i64::MAX, ..Default::default() };
+        impersonate(&mut h, &caller).unwrap();
+        assert!(!h.keys().any(|k| k.as_str().starts_with("x-remote-") && k != "x-remote-addr"), "{h:?}");
+        assert_eq!(
+            h.get_all("sec-websocket-protocol").iter().collect::<Vec<_>>(),
+            ["v5.channel.k8s.io, v4.channel.k8s.io"]
+        );
+        let mut h = HeaderMap::new();
+        h.insert("sec-websocket-protocol", HeaderValue::from_static("base64url.bearer.authorization.k8s.io.eA"));
+        impersonate(&mut h, &caller).unwrap();
+        assert!(!h.contains_key("sec-websocket-protocol"));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -69,6 +70,10 @@ pub struct Server {
     /// The state in force now (shared by the states a reload makes; each state is
     /// kept alive by the connections that took it, so this holds it weakly).
     current: Arc<RwLock<Weak<Server>>>,
+    /// The load balancers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::util::cidr::Cidr>,
+    /// Places for connections without an identity yet (`max_unauthenticated`).
+    pub pre_auth: Arc<Semaphore>,
 }
 
 impl Server {
@@ -139,7 +144,22 @@ impl Server {
             }
         };
         let audit = Arc::new(audit::Sink::open(cfg.audit_log.as_deref())?);
-        Ok(Arc::new(Server { cfg, table, tls, kube, db_tls, auth, mux_sessions, tasks, audit, current }))
+        let trusted_proxies = cfg.trusted_proxy_nets();
+        let pre_auth = Arc::new(Semaphore::new(cfg.max_unauthenticated));
+        Ok(Arc::new(Server {
+            cfg,
+            table,
+            tls,
+            kube,
+            db_tls,
+            auth,
+            mux_sessions,
+            tasks,
+            audit,
+            current,
+            trusted_proxies,
+            pre_auth,
+        }))
     }
 
     /// Makes this state the one in force (at start and after a reload).

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::proto::naming::{self, Alpn, Kind, Protocol, SniTarget};
-use crate::server::config::{Allow, App, AppKind, Config, Database, Kube, Node};
+use crate::server::config::{self, Allow, App, AppKind, Config, Database, Kube, Node};
 
 /// What a connection is routed to.
 #[derive(Debug, Clone)]
@@ -81,6 +81,8 @@ pub struct Table {
     kube: BTreeMap<String, Kube>,
     /// Whether `-mux` entries are routed (config `mux.enabled`).
     mux: bool,
+    /// The server's own listening address, never dialled as a node target.
+    listen: Option<std::net::SocketAddr>,
 }
 
 impl Table {
@@ -94,7 +96,30 @@ impl Table {
             apps: cfg.apps.iter().map(|a| (a.name.clone(), a.clone())).collect(),
             kube: cfg.kube.iter().map(|k| (k.name.clone(), k.clone())).collect(),
             mux: cfg.mux.enabled,
+            listen: cfg.listen.parse().ok(),
         }
+    }
+
+    /// Whether `addr` (`host:port`) is the server's own listener, judged without DNS
+    /// (IP literals and `localhost`); names are checked again at dial time.
+    pub fn is_own_listener(&self, addr: &str) -> bool {
+        let Some(listen) = self.listen else { return false };
+        let Ok(hp) = crate::util::addr::HostPort::parse(addr) else { return false };
+        let host = hp.host.trim_start_matches('[').trim_end_matches(']');
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            match host.parse() {
+                Ok(ip) => ip,
+                Err(_) => return false,
+            }
+        };
+        config::is_own_listener(listen, std::net::SocketAddr::new(ip, hp.port), config::is_local_address)
+    }
+
+    /// The server's own listening address.
+    pub fn listen(&self) -> Option<std::net::SocketAddr> {
+        self.listen
     }
 
     /// Names of the resources of `kind`, sorted.
@@ -196,6 +221,10 @@ impl Table {
         let (allow, target) = match kind {
             // A port outside the node's `addr`/`targets` is refused here, before any dial.
             Kind::Node => match self.nodes.get(&name).map(|n| (n, n.dial_addr(port))) {
+                Some((_, Ok(addr))) if self.is_own_listener(&addr) => {
+                    let port = crate::util::addr::HostPort::parse(&addr).map(|h| h.port).unwrap_or_default();
+                    return refuse(alpn, config::own_listener_sentence(&name, port, "this proxy"));
+                }
                 Some((n, Ok(addr))) => (n.allow.clone(), Target::Node { node: n.clone(), addr }),
                 Some((_, Err(refusal))) => return refuse(alpn, refusal.to_string()),
                 None => return unknown(&name),
@@ -309,6 +338,15 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
         assert_eq!(addr(t.decide(Some(&node("web1", Some(22))), ssh)), "127.0.0.1:22");
         assert_eq!(addr(t.decide(Some(&node("any", None)), ssh)), "127.0.0.1:22");
         assert_eq!(addr(t.decide(Some(&node("any", Some(2222))), ssh)), "127.0.0.1:2222");
+        // The wildcard never reaches the server's own listener (127.0.0.1:3080).
+        match t.decide(Some(&node("any", Some(3080))), ssh) {
+            Route::Refuse { reason, .. } => assert_eq!(
+                reason,
+                "port 3080 of node any is not allowed by proxy this proxy: it is the proxy's own listening address"
+            ),
+            other => panic!("expected refuse, got {other:?}"),
+        }
+        assert_eq!(addr(t.decide(Some(&node("any", Some(3081))), ssh)), "127.0.0.1:3081");
         match t.decide(Some(&node("web1", Some(2222))), ssh) {
             Route::Refuse { reason, .. } => {
                 assert!(reason.contains("port 2222 of node web1 is not allowed"), "{reason}")

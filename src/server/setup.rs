@@ -119,12 +119,15 @@ shutdown_grace: 10s
 max_connections: 10000
 max_unauthenticated_per_source: 1024
 tcp_keepalive: 60s
+# Connections without a verified client certificate yet, at once (64 KiB each at most).
+max_unauthenticated: 1024
 # One audit line per session and per refusal goes to the log at INFO; this also
 # writes them as JSON lines (0600). SIGHUP reloads this file and reopens the log.
 # audit_log: audit.jsonl
-# Behind an L7 load balancer: take the client address from X-Forwarded-For
-# (exactly one IP; anything else is rejected).
-trust_x_forwarded_for: false
+# Behind an L7 load balancer: the load balancers' addresses (CIDRs). Only their
+# X-Forwarded-For is believed; any other peer is logged with its own address.
+trusted_proxies: []
+#  - 10.0.0.0/8
 
 # Invites, issued certificates and revocations (`oneport server invite/revoke`).
 # Absent: files in state/ beside this file. Several servers behind one load

@@ -103,8 +103,9 @@ pub fn respond(mut req: Request<Incoming>, peer: SocketAddr) -> (Response<Full<B
     (resp, Some(Pending { choice, on, peer }))
 }
 
-/// Runs an upgraded connection through the router.
-pub async fn run(srv: Arc<Server>, p: Pending) {
+/// Runs an upgraded connection through the router; `pre` is the outer connection's
+/// place in the budget for connections without an identity, handed to the inner TLS.
+pub async fn run(srv: Arc<Server>, p: Pending, mut pre: conn::PreAuth) {
     let name = p.choice_name();
     let io = match p.on.await {
         Ok(up) => TokioIo::new(up),
@@ -114,14 +115,17 @@ pub async fn run(srv: Arc<Server>, p: Pending) {
     info!(upgrade = %name, client = %p.peer, "connection upgraded; routing the inner TLS");
     match p.choice {
         Choice::WebSocket { sub, .. } => {
+            // Bounded beneath the WebSocket layer: its frame buffer holds whatever
+            // the raw stream delivers.
+            let io = pre.budget(io, Some(crate::net::budget::WS_CLOSE_TOO_BIG));
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket::config())).await;
             let pings = (sub == Sub::AlpnPing).then_some(every);
-            conn::handle_tls(srv, WsStream::new(ws, pings), p.peer, Via::Upgrade).await
+            conn::handle_tls(srv, WsStream::new(ws, pings), p.peer, Via::Upgrade, pre).await
         }
         Choice::Legacy(Sub::AlpnPing) => {
-            conn::handle_tls(srv, PingStream::new(io, Some(every)), p.peer, Via::Upgrade).await
+            conn::handle_tls(srv, PingStream::new(io, Some(every)), p.peer, Via::Upgrade, pre).await
         }
-        Choice::Legacy(Sub::Alpn) => conn::handle_tls(srv, io, p.peer, Via::Upgrade).await,
+        Choice::Legacy(Sub::Alpn) => conn::handle_tls(srv, io, p.peer, Via::Upgrade, pre).await,
     }
 }
 

@@ -46,8 +46,14 @@ impl Ctx {
 
 type Slot = Arc<std::sync::Mutex<Option<crate::server::upgrade::Pending>>>;
 
-/// Serves HTTP on `io` until the client closes.
-pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
+/// The largest HTTP/1 request head read (hyper's buffer, at its minimum of 8 KiB
+/// plus room for a load balancer's headers); a larger one gets 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves HTTP on `io` until the client closes; `pre` is the connection's place in
+/// the budget for connections without an identity (kept while it serves, handed on
+/// to an upgrade).
+pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx, pre: crate::server::conn::PreAuth) {
     let io = TokioIo::new(io);
     let h2 = ctx.h2;
     let header_timeout = srv.cfg.handshake_timeout;
@@ -65,16 +71,25 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
         })
     };
     let res = if h2 {
+        // Small windows and header lists: no request here has a body, and a client
+        // without an identity may not make us hold more than a few KiB.
         let conn = hyper::server::conn::http2::Builder::new(Executor(srv.tasks.clone()))
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(header_timeout))
             .keep_alive_timeout(header_timeout)
+            .max_header_list_size(MAX_HEAD as u32)
+            .max_concurrent_streams(16)
+            .max_pending_accept_reset_streams(Some(16))
+            .max_local_error_reset_streams(Some(64))
+            .initial_stream_window_size(16 * 1024)
+            .max_send_buf_size(64 * 1024)
             .serve_connection(io, svc);
         idle_limited(conn, &activity, header_timeout, srv.tasks.stopping()).await
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD)
             .serve_connection(io, svc)
             .with_upgrades();
         tokio::pin!(conn);
@@ -94,7 +109,7 @@ pub async fn serve(srv: Arc<Server>, io: BoxIo, ctx: Ctx) {
     let pending = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = pending {
         // Boxed: the upgraded stream goes back through the router, which got us here.
-        Box::pin(crate::server::upgrade::run(srv, p)).await;
+        Box::pin(crate::server::upgrade::run(srv, p, pre)).await;
     }
 }
 
@@ -198,6 +213,12 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
         }
     };
     debug!(method = %req.method(), path = %path, plain = ctx.plain, client = %client, "web request");
+    // A resumed TLS session skips certificate verification, so expiry is checked on
+    // every request: an expired identity is no identity.
+    let caller = ctx.caller.as_ref().filter(|c| !c.expired_at(std::time::SystemTime::now()));
+    if let (Some(c), None) = (&ctx.caller, caller) {
+        info!(user = %c.user, path = %path, "the caller's certificate has expired; answering as to an anonymous client");
+    }
     match (req.method(), path.as_str()) {
         (&Method::GET, upgrade::PATH) if ctx.upgraded => {
             error(StatusCode::BAD_REQUEST, "this connection is already upgraded; upgrades do not nest")
@@ -207,49 +228,66 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = pending;
             resp
         }
-        (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, ctx.caller.as_ref())),
-        (&Method::GET, "/webapi/resolve") => resolve(&srv, ctx.caller.as_ref(), req.uri().query().unwrap_or("")),
+        (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, caller)),
+        (&Method::GET, "/webapi/resolve") => match (&ctx.caller, caller) {
+            (Some(c), None) => error(
+                StatusCode::UNAUTHORIZED,
+                &format!("the identity of user {} has expired: get a new one and log in again", c.user),
+            ),
+            _ => resolve(&srv, caller, req.uri().query().unwrap_or("")),
+        },
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
     }
 }
 
-/// The client's address: the TCP peer, or with `trust_x_forwarded_for` the one IP
-/// in `X-Forwarded-For`.
+/// The client's address: the TCP peer, or, when the peer is one of the
+/// `trusted_proxies`, what its `X-Forwarded-For` says (see [`forwarded_client`]).
 fn client_addr(srv: &Server, ctx: &Ctx, h: &hyper::HeaderMap) -> Result<SocketAddr, String> {
-    if !srv.cfg.trust_x_forwarded_for {
+    let values: Vec<&str> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
+    if values.is_empty() {
         return Ok(ctx.peer);
     }
-    let values: Vec<&str> = h.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
-    match parse_forwarded_for(&values)? {
-        Some(ip) => {
-            info!(peer = %ctx.peer, client = %ip, "client address from X-Forwarded-For");
-            Ok(SocketAddr::new(ip, ctx.peer.port()))
-        }
-        None => Ok(ctx.peer),
+    let ip = forwarded_client(ctx.peer.ip(), &values, &srv.trusted_proxies)?;
+    if ip == ctx.peer.ip() && !crate::util::cidr::any_contains(&srv.trusted_proxies, ip) {
+        debug!(peer = %ctx.peer, "X-Forwarded-For ignored: the peer is not in trusted_proxies");
+    } else if ip != ctx.peer.ip() {
+        info!(peer = %ctx.peer, client = %ip, "client address from X-Forwarded-For");
     }
+    Ok(SocketAddr::new(ip, ctx.peer.port()))
 }
 
-/// Parses `X-Forwarded-For` values: none → `None`; exactly one IP → it; anything else
-/// (several hops, junk, several headers) is an error.
+/// The client address for a request from `peer` carrying `X-Forwarded-For`
+/// `values` (every header, in order). A peer outside `trusted` is the client, whatever
+/// it sent. From a trusted peer the entries are read right to left (each proxy
+/// appends the address it saw) and the first one that is not itself a trusted proxy
+/// is the client; when all are trusted, the leftmost. Entries may be `IP`, `[IPv6]`
+/// or `IP:port`.
 ///
 /// # Errors
-/// A sentence saying what was wrong.
-pub fn parse_forwarded_for(values: &[&str]) -> Result<Option<IpAddr>, String> {
-    match values {
-        [] => Ok(None),
-        [one] => {
-            let v = one.trim();
-            if v.contains(',') {
-                return Err(format!("X-Forwarded-For must carry exactly one IP, got {v:?}"));
-            }
-            v.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .map(Some)
-                .map_err(|_| format!("X-Forwarded-For is not an IP address: {v:?}"))
-        }
-        _ => Err("X-Forwarded-For must appear once".into()),
+/// A sentence when the entry that decides is not an IP address.
+pub fn forwarded_client(peer: IpAddr, values: &[&str], trusted: &[crate::util::cidr::Cidr]) -> Result<IpAddr, String> {
+    use crate::util::cidr::any_contains;
+    if !any_contains(trusted, peer) {
+        return Ok(peer);
     }
+    let entries: Vec<&str> =
+        values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty()).collect();
+    let mut client = peer;
+    for e in entries.iter().rev() {
+        let ip = parse_forwarded_ip(e).ok_or_else(|| format!("X-Forwarded-For entry {e:?} is not an IP address"))?;
+        client = ip;
+        if !any_contains(trusted, ip) {
+            break;
+        }
+    }
+    Ok(client)
+}
+
+fn parse_forwarded_ip(e: &str) -> Option<IpAddr> {
+    if let Ok(ip) = e.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    e.parse::<SocketAddr>().ok().map(|sa| sa.ip().to_canonical())
 }
 
 /// The ping answer for `caller`.
@@ -294,16 +332,21 @@ pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveRespons
     if let Some(rev) = srv.auth.revocation(caller) {
         return ResolveResponse { outcome: Outcome::Denied, message: rev.sentence(), protocol: None };
     }
-    let refusal = match srv.table.node(name) {
-        Some(n) if kind == Kind::Node => n.dial_addr(port).err(),
+    let refusal = match srv.table.node(name).map(|n| n.dial_addr(port)) {
+        Some(Err(r)) if kind == Kind::Node => Some(r.sentence(proxy)),
+        Some(Ok(addr)) if kind == Kind::Node && srv.table.is_own_listener(&addr) => {
+            Some(crate::server::config::own_listener_sentence(
+                name,
+                port.unwrap_or(crate::proto::naming::SSH_DEFAULT_PORT),
+                proxy,
+            ))
+        }
         _ => None,
     };
     match srv.table.allow_of(kind, name) {
-        Some(allow) if allow.permits(caller) && refusal.is_some() => ResolveResponse {
-            outcome: Outcome::Denied,
-            message: refusal.map(|r| r.sentence(proxy)).unwrap_or_default(),
-            protocol: None,
-        },
+        Some(allow) if allow.permits(caller) && refusal.is_some() => {
+            ResolveResponse { outcome: Outcome::Denied, message: refusal.unwrap_or_default(), protocol: None }
+        }
         Some(allow) if allow.permits(caller) => ResolveResponse {
             outcome: Outcome::Allowed,
             message: format!("{} {name} is reachable through proxy {proxy} for user {}", kind.noun(), caller.user),
@@ -336,12 +379,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_for_takes_exactly_one_ip() {
-        assert_eq!(parse_forwarded_for(&[]), Ok(None));
-        assert_eq!(parse_forwarded_for(&[" 10.1.2.3 "]), Ok(Some("10.1.2.3".parse().unwrap())));
-        assert_eq!(parse_forwarded_for(&["[::1]"]), Ok(Some("::1".parse().unwrap())));
-        assert!(parse_forwarded_for(&["1.2.3.4, 5.6.7.8"]).unwrap_err().contains("exactly one"));
-        assert!(parse_forwarded_for(&["evil"]).unwrap_err().contains("not an IP"));
-        assert!(parse_forwarded_for(&["1.2.3.4", "5.6.7.8"]).unwrap_err().contains("once"));
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        use crate::util::cidr::Cidr;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("fd00::/8").unwrap()];
+        let lb = ip("10.1.1.1");
+        // A direct client picks nothing, whatever it sends.
+        assert_eq!(forwarded_client(ip("198.51.100.9"), &["203.0.113.7"], &trusted), Ok(ip("198.51.100.9")));
+        assert_eq!(forwarded_client(ip("198.51.100.9"), &["junk"], &trusted), Ok(ip("198.51.100.9")));
+        assert_eq!(forwarded_client(ip("198.51.100.9"), &["1.1.1.1"], &[]), Ok(ip("198.51.100.9")));
+        // Through the load balancer: the address it saw.
+        assert_eq!(forwarded_client(lb, &[" 203.0.113.7 "], &trusted), Ok(ip("203.0.113.7")));
+        // A client that sends its own header: the load balancer appends the real one.
+        assert_eq!(forwarded_client(lb, &["6.6.6.6, 203.0.113.7"], &trusted), Ok(ip("203.0.113.7")));
+        assert_eq!(forwarded_client(lb, &["junk, 203.0.113.7"], &trusted), Ok(ip("203.0.113.7")));
+        // Two proxies in a row, both trusted; several headers read as one list.
+        assert_eq!(forwarded_client(lb, &["203.0.113.7, 10.2.2.2"], &trusted), Ok(ip("203.0.113.7")));
+        assert_eq!(forwarded_client(lb, &["203.0.113.7", "10.2.2.2"], &trusted), Ok(ip("203.0.113.7")));
+        assert_eq!(forwarded_client(lb, &["10.3.3.3, 10.2.2.2"], &trusted), Ok(ip("10.3.3.3")), "all trusted");
+        // IPv6 and ports.
+        assert_eq!(forwarded_client(ip("fd00::1"), &["[2001:db8::5]"], &trusted), Ok(ip("2001:db8::5")));
+        assert_eq!(forwarded_client(ip("fd00::1"), &["[2001:db8::5]:4711"], &trusted), Ok(ip("2001:db8::5")));
+        assert_eq!(forwarded_client(lb, &["203.0.113.7:5000"], &trusted), Ok(ip("203.0.113.7")));
+        assert_eq!(forwarded_client(ip("::ffff:10.1.1.1"), &["203.0.113.7"], &trusted), Ok(ip("203.0.113.7")));
+        // The deciding entry must be an address.
+        assert_eq!(
+            forwarded_client(lb, &["203.0.113.7, evil"], &trusted),
+            Err("X-Forwarded-For entry \"evil\" is not an IP address".into())
+        );
+        assert_eq!(forwarded_client(lb, &[""], &trusted), Ok(lb), "an empty header names nobody");
     }
 }

@@ -79,6 +79,7 @@ pub struct TestServer {
     pub config_path: PathBuf,
     shutdown: CancellationToken,
     task: Option<JoinHandle<oneport::Result<()>>>,
+    server: Arc<server::Server>,
 }
 
 impl TestServer {
@@ -103,8 +104,13 @@ impl TestServer {
         std::fs::write(&config_path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
         let srv = server::Server::new(config.clone()).unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server::run(listener, srv, shutdown.clone()));
-        TestServer { dir, addr, config, config_path, shutdown, task: Some(task) }
+        let task = tokio::spawn(server::run(listener, srv.clone(), shutdown.clone()));
+        TestServer { dir, addr, config, config_path, shutdown, task: Some(task), server: srv }
+    }
+
+    /// Free places for connections without an identity (`max_unauthenticated`).
+    pub fn pre_auth_available(&self) -> usize {
+        self.server.pre_auth.available_permits()
     }
 
     /// Issues an identity file for `user` in `groups`.

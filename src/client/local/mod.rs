@@ -2,7 +2,8 @@
 //! loopback, handing each connection to a handler (by default: dial the target and
 //! relay), and draining on shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
 //! handlers live beside it: [`db`] (Postgres and MySQL clients), [`kube`] (the HTTPS
-//! endpoint for kubectl), [`hostcheck`] (DNS-rebinding protection for HTTP apps).
+//! endpoint for kubectl), [`hostcheck`] (DNS-rebinding and cross-site protection for
+//! HTTP apps, on every request of a connection).
 
 pub mod db;
 pub mod hostcheck;
@@ -13,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use crate::client::dial::{Dialer, Target};
+use crate::client::local::hostcheck::{Framer, Refusal};
 use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::{Error, Result};
@@ -172,49 +174,180 @@ pub async fn explain(dialer: &Dialer, res: &ResourceRef, err: Error) -> Error {
 /// How long a local HTTP client may take to send its first request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A handler for HTTP apps: checks the first request's `Host` (see
-/// [`crate::client::local::hostcheck`]) before dialling, answers 421 to a refused one, and replays
-/// the bytes it read into the tunnel.
+/// How long the app may take to finish its answers to the requests before a
+/// refused one, before the connection is cut without the refusal.
+const REFUSAL_DRAIN: Duration = Duration::from_secs(10);
+
+/// A handler for HTTP apps: every request on the connection is judged (see
+/// [`crate::client::local::hostcheck`]). A refused first request is answered (421,
+/// 403 or 400) without dialling; a refused later one is never sent: the tunnel's
+/// write side closes, the app finishes the answers before it, and the refusal
+/// follows them on the client connection, which then closes.
 pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
     Arc::new(move |mut tcp, peer| {
         let session = session.clone();
         Box::pin(async move {
             let res = session.resource();
-            let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, port)).await {
+            let what = format!("{} {}", res.kind.noun(), res.name);
+            let mut framer = Framer::new(port);
+            let head = match tokio::time::timeout(HEAD_TIMEOUT, read_first(&mut tcp, &mut framer)).await {
                 Ok(Ok(head)) => head,
-                Ok(Err(why)) => {
-                    warn!(peer = %peer, "{} {}: request refused: {why}", res.kind.noun(), res.name);
-                    let _ = tcp.write_all(&crate::client::local::hostcheck::refusal(&why)).await;
+                Ok(Err(Some(r))) => {
+                    warn!(peer = %peer, "{what}: request refused: {}", r.why);
+                    let _ = tcp.write_all(&hostcheck::refusal(&r)).await;
                     let _ = tcp.shutdown().await;
                     return;
                 }
+                Ok(Err(None)) => return debug!("the client closed before sending a request"),
                 Err(_) => return debug!("no request head within {}s; closed", HEAD_TIMEOUT.as_secs()),
             };
+            let gate = Arc::new(Gate::default());
             let (r, w) = tcp.split();
-            let mut local = tokio::io::join(std::io::Cursor::new(head).chain(r), w);
-            if let Err(e) = tunnel_on(&session, &mut local).await {
-                error!("{} {}: {e}", res.kind.noun(), res.name);
+            let reader = Checked { inner: r, framer, gate: gate.clone(), buf: std::io::Cursor::new(head) };
+            let writer = Announcing { inner: w, gate: gate.clone(), at: 0 };
+            let mut local = tokio::io::join(reader, writer);
+            let drained = async {
+                gate.refused.notified().await;
+                tokio::time::sleep(REFUSAL_DRAIN).await;
+            };
+            tokio::select! {
+                r = tunnel_on(&session, &mut local) => {
+                    if let Err(e) = r {
+                        error!("{what}: {e}");
+                    }
+                }
+                _ = drained => debug!("the app did not finish within {}s of a refused request; closed",
+                    REFUSAL_DRAIN.as_secs()),
+            }
+            if let Some(r) = gate.refusal() {
+                warn!(peer = %peer, "{what}: request refused: {}", r.why);
             }
         })
     })
 }
 
-/// Reads until the first request head is complete and judged.
-async fn read_head(tcp: &mut TcpStream, port: u16) -> std::result::Result<Vec<u8>, String> {
-    use crate::client::local::hostcheck::{check, Verdict};
-    let mut buf = Vec::with_capacity(2048);
-    loop {
+/// Reads until the first request head is judged; returns the bytes to forward.
+/// `Err(None)`: the client closed first.
+async fn read_first(tcp: &mut TcpStream, framer: &mut Framer) -> std::result::Result<Vec<u8>, Option<Refusal>> {
+    let mut out = Vec::new();
+    while framer.allowed() == 0 {
         let mut chunk = [0u8; 4096];
-        let n = tcp.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = tcp.read(&mut chunk).await.map_err(|_| None)?;
         if n == 0 {
-            return Err("the client closed before sending a request".into());
+            return Err(None);
         }
-        buf.extend_from_slice(&chunk[..n]);
-        match check(&buf, port) {
-            Verdict::Partial => continue,
-            Verdict::Allowed(_) => return Ok(buf),
-            Verdict::Refused(why) => return Err(why),
+        let fed = framer.feed(&chunk[..n]);
+        if let Some(r) = fed.refused {
+            return Err(Some(r));
         }
+        out.extend(fed.forward);
+    }
+    Ok(out)
+}
+
+/// Shared by the two halves of a checked HTTP connection: the refusal, if a later
+/// request was refused.
+#[derive(Default)]
+struct Gate {
+    refusal: std::sync::Mutex<Option<Vec<u8>>>,
+    why: std::sync::Mutex<Option<Refusal>>,
+    refused: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn refuse(&self, r: Refusal) {
+        *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(hostcheck::refusal(&r));
+        *self.why.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        self.refused.notify_one();
+    }
+    fn refusal(&self) -> Option<Refusal> {
+        self.why.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn answer(&self) -> Option<Vec<u8>> {
+        self.refusal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The client's bytes, judged request by request; a refused request ends the stream.
+struct Checked<R> {
+    inner: R,
+    framer: Framer,
+    gate: Arc<Gate>,
+    buf: std::io::Cursor<Vec<u8>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Checked<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        loop {
+            let pos = this.buf.position() as usize;
+            let pending = &this.buf.get_ref()[pos..];
+            if !pending.is_empty() {
+                let n = pending.len().min(out.remaining());
+                out.put_slice(&pending[..n]);
+                this.buf.set_position((pos + n) as u64);
+                return Poll::Ready(Ok(()));
+            }
+            if this.gate.answer().is_some() {
+                return Poll::Ready(Ok(())); // EOF: nothing after a refused request
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let mut rb = tokio::io::ReadBuf::new(&mut chunk);
+            std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+            if rb.filled().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let fed = this.framer.feed(rb.filled());
+            this.buf = std::io::Cursor::new(fed.forward);
+            if let Some(r) = fed.refused {
+                this.gate.refuse(r);
+            }
+        }
+    }
+}
+
+/// The app's bytes to the client; after a refused request, the refusal is written
+/// when the app's side ends.
+struct Announcing<W> {
+    inner: W,
+    gate: Arc<Gate>,
+    at: usize,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Announcing<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(answer) = this.gate.answer() {
+            while this.at < answer.len() {
+                let n = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_write(cx, &answer[this.at..]))?;
+                if n == 0 {
+                    break;
+                }
+                this.at += n;
+            }
+        }
+        std::pin::Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
