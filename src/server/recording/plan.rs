@@ -317,7 +317,7 @@ mod tests {
                 panic!("not refused")
             };
             assert!(
-                msg.starts_with("exec sessions on kube cluster prod must be recorded, but the recording could not be started: cannot create the recordings directory"),
+                msg.starts_with("exec sessions on kube cluster prod must be recorded, but the recording could not be started: cannot use the recordings directory") && msg.ends_with("Not a directory (os error 20)"),
                 "{msg}"
             );
         }

@@ -446,6 +446,166 @@ async fn recording_failed(failed: &mut Option<watch::Receiver<Option<String>>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    fn meta(protocol: &str) -> Meta {
+        Meta {
+            session_id: new_id(),
+            kind: "exec".into(),
+            user: "alice".into(),
+            cluster: "prod".into(),
+            namespace: "default".into(),
+            pod: "web-1".into(),
+            protocol: protocol.into(),
+            ..Default::default()
+        }
+    }
+
+    fn msg(channel: u8, data: &[u8]) -> Message {
+        let mut v = vec![channel];
+        v.extend_from_slice(data);
+        Message::Binary(v.into())
+    }
+
+    /// A recorder that fails after `ok` writes.
+    struct Failing {
+        ok: usize,
+    }
+
+    impl Recorder for Failing {
+        fn name(&self) -> String {
+            "failing".into()
+        }
+        fn write(&mut self, _: Duration, _: &Event) -> std::io::Result<()> {
+            if self.ok == 0 {
+                return Err(std::io::Error::other("No space left on device"));
+            }
+            self.ok -= 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn discard(self: Box<Self>) {}
+    }
+
+    /// Client and server WebSocket ends with a session relay between them.
+    async fn pair(
+        handler: Handler,
+    ) -> (WebSocketStream<tokio::io::DuplexStream>, WebSocketStream<tokio::io::DuplexStream>, tokio::task::JoinHandle<()>)
+    {
+        let (client, relay_client) = tokio::io::duplex(64 * 1024);
+        let (relay_up, server) = tokio::io::duplex(64 * 1024);
+        let task = tokio::spawn(handler.run(relay_client, relay_up));
+        let c = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let s = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        (c, s, task)
+    }
+
+    #[tokio::test]
+    async fn records_both_directions_v4_and_v5_unchanged() {
+        for protocol in PARSED_PROTOCOLS {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = super::super::dir::DirSink::new(dir.path().to_path_buf());
+            let m = meta(protocol);
+            let rec = super::super::Sink::create(&sink, &m, 1_764_625_680_000).unwrap();
+            let h = Handler::new(m, Mode::Required, Some(rec), None, SystemTime::now());
+            let (mut c, mut s, task) = pair(h).await;
+            c.send(msg(4, br#"{"Width":100,"Height":30}"#)).await.unwrap();
+            c.send(msg(0, b"ls\r")).await.unwrap();
+            let big = vec![b'y'; 200_000];
+            for expect in [msg(4, br#"{"Width":100,"Height":30}"#), msg(0, b"ls\r")] {
+                assert_eq!(s.next().await.unwrap().unwrap(), expect);
+            }
+            // The server writes while the client reads (the streams hold 64 KiB).
+            let b = big.clone();
+            let server = tokio::spawn(async move {
+                s.send(msg(1, b"file\r\n")).await.unwrap();
+                s.send(msg(2, &b)).await.unwrap();
+                s.send(msg(3, br#"{"metadata":{},"status":"Success"}"#)).await.unwrap();
+                s.close(None).await.unwrap();
+                while let Some(Ok(_)) = s.next().await {}
+            });
+            assert_eq!(c.next().await.unwrap().unwrap(), msg(1, b"file\r\n"));
+            assert_eq!(c.next().await.unwrap().unwrap(), msg(2, &big));
+            assert_eq!(c.next().await.unwrap().unwrap(), msg(3, br#"{"metadata":{},"status":"Success"}"#));
+            while let Some(Ok(_)) = c.next().await {}
+            drop(c);
+            server.await.unwrap();
+            task.await.unwrap();
+            let files = super::super::dir::list(dir.path()).unwrap();
+            let path = files[0].as_ref().unwrap().path.clone();
+            let text = std::fs::read_to_string(path).unwrap();
+            let h = super::super::asciicast::read_header(&mut text.as_bytes()).unwrap();
+            assert_eq!((h.width, h.height, h.meta.protocol.as_str()), (100, 30, protocol));
+            let events: Vec<_> =
+                text.lines().skip(1).map(|l| super::super::asciicast::parse_event(l).unwrap()).collect();
+            let input: String = events.iter().filter(|e| e.kind == "i").map(|e| e.data.as_str()).collect();
+            let output: String = events.iter().filter(|e| e.kind == "o").map(|e| e.data.as_str()).collect();
+            assert_eq!(input, "ls\r");
+            assert_eq!(output, format!("file\r\n{}", "y".repeat(200_000)));
+            assert_eq!(events.last().unwrap().kind, "m");
+            assert_eq!(events.last().unwrap().data, "exit 0");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_recording_ends_a_required_session_on_the_error_channel() {
+        let h = Handler::new(
+            meta("v5.channel.k8s.io"),
+            Mode::Required,
+            Some(Box::new(Failing { ok: 1 })),
+            None,
+            SystemTime::now(),
+        );
+        let (mut c, mut s, task) = pair(h).await;
+        s.send(msg(1, b"one")).await.unwrap();
+        assert_eq!(c.next().await.unwrap().unwrap(), msg(1, b"one"));
+        s.send(msg(1, b"two")).await.unwrap(); // the write that fails
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = c.next().await {
+            got.push(m);
+        }
+        let status = got.iter().find_map(|m| match m {
+            Message::Binary(b) if b.first() == Some(&3) => Some(String::from_utf8_lossy(&b[1..]).into_owned()),
+            _ => None,
+        });
+        let status = status.unwrap_or_else(|| panic!("no error-channel status in {got:?}"));
+        assert!(status.contains("exec session on kube cluster prod ended: it must be recorded, and the recording failed: No space left on device"), "{status}");
+        assert!(matches!(got.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1011), "{got:?}");
+        // stdin no longer reaches the pod.
+        let _ = c.send(msg(0, b"rm -rf /\r")).await;
+        task.await.unwrap();
+        while let Some(Ok(m)) = s.next().await {
+            assert!(!matches!(&m, Message::Binary(b) if b.first() == Some(&0)), "stdin reached the pod: {m:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_recording_leaves_a_best_effort_session_running() {
+        let h = Handler::new(
+            meta("v5.channel.k8s.io"),
+            Mode::BestEffort,
+            Some(Box::new(Failing { ok: 0 })),
+            None,
+            SystemTime::now(),
+        );
+        let (mut c, mut s, task) = pair(h).await;
+        for i in 0..20u8 {
+            s.send(msg(1, &[b'a' + i])).await.unwrap();
+            assert_eq!(c.next().await.unwrap().unwrap(), msg(1, &[b'a' + i]));
+            c.send(msg(0, &[i])).await.unwrap();
+            assert_eq!(s.next().await.unwrap().unwrap(), msg(0, &[i]));
+        }
+        s.close(None).await.unwrap();
+        tokio::spawn(async move { while let Some(Ok(_)) = s.next().await {} });
+        while let Some(Ok(_)) = c.next().await {}
+        drop(c);
+        task.await.unwrap();
+    }
 
     #[test]
     fn ids_are_uuids() {
