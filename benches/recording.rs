@@ -7,6 +7,8 @@
 //! - `session relay, recorded`: the session relay parsing both directions and
 //!   writing the asciicast file (into a temporary directory).
 //!
+//! Run:
+//!
 //!     cargo bench --bench recording
 //!     BENCH_MIB=200 BENCH_ROUNDS=5 cargo bench --bench recording
 //!

@@ -327,11 +327,8 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         while let Some(Ok(msg)) = ws.next().await {
             let Message::Binary(data) = msg else { continue };
             match data.first() {
-                Some(0) if !shell => {
-                    if ws.send(out(1, &data[1..])).await.is_err() {
-                        return;
-                    }
-                }
+                Some(0) if !shell && ws.send(out(1, &data[1..])).await.is_err() => return,
+                Some(0) if !shell => {}
                 Some(0) => {
                     let mut reply = Vec::new();
                     let mut done = false;
