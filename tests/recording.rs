@@ -54,6 +54,18 @@ fn server_log() -> String {
     String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned()
 }
 
+/// Waits for a server log line that `pred` accepts.
+async fn log_line(pred: impl Fn(&str) -> bool) -> String {
+    let found = poll_until(Duration::from_secs(30), "a server log line", || {
+        let l = server_log().lines().find(|l| pred(l)).map(str::to_string);
+        async move { l }
+    });
+    match tokio::time::timeout(Duration::from_secs(31), found).await {
+        Ok(l) => l,
+        Err(_) => panic!("no such log line in:\n{}", server_log()),
+    }
+}
+
 fn cluster(api: &KubeApi, name: &str, mode: Mode, dir: &Path) -> Kube {
     Kube {
         name: name.into(),
@@ -183,6 +195,21 @@ impl Cast {
     }
 }
 
+/// Waits for recording number `before + 1` in `dir` to be complete (the server
+/// ends its side of a session just after kubectl exits): its last line is the
+/// end marker.
+async fn finished_cast(dir: &Path, before: usize) -> Cast {
+    let path = poll_until(Duration::from_secs(30), "the recording to be complete", || async {
+        let files = casts(dir);
+        let p = files.get(before)?.clone();
+        let t = std::fs::read_to_string(&p).ok()?;
+        let last = t.lines().last()?;
+        (t.ends_with('\n') && last.starts_with('[') && last.contains("\"m\"")).then_some(p)
+    })
+    .await;
+    Cast::read(&path)
+}
+
 /// The recordings in `dir`, oldest first.
 fn casts(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -225,9 +252,8 @@ async fn recorded_cat(home: &Home, kubeconfig: &str, dir: &Path, how: &str) -> C
     let out = exec_cat(home, kubeconfig, payload.as_bytes()).await;
     assert!(out.status.success(), "{how}: kubectl exec failed: {}", text(&out.stderr));
     assert_eq!(sha256(&out.stdout), sha256(payload.as_bytes()), "{how}: bytes changed");
-    let files = casts(dir);
-    assert_eq!(files.len(), before + 1, "{how}: one new recording in {}", dir.display());
-    let cast = Cast::read(files.last().unwrap());
+    let cast = finished_cast(dir, before).await;
+    assert_eq!(casts(dir).len(), before + 1, "{how}: one new recording in {}", dir.display());
     assert_eq!(cast.joined("i"), payload, "{how}: recorded input");
     assert_eq!(cast.joined("o"), payload, "{how}: recorded output");
     assert_eq!(cast.header["version"], 2);
@@ -249,11 +275,7 @@ async fn recorded_cat(home: &Home, kubeconfig: &str, dir: &Path, how: &str) -> C
         assert_eq!(std::fs::metadata(dir).unwrap().permissions().mode() & 0o777, 0o700);
     }
     // The audit line names the recording.
-    let log = server_log();
-    let audit = log
-        .lines()
-        .find(|l| l.contains("kube session ended") && l.contains(&id))
-        .unwrap_or_else(|| panic!("{how}: no audit line for {id}:\n{log}"));
+    let audit = log_line(|l| l.contains("kube session ended") && l.contains(&id)).await;
     assert!(audit.contains("recorded=true") && audit.contains(&name) && audit.contains("user=alice"), "{audit}");
     assert!(audit.contains("exit=exit 0") && audit.contains("command=cat"), "{audit}");
     cast
@@ -293,9 +315,10 @@ async fn exec_is_recorded_through_every_path() {
         assert_eq!(api.execs(), 3);
 
         // A short one for asciinema (it prints the output events).
+        let before = casts(&dir).len();
         let out = exec_cat(&home, &kc, b"hello from the pod\n").await;
         assert!(out.status.success(), "{}", text(&out.stderr));
-        let newest = casts(&dir).pop().unwrap();
+        let newest = finished_cast(&dir, before).await.path;
         let sock = home.path().join("tmux.sock");
         let (printed, code) = in_tmux(&sock, &format!("asciinema cat {}", newest.display())).await;
         assert_eq!(code, 0, "asciinema cat failed: {printed}");
@@ -385,7 +408,7 @@ async fn interactive_exec_and_attach_are_recorded() {
             })
             .await;
             assert_eq!(code, 3, "{what}: kubectl passes the exit status");
-            let cast = Cast::read(casts(&dir).last().unwrap());
+            let cast = finished_cast(&dir, if what == "exec" { 0 } else { 1 }).await;
             assert_eq!(cast.header["kind"], what);
             assert_eq!(cast.header["tty"], true);
             assert_eq!(
@@ -459,7 +482,7 @@ async fn unwritable_directory_fails_closed_or_open() {
             .find(|l| l.contains("kube=stage") && l.contains("not recorded (best_effort)"))
             .unwrap_or_else(|| panic!("no best_effort log line:\n{log}"));
         assert!(line.contains("Not a directory"), "{line}");
-        let audit = log.lines().find(|l| l.contains("kube session ended") && l.contains("kube=stage")).unwrap();
+        let audit = log_line(|l| l.contains("kube session ended") && l.contains("kube=stage")).await;
         assert!(audit.contains("recorded=false") && audit.contains("could not be started"), "{audit}");
         srv.stop().await;
     })
@@ -532,21 +555,28 @@ async fn directory_removed_mid_session() {
     .await;
 }
 
-/// Reads the throwaway CA out of a `proxy kube` kubeconfig.
-fn kubeconfig_ca_and_server(path: &str) -> (Vec<u8>, String) {
+/// The throwaway CA, server URL, TLS server name, client certificate and key of a
+/// `proxy kube` kubeconfig.
+fn kubeconfig_parts(path: &str) -> (Vec<u8>, String, String, Vec<u8>, Vec<u8>) {
     use base64::Engine;
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let b64 = |v: &serde_yaml_ng::Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
     let c = &doc["clusters"][0]["cluster"];
-    let ca =
-        base64::engine::general_purpose::STANDARD.decode(c["certificate-authority-data"].as_str().unwrap()).unwrap();
-    (ca, c["server"].as_str().unwrap().to_string())
+    let u = &doc["users"][0]["user"];
+    (
+        b64(&c["certificate-authority-data"]),
+        c["server"].as_str().unwrap().to_string(),
+        c["tls-server-name"].as_str().unwrap().to_string(),
+        b64(&u["client-certificate-data"]),
+        b64(&u["client-key-data"]),
+    )
 }
 
 /// A raw SPDY/3.1 exec upgrade through `proxy kube` (kubectl 1.32 no longer sends
 /// SPDY for exec unless told to; this is the request it sent): returns the
 /// response head and what followed it.
 async fn raw_spdy_exec(kubeconfig: &str) -> String {
-    let (ca, server) = kubeconfig_ca_and_server(kubeconfig);
+    let (ca, server, sni, cert, key) = kubeconfig_parts(kubeconfig);
     let addr = server.trim_start_matches("https://").to_string();
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -557,9 +587,13 @@ async fn raw_spdy_exec(kubeconfig: &str) -> String {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_auth_cert(
+            rustls::pki_types::CertificateDer::pem_slice_iter(&cert).collect::<Result<Vec<_>, _>>().unwrap(),
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap(),
+        )
+        .unwrap();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
     let req = format!(
         "POST /api/v1/namespaces/default/pods/{POD}/exec?command=cat&stdin=true&stdout=true HTTP/1.1\r\n\
@@ -567,8 +601,21 @@ async fn raw_spdy_exec(kubeconfig: &str) -> String {
          Content-Length: 0\r\n\r\n"
     );
     tls.write_all(req.as_bytes()).await.unwrap();
+    // Up to the SPDY marker line, or the end of a Status body (the connection stays
+    // open for keep-alive after a refusal).
     let mut got = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut got)).await;
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let n = tls.read(&mut buf).await.unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let t = text(&got);
+            if n == 0 || t.contains("spdy-session-started\n") || (t.contains("\r\n\r\n") && t.ends_with('}')) {
+                return;
+            }
+        }
+    })
+    .await;
     text(&got)
 }
 

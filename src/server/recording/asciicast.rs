@@ -106,6 +106,14 @@ impl<W: Write> Writer<W> {
         Ok(true)
     }
 
+    /// Replaces the metadata of a header not written yet.
+    pub fn set_meta(&mut self, meta: Meta) {
+        if let Some(h) = self.header.as_mut() {
+            h.title = title(&meta);
+            h.meta = meta;
+        }
+    }
+
     /// Writes the header now if no event has (a session that produced nothing).
     ///
     /// # Errors

@@ -108,6 +108,10 @@ impl Recorder for FileRecorder {
         self.path.display().to_string()
     }
 
+    fn begin(&mut self, meta: &Meta) {
+        self.writer.set_meta(meta.clone());
+    }
+
     fn write(&mut self, at: Duration, event: &Event) -> std::io::Result<()> {
         match event {
             Event::Output(d) => self.writer.data(at, Stream::Output, d),

@@ -118,6 +118,9 @@ pub trait Sink: fmt::Debug + Send + Sync {
 pub trait Recorder: Send {
     /// The recording's name (its file), for logs and the audit line.
     fn name(&self) -> String;
+    /// The session's final metadata (the subprotocol is known once the API server
+    /// answered), before the first event; no I/O.
+    fn begin(&mut self, meta: &Meta);
     /// Writes one event at `at` since the start.
     ///
     /// # Errors

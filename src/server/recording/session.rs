@@ -125,7 +125,8 @@ impl Handler {
         let recorder = self.recorder.take();
         let decoders = recorder.is_some() && PARSED_PROTOCOLS.contains(&self.meta.protocol.as_str());
         let (outcome, recording) = match recorder {
-            Some(rec) if decoders => {
+            Some(mut rec) if decoders => {
+                rec.begin(&self.meta);
                 let name = rec.name();
                 let (tap, writer) = Tap::spawn(rec, begun);
                 let outcome = relay(client, upstream, &self.meta, self.mode, Some(tap)).await;
@@ -479,6 +480,7 @@ mod tests {
         fn name(&self) -> String {
             "failing".into()
         }
+        fn begin(&mut self, _: &Meta) {}
         fn write(&mut self, _: Duration, _: &Event) -> std::io::Result<()> {
             if self.ok == 0 {
                 return Err(std::io::Error::other("No space left on device"));
