@@ -392,10 +392,15 @@ async fn interactive_exec_and_attach_are_recorded() {
             let mut c = Command::new("tmux");
             c.arg("-S").arg(&sock).args(["new-session", "-d", "-s", "kube", "-x", "100", "-y", "30", &line]);
             ok(c, "tmux new-session").await;
-            poll_until(Duration::from_secs(60), "the shell prompt", || async {
-                pane(&sock).await.contains("$ ").then_some(())
-            })
-            .await;
+            let end = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !pane(&sock).await.lines().any(|l| l.starts_with('$')) {
+                assert!(
+                    tokio::time::Instant::now() < end,
+                    "{what}: no shell prompt; the terminal shows:\n{}",
+                    pane(&sock).await
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             send_keys(&sock, &["echo typed-through-tmux", "Enter"]).await;
             poll_until(Duration::from_secs(30), "the echo output", || async {
                 let p = pane(&sock).await;
@@ -411,12 +416,16 @@ async fn interactive_exec_and_attach_are_recorded() {
             let cast = finished_cast(&dir, if what == "exec" { 0 } else { 1 }).await;
             assert_eq!(cast.header["kind"], what);
             assert_eq!(cast.header["tty"], true);
-            assert_eq!(
-                (cast.header["width"].as_u64(), cast.header["height"].as_u64()),
-                (Some(100), Some(30)),
-                "{what}: {}",
-                cast.header
-            );
+            // The terminal's size: in the header, or (kubectl attach first sends one
+            // row and column more, to make the program redraw) the last resize event.
+            let size = cast
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.1 == "r")
+                .map(|e| e.2.clone())
+                .unwrap_or_else(|| format!("{}x{}", cast.header["width"], cast.header["height"]));
+            assert_eq!(size, "100x30", "{what}: {}", cast.header);
             let input = cast.joined("i");
             assert!(input.contains("echo typed-through-tmux\r") && input.contains("exit 3\r"), "{what}: {input:?}");
             let out = cast.joined("o");

@@ -71,7 +71,7 @@ impl Sink for DirSink {
         let path = self.dir.join(file_name(started_ms, &meta.session_id));
         let file = self.open(&path)?;
         let writer = Writer::new(BufWriter::with_capacity(64 * 1024, file), started_ms.div_euclid(1000), meta.clone());
-        Ok(Box::new(FileRecorder { path, writer, checked: None }))
+        Ok(Box::new(FileRecorder { path, writer }))
     }
 }
 
@@ -92,15 +92,9 @@ pub fn file_name(timestamp_ms: i64, id: &str) -> String {
     )
 }
 
-/// How often a flush also checks that the file is still there: a file whose
-/// directory was removed takes writes without error on Unix, but nobody will ever
-/// read them.
-const EXISTS_CHECK: Duration = Duration::from_millis(100);
-
 struct FileRecorder {
     path: PathBuf,
     writer: Writer<BufWriter<File>>,
-    checked: Option<std::time::Instant>,
 }
 
 impl Recorder for FileRecorder {
@@ -126,15 +120,15 @@ impl Recorder for FileRecorder {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.writer.flush()?;
-        if self.checked.is_none_or(|t| t.elapsed() >= EXISTS_CHECK) {
-            self.checked = Some(std::time::Instant::now());
-            if let Err(e) = std::fs::metadata(&self.path) {
-                let msg = format!(
-                    "the recording file {} is gone ({e}): was the recordings directory removed?",
-                    self.path.display()
-                );
-                return Err(std::io::Error::new(e.kind(), msg));
-            }
+        // A file whose directory was removed takes writes without error on Unix, but
+        // nobody will ever read them: one stat per flush (the recorder flushes when
+        // it has caught up, not per event under load) notices.
+        if let Err(e) = std::fs::metadata(&self.path) {
+            let msg = format!(
+                "the recording file {} is gone ({e}): was the recordings directory removed?",
+                self.path.display()
+            );
+            return Err(std::io::Error::new(e.kind(), msg));
         }
         Ok(())
     }

@@ -383,7 +383,7 @@ where
                         let status = kube_status::body(StatusCode::INTERNAL_SERVER_ERROR, &msg);
                         let json = serde_json::to_vec(&status).unwrap_or_default();
                         cw.write_all(&k8s_channel::server_frame(channel::ERROR, &json)).await?;
-                        cw.write_all(&k8s_channel::server_close(1011, "recording failed")).await?;
+                        cw.write_all(&k8s_channel::server_close(1000, "recording failed")).await?;
                     }
                 }
                 exit = format!("error: {msg}");
@@ -577,7 +577,7 @@ mod tests {
         });
         let status = status.unwrap_or_else(|| panic!("no error-channel status in {got:?}"));
         assert!(status.contains("exec session on kube cluster prod ended: it must be recorded, and the recording failed: No space left on device"), "{status}");
-        assert!(matches!(got.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1011), "{got:?}");
+        assert!(matches!(got.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1000), "{got:?}");
         // stdin no longer reaches the pod.
         let _ = c.send(msg(0, b"rm -rf /\r")).await;
         task.await.unwrap();
