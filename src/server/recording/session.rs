@@ -269,6 +269,18 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send,
     U: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let Some(tap) = tap else {
+        // Not recorded: the one relay (half-close, buffers given back when idle).
+        let (mut client, mut upstream) = (client, upstream);
+        return match crate::net::relay::relay(&mut client, &mut upstream).await {
+            Ok(c) => Outcome { exit: "unknown".into(), input: c.a_to_b, output: c.b_to_a, failure: None },
+            Err(e) => {
+                tracing::debug!(session = %meta.session_id, error = %e, "session stream ended with an error");
+                Outcome { exit: "unknown".into(), ..Default::default() }
+            }
+        };
+    };
+    let tap = Some(tap);
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);
     let stop_input = CancellationToken::new();
@@ -351,8 +363,6 @@ where
                 for ev in events.drain(..) {
                     tap.record(ev).await;
                 }
-            } else if tap.is_none() {
-                // Unrecorded: nothing to read.
             }
             cw.write_all(&buf[..n]).await?;
             cw.flush().await?;
