@@ -296,7 +296,8 @@ mod tests {
     #[test]
     fn policy_decisions() {
         let tmp = tempfile::tempdir().unwrap();
-        let alice = Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX };
+        let alice =
+            Caller { user: "alice".into(), groups: vec!["dev".into()], not_after: i64::MAX, ..Default::default() };
         let exec = uri("/api/v1/namespaces/default/pods/web-1/exec?command=sh");
         let ws = || headers(&[("upgrade", "websocket"), ("sec-websocket-protocol", "v5.channel.k8s.io")]);
         let spdy = || headers(&[("upgrade", "SPDY/3.1")]);
