@@ -462,7 +462,7 @@ async fn unwritable_directory_fails_closed_or_open() {
         let bad = file.join("recordings");
         let srv = TestServer::start(|c| {
             c.kube.push(cluster(&api, "prod", Mode::Required, &bad));
-            c.kube.push(cluster(&open_api, "stage", Mode::BestEffort, &bad));
+            c.kube.push(cluster(&open_api, "lenient", Mode::BestEffort, &bad));
         })
         .await;
         let id = srv.identity("alice", &["dev"]);
@@ -480,7 +480,7 @@ async fn unwritable_directory_fails_closed_or_open() {
 
         let kc2 = home.path().join("kubeconfig2").to_str().unwrap().to_string();
         let mut c = home.oneport_via(&srv.addr.to_string(), &id, &kc2);
-        c.args(["kube", "login", "stage"]);
+        c.args(["kube", "login", "lenient"]);
         ok(c, "kube login stage").await;
         let out = exec_cat(&home, &kc2, b"runs anyway\n").await;
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -488,10 +488,10 @@ async fn unwritable_directory_fails_closed_or_open() {
         let log = server_log();
         let line = log
             .lines()
-            .find(|l| l.contains("kube=stage") && l.contains("not recorded (best_effort)"))
+            .find(|l| l.contains("kube=lenient") && l.contains("not recorded (best_effort)"))
             .unwrap_or_else(|| panic!("no best_effort log line:\n{log}"));
         assert!(line.contains("Not a directory"), "{line}");
-        let audit = log_line(|l| l.contains("kube session ended") && l.contains("kube=stage")).await;
+        let audit = log_line(|l| l.contains("kube session ended") && l.contains("kube=lenient")).await;
         assert!(audit.contains("recorded=false") && audit.contains("could not be started"), "{audit}");
         srv.stop().await;
     })
@@ -512,12 +512,12 @@ async fn directory_removed_mid_session() {
         let (closed, open) = (tmp.path().join("closed"), tmp.path().join("open"));
         let srv = TestServer::start(|c| {
             c.kube.push(cluster(&api, "prod", Mode::Required, &closed));
-            c.kube.push(cluster(&api, "stage", Mode::BestEffort, &open));
+            c.kube.push(cluster(&api, "midway", Mode::BestEffort, &open));
         })
         .await;
         let id = srv.identity("alice", &["dev"]);
         let home = Home::new();
-        for (name, dir) in [("prod", &closed), ("stage", &open)] {
+        for (name, dir) in [("prod", &closed), ("midway", &open)] {
             let kc = home.path().join(format!("kc-{name}")).to_str().unwrap().to_string();
             let mut c = home.oneport_via(&srv.addr.to_string(), &id, &kc);
             c.args(["kube", "login", name]);
