@@ -148,6 +148,9 @@ _oneport() {
             oneport__subcmd__help__subcmd__server,issue)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__issue"
                 ;;
+            oneport__subcmd__help__subcmd__server,recordings)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__recordings"
+                ;;
             oneport__subcmd__help__subcmd__server,revoke)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__revoke"
                 ;;
@@ -156,6 +159,12 @@ _oneport() {
                 ;;
             oneport__subcmd__help__subcmd__server__subcmd__identities,ls)
                 cmd="oneport__subcmd__help__subcmd__server__subcmd__identities__subcmd__ls"
+                ;;
+            oneport__subcmd__help__subcmd__server__subcmd__recordings,ls)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__recordings__subcmd__ls"
+                ;;
+            oneport__subcmd__help__subcmd__server__subcmd__recordings,play)
+                cmd="oneport__subcmd__help__subcmd__server__subcmd__recordings__subcmd__play"
                 ;;
             oneport__subcmd__kube,credentials)
                 cmd="oneport__subcmd__kube__subcmd__credentials"
@@ -220,6 +229,9 @@ _oneport() {
             oneport__subcmd__server,issue)
                 cmd="oneport__subcmd__server__subcmd__issue"
                 ;;
+            oneport__subcmd__server,recordings)
+                cmd="oneport__subcmd__server__subcmd__recordings"
+                ;;
             oneport__subcmd__server,revoke)
                 cmd="oneport__subcmd__server__subcmd__revoke"
                 ;;
@@ -241,6 +253,9 @@ _oneport() {
             oneport__subcmd__server__subcmd__help,issue)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__issue"
                 ;;
+            oneport__subcmd__server__subcmd__help,recordings)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__recordings"
+                ;;
             oneport__subcmd__server__subcmd__help,revoke)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__revoke"
                 ;;
@@ -249,6 +264,12 @@ _oneport() {
                 ;;
             oneport__subcmd__server__subcmd__help__subcmd__identities,ls)
                 cmd="oneport__subcmd__server__subcmd__help__subcmd__identities__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__help__subcmd__recordings,ls)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__recordings__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__help__subcmd__recordings,play)
+                cmd="oneport__subcmd__server__subcmd__help__subcmd__recordings__subcmd__play"
                 ;;
             oneport__subcmd__server__subcmd__identities,help)
                 cmd="oneport__subcmd__server__subcmd__identities__subcmd__help"
@@ -261,6 +282,24 @@ _oneport() {
                 ;;
             oneport__subcmd__server__subcmd__identities__subcmd__help,ls)
                 cmd="oneport__subcmd__server__subcmd__identities__subcmd__help__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__recordings,help)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__help"
+                ;;
+            oneport__subcmd__server__subcmd__recordings,ls)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__recordings,play)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__play"
+                ;;
+            oneport__subcmd__server__subcmd__recordings__subcmd__help,help)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__help"
+                ;;
+            oneport__subcmd__server__subcmd__recordings__subcmd__help,ls)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__ls"
+                ;;
+            oneport__subcmd__server__subcmd__recordings__subcmd__help,play)
+                cmd="oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__play"
                 ;;
             *)
                 ;;
@@ -813,7 +852,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help__subcmd__server)
-            opts="init issue invite revoke identities start"
+            opts="init issue invite revoke identities start recordings"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -885,6 +924,48 @@ _oneport() {
         oneport__subcmd__help__subcmd__server__subcmd__issue)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__recordings)
+            opts="ls play"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__recordings__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__server__subcmd__recordings__subcmd__play)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1433,7 +1514,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version init issue invite revoke identities start help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version init issue invite revoke identities start recordings help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1459,7 +1540,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server__subcmd__help)
-            opts="init issue invite revoke identities start help"
+            opts="init issue invite revoke identities start recordings help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1545,6 +1626,48 @@ _oneport() {
         oneport__subcmd__server__subcmd__help__subcmd__issue)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__help__subcmd__recordings)
+            opts="ls play"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__help__subcmd__recordings__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__help__subcmd__recordings__subcmd__play)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1802,6 +1925,160 @@ _oneport() {
                     return 0
                     ;;
                 --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings)
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version ls play help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__help)
+            opts="ls play help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__help__subcmd__play)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__ls)
+            opts="-v -h -V --config --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__server__subcmd__recordings__subcmd__play)
+            opts="-v -h -V --speed --no-wait --config --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --speed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -10,7 +10,8 @@
 //! - [`identity`]: identity files, callers, and certificate making ([`identity::pki`]).
 //! - [`proto`]: wire vocabulary both ends share, no sockets: ALPN/SNI naming and
 //!   resource references, web API types (with their `Outcome`), upgrade names,
-//!   database codecs, Kubernetes `Status` bodies. `docs/protocol.md` describes it.
+//!   database codecs, Kubernetes `Status` bodies, the exec/attach WebSocket channel
+//!   framing. `docs/protocol.md` describes it.
 //! - [`net`]: how bytes move: the one accept loop and the one connect-with-deadline
 //!   (with their socket options), the books of every connection's tasks, streams,
 //!   the one relay, ping framing, stdio, TLS (configs, system roots, server names),
@@ -22,7 +23,8 @@
 //!   multiplexed session per resource, the local listeners for app/db/kube.
 //! - [`server`]: the routing server: config (reloaded on SIGHUP), routes,
 //!   connections, web API, the upgrade endpoint, multiplexed sessions, backends
-//!   (including the impersonating Kubernetes backend), audit records, the auth
+//!   (including the impersonating Kubernetes backend and its session recording),
+//!   audit records, the auth
 //!   route's authority and the state store (files or PostgreSQL), and
 //!   `server init`/`issue` as library calls.
 //! - [`cli`]: clap definitions and printing only.

@@ -30,6 +30,7 @@ fn kube_cluster(api: &KubeApi, name: &str, groups: &[&str]) -> Kube {
         client_cert: None,
         client_key: None,
         allow: Allow { users: vec![], groups: groups.iter().map(|g| g.to_string()).collect() },
+        recording: Default::default(),
     }
 }
 

@@ -1,11 +1,11 @@
-//! `oneport server init | issue | start`.
+//! `oneport server init | issue | start | recordings`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{self, setup};
+use crate::server::{self, recording, setup};
 use crate::util::addr::HostPort;
 
 /// `oneport server ...`
@@ -40,6 +40,65 @@ pub enum ServerCommand {
     ///
     /// Example: oneport server start --config /etc/oneport/server.yaml
     Start(StartArgs),
+    /// List and play recorded `kubectl exec`/`attach` sessions.
+    #[command(subcommand)]
+    Recordings(RecordingsCommand),
+}
+
+/// `oneport server recordings ...`
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// List the recordings of every kube cluster's recording directory: session id,
+    /// start (UTC), duration, size, who, where and what.
+    ///
+    /// Example: oneport server recordings ls --config /etc/oneport/server.yaml
+    Ls(LsArgs),
+    /// Play a recording in the terminal (output only, as the user saw it).
+    ///
+    /// Example: oneport server recordings play 3f2a --speed 4
+    Play(PlayArgs),
+}
+
+/// Which recordings: the directories a config names.
+#[derive(Debug, Args)]
+pub struct RecordingsWhere {
+    /// The server config whose kube `recording.dir` entries are read.
+    #[arg(long, default_value = "server.yaml")]
+    pub config: PathBuf,
+    /// Only this kube cluster's directory.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+}
+
+/// Arguments of `server recordings ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[allow(missing_docs)] // a doc comment here would become clap help text
+    #[command(flatten)]
+    pub at: RecordingsWhere,
+}
+
+/// Arguments of `server recordings play`.
+#[derive(Debug, Args)]
+pub struct PlayArgs {
+    /// The session id (a unique prefix is enough) or the file name.
+    pub id: String,
+    /// Playback speed: 1 is as recorded, 2 twice as fast (pauses are capped at 5 s).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Print everything at once, without pauses.
+    #[arg(long, conflicts_with = "speed")]
+    pub no_wait: bool,
+    #[allow(missing_docs)] // a doc comment here would become clap help text
+    #[command(flatten)]
+    pub at: RecordingsWhere,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a speed between 0 and 1000 (e.g. 0.5, 1, 4)")),
+    }
 }
 
 /// Arguments of `server init`.
@@ -211,6 +270,124 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
             server::run_with_reload(listener, srv, shutdown, Some(a.config.clone())).await?;
             Ok(0)
         }
+        ServerCommand::Recordings(RecordingsCommand::Ls(a)) => {
+            let mut rows = Vec::new();
+            for dir in recording_dirs(&a.at)? {
+                if !dir.exists() {
+                    continue;
+                }
+                for r in recording::dir::list(&dir).map_err(anyhow::Error::msg)? {
+                    match r {
+                        Ok(l) => rows.push(l),
+                        Err(e) => eprintln!("warning: {e}"),
+                    }
+                }
+            }
+            rows.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
+            if rows.is_empty() {
+                println!("No recordings.");
+                return Ok(0);
+            }
+            println!(
+                "{:<36}  {:<20}  {:>9}  {:>9}  {:<10}  {:<10}  {:<24}  COMMAND",
+                "SESSION", "START (UTC)", "DURATION", "SIZE", "USER", "CLUSTER", "POD"
+            );
+            for l in rows {
+                let m = &l.header.meta;
+                let start = time::OffsetDateTime::from_unix_timestamp(l.header.timestamp)
+                    .map(|t| {
+                        format!(
+                            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                            t.year(),
+                            u8::from(t.month()),
+                            t.day(),
+                            t.hour(),
+                            t.minute(),
+                            t.second()
+                        )
+                    })
+                    .unwrap_or_else(|_| l.header.timestamp.to_string());
+                let what = if m.command.is_empty() {
+                    m.kind.clone()
+                } else {
+                    m.command.iter().map(|c| crate::tools::process::shell_quote(c)).collect::<Vec<_>>().join(" ")
+                };
+                println!(
+                    "{:<36}  {:<20}  {:>9}  {:>9}  {:<10}  {:<10}  {:<24}  {what}",
+                    m.session_id,
+                    start,
+                    format!("{:.1}s", l.duration),
+                    human_size(l.size),
+                    m.user,
+                    m.cluster,
+                    format!("{}/{}", m.namespace, m.pod),
+                );
+            }
+            Ok(0)
+        }
+        ServerCommand::Recordings(RecordingsCommand::Play(a)) => {
+            let mut found = Vec::new();
+            let mut last_err = None;
+            for dir in recording_dirs(&a.at)? {
+                match recording::dir::find(&dir, &a.id) {
+                    Ok(p) => found.push(p),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            let path = match (found.len(), last_err) {
+                (1, _) => found.remove(0),
+                (0, Some(e)) => anyhow::bail!(e),
+                (0, None) => anyhow::bail!("no recording {:?}", a.id),
+                (n, _) => {
+                    anyhow::bail!("{:?} matches recordings in {n} directories: give more of the session id", a.id)
+                }
+            };
+            let speed = (!a.no_wait).then_some(a.speed);
+            let stdout = std::io::stdout();
+            recording::play::play(&path, speed, &mut stdout.lock()).await.map_err(anyhow::Error::msg)?;
+            Ok(0)
+        }
+    }
+}
+
+/// The distinct recording directories of the config's kube clusters.
+fn recording_dirs(at: &RecordingsWhere) -> anyhow::Result<Vec<PathBuf>> {
+    let cfg = server::Config::load(&at.config)?;
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for k in &cfg.kube {
+        if at.cluster.as_ref().is_some_and(|c| *c != k.name) {
+            continue;
+        }
+        if let Some(d) = &k.recording.dir {
+            if !dirs.contains(d) {
+                dirs.push(d.clone());
+            }
+        }
+    }
+    if let Some(c) = &at.cluster {
+        if !cfg.kube.iter().any(|k| k.name == *c) {
+            anyhow::bail!("{}: no kube cluster {c:?}", at.config.display());
+        }
+    }
+    if dirs.is_empty() {
+        anyhow::bail!("{}: no kube cluster has a recording `dir`", at.config.display());
+    }
+    Ok(dirs)
+}
+
+/// `1.5 MiB`.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 

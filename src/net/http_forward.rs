@@ -220,10 +220,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Takes over an upgraded exchange instead of the plain relay (the server's kube
+/// backend records exec sessions through it).
+pub trait UpgradeHandler: Send {
+    /// Sees the upstream's `101` headers before the client does. An `Err` is
+    /// answered to the client instead, and the upgraded upstream is dropped.
+    ///
+    /// # Errors
+    /// The response to give instead of the `101`.
+    fn accept(&mut self, response: &HeaderMap) -> Result<(), Box<Response<Body>>>;
+    /// Relays the upgraded client and upstream streams until the session ends.
+    fn relay(self: Box<Self>, client: BoxIo, upstream: BoxIo) -> BoxFuture<'static, ()>;
+}
+
 /// Forwards `req` through `pool` and returns the response to give the client: the
 /// upstream's (body streamed through), or a `Status` error naming the upstream.
 /// A `101` upgrades both connections and relays them in a new task.
-pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<Body> {
+pub async fn forward(pool: &Arc<Pool>, req: Request<Incoming>) -> Response<Body> {
+    forward_with(pool, req, None).await
+}
+
+/// As [`forward`]; a `101` goes to `handler` (when given) instead of the plain relay.
+pub async fn forward_with(
+    pool: &Arc<Pool>,
+    mut req: Request<Incoming>,
+    mut handler: Option<Box<dyn UpgradeHandler>>,
+) -> Response<Body> {
     let upgrade = is_upgrade(req.headers());
     let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
     strip_hop_by_hop(req.headers_mut(), upgrade);
@@ -248,11 +270,21 @@ pub async fn forward(pool: &Arc<Pool>, mut req: Request<Incoming>) -> Response<B
                 &format!("{} switched protocols without being asked to", pool.name()),
             );
         };
+        if let Some(h) = handler.as_mut() {
+            if let Err(refusal) = h.accept(resp.headers()) {
+                return *refusal;
+            }
+        }
         let upstream = hyper::upgrade::on(&mut resp);
         let name = pool.name().to_string();
         // Part of the client's connection: holds its permit, drained with it.
         pool.tasks.spawn(async move {
             match tokio::try_join!(downstream, upstream) {
+                Ok((d, u)) if handler.is_some() => {
+                    if let Some(h) = handler {
+                        h.relay(Box::new(TokioIo::new(d)), Box::new(TokioIo::new(u))).await;
+                    }
+                }
                 Ok((d, u)) => match relay(&mut TokioIo::new(d), &mut TokioIo::new(u)).await {
                     Ok(c) => debug!(upstream = %name, sent = c.a_to_b, received = c.b_to_a, "upgraded stream closed"),
                     Err(e) => debug!(upstream = %name, error = %e, "upgraded stream ended with an error"),

@@ -385,6 +385,9 @@ pub struct Kube {
     /// Who may connect.
     #[serde(default)]
     pub allow: Allow,
+    /// Recording of exec and attach sessions (docs/recording.md).
+    #[serde(default, skip_serializing_if = "crate::server::recording::Recording::is_off")]
+    pub recording: crate::server::recording::Recording,
 }
 
 impl Config {
@@ -432,7 +435,10 @@ impl Config {
             }
         }
         for k in &mut self.kube {
-            for p in [&mut k.ca, &mut k.token_file, &mut k.client_cert, &mut k.client_key].into_iter().flatten() {
+            for p in [&mut k.ca, &mut k.token_file, &mut k.client_cert, &mut k.client_key, &mut k.recording.dir]
+                .into_iter()
+                .flatten()
+            {
                 fix(p);
             }
         }
@@ -653,7 +659,8 @@ impl App {
 }
 
 impl Kube {
-    /// An http(s) API server, and client certificate and key together.
+    /// An http(s) API server, client certificate and key together, and a usable
+    /// `recording` block.
     fn validate(&self) -> std::result::Result<(), String> {
         if !self.api_server.starts_with("https://") && !self.api_server.starts_with("http://") {
             return Err(format!("kube {:?}: api_server must be an http(s):// URL", self.name));
@@ -661,6 +668,7 @@ impl Kube {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(format!("kube {:?}: client_cert and client_key go together", self.name));
         }
+        self.recording.validate().map_err(|e| format!("kube {:?}: {e}", self.name))?;
         Ok(())
     }
 }

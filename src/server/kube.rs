@@ -33,6 +33,7 @@ use crate::net::tasks::Tasks;
 use crate::proto::kube_status;
 use crate::proto::naming::{Kind, ResourceRef};
 use crate::server::config::Kube;
+use crate::server::recording::{self, Plan};
 use crate::server::routes::ResourceRoute;
 use crate::server::{web, Server};
 
@@ -169,6 +170,7 @@ pub struct Upstream {
     prefix: String,
     token: Option<TokenFile>,
     pool: Arc<Pool>,
+    recording: recording::Policy,
 }
 
 impl Upstream {
@@ -197,7 +199,8 @@ impl Upstream {
         };
         let name = format!("API server of kube cluster {} ({})", k.name, k.api_server);
         let dial = dial_fn(host, port, tls, connect_timeout, keepalive);
-        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial, tasks.clone()) })
+        let recording = recording::Policy::new(&k.recording);
+        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial, tasks.clone()), recording })
     }
 
     /// The bearer token to send, if the cluster uses one.
@@ -440,8 +443,15 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => return kube_status::for_path(&path, StatusCode::BAD_REQUEST, "request path cannot be forwarded"),
     }
+    // exec/attach/port-forward: recorded, audited, or refused (fail closed).
+    let uri = req.uri().clone();
+    let session = match recording::plan(&ctx.up.recording, &ctx.cluster, &ctx.caller, &uri, req.headers_mut()) {
+        Plan::Pass => None,
+        Plan::Refuse(msg) => return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg),
+        Plan::Session(h) => Some(h as Box<dyn http_forward::UpgradeHandler>),
+    };
     debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
-    http_forward::forward(&ctx.up.pool, req).await
+    http_forward::forward_with(&ctx.up.pool, req, session).await
 }
 
 #[cfg(test)]
@@ -603,6 +613,7 @@ mod tests {
             client_cert: None,
             client_key: None,
             allow: Default::default(),
+            recording: Default::default(),
         };
         let up = Upstream::new(
             &k("http://127.0.0.1:8080/prefix/", Some(token.clone())),

@@ -19,6 +19,7 @@ pub mod config;
 pub mod conn;
 pub mod kube;
 pub mod mux;
+pub mod recording;
 pub mod routes;
 pub mod setup;
 pub mod store;

@@ -1,9 +1,14 @@
 //! A Kubernetes API-server double for kubectl, on HTTPS with its own rcgen CA:
 //! `/version`, `/api`, `/apis`, `/api/v1` discovery, pods in namespace `default`
 //! (list, get, and a chunked watch that sends an event when the test says so), and
-//! `pods/NAME/exec` over WebSocket (`v5.channel.k8s.io`, or `v4`) that echoes stdin
-//! to stdout. Its discovery documents and pod objects are the files in
-//! fixtures/kube/. It demands its own bearer token and records the headers of every
+//! `pods/NAME/exec` and `pods/NAME/attach` over WebSocket (`v5.channel.k8s.io`, or
+//! `v4`): `cat` echoes stdin to stdout, `sh` (and attach) is a tiny terminal shell
+//! that echoes what is typed, runs `echo WORDS`, and ends with `exit N` as an exit
+//! status on the error channel; resizes are kept for the test to read. A SPDY/3.1
+//! upgrade is answered with a 101 and the line `spdy-session-started`, then closed
+//! (enough to show the upgrade passed; the double does not speak SPDY). Its discovery
+//! documents and pod objects are the files in fixtures/kube/. It demands its own
+//! bearer token and records the headers of every
 //! request so tests can assert what the oneport backend sent.
 #![allow(dead_code, unreachable_pub)]
 
@@ -62,6 +67,7 @@ struct State {
     watches: AtomicUsize,
     execs: AtomicUsize,
     connections: AtomicUsize,
+    resizes: Mutex<Vec<(u16, u16)>>,
 }
 
 /// A running double; stops when dropped.
@@ -124,6 +130,7 @@ impl KubeApi {
             watches: AtomicUsize::new(0),
             execs: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            resizes: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -164,6 +171,11 @@ impl KubeApi {
     /// Exec sessions upgraded so far.
     pub fn execs(&self) -> usize {
         self.state.execs.load(Ordering::SeqCst)
+    }
+
+    /// Terminal sizes received on the resize channel so far.
+    pub fn resizes(&self) -> Vec<(u16, u16)> {
+        self.state.resizes.lock().unwrap().clone()
     }
 
     /// Sends an ADDED event for a pod named `name` to every open watch.
@@ -220,7 +232,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             json_response(StatusCode::OK, &list)
         }
         ("GET", p) if p == format!("{pods}/{POD}") => json_response(StatusCode::OK, &pod(POD)),
-        (_, p) if p == format!("{pods}/{POD}/exec") => exec(st, req),
+        (_, p) if p == format!("{pods}/{POD}/exec") || p == format!("{pods}/{POD}/attach") => exec(st, req),
         (m, p) => status(StatusCode::NOT_FOUND, "NotFound", &format!("the double has no {m} {p}")),
     }
 }
@@ -270,10 +282,11 @@ fn watch_response(st: Arc<State>, table: bool) -> Response<Body> {
     r
 }
 
-/// `pods/NAME/exec` over WebSocket: echoes channel 0 (stdin) on channel 1 (stdout);
-/// when stdin closes (v5 close signal `[255, 0]`) it reports success on channel 3
-/// and closes.
+/// `pods/NAME/exec|attach` over WebSocket (see the module docs), or SPDY's 101.
 fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    if req.headers().get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|u| u.eq_ignore_ascii_case("SPDY/3.1")) {
+        return spdy(st, req);
+    }
     let offered: Vec<String> = req
         .headers()
         .get_all("sec-websocket-protocol")
@@ -289,32 +302,92 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     else {
         return status(StatusCode::BAD_REQUEST, "BadRequest", &format!("no supported subprotocol in {offered:?}"));
     };
+    let query = req.uri().query().unwrap_or("").to_string();
+    let command: Vec<String> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("command="))
+        .map(|c| c.replace("%2F", "/").replace('+', " "))
+        .collect();
+    let shell = req.uri().path().ends_with("/attach") || command.first().is_some_and(|c| c == "sh");
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(up) = upgrade.await else { return };
         st.execs.fetch_add(1, Ordering::SeqCst);
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
+        let out = |channel: u8, data: &[u8]| {
+            let mut v = vec![channel];
+            v.extend_from_slice(data);
+            Message::Binary(v.into())
+        };
+        if shell && ws.send(out(1, b"$ ")).await.is_err() {
+            return;
+        }
+        let mut line = Vec::new();
+        let mut exit_code = 0u32;
         while let Some(Ok(msg)) = ws.next().await {
             let Message::Binary(data) = msg else { continue };
             match data.first() {
+                Some(0) if !shell && ws.send(out(1, &data[1..])).await.is_err() => return,
+                Some(0) if !shell => {}
                 Some(0) => {
-                    let mut out = vec![1u8];
-                    out.extend_from_slice(&data[1..]);
-                    if ws.send(Message::Binary(out.into())).await.is_err() {
+                    let mut reply = Vec::new();
+                    let mut done = false;
+                    for &b in &data[1..] {
+                        if b == b'\r' || b == b'\n' {
+                            reply.extend_from_slice(b"\r\n");
+                            let cmd = String::from_utf8_lossy(&line).trim().to_string();
+                            line.clear();
+                            if let Some(words) = cmd.strip_prefix("echo ") {
+                                reply.extend_from_slice(words.as_bytes());
+                                reply.extend_from_slice(b"\r\n");
+                            } else if cmd == "exit" || cmd.starts_with("exit ") {
+                                exit_code = cmd[4..].trim().parse().unwrap_or(0);
+                                done = true;
+                                break;
+                            } else if !cmd.is_empty() {
+                                reply.extend_from_slice(format!("sh: {cmd}: not found\r\n").as_bytes());
+                            }
+                            reply.extend_from_slice(b"$ ");
+                        } else {
+                            line.push(b);
+                            reply.push(b); // the terminal's echo
+                        }
+                    }
+                    if ws.send(out(1, &reply)).await.is_err() {
                         return;
                     }
+                    if done {
+                        break;
+                    }
                 }
-                Some(255) if data.get(1) == Some(&0) => {
-                    let mut done = vec![3u8];
-                    done.extend_from_slice(br#"{"metadata":{},"status":"Success"}"#);
-                    let _ = ws.send(Message::Binary(done.into())).await;
-                    let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                    let _ = ws.close(Some(normal)).await;
-                    return;
+                Some(4) => {
+                    #[derive(serde::Deserialize)]
+                    struct Size {
+                        #[serde(rename = "Width")]
+                        w: u16,
+                        #[serde(rename = "Height")]
+                        h: u16,
+                    }
+                    if let Ok(s) = serde_json::from_slice::<Size>(&data[1..]) {
+                        st.resizes.lock().unwrap().push((s.w, s.h));
+                    }
                 }
-                _ => {} // resize and other channels
+                Some(255) if data.get(1) == Some(&0) && !shell => break,
+                _ => {} // other channels
             }
         }
+        let status = if exit_code == 0 {
+            json!({"metadata": {}, "status": "Success"})
+        } else {
+            json!({"metadata": {}, "status": "Failure", "message": format!("command terminated with non-zero exit code: exit status {exit_code}"),
+                "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": exit_code.to_string()}]}})
+        };
+        let _ = ws.send(out(3, &serde_json::to_vec(&status).unwrap())).await;
+        let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = ws.close(Some(normal)).await;
+        // Let the client's close come back before the stream is dropped.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), async { while ws.next().await.is_some() {} }).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()).boxed_unsync());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -323,5 +396,24 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     h.insert("connection", "Upgrade".parse().unwrap());
     h.insert("sec-websocket-accept", key.parse().unwrap());
     h.insert("sec-websocket-protocol", proto.parse().unwrap());
+    r
+}
+
+/// A SPDY/3.1 upgrade: 101, one line of raw bytes, close.
+fn spdy(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else { return };
+        st.execs.fetch_add(1, Ordering::SeqCst);
+        let mut io = TokioIo::new(up);
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut io, b"spdy-session-started\n").await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+    });
+    let mut r = Response::new(Full::new(Bytes::new()).boxed_unsync());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("upgrade", "SPDY/3.1".parse().unwrap());
+    h.insert("connection", "Upgrade".parse().unwrap());
+    h.insert("x-stream-protocol-version", "v4.channel.k8s.io".parse().unwrap());
     r
 }
