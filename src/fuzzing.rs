@@ -390,8 +390,11 @@ pub fn https_proxy(data: &[u8]) {
     let _ = proxy_env::proxy_for(&target, var);
 }
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every target by its `fuzz/fuzz_targets` name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 9] = [
+pub const TARGETS: [(&str, Entry); 9] = [
     ("client_hello", client_hello),
     ("ping", ping),
     ("websocket", websocket),
