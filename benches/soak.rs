@@ -20,12 +20,16 @@
 #[allow(dead_code)]
 #[path = "throughput/backend.rs"]
 mod backend;
+#[path = "../tests/common/fixture.rs"]
+mod fixture;
 #[allow(dead_code)]
 #[path = "throughput/measure.rs"]
 mod measure;
 #[allow(dead_code)]
 #[path = "throughput/peers.rs"]
 mod peers;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[path = "soak/run.rs"]
 mod soak;
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 use common::lb::{self, LbPki, NginxMode};
 use common::realdb::{self, have_postgres, psql, Postgres};
 use common::*;
-use oneport::server::config::{Allow, App, AppKind};
 use oneport::server::{setup, Config};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -85,15 +84,6 @@ impl BinServer {
 
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn tcp_app(name: &str, addr: SocketAddr) -> App {
-    App {
-        name: name.into(),
-        kind: AppKind::Tcp,
-        addr: addr.to_string(),
-        allow: Allow { users: vec!["alice".into()], groups: vec![] },
     }
 }
 
@@ -192,7 +182,7 @@ async fn session_ends(s: &mut TcpStream) -> String {
 async fn server_restart_ends_the_session_clearly_and_the_same_proxy_app_recovers() {
     deadline(async {
         let (echo, _) = spawn_echo().await;
-        let mut srv = BinServer::start(|c| c.apps.push(tcp_app("echo", echo))).await;
+        let mut srv = BinServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
         let id = srv.identity("alice");
         let app = LocalProxy::start(&srv.addr.to_string(), &id, "echo", &[]).await;
 
@@ -268,7 +258,7 @@ async fn tcp_backend_down_and_back() {
     deadline(async {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut backend = Backend::start(addr).await;
-        let srv = BinServer::start(|c| c.apps.push(tcp_app("echo", addr))).await;
+        let srv = BinServer::start(|c| c.apps.push(tcp_app("echo", addr, &["alice"]))).await;
         let id = srv.identity("alice");
         let app = LocalProxy::start(&srv.addr.to_string(), &id, "echo", &[]).await;
         round_trip(app.addr, b"up").await.unwrap();
@@ -383,7 +373,7 @@ async fn load_balancer_restart_and_the_same_proxy_app_recovers() {
     }
     deadline(async {
         let (echo, _) = spawn_echo().await;
-        let srv = BinServer::start(|c| c.apps.push(tcp_app("echo", echo))).await;
+        let srv = BinServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
         let id = srv.identity("alice");
         let pki = LbPki::new();
         let mut nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(60)).await;

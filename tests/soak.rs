@@ -7,12 +7,16 @@
 #[allow(dead_code)]
 #[path = "../benches/throughput/backend.rs"]
 mod backend;
+#[path = "common/fixture.rs"]
+mod fixture;
 #[allow(dead_code)]
 #[path = "../benches/throughput/measure.rs"]
 mod measure;
 #[allow(dead_code)]
 #[path = "../benches/throughput/peers.rs"]
 mod peers;
+#[path = "common/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 #[path = "../benches/soak/run.rs"]
 mod soak;
