@@ -176,7 +176,7 @@ async fn run() -> Result<()> {
     let s = Settings::from_env()?;
     // Each idle connection costs the client process two descriptors; the bench
     // process holds both ends of the backend side too.
-    raise_nofile((2 * s.conns + 512) as u64)?;
+    measure::raise_nofile((2 * s.conns + 512) as u64, "BENCH_CONNS")?;
     let pattern = backend::Pattern::new();
     if !pattern.self_check() {
         bail!("the pattern checker is broken: it would not catch corrupted bytes");
@@ -309,32 +309,4 @@ async fn idle(s: &Settings, pki: &Pki, backend: SocketAddr, res: &mut Results) {
             res.idle(&peer_name(k), bulk, got.map_err(|e| format!("{e:#}")));
         }
     }
-}
-
-/// Raises the soft RLIMIT_NOFILE to `need` with util-linux `prlimit` (children
-/// inherit it), or says how when the hard limit is lower.
-fn raise_nofile(need: u64) -> Result<()> {
-    let limits = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
-    let line =
-        limits.lines().find(|l| l.starts_with("Max open files")).ok_or_else(|| anyhow!("no open-files limit"))?;
-    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
-    let parse = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
-    let (Some(soft), Some(hard)) = (nums.first().and_then(|v| parse(v)), nums.get(1).and_then(|v| parse(v))) else {
-        bail!("cannot read the open-files limit from {line:?}");
-    };
-    if soft >= need {
-        return Ok(());
-    }
-    if hard < need {
-        bail!("BENCH_CONNS needs {need} open files per process but the hard limit is {hard}: raise it (`ulimit -Hn {need}` as root, or LimitNOFILE) or lower BENCH_CONNS");
-    }
-    let pid = std::process::id().to_string();
-    let status = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, &format!("--nofile={need}:{hard}")])
-        .status()
-        .context("running prlimit (util-linux) to raise the open-files limit; or run `ulimit -n` first")?;
-    if !status.success() {
-        bail!("prlimit could not raise the open-files limit to {need}: run `ulimit -n {need}` first");
-    }
-    Ok(())
 }

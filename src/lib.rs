@@ -28,12 +28,16 @@
 //!   route's authority and the state store (files or PostgreSQL), and
 //!   `server init`/`issue` as library calls.
 //! - [`cli`]: clap definitions and printing only.
+//! - `fuzzing` (hidden, above every layer): one entry per parser for the fuzz
+//!   targets in `fuzz/` and the corpus replay in `tests/fuzz_corpus.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod cli;
 pub mod client;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod net;
 pub mod proto;

@@ -294,3 +294,31 @@ pub async fn idle(addr: SocketAddr, n: usize, bulk: usize, procs: &[(&'static st
         .map(|(p, (&b, a))| Rss { role: p.0, before_kib: b, after_kib: a })
         .collect())
 }
+
+/// Raises the soft RLIMIT_NOFILE to `need` with util-linux `prlimit` (children
+/// inherit it), or says how when the hard limit is lower.
+pub fn raise_nofile(need: u64, knob: &str) -> Result<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
+    let line =
+        limits.lines().find(|l| l.starts_with("Max open files")).ok_or_else(|| anyhow!("no open-files limit"))?;
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let parse = |v: &str| if v == "unlimited" { Some(u64::MAX) } else { v.parse().ok() };
+    let (Some(soft), Some(hard)) = (nums.first().and_then(|v| parse(v)), nums.get(1).and_then(|v| parse(v))) else {
+        bail!("cannot read the open-files limit from {line:?}");
+    };
+    if soft >= need {
+        return Ok(soft);
+    }
+    if hard < need {
+        bail!("{knob} needs {need} open files per process but the hard limit is {hard}: raise it (`ulimit -Hn {need}` as root, or LimitNOFILE) or lower {knob}");
+    }
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={need}:{hard}")])
+        .status()
+        .context("running prlimit (util-linux) to raise the open-files limit; or run `ulimit -n` first")?;
+    if !status.success() {
+        bail!("prlimit could not raise the open-files limit to {need}: run `ulimit -n {need}` first");
+    }
+    Ok(need)
+}

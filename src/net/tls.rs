@@ -392,6 +392,26 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
             format!("the certificate presented by {proxy} has expired")
         }
         Some(e) => format!("TLS error with {proxy}: {e}"),
+        // tokio-rustls's own text for this names a docs URL; say what it means.
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the connection to {proxy} was cut without a TLS close (the proxy closed it, stopped or restarted, or something on the way dropped it)")
+        }
         None => format!("{err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cut_connection_is_explained_without_a_url() {
+        // What tokio-rustls reports when the server goes away mid-session (found by
+        // tests/faults.rs: the user saw a docs.rs URL).
+        let e = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        let m = super::explain_client_error(&e, "proxy.example.com:3080");
+        assert!(m.contains("connection to proxy.example.com:3080 was cut without a TLS close"), "{m}");
+        assert!(!m.contains("https://"), "{m}");
     }
 }

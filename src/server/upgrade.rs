@@ -82,11 +82,19 @@ pub fn respond(mut req: Request<Incoming>, peer: SocketAddr) -> (Response<Full<B
         );
         return (r, None);
     };
+    let resp = answer(&choice);
+    let on = hyper::upgrade::on(&mut req);
+    (resp, Some(Pending { choice, on, peer }))
+}
+
+/// The 101 answer for a choice (pure): the type echoed, and for WebSocket the
+/// chosen sub-protocol and the accept key of the client's key.
+pub fn answer(choice: &Choice) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    match &choice {
+    match choice {
         Choice::WebSocket { sub, key } => {
             h.insert(UPGRADE, HeaderValue::from_static("websocket"));
             h.insert("sec-websocket-protocol", HeaderValue::from_static(sub.name()));
@@ -99,8 +107,7 @@ pub fn respond(mut req: Request<Incoming>, peer: SocketAddr) -> (Response<Full<B
             h.insert(LEGACY_HEADER, HeaderValue::from_static(sub.name()));
         }
     }
-    let on = hyper::upgrade::on(&mut req);
-    (resp, Some(Pending { choice, on, peer }))
+    resp
 }
 
 /// Runs an upgraded connection through the router; `pre` is the outer connection's
@@ -169,6 +176,19 @@ mod tests {
             Some(Choice::Legacy(Sub::Alpn)),
             "Upgrade dropped by a middlebox"
         );
+    }
+
+    #[test]
+    fn answer_echoes_the_choice() {
+        let ws = answer(&Choice::WebSocket { sub: Sub::Alpn, key: "dGhlIHNhbXBsZSBub25jZQ==".into() });
+        assert_eq!(ws.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(ws.headers()["upgrade"], "websocket");
+        assert_eq!(ws.headers()["sec-websocket-protocol"], "alpn");
+        assert_eq!(ws.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let legacy = answer(&Choice::Legacy(Sub::AlpnPing));
+        assert_eq!(legacy.headers()["upgrade"], "alpn-ping");
+        assert_eq!(legacy.headers()[LEGACY_HEADER], "alpn-ping");
+        assert_eq!(legacy.headers()["connection"], "Upgrade");
     }
 
     #[test]

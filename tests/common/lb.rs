@@ -51,6 +51,23 @@ pub struct Proc {
     child: Child,
 }
 
+impl Proc {
+    /// Kills the program and waits until it is gone (its port is free again).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts nginx again after [`Proc::kill`]: the same config, directory and port.
+    pub async fn restart_nginx(&mut self) {
+        let bin = which("nginx").expect("nginx");
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(self.dir.path().join("nginx.conf")).arg("-p").arg(self.dir.path());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit()).kill_on_drop(true);
+        self.child = cmd.spawn().unwrap_or_else(|e| panic!("restart nginx: {e}"));
+        wait_port(self.addr, Duration::from_secs(30)).await;
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

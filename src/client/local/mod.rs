@@ -155,7 +155,7 @@ fn after_handshake(e: &std::io::Error, res: &ResourceRef, proxy: &str) -> Error 
     }
     let mut reason = crate::net::tls::explain_client_error(e, proxy);
     if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) {
-        reason.push_str(" (the proxy may not reach it: see the proxy's log)");
+        reason.push_str("; if it keeps happening, the proxy may not reach it: see the proxy's log");
     }
     Error::Tunnel { what: ResourceRef::new(res.kind, res.name.clone()).to_string(), proxy: proxy.to_string(), reason }
 }

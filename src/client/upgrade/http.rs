@@ -40,17 +40,23 @@ async fn exchange(io: BoxIo, req: Request<Empty<Bytes>>) -> Result<(Response<hyp
 async fn body_snippet(resp: Response<hyper::body::Incoming>) -> String {
     let fut = Limited::new(resp.into_body(), 4096).collect();
     match tokio::time::timeout(Duration::from_secs(2), fut).await {
-        Ok(Ok(b)) => {
-            let text = String::from_utf8_lossy(&b.to_bytes()).trim().replace(['\r', '\n'], " ");
-            // Our server's JSON error says why; a load balancer's HTML page does not.
-            match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(v) => v.get("error").and_then(|e| e.as_str()).unwrap_or_default().chars().take(200).collect(),
-                Err(_) if text.contains('<') => String::new(),
-                Err(_) => text.chars().take(200).collect(),
-            }
-        }
+        Ok(Ok(b)) => refusal_text(&b.to_bytes()),
         _ => String::new(),
     }
+}
+
+/// What a refusal's body adds to the message (pure): our server's JSON `error`, or
+/// a short plain-text body, on one line and at most 200 characters; nothing for a
+/// load balancer's HTML page. The peer wrote it, so control characters (line
+/// breaks, terminal escapes), raw or JSON-escaped, become spaces.
+pub fn refusal_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    let picked = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => v.get("error").and_then(|e| e.as_str()).unwrap_or_default().to_string(),
+        Err(_) if text.contains('<') => String::new(),
+        Err(_) => text,
+    };
+    picked.chars().take(200).map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
 }
 
 async fn finish(resp: Response<hyper::body::Incoming>) -> Result<BoxIo, Refusal> {
@@ -211,6 +217,21 @@ mod tests {
         assert_eq!(check_legacy_answer(&headers(&[(LEGACY_HEADER, "alpn")]), Sub::Alpn), Ok(()));
         assert!(check_legacy_answer(&headers(&[("upgrade", "alpn")]), Sub::AlpnPing).is_err());
         assert!(check_legacy_answer(&headers(&[]), Sub::Alpn).is_err());
+    }
+
+    #[test]
+    fn refusal_text_is_one_clean_line() {
+        assert_eq!(refusal_text(br#"{"error":"unsupported upgrade"}"#), "unsupported upgrade");
+        assert_eq!(refusal_text(b"<html><body>400</body></html>"), "");
+        assert_eq!(
+            refusal_text(b"  authentication required\r\nplease log in "),
+            "authentication required  please log in"
+        );
+        // Found by the upgrade_answer fuzz target: a JSON-escaped line break (or a
+        // terminal escape) came through into the user's one-line error.
+        assert_eq!(refusal_text(br#"{"error":"line one\nline two\u001b[2J"}"#), "line one line two [2J");
+        let long = "x".repeat(500);
+        assert_eq!(refusal_text(long.as_bytes()).len(), 200);
     }
 
     #[test]

@@ -150,7 +150,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
     if text.trim().is_empty() {
         return Ok(Value::Mapping(Mapping::new()));
     }
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("it is not valid YAML ({e})")))?;
+    let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("it is not valid YAML ({e})")))?;
+    drop_nonspecific_tags(&mut doc);
+    // Whatever else the file holds is written back as it was: it must be writable.
+    if let Err(e) = serde_yaml_ng::to_string(&doc) {
+        return Err(bad(format!("it holds YAML that cannot be written back unchanged ({e})")));
+    }
     let doc = match doc {
         Value::Null => Value::Mapping(Mapping::new()),
         Value::Mapping(_) => doc,
@@ -176,6 +181,23 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
         return Err(bad("`current-context` is not a string".into()));
     }
     Ok(doc)
+}
+
+/// Replaces values carrying YAML's non-specific tag (`key: ! value`, which means
+/// the plain value) by the value: the YAML writer cannot emit that tag, so a file
+/// kubectl reads would otherwise stop the login (found by the kubeconfig fuzz target).
+fn drop_nonspecific_tags(v: &mut Value) {
+    match v {
+        // The parser keeps `!` as a tag with no name (shown as `!` or `!!`).
+        Value::Tagged(t) if t.tag.to_string().trim_start_matches('!').is_empty() => {
+            *v = std::mem::replace(&mut t.value, Value::Null);
+            drop_nonspecific_tags(v);
+        }
+        Value::Tagged(t) => drop_nonspecific_tags(&mut t.value),
+        Value::Sequence(items) => items.iter_mut().for_each(drop_nonspecific_tags),
+        Value::Mapping(m) => m.values_mut().for_each(drop_nonspecific_tags),
+        _ => {}
+    }
 }
 
 /// One named entry to add or update.
@@ -378,6 +400,26 @@ mod tests {
         assert_eq!(c.files, vec![p("/x")]);
         assert!(c.explicit);
         assert!(Chain::resolve(None, None, None).is_err());
+    }
+
+    #[test]
+    fn nonspecific_tags_are_read_as_plain_values_and_written_back() {
+        // The kubeconfig fuzz target's crash (fuzz/artifacts/kubeconfig/): a `!`-tagged
+        // value kubectl accepts made the planned file impossible to write.
+        let text = "clusters:\n- name: ! prod\n  cluster: ! {server: ! https://x}\nextra: ! [1, ! two]\ncurrent-context: ! prod\n";
+        let doc = parse(&p("/k"), text.as_bytes()).unwrap();
+        assert_eq!(doc["clusters"][0]["name"], Value::String("prod".into()));
+        assert_eq!(doc["clusters"][0]["cluster"]["server"], Value::String("https://x".into()));
+        assert_eq!(doc["extra"][1], Value::String("two".into()));
+        let f = Files(vec![(p("/k"), Some(doc))]);
+        assert_eq!(f.current_context().as_deref(), Some("prod"));
+        let chain = Chain { files: vec![p("/k")], explicit: true, from_env: false };
+        let plan = plan(&chain, &f, &login("dev"), true);
+        let written = serde_yaml_ng::to_string(&plan.writes[0].1).unwrap();
+        assert!(parse(&p("/k"), written.as_bytes()).is_ok(), "{written}");
+        // Named tags stay as they were.
+        let tagged = parse(&p("/k"), b"extra: !thing {a: 1}\n").unwrap();
+        assert!(serde_yaml_ng::to_string(&tagged).unwrap().contains("!thing"));
     }
 
     #[test]

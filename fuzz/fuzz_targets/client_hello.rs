@@ -1,0 +1,4 @@
+//! `oneport::fuzzing::client_hello` under libFuzzer (docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oneport::fuzzing::client_hello(data));

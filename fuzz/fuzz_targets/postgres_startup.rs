@@ -1,0 +1,4 @@
+//! `oneport::fuzzing::postgres_startup` under libFuzzer (docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oneport::fuzzing::postgres_startup(data));

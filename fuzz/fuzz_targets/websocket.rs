@@ -1,0 +1,4 @@
+//! `oneport::fuzzing::websocket` under libFuzzer (docs/fuzzing.md).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oneport::fuzzing::websocket(data));
