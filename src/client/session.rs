@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tracing::{debug, info};
 
 use crate::client::dial::{Dialer, Target};
@@ -23,8 +24,6 @@ use crate::net::io::BoxIo;
 use crate::net::mux::{self, H2Stream};
 use crate::proto::naming::{Alpn, Kind, Protocol, ResourceRef};
 
-/// How long opening a stream may wait for a free slot on the session.
-pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Interval of the session's HTTP/2 pings.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a ping may go unanswered before the session is dropped.
@@ -175,7 +174,7 @@ impl Session {
     /// session, or a dialled connection when the proxy does not multiplex.
     ///
     /// # Errors
-    /// The dial's error; [`Error::Timeout`] when no stream slot frees up.
+    /// The dial's error.
     pub async fn open(self: &Arc<Self>) -> Result<BoxIo> {
         let Some(_) = self.multiplexing() else {
             return Ok(self.dialer.dial(&self.plain).await?.stream);
@@ -197,7 +196,7 @@ impl Session {
             };
             match self.stream_on(&live).await {
                 Ok(s) => return Ok(s),
-                Err(e) if attempt == 0 && !e.to_string().contains("no stream slot") => {
+                Err(e) if attempt == 0 => {
                     debug!(error = %e, "the session is gone; opening a new one");
                     self.forget(live.generation).await;
                 }
@@ -208,18 +207,14 @@ impl Session {
     }
 
     async fn stream_on(&self, live: &Live) -> Result<BoxIo> {
-        let mut send = match tokio::time::timeout(STREAM_OPEN_TIMEOUT, live.send.clone().ready()).await {
-            Ok(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
-            Err(_) => {
-                return Err(Error::Tunnel {
-                    what: self.res.to_string(),
-                    proxy: self.dialer.context().proxy.to_string(),
-                    reason: format!(
-                        "no stream slot freed up on the multiplexed session within {}s (the proxy's \
-                         mux.max_streams_per_session is reached)",
-                        STREAM_OPEN_TIMEOUT.as_secs()
-                    ),
-                })
+        // A session at the proxy's `mux.max_streams_per_session` does not make the
+        // connection wait for a slot: it gets a routing connection of its own, as
+        // without multiplexing (a burst of long-lived connections is never stalled).
+        let mut send = match live.send.clone().ready().now_or_never() {
+            Some(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
+            None => {
+                debug!("the multiplexed session is at its stream limit; this connection dials its own");
+                return Ok(self.dialer.dial(&self.plain).await?.stream);
             }
         };
         let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
