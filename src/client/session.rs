@@ -64,6 +64,8 @@ struct Live {
     /// The serial of the certificate the session presented: when the identity is
     /// renewed or replaced on disk, new connections go to a new session under it.
     serial: String,
+    /// Streams open on it (against the proxy's SETTINGS_MAX_CONCURRENT_STREAMS).
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -210,16 +212,20 @@ impl Session {
         // A session at the proxy's `mux.max_streams_per_session` does not make the
         // connection wait for a slot: it gets a routing connection of its own, as
         // without multiplexing (a burst of long-lived connections is never stalled).
+        let Some(slot) = mux::StreamSlot::take(&live.open, live.send.current_max_send_streams()) else {
+            debug!("the multiplexed session is at its stream limit; this connection dials its own");
+            return Ok(self.dialer.dial(&self.plain).await?.stream);
+        };
         let mut send = match live.send.clone().ready().now_or_never() {
             Some(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
             None => {
-                debug!("the multiplexed session is at its stream limit; this connection dials its own");
+                debug!("the multiplexed session is not ready for a stream; this connection dials its own");
                 return Ok(self.dialer.dial(&self.plain).await?.stream);
             }
         };
         let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
         let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e, &live.tap))?;
-        Ok(Box::new(mux::Tapped::stream(H2Stream::client(stream, answer), live.tap.clone())))
+        Ok(Box::new(mux::Tapped::stream(H2Stream::client(stream, answer), live.tap.clone(), slot)))
     }
 
     fn lost(&self, e: &h2::Error, tap: &mux::AlertTap) -> Error {
@@ -265,7 +271,13 @@ impl Session {
             reason: format!("the HTTP/2 session did not start: {e}"),
         })?;
         slot.generation += 1;
-        let live = Live { send, generation: slot.generation, tap, serial: identity.caller.serial.clone() };
+        let live = Live {
+            send,
+            generation: slot.generation,
+            tap,
+            serial: identity.caller.serial.clone(),
+            open: Arc::default(),
+        };
         slot.live = Some(live.clone());
         self.set_mode(Mode::Multiplexed(alpn));
         let mut conn = conn;

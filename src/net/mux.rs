@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -169,6 +170,29 @@ impl AlertTap {
     }
 }
 
+/// A place among a session's open streams, given back when dropped. h2 queues a
+/// stream opened beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS until another
+/// closes (per handle, so clones do not see each other's), which would stall a
+/// connection behind long-lived ones; counting them ourselves lets the caller go
+/// another way instead.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    /// A place among `open` if fewer than `max` are taken.
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<StreamSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| StreamSlot(open.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A stream and an [`AlertTap`]. Around a session's transport (`recording`) it
 /// records the alert the transport returns; around a stream it reports errors
 /// through [`AlertTap::explain`].
@@ -177,17 +201,19 @@ pub struct Tapped<S> {
     inner: S,
     tap: AlertTap,
     recording: bool,
+    _slot: Option<StreamSlot>,
 }
 
 impl<S> Tapped<S> {
     /// The session's transport, recording into `tap`.
     pub fn transport(inner: S, tap: AlertTap) -> Self {
-        Tapped { inner, tap, recording: true }
+        Tapped { inner, tap, recording: true, _slot: None }
     }
 
-    /// A stream of the session whose transport records into `tap`.
-    pub fn stream(inner: S, tap: AlertTap) -> Self {
-        Tapped { inner, tap, recording: false }
+    /// A stream of the session whose transport records into `tap`, holding its
+    /// place among the session's open streams until dropped.
+    pub fn stream(inner: S, tap: AlertTap, slot: StreamSlot) -> Self {
+        Tapped { inner, tap, recording: false, _slot: Some(slot) }
     }
 
     fn seen<T>(&self, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
