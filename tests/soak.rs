@@ -41,10 +41,13 @@ async fn a_thousand_connections_held_at_once_lose_no_byte() {
     assert_eq!(report.completed, plan.conns, "failures: {:?}", report.failures);
     assert_eq!(report.bytes_lost, 0);
     assert!(report.bytes_each_way > 1000, "payloads were sent");
-    // All held at once really means all: each process had two descriptors per connection.
+    // All held at once really means all: each process held at least one descriptor per
+    // connection (the local socket in the client, the backend's in the server; with
+    // multiplexing up to `mux.max_streams_per_session` of them share one routing
+    // connection, the rest have their own).
     for p in &report.procs {
         assert!(
-            p.fds_held >= 2 * plan.conns,
+            p.fds_held >= plan.conns,
             "{} held {} descriptors for {} connections",
             p.role,
             p.fds_held,
