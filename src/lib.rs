@@ -6,7 +6,8 @@
 //! - [`error`]: the crate's error type, below everything; errors name the failing
 //!   layer ([`Layer`]) and, for timeouts, the phase and its limit ([`Phase`]).
 //! - [`util`]: small helpers with no network (`host:port`, IP networks, durations,
-//!   the open-files limit, private files, shutdown signals).
+//!   the open-files limit, private files, `%XX` decoding, shutdown signals, UTC
+//!   timestamps).
 //! - [`identity`]: identity files, callers, and certificate making ([`identity::pki`]).
 //! - [`proto`]: wire vocabulary both ends share, no sockets: ALPN/SNI naming and
 //!   resource references, web API types (with their `Outcome`), upgrade names,

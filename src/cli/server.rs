@@ -294,19 +294,8 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
             );
             for l in rows {
                 let m = &l.header.meta;
-                let start = time::OffsetDateTime::from_unix_timestamp(l.header.timestamp)
-                    .map(|t| {
-                        format!(
-                            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                            t.year(),
-                            u8::from(t.month()),
-                            t.day(),
-                            t.hour(),
-                            t.minute(),
-                            t.second()
-                        )
-                    })
-                    .unwrap_or_else(|_| l.header.timestamp.to_string());
+                let start = crate::util::utc::format(l.header.timestamp, "-", " ", ":")
+                    .unwrap_or_else(|| l.header.timestamp.to_string());
                 let what = if m.command.is_empty() {
                     m.kind.clone()
                 } else {

@@ -15,10 +15,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::RootCertStore;
 use tracing::{debug, info, warn};
 
 use crate::client::context::Context;
@@ -26,7 +26,7 @@ use crate::client::dial::{Dialer, Target};
 use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::identity::{pki, Identity};
-use crate::net::tls::{self, Trust};
+use crate::net::tls::{self, CertCheck, Trust};
 use crate::proto::auth::{self as wire, Issued, Request, Response, Token};
 use crate::proto::naming;
 use crate::util::addr::HostPort;
@@ -54,8 +54,8 @@ impl PinnedVerifier {
     }
 }
 
-impl ServerCertVerifier for PinnedVerifier {
-    fn verify_server_cert(
+impl CertCheck for PinnedVerifier {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -79,25 +79,6 @@ impl ServerCertVerifier for PinnedVerifier {
             .build()
             .map_err(|e| rustls::Error::General(format!("pinned CA: {e}")))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &tls::provider().signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &tls::provider().signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        tls::provider().signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -197,7 +178,7 @@ pub async fn enroll(proxy: &HostPort, token: &Token) -> Result<Enrolled> {
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(pinned.clone())
+        .with_custom_certificate_verifier(Arc::new(tls::Verifier(pinned.clone())))
         .with_no_client_auth();
     auth_cfg.alpn_protocols = alpn.clone();
     let dialer = Dialer::with_configs(ctx, vec![(alpn, Arc::new(auth_cfg))], outer);
@@ -323,20 +304,20 @@ mod tests {
         let name = ServerName::try_from("teleport.cluster.local").unwrap();
         let now = UnixTime::now();
         let v = PinnedVerifier::new(pin);
-        assert!(v.verify_server_cert(&leaf_der, std::slice::from_ref(&ca_der), &name, &[], now).is_ok());
+        assert!(v.check(&leaf_der, std::slice::from_ref(&ca_der), &name, &[], now).is_ok());
         // Wrong name: the leaf is still checked against the CA.
         let other = ServerName::try_from("evil.example").unwrap();
-        assert!(v.verify_server_cert(&leaf_der, std::slice::from_ref(&ca_der), &other, &[], now).is_err());
+        assert!(v.check(&leaf_der, std::slice::from_ref(&ca_der), &other, &[], now).is_err());
         // No CA sent, or another CA: refused, and the mismatch is remembered.
-        assert!(v.verify_server_cert(&leaf_der, &[], &name, &[], now).is_err());
+        assert!(v.check(&leaf_der, &[], &name, &[], now).is_err());
         let v2 = PinnedVerifier::new([0u8; 32]);
-        assert!(v2.verify_server_cert(&leaf_der, std::slice::from_ref(&ca_der), &name, &[], now).is_err());
+        assert!(v2.check(&leaf_der, std::slice::from_ref(&ca_der), &name, &[], now).is_err());
         assert_eq!(v2.mismatch(), Some(format!("sha256:{}", wire::hex(&pin))));
         // A leaf from another CA, with the pinned CA appended: refused.
         let ca2 = pki::make_ca("t").unwrap();
         let leaf2 =
             pki::make_server_cert(&ca2, &["teleport.cluster.local".into()], &[], Duration::from_secs(3600)).unwrap();
-        assert!(v.verify_server_cert(&cert_der(&leaf2.cert_pem), &[ca_der], &name, &[], now).is_err());
+        assert!(v.check(&cert_der(&leaf2.cert_pem), &[ca_der], &name, &[], now).is_err());
     }
 
     #[test]

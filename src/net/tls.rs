@@ -57,7 +57,7 @@ pub fn client_config(trust: &Trust, identity: Option<&Identity>, alpn: Vec<Vec<u
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS: {e}")))?;
     let builder = if trust.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(Verifier(Arc::new(NoVerify))))
     } else {
         builder.with_root_certificates(root_store(trust)?)
     };
@@ -113,13 +113,68 @@ pub fn server_name(host: &str) -> std::result::Result<ServerName<'static>, Strin
     }
 }
 
-/// The `--insecure` verifier: accepts any server certificate, still checks signatures
-/// so the handshake is well-formed.
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+/// A server-certificate check of our own (the pinned CA at enrollment, none under
+/// `--insecure`). [`Verifier`] turns it into a rustls verifier, adding the
+/// handshake-signature checks, which every such verifier does the same way.
+pub trait CertCheck: std::fmt::Debug + Send + Sync {
+    /// Accepts or refuses the server's chain, as
+    /// [`ServerCertVerifier::verify_server_cert`] does.
+    ///
+    /// # Errors
+    /// The reason the chain is refused.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error>;
+}
 
-impl ServerCertVerifier for NoVerify {
+/// A [`CertCheck`] plus the handshake-signature checks of [`provider`].
+#[derive(Debug)]
+pub struct Verifier<C>(pub Arc<C>);
+
+impl<C: CertCheck> ServerCertVerifier for Verifier<C> {
     fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.0.check(end_entity, intermediates, server_name, ocsp, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &provider().signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The `--insecure` check: accepts any server certificate ([`Verifier`] still
+/// checks signatures, so the handshake is well-formed).
+#[derive(Debug)]
+struct NoVerify;
+
+impl CertCheck for NoVerify {
+    fn check(
         &self,
         _: &CertificateDer<'_>,
         _: &[CertificateDer<'_>],
@@ -128,25 +183,6 @@ impl ServerCertVerifier for NoVerify {
         _: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -36,6 +36,7 @@ use crate::server::config::Kube;
 use crate::server::recording::{self, Plan};
 use crate::server::routes::ResourceRoute;
 use crate::server::{web, Server};
+use crate::util::percent;
 
 /// How often the bearer token file is read again (projected service account tokens
 /// rotate; client-go re-reads its token file every minute too).
@@ -75,7 +76,7 @@ pub fn origin_target(prefix: &str, target: &Uri) -> std::result::Result<String, 
     }
     for segment in path.split('/') {
         // Decoded, a segment may hold slashes (`..%2f`): judge every piece.
-        let decoded = percent_decode(segment);
+        let decoded = percent::decode(segment);
         if decoded.split(['/', '\\']).any(|p| p == "." || p == "..") {
             return Err(format!(
                 "the request path may not contain dot segments ('.', '..' or their percent-encodings): {path:?}"
@@ -86,26 +87,6 @@ pub fn origin_target(prefix: &str, target: &Uri) -> std::result::Result<String, 
         Some(q) => format!("{prefix}{path}?{q}"),
         None => format!("{prefix}{path}"),
     })
-}
-
-/// Decodes `%XX` escapes (invalid ones stay as they are), lossily as UTF-8.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes the bearer-token sub-protocol from Sec-WebSocket-Protocol, keeping the
@@ -569,7 +550,6 @@ mod tests {
         );
         assert!(t("", "evil.example:443").unwrap_err().contains("absolute or authority form"));
         assert_eq!(t("", "*").unwrap_err(), r#"the request target must be a path starting with '/', not "*""#);
-        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
     }
 
     #[test]

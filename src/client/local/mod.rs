@@ -112,13 +112,7 @@ pub async fn tunnel<L: IoStream + ?Sized>(
         relay(local, &mut dialed.stream).await.map_err(|e| after_handshake(&e, res, &proxy))
     }
     .await;
-    match result {
-        Ok(c) => {
-            debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
-            Ok(c)
-        }
-        Err(e) => Err(explain(dialer, res, e).await),
-    }
+    closed(dialer, res, result).await
 }
 
 /// Relays `local` through a stream of `session` (or a connection of its own when
@@ -138,6 +132,11 @@ pub async fn tunnel_on<L: IoStream + ?Sized>(session: &Arc<Session>, local: &mut
         })
     }
     .await;
+    closed(dialer, res, result).await
+}
+
+/// How a tunnel ended: its counts, logged, or its error, explained.
+async fn closed(dialer: &Dialer, res: &ResourceRef, result: Result<Counts>) -> Result<Counts> {
     match result {
         Ok(c) => {
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");

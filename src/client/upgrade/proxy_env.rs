@@ -3,6 +3,7 @@
 //! port. Loopback is not exempted implicitly (curl's behaviour, not Go's).
 
 use crate::util::addr::HostPort;
+use crate::util::percent;
 
 /// An HTTP proxy to CONNECT through.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,31 +55,12 @@ pub fn parse_proxy_url(url: &str) -> Result<HttpProxy, String> {
     let (auth, hostport) = match rest.rsplit_once('@') {
         Some((creds, hp)) => {
             let (u, p) = creds.split_once(':').unwrap_or((creds, ""));
-            (Some((percent_decode(u), percent_decode(p))), hp)
+            (Some((percent::decode(u), percent::decode(p))), hp)
         }
         None => (None, rest),
     };
     let addr = HostPort::parse_with_default(hostport, 1080).map_err(|e| format!("HTTPS_PROXY: {e}"))?;
     Ok(HttpProxy { addr, auth })
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The URL with any credentials replaced by `***`, for messages.

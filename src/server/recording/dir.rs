@@ -80,16 +80,7 @@ impl Sink for DirSink {
 pub fn file_name(timestamp_ms: i64, id: &str) -> String {
     let secs = timestamp_ms.div_euclid(1000);
     let ms = timestamp_ms.rem_euclid(1000);
-    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{ms:03}Z-{id}{SUFFIX}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{}.{ms:03}Z-{id}{SUFFIX}", crate::util::utc::format_or_epoch(secs, "", "T", ""))
 }
 
 struct FileRecorder {

@@ -13,6 +13,7 @@ use super::session::{self, Handler, Kind};
 use super::{Meta, Mode, Policy};
 use crate::identity::Caller;
 use crate::proto::k8s_channel::PARSED_PROTOCOLS;
+use crate::util::percent;
 
 /// The decision for one request.
 #[derive(Debug)]
@@ -55,15 +56,15 @@ impl Target {
         };
         let mut t = Target {
             kind,
-            namespace: percent_decode(ns),
-            pod: percent_decode(pod),
+            namespace: percent::decode(ns),
+            pod: percent::decode(pod),
             container: String::new(),
             command: Vec::new(),
             tty: false,
         };
         for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(&v.replace('+', " "));
+            let v = percent::decode(&v.replace('+', " "));
             match k {
                 "container" => t.container = v,
                 "command" => t.command.push(v),
@@ -73,26 +74,6 @@ impl Target {
         }
         Some(t)
     }
-}
-
-/// `%XX` decoding; bad escapes stay as they are, bytes that are not UTF-8 become U+FFFD.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The upgrade a request asks for.
@@ -261,8 +242,6 @@ mod tests {
         assert!(Target::parse(&uri("/api/v1/namespaces/a/pods/b/log")).is_none());
         assert!(Target::parse(&uri("/api/v1/namespaces/a/pods/b")).is_none());
         assert!(Target::parse(&uri("/apis/x/v1/namespaces/a/pods/b/exec")).is_none());
-        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
-        assert_eq!(percent_decode("%ff"), "\u{fffd}");
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -44,16 +44,7 @@ fn key_pem(key: &PrivateKeyDer<'_>) -> String {
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2025-01-31T12:00:00Z`).
 pub fn rfc3339(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{}Z", crate::util::utc::format_or_epoch(unix, "-", "T", ":"))
 }
 
 /// The kubeconfig `user` body that runs `binary ARGS...` as the exec plugin, with
