@@ -46,12 +46,6 @@ async fn a_thousand_connections_held_at_once_lose_no_byte() {
     // multiplexing up to `mux.max_streams_per_session` of them share one routing
     // connection, the rest have their own).
     for p in &report.procs {
-        assert!(
-            p.fds_held >= plan.conns,
-            "{} held {} descriptors for {} connections",
-            p.role,
-            p.fds_held,
-            plan.conns
-        );
+        assert!(p.fds_held >= plan.conns, "{} held {} descriptors for {} connections", p.role, p.fds_held, plan.conns);
     }
 }
