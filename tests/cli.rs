@@ -314,6 +314,13 @@ async fn doctor_direct_and_with_the_wrong_ca() {
     .await;
 }
 
+/// Sends SIGTERM and waits for a clean exit (status 0) within 20 s.
+async fn stop_with_sigterm(child: &mut tokio::process::Child) {
+    send_signal(child.id().unwrap(), "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 /// Sends `sig` (`-HUP`, `-TERM`) via the `kill` program.
 fn send_signal(pid: u32, sig: &str) {
     let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
@@ -435,9 +442,7 @@ async fn server_start_caps_max_connections_to_the_open_files_limit() {
         assert_eq!(&back, b"served");
         drop((s, silent));
 
-        send_signal(child.id().unwrap(), "-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
-        assert!(status.success(), "{status:?}");
+        stop_with_sigterm(&mut child).await;
         srv.stop().await;
     })
     .await;
@@ -515,9 +520,7 @@ async fn sighup_reloads_the_config_and_keeps_sessions() {
         for field in ["user=alice", "kind=app", "source=127.0.0.1:", "via=\"direct\"", "bytes_to_resource="] {
             assert!(audit.contains(field), "{field} in {audit}");
         }
-        send_signal(child.id().unwrap(), "-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
-        assert!(status.success(), "{status:?}");
+        stop_with_sigterm(&mut child).await;
         srv.stop().await;
     })
     .await;
@@ -627,9 +630,7 @@ async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session()
         wait_line(&lines, "denied for user alice").await;
 
         drop(first);
-        send_signal(child.id().unwrap(), "-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
-        assert!(status.success(), "{status:?}");
+        stop_with_sigterm(&mut child).await;
         srv.stop().await;
     })
     .await;
