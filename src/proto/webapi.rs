@@ -80,8 +80,12 @@ pub struct PingResponse {
     pub public_addr: String,
     /// The domain resource SNIs live under.
     pub routing_domain: String,
-    /// Server ping interval in seconds.
+    /// Server ping interval in whole seconds, rounded up (kept for older clients;
+    /// a sub-second interval reads 1, never 0).
     pub ping_interval_secs: u64,
+    /// Server ping interval in milliseconds (absent from servers before 0.1.1).
+    #[serde(default)]
+    pub ping_interval_ms: u64,
     /// The caller, when a client certificate was presented.
     pub caller: Option<Caller>,
     /// The resources the caller may use (empty without a certificate).

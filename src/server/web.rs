@@ -308,7 +308,8 @@ pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
         cluster_name: srv.cfg.cluster_name.clone(),
         public_addr: srv.cfg.public_addr.clone(),
         routing_domain: srv.cfg.routing_domains()[0].clone(),
-        ping_interval_secs: srv.cfg.ping_interval.as_secs(),
+        ping_interval_secs: srv.cfg.ping_interval.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX),
+        ping_interval_ms: srv.cfg.ping_interval.as_millis().try_into().unwrap_or(u64::MAX),
         caller: caller.cloned(),
         resources,
     }
