@@ -136,7 +136,8 @@ async fn login_status_ls_logout() {
         let stored = h.join(format!("identity-127.0.0.1_{}.pem", srv.addr.port()));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(h.join("profile.yaml")).unwrap().permissions().mode() & 0o777, 0o600);
+        let profile = h.join("profiles").join(format!("127.0.0.1_{}.yaml", srv.addr.port()));
+        assert_eq!(std::fs::metadata(&profile).unwrap().permissions().mode() & 0o777, 0o600);
 
         let (code, out, _) = run(h, &["status"]).await;
         assert_eq!(code, 0);
@@ -632,6 +633,231 @@ async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session()
         drop(first);
         stop_with_sigterm(&mut child).await;
         srv.stop().await;
+    })
+    .await;
+}
+
+/// `kubectl config view -o json` of `kubeconfig`: the names in each section and the
+/// current context.
+async fn kube_view(home: &std::path::Path, kubeconfig: &std::path::Path) -> (Vec<String>, Vec<String>, String) {
+    let out = scrubbed("kubectl", home)
+        .env("HOME", home)
+        .env("KUBECONFIG", kubeconfig)
+        .args(["config", "view", "-o", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "kubectl config view: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = |section: &str| -> Vec<String> {
+        v[section].as_array().into_iter().flatten().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+    };
+    let mut all = names("clusters");
+    all.extend(names("users").into_iter().map(|n| format!("user:{n}")));
+    (all, names("contexts"), v["current-context"].as_str().unwrap_or_default().to_string())
+}
+
+const OTHER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: other
+  cluster:
+    server: https://other.example:6443
+users:
+- name: other
+  user:
+    token: other-token
+contexts:
+- name: other
+  context:
+    cluster: other
+    user: other
+current-context: other
+";
+
+/// Two proxies with different CAs: one profile each, `status` lists both with the
+/// active one marked, `--proxy` uses the other's stored profile without switching,
+/// `status` follows `--identity`, `login --proxy` alone switches, a single
+/// `profile.yaml` of an older version is migrated, and `logout` / `logout --all`
+/// remove the files and (with --yes) exactly the kubeconfig entries `kube login`
+/// wrote, checked with kubectl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_profile_per_proxy_status_and_logout() {
+    if !have("kubectl") {
+        return;
+    }
+    deadline(async {
+        let api = common::kube_api::KubeApi::start().await;
+        let (echo, _) = spawn_echo().await;
+        let a = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.kube.push(oneport::server::config::Kube {
+                name: "dev".into(),
+                api_server: api.url.clone(),
+                ca: Some(api.ca_path.clone()),
+                token_file: Some(api.token_path.clone()),
+                client_cert: None,
+                client_key: None,
+                allow: oneport::server::config::Allow { users: vec![], groups: vec!["dev".into()] },
+                recording: Default::default(),
+            });
+        })
+        .await;
+        let b = TestServer::start(|c| c.apps.push(tcp_app("echo-b", echo, &["bob"]))).await;
+        let alice = a.identity("alice", &["dev"]);
+        let bob = b.identity("bob", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let (pa, pb) = (a.addr.to_string(), b.addr.to_string());
+        let files = |p: &std::net::SocketAddr| {
+            let tag = format!("127.0.0.1_{}", p.port());
+            [h.join("profiles").join(format!("{tag}.yaml")), h.join(format!("identity-{tag}.pem"))]
+        };
+
+        // An older version's single profile.yaml is moved into the new layout.
+        let (code, _, err) = run(h, &["login", "--proxy", &pa, "--identity", alice.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        std::fs::rename(&files(&a.addr)[0], h.join("profile.yaml")).unwrap();
+        std::fs::remove_file(h.join("active-profile")).unwrap();
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pa} (active profile)")), "{out}");
+        assert!(!h.join("profile.yaml").exists() && files(&a.addr)[0].exists());
+
+        let (code, out, err) = run(h, &["login", "--proxy", &pb, "--identity", bob.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("Logged in to {pb} (cluster test")), "{out}");
+        use std::os::unix::fs::PermissionsExt;
+        for f in files(&a.addr).iter().chain(&files(&b.addr)) {
+            assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+        }
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pb} (active profile)")), "{out}");
+        assert!(out.contains("User:      bob\n"), "{out}");
+        let valid = out.lines().find(|l| l.starts_with("Valid for: ")).unwrap();
+        assert!(valid.contains(" (until 20") && valid.ends_with("Z)"), "{valid}");
+        assert!(out.contains("Profiles (* = active):"), "{out}");
+        let row = |mark: char, p: &str, user: &str| format!("{mark} {p}  cluster test  user {user}  valid until 20");
+        assert!(out.contains(&row('*', &pb, "bob")) && out.contains(&row(' ', &pa, "alice")), "{out}");
+
+        // --proxy A: A's stored profile and identity, without switching.
+        let (code, out, err) = run(h, &["--proxy", &pa, "ls"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("echo") && !out.contains("echo-b"), "{out}");
+        let (code, out, _) = run(h, &["--proxy", &pa, "status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pa} (chosen by --proxy; the active profile is {pb})")), "{out}");
+        assert!(out.contains("User:      alice (groups: dev)"), "{out}");
+        assert!(out.contains(&row('*', &pb, "bob")), "still B active: {out}");
+
+        // status describes what the next command uses: --identity, or ONEPORT_IDENTITY.
+        let (code, out, _) = run(h, &["--identity", alice.to_str().unwrap(), "status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("User:      alice (groups: dev)"), "{out}");
+        assert!(
+            out.contains(&format!("Identity:  {} (from --identity / ONEPORT_IDENTITY, not the profile's)", alice.display())),
+            "{out}"
+        );
+        let o = oneport(h).env("ONEPORT_IDENTITY", &alice).args(["status", "--format", "json"]).output().await.unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["logged_in"], true, "{j}");
+        assert_eq!(j["proxy"], pb.as_str(), "{j}");
+        assert_eq!(j["user"], "alice", "{j}");
+        assert_eq!(j["groups"], serde_json::json!(["dev"]), "{j}");
+        assert_eq!(j["identity_from"], "--identity", "{j}");
+        assert_eq!(j["expired"], false, "{j}");
+        assert!(j["valid_until"].as_str().unwrap().ends_with('Z'), "{j}");
+        let listed: Vec<(String, bool)> = j["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["proxy"].as_str().unwrap().to_string(), p["active"].as_bool().unwrap()))
+            .collect();
+        let mut want = vec![(pa.clone(), false), (pb.clone(), true)];
+        want.sort();
+        let mut got = listed.clone();
+        got.sort();
+        assert_eq!(got, want, "{j}");
+
+        // kube login for A (through --proxy) is recorded in A's profile.
+        let kc = h.join("kubeconfig");
+        std::fs::write(&kc, OTHER_KUBECONFIG).unwrap();
+        let kube_login = |proxy: &str| {
+            let mut c = oneport(h);
+            c.env("HOME", h).env("KUBECONFIG", &kc).args(["--proxy", proxy, "kube", "login", "dev"]);
+            c
+        };
+        let o = kube_login(&pa).output().await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (entries, contexts, current) = kube_view(h, &kc).await;
+        assert!(entries.contains(&"test-dev".to_string()) && entries.contains(&"user:test-dev".to_string()));
+        assert_eq!((contexts.clone(), current.as_str()), (vec!["other".to_string(), "test-dev".to_string()], "test-dev"));
+
+        // login --proxy A alone switches to A's stored profile.
+        let (code, out, err) = run(h, &["login", "--proxy", &pa]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("Logged in to {pa} (cluster test")) && out.contains("as alice"), "{out}");
+        let (_, out, _) = run(h, &["status"]).await;
+        assert!(out.contains(&row('*', &pa, "alice")) && out.contains(&row(' ', &pb, "bob")), "{out}");
+
+        // logout without a terminal and without --yes: A's files go, its kube entries
+        // stay, and the commands that remove them are printed.
+        let (code, out, _) = run(h, &["logout"]).await;
+        assert_eq!(code, 0, "{out}");
+        let file = kc.display().to_string();
+        assert!(out.contains(&format!("Logged out of {pa} (alice): its profile and identity copy are removed.")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "Left the kubeconfig entries oneport wrote for {pa}: cluster test-dev, user test-dev, context test-dev in {file}. Remove them with:"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("  kubectl --kubeconfig {file} config delete-context test-dev")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "No profile is active now. Still stored: {pb}; `oneport login --proxy HOST:PORT` makes one active, `oneport logout --all` removes them."
+            )),
+            "{out}"
+        );
+        assert!(files(&a.addr).iter().all(|f| !f.exists()), "A's files are gone");
+        assert!(files(&b.addr).iter().all(|f| f.exists()), "B's files stay");
+        assert_eq!(kube_view(h, &kc).await.1, vec!["other".to_string(), "test-dev".to_string()]);
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("Not logged in. Run: oneport login --proxy HOST:PORT --identity FILE"), "{out}");
+        assert!(out.contains(&row(' ', &pb, "bob")), "{out}");
+
+        // Log in to A again, kube login again, then logout --all --yes removes every
+        // profile and exactly the entries oneport wrote.
+        let (code, _, err) = run(h, &["login", "--proxy", &pa, "--identity", alice.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        let o = kube_login(&pa).output().await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (code, out, _) = run(h, &["logout", "--all", "--yes"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&format!(
+                "Removed the kubeconfig entries oneport wrote for {pa}: cluster test-dev, user test-dev, context test-dev in {file}."
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("Logged out of {pb} (bob)")), "{out}");
+        for f in files(&a.addr).iter().chain(&files(&b.addr)) {
+            assert!(!f.exists(), "{} is gone", f.display());
+        }
+        assert!(!h.join("active-profile").exists());
+        let (entries, contexts, current) = kube_view(h, &kc).await;
+        assert_eq!(entries, vec!["other".to_string(), "user:other".to_string()]);
+        assert_eq!(contexts, vec!["other".to_string()]);
+        assert_eq!(current, "", "the removed context is no longer current");
+        let (code, out, _) = run(h, &["status", "--format", "json"]).await;
+        assert_eq!(code, 1);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(j, serde_json::json!({"logged_in": false, "profiles": []}));
+        a.stop().await;
+        b.stop().await;
     })
     .await;
 }

@@ -199,7 +199,7 @@ async fn invite_login_db_connect_replay_and_revoke() {
         tokio::time::sleep(Duration::from_millis(2100)).await; // the expiry is what is tested
         let out = login(other.path(), &proxy, &short, &[]).await;
         assert!(text(&out.stderr).contains("the invite token expired at"), "{}", text(&out.stderr));
-        assert!(!other.path().join("profile.yaml").exists());
+        assert!(!other.path().join("profiles").exists(), "no profile stored");
 
         // Renewal by hand works, then revocation: refused at the next connection and
         // at renewal, with the sentence, by the running server.

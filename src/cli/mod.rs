@@ -58,7 +58,9 @@ pub struct Global {
     /// Identity file from `oneport server issue`. Overrides the login profile.
     #[arg(long, global = true, env = "ONEPORT_IDENTITY", value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// CA bundle to verify the proxy with (default: the CA in the identity file).
+    /// An extra CA to trust for a load balancer in front of the proxy (a corporate
+    /// CA, say), beside the system roots and the cluster CA. The proxy's own TLS
+    /// trusts only the CA in the identity file (this CA when the file has none).
     #[arg(long, global = true, env = "ONEPORT_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Do not verify the proxy's certificate. Anyone on the path can then read and
@@ -92,10 +94,18 @@ pub enum Command {
     /// oneport login --proxy proxy.example.com:3080 --identity alice.pem;
     /// oneport login --renew
     Login(login::LoginArgs),
-    /// Forget the login profile and the stored identity.
-    Logout,
-    /// Show the login profile: user, groups, proxy, expiry, upgrade decision.
-    Status,
+    /// Forget a login profile (--proxy's, else the active one; --all: every one)
+    /// and its stored identity, offering to remove the kubeconfig entries
+    /// `kube login` wrote for it.
+    ///
+    /// Example: oneport logout; oneport logout --all --yes
+    Logout(login::LogoutArgs),
+    /// Show what the next command will use (proxy, user, groups, expiry, upgrade
+    /// decision; --proxy and --identity count) and list the stored profiles, the
+    /// active one marked.
+    ///
+    /// Example: oneport status; oneport status --format json
+    Status(login::StatusArgs),
     /// List the resources the proxy offers to you.
     Ls,
     /// Local proxies for client tools.
@@ -176,15 +186,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let uses_identity = !matches!(
         cli.command,
-        Command::Login(_) | Command::Logout | Command::Status | Command::Server(_) | Command::Demo(_)
+        Command::Login(_) | Command::Logout(_) | Command::Status(_) | Command::Server(_) | Command::Demo(_)
     );
     if uses_identity {
         login::renew_if_due(&g).await;
     }
     match cli.command {
         Command::Login(a) => login::login(&g, a).await,
-        Command::Logout => login::logout(),
-        Command::Status => login::status(&g),
+        Command::Logout(a) => login::logout(&g, a),
+        Command::Status(a) => login::status(&g, a),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
