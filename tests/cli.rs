@@ -302,9 +302,14 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_ca = home.path().join("other.pem");
         std::fs::write(&other_ca, other.cert_pem).unwrap();
+        // --ca is a routing anchor only for an identity file without a CA.
+        let (pem, ca_pem) = (std::fs::read_to_string(&id).unwrap(), std::fs::read_to_string(srv.ca_path()).unwrap());
+        assert!(pem.contains(&ca_pem));
+        let bare = home.path().join("bare.pem");
+        std::fs::write(&bare, pem.replace(&ca_pem, "")).unwrap();
         let (code, out, _) = run(
             home.path(),
-            &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "--ca", other_ca.to_str().unwrap(), "doctor"],
+            &["--proxy", &proxy, "--identity", bare.to_str().unwrap(), "--ca", other_ca.to_str().unwrap(), "doctor"],
         )
         .await;
         assert_eq!(code, 1, "{out}");
