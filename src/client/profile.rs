@@ -291,3 +291,67 @@ fn remove_if_exists(p: &Path) -> Result<bool> {
         Err(e) => Err(Error::file(p, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(proxy: &str, dirs: &Dirs) -> Profile {
+        let hp = HostPort::parse(proxy).unwrap();
+        Profile {
+            proxy: proxy.into(),
+            cluster: "test".into(),
+            routing_domain: "teleport.cluster.local".into(),
+            identity: dirs.identity_copy(&hp),
+            ca: None,
+            insecure: false,
+            user: "alice".into(),
+            groups: vec![],
+            expires: 0,
+            upgrade: None,
+            renewable_until: None,
+            kube_entries: vec![],
+        }
+    }
+
+    #[test]
+    fn tags_are_file_names() {
+        assert_eq!(tag(&HostPort::parse("127.0.0.1:3080").unwrap()), "127.0.0.1_3080");
+        assert_eq!(tag(&HostPort::parse("[::1]:443").unwrap()), "___1__443");
+        assert_eq!(tag(&HostPort::parse("proxy.example.com:3080").unwrap()), "proxy.example.com_3080");
+    }
+
+    #[test]
+    fn one_profile_per_proxy_and_the_old_single_file_is_migrated() {
+        let home = tempfile::tempdir().unwrap();
+        let dirs = Dirs { config: home.path().into(), data: home.path().into() };
+        let a = profile("a.example:3080", &dirs);
+        // An older version's profile.yaml becomes a's profile, and the active one.
+        std::fs::write(dirs.legacy_profile_path(), serde_yaml_ng::to_string(&a).unwrap()).unwrap();
+        assert_eq!(Profile::load(&dirs).unwrap(), Some(a.clone()));
+        assert!(!dirs.legacy_profile_path().exists());
+        assert!(a.is_active(&dirs));
+
+        let b = profile("b.example:3080", &dirs);
+        b.save(&dirs).unwrap();
+        std::fs::write(&b.identity, "x").unwrap();
+        assert!(a.is_active(&dirs), "saving does not switch");
+        assert_eq!(Profile::select(&dirs, Some("b.example")).unwrap(), Some(b.clone()), "default port 3080");
+        assert_eq!(Profile::select(&dirs, Some("c.example:1")).unwrap(), None);
+        let listed: Vec<String> = Profile::list(&dirs).unwrap().into_iter().map(|(_, p)| p.unwrap().proxy).collect();
+        assert_eq!(listed, ["a.example:3080", "b.example:3080"]);
+
+        b.activate(&dirs).unwrap();
+        assert_eq!(Profile::load(&dirs).unwrap(), Some(b.clone()));
+        b.remove(&dirs).unwrap();
+        assert!(!b.identity.exists() && !dirs.profile_path(&b.host_port().unwrap()).exists());
+        assert_eq!(Profile::load(&dirs).unwrap(), None, "no profile is active after removing the active one");
+        assert_eq!(active_proxy(&dirs).unwrap(), None);
+        assert_eq!(Profile::select(&dirs, Some("a.example:3080")).unwrap(), Some(a));
+
+        std::fs::write(dirs.profiles_dir().join("broken.yaml"), "proxy: [").unwrap();
+        let broken = Profile::list(&dirs).unwrap().into_iter().find(|(p, _)| p.ends_with("broken.yaml")).unwrap();
+        let err = broken.1.unwrap_err().to_string();
+        assert!(err.contains("broken.yaml") && err.contains("run `oneport logout --all` and log in again"), "{err}");
+    }
+}

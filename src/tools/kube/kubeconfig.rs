@@ -622,6 +622,58 @@ contexts:
     }
 
     #[test]
+    fn the_plan_records_where_each_entry_went() {
+        // The user entry already lives in /b; the others are new and go to /a.
+        let chain = Chain { files: vec![p("/a"), p("/b")], explicit: false, from_env: true };
+        let b = "users:\n- name: t-dev\n  user: { token: old }\n";
+        let plan = plan(&chain, &files(&[("/a", Some("")), ("/b", Some(b))]), &login("t-dev"), true);
+        let got: Vec<(String, EntryKind, String)> =
+            plan.written.iter().map(|w| (w.file.display().to_string(), w.kind, w.name.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/a".into(), EntryKind::Cluster, "t-dev".into()),
+                ("/b".into(), EntryKind::User, "t-dev".into()),
+                ("/a".into(), EntryKind::Context, "t-dev".into()),
+            ]
+        );
+        assert_eq!(plan.written[2].kubectl_delete(), "kubectl --kubeconfig /a config delete-context t-dev");
+    }
+
+    #[test]
+    fn removal_takes_only_the_recorded_entries() {
+        let text = r#"
+clusters:
+- { name: t-dev, cluster: { server: "https://127.0.0.1:3080" } }
+- { name: other, cluster: { server: "https://other:6443" } }
+users:
+- { name: t-dev, user: { token: t } }
+- { name: other, user: { token: o } }
+contexts:
+- { name: t-dev, context: { cluster: t-dev, user: t-dev } }
+- { name: other, context: { cluster: other, user: other } }
+current-context: t-dev
+preferences: { colors: true }
+"#;
+        let mut doc = parse(&p("/k"), text.as_bytes()).unwrap();
+        let w = |kind, name: &str| Written { file: p("/k"), kind, name: name.into() };
+        let ours = [w(EntryKind::Cluster, "t-dev"), w(EntryKind::User, "t-dev"), w(EntryKind::Context, "t-dev")];
+        let gone = remove_from(&mut doc, &ours.iter().collect::<Vec<_>>());
+        assert_eq!(gone, ours.to_vec());
+        for section in ["clusters", "users", "contexts"] {
+            let names: Vec<&str> =
+                doc[section].as_sequence().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["other"], "{section}");
+        }
+        assert!(doc.get("current-context").is_none(), "the removed context is no longer current");
+        assert_eq!(doc["preferences"]["colors"], true, "everything else stays");
+        // Entries already gone are not reported; another current context stays.
+        let mut doc = parse(&p("/k"), b"contexts:\n- { name: other, context: {} }\ncurrent-context: other\n").unwrap();
+        assert!(remove_from(&mut doc, &ours.iter().collect::<Vec<_>>()).is_empty());
+        assert_eq!(doc["current-context"], "other");
+    }
+
+    #[test]
     fn two_files_follow_client_go() {
         // /a exists and has prod; /b exists and already has our user entry.
         let a = "clusters: [ { name: prod, cluster: { server: 'https://p' } } ]\ncurrent-context: prod\n";
