@@ -97,7 +97,8 @@ async fn login_token(g: &Global, token: &str) -> anyhow::Result<u8> {
     let proxy_text = g.proxy.clone().ok_or_else(|| anyhow::anyhow!("login --token needs --proxy HOST:PORT"))?;
     let proxy = HostPort::parse_with_default(&proxy_text, 3080).map_err(|e| anyhow::anyhow!("--proxy {e}"))?;
     let token = crate::proto::auth::Token::parse(token).map_err(|e| anyhow::anyhow!(e))?;
-    let enrolled = crate::client::enroll::enroll(&proxy, &token)
+    let lb_ca = g.ca.as_deref().map(crate::identity::load_certs).transpose()?.unwrap_or_default();
+    let enrolled = crate::client::enroll::enroll(&proxy, &token, &lb_ca)
         .await
         .with_context(|| format!("enrolling with the invite at {proxy}"))?;
     let dirs = Dirs::locate()?;
