@@ -662,6 +662,20 @@ async fn kube_view(home: &std::path::Path, kubeconfig: &std::path::Path) -> (Vec
     (all, names("contexts"), v["current-context"].as_str().unwrap_or_default().to_string())
 }
 
+/// Kube cluster `dev` on the API double `api`, for group `dev`.
+fn dev_cluster(api: &common::kube_api::KubeApi) -> oneport::server::config::Kube {
+    oneport::server::config::Kube {
+        name: "dev".into(),
+        api_server: api.url.clone(),
+        ca: Some(api.ca_path.clone()),
+        token_file: Some(api.token_path.clone()),
+        client_cert: None,
+        client_key: None,
+        allow: oneport::server::config::Allow { users: vec![], groups: vec!["dev".into()] },
+        recording: Default::default(),
+    }
+}
+
 const OTHER_KUBECONFIG: &str = "apiVersion: v1
 kind: Config
 clusters:
@@ -696,16 +710,7 @@ async fn one_profile_per_proxy_status_and_logout() {
         let (echo, _) = spawn_echo().await;
         let a = TestServer::start(|c| {
             c.apps.push(tcp_app("echo", echo, &["alice"]));
-            c.kube.push(oneport::server::config::Kube {
-                name: "dev".into(),
-                api_server: api.url.clone(),
-                ca: Some(api.ca_path.clone()),
-                token_file: Some(api.token_path.clone()),
-                client_cert: None,
-                client_key: None,
-                allow: oneport::server::config::Allow { users: vec![], groups: vec!["dev".into()] },
-                recording: Default::default(),
-            });
+            c.kube.push(dev_cluster(&api));
         })
         .await;
         let b = TestServer::start(|c| c.apps.push(tcp_app("echo-b", echo, &["bob"]))).await;
@@ -863,6 +868,75 @@ async fn one_profile_per_proxy_status_and_logout() {
         assert_eq!(j, serde_json::json!({"logged_in": false, "profiles": []}));
         a.stop().await;
         b.stop().await;
+    })
+    .await;
+}
+
+/// On a terminal (tmux), `logout` asks before removing the kubeconfig entries
+/// `kube login` wrote: Enter (the default, No) leaves them, `y` removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_on_a_terminal_asks_about_the_kube_entries() {
+    if !have("kubectl") || !have("tmux") {
+        return;
+    }
+    deadline(async {
+        let api = common::kube_api::KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(dev_cluster(&api))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let proxy = srv.addr.to_string();
+        let kc = h.join("kubeconfig");
+        let sock = h.join("tmux.sock");
+        let bin = env!("CARGO_BIN_EXE_oneport");
+        for (answer, want) in [
+            ("Enter", format!("Left the kubeconfig entries oneport wrote for {proxy}: cluster test-dev, user test-dev, context test-dev in {}. Remove them with:", kc.display())),
+            ("y", format!("Removed the kubeconfig entries oneport wrote for {proxy}: cluster test-dev, user test-dev, context test-dev in {}.", kc.display())),
+        ] {
+            let (code, _, err) = run(h, &["login", "--proxy", &proxy, "--identity", alice.to_str().unwrap()]).await;
+            assert_eq!(code, 0, "{err}");
+            let o = oneport(h).env("HOME", h).env("KUBECONFIG", &kc).args(["kube", "login", "dev"]).output().await.unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let (out, rc) = (h.join("out"), h.join("rc"));
+            let _ = std::fs::remove_file(&rc);
+            let line = format!(
+                "env -i PATH=\"$PATH\" ONEPORT_HOME={h} HOME={h} KUBECONFIG={kc} NO_COLOR=1 {bin} logout > {out} 2>&1; echo $? > {rc}.tmp && mv {rc}.tmp {rc}",
+                h = h.display(),
+                kc = kc.display(),
+                out = out.display(),
+                rc = rc.display()
+            );
+            let mut c = tokio::process::Command::new("tmux");
+            c.arg("-S").arg(&sock).args(["new-session", "-d", "-s", "logout", "-x", "200", "-y", "30", &line]);
+            assert!(c.status().await.unwrap().success(), "tmux new-session");
+            let question = format!(
+                "Remove the kubeconfig entries oneport wrote for {proxy} (cluster test-dev, user test-dev, context test-dev in {})? [y/N] ",
+                kc.display()
+            );
+            poll_until(Duration::from_secs(30), "the question", || async {
+                std::fs::read_to_string(&out).ok().filter(|t| t.contains(&question)).map(|_| ())
+            })
+            .await;
+            let keys: &[&str] = if answer == "Enter" { &["Enter"] } else { &["y", "Enter"] };
+            let mut c = tokio::process::Command::new("tmux");
+            c.arg("-S").arg(&sock).args(["send-keys", "-t", "logout"]).args(keys);
+            assert!(c.status().await.unwrap().success(), "tmux send-keys");
+            let code = poll_until(Duration::from_secs(30), "logout to finish", || async {
+                std::fs::read_to_string(&rc).ok().and_then(|s| s.trim().parse::<i32>().ok())
+            })
+            .await;
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains(&want), "{text}");
+            let contexts = kube_view(h, &kc).await.1;
+            if answer == "y" {
+                assert!(contexts.is_empty(), "{contexts:?}");
+            } else {
+                assert_eq!(contexts, vec!["test-dev".to_string()]);
+            }
+        }
+        let _ = tokio::process::Command::new("tmux").arg("-S").arg(&sock).arg("kill-server").output().await;
+        srv.stop().await;
     })
     .await;
 }
