@@ -52,7 +52,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The proxy, HOST:PORT (default port 3080). Overrides the login profile.
+    /// The proxy, HOST:PORT (default port 3080). Uses that proxy's stored login
+    /// profile, without making it the active one.
     #[arg(long, global = true, env = "ONEPORT_PROXY", value_name = "HOST:PORT")]
     pub proxy: Option<String>,
     /// Identity file from `oneport server issue`. Overrides the login profile.
@@ -94,15 +95,19 @@ pub enum Command {
     /// oneport login --proxy proxy.example.com:3080 --identity alice.pem;
     /// oneport login --renew
     Login(login::LoginArgs),
-    /// Forget a login profile (--proxy's, else the active one; --all: every one)
-    /// and its stored identity, offering to remove the kubeconfig entries
-    /// `kube login` wrote for it.
+    /// Forget a login profile and its stored identity.
+    ///
+    /// Removes --proxy's profile, else the active one (--all: every one), and offers
+    /// to remove the kubeconfig entries `kube login` wrote for it: asks on a
+    /// terminal, removes them with --yes, else prints the kubectl commands that do.
     ///
     /// Example: oneport logout; oneport logout --all --yes
     Logout(login::LogoutArgs),
-    /// Show what the next command will use (proxy, user, groups, expiry, upgrade
-    /// decision; --proxy and --identity count) and list the stored profiles, the
-    /// active one marked.
+    /// Show what the next command will use, and the stored profiles.
+    ///
+    /// Proxy, user, groups, expiry and the upgrade decision, as the next command
+    /// resolves them (--proxy and --identity count); then every stored profile,
+    /// the active one marked *. Exit 1 when not logged in or expired.
     ///
     /// Example: oneport status; oneport status --format json
     Status(login::StatusArgs),
