@@ -838,6 +838,15 @@ async fn one_profile_per_proxy_status_and_logout() {
         assert_eq!(code, 1, "{out}");
         assert!(out.contains("Not logged in. Run: oneport login --proxy HOST:PORT --identity FILE"), "{out}");
         assert!(out.contains(&row(' ', &pb, "bob")), "{out}");
+        let (code, out, _) = run(h, &["logout"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            out.trim(),
+            format!(
+                "No profile is active. Still stored: {pb}; `oneport logout --proxy HOST:PORT` removes one, `oneport logout --all` all."
+            )
+        );
+        assert!(files(&b.addr).iter().all(|f| f.exists()), "nothing removed");
 
         // Log in to A again, kube login again, then logout --all --yes removes every
         // profile and exactly the entries oneport wrote.

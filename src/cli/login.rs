@@ -83,7 +83,10 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
         };
         over.identity = Some(stored.identity.clone());
         over.ca = over.ca.or(stored.ca.clone());
-        over.insecure |= stored.insecure;
+        if stored.insecure && !over.insecure {
+            crate::cli::warn_insecure(); // the profile says so; say it as for the flag
+            over.insecure = true;
+        }
         renewable_until = stored.renewable_until;
     }
     store_login(g, over, renewable_until).await
@@ -315,8 +318,14 @@ pub fn logout(g: &Global, a: LogoutArgs) -> anyhow::Result<u8> {
         Profile::select(&dirs, g.proxy.as_deref())?.into_iter().collect()
     };
     if targets.is_empty() {
+        let stored: Vec<String> =
+            Profile::list(&dirs)?.into_iter().filter_map(|(_, p)| p.ok()).map(|p| p.proxy).collect();
         match &g.proxy {
             Some(p) if !a.all => say!("Not logged in to {p}."),
+            _ if !stored.is_empty() => say!(
+                "No profile is active. Still stored: {}; `oneport logout --proxy HOST:PORT` removes one, `oneport logout --all` all.",
+                stored.join(", ")
+            ),
             _ => say!("Not logged in."),
         }
         return Ok(0);
