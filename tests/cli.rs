@@ -791,6 +791,23 @@ async fn one_profile_per_proxy_status_and_logout() {
         got.sort();
         assert_eq!(got, want, "{j}");
 
+        // An expired identity: exit 1, said in words and in JSON.
+        let expired = h.join("expired.pem");
+        oneport::server::setup::issue(b.dir.path(), "carol", &[], Duration::from_secs(1), &expired).unwrap();
+        poll_until(Duration::from_secs(10), "the 1s identity to expire", || async {
+            let c = oneport::identity::Identity::load(&expired).unwrap().caller;
+            c.expired_at(std::time::SystemTime::now()).then_some(())
+        })
+        .await;
+        let (code, out, _) = run(h, &["--identity", expired.to_str().unwrap(), "status"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("User:      carol\nValid for: EXPIRED "), "{out}");
+        assert!(out.contains("get a new identity and log in again"), "{out}");
+        let (code, out, _) = run(h, &["--identity", expired.to_str().unwrap(), "status", "--format", "json"]).await;
+        assert_eq!(code, 1, "{out}");
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((j["user"].as_str(), j["expired"].as_bool()), (Some("carol"), Some(true)), "{j}");
+
         // kube login for A (through --proxy) is recorded in A's profile.
         let kc = h.join("kubeconfig");
         std::fs::write(&kc, OTHER_KUBECONFIG).unwrap();

@@ -419,6 +419,10 @@ async fn ca_flag_trusts_the_load_balancer_hop_only() {
         let (code, out, err) = oneport_out(h, &["ls"], &[]).await;
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("echo"), "{out}");
+        let (code, out, _) = oneport_out(h, &["doctor", "--resource", "app/echo"], &[]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("signed by the --ca CA (a load balancer or TLS proxy answers)"), "{out}");
+        assert!(out.contains("[ok]   route        app echo is reachable"), "{out}");
 
         // A routing server with a certificate from the corporate CA.
         let corp_ca_key = oneport::identity::pki::make_ca("corporate").unwrap();
