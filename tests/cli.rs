@@ -821,6 +821,12 @@ async fn one_profile_per_proxy_status_and_logout() {
         let (entries, contexts, current) = kube_view(h, &kc).await;
         assert!(entries.contains(&"test-dev".to_string()) && entries.contains(&"user:test-dev".to_string()));
         assert_eq!((contexts.clone(), current.as_str()), (vec!["other".to_string(), "test-dev".to_string()], "test-dev"));
+        // kubectl's exec plugin runs `oneport --proxy A kube credentials`: A's stored
+        // identity, while B is the active profile.
+        let o = scrubbed("kubectl", h).env("HOME", h).env("KUBECONFIG", &kc).args(["get", "pods"]).output().await.unwrap();
+        let pods = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "kubectl get pods: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(pods.contains(common::kube_api::POD), "{pods}");
 
         // login --proxy A alone switches to A's stored profile.
         let (code, out, err) = run(h, &["login", "--proxy", &pa]).await;
