@@ -1192,7 +1192,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__logout)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-y -v -h -V --all --yes --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2174,12 +2174,16 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__status)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --format --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -24,16 +24,16 @@ function __fish_oneport_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c oneport -n "__fish_oneport_needs_command" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_needs_command" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_needs_command" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_needs_command" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_needs_command" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_needs_command" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_needs_command" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_needs_command" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_needs_command" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
-complete -c oneport -n "__fish_oneport_needs_command" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "logout" -d 'Forget a login profile and its stored identity'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
@@ -44,38 +44,42 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a t
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l token -d 'The invite token from `oneport server invite` (single use). It pins the cluster\'s CA, so no CA file is needed' -r
-complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand login" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand login" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l renew -d 'Renew the current identity now (same user and groups, a fresh key pair), as long as the invite\'s renewable period lasts'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand logout" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand logout" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand logout" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand logout" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand logout" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand logout" -l all -d 'Log out of every stored proxy, not only the active one (or --proxy\'s)'
+complete -c oneport -n "__fish_oneport_using_subcommand logout" -s y -l yes -d 'Also remove the kubeconfig entries `oneport kube login` wrote for those proxies, without asking'
 complete -c oneport -n "__fish_oneport_using_subcommand logout" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand logout" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand logout" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand status" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand status" -l format -d 'Output format' -r -f -a "text\t'For people'
+json\t'One JSON object (docs/json.md)'"
+complete -c oneport -n "__fish_oneport_using_subcommand status" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand status" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand status" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand status" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand status" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand status" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand status" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand ls" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand ls" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand ls" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand ls" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -s h -l help -d 'Print help'
@@ -87,9 +91,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_se
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -97,9 +101,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l bind-addr -d 'Local address to listen on' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l exec -d 'Run CMD (default: $SHELL) with KUBECONFIG set, stop when it exits and pass its exit code on. Give CMD with `=`: --exec=\'kubectl get pods\'' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -109,17 +113,17 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-name -d 'The database (schema) name to show in the connection settings' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l protocol -d 'The database\'s protocol: postgres, mysql, mongodb or redis. Normally the proxy says; with this flag the local proxy also starts when the proxy refuses the database for now (clients then see the refusal)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l bind-addr -d 'Local address to listen on. Anything but loopback lets others use the database as you' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l cluster -d 'The cluster whose suffix is stripped from the host (`web1.CLUSTER` → node `web1`). Default: the cluster of the login profile' -r
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -129,9 +133,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Relay stdin/stdout to an SSH node: an OpenSSH ProxyCommand. Logs go to stderr; stdout carries nothing but SSH'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -s h -l help -d 'Print help'
@@ -140,36 +144,36 @@ complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand db; and not __fish_seen_subcommand_from connect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-user -d 'The database user (default: your oneport user)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l db-name -d 'The database (schema) name (default: the client\'s default)' -r
-complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "ssh" -d 'Print an ssh_config block that sends `ssh USER@NODE.<cluster>` through the proxy (for the login profile, or the --proxy/--identity given here)'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -s h -l help -d 'Print help'
@@ -179,17 +183,17 @@ complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_see
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and not __fish_seen_subcommand_from login credentials help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l set-context-name -d 'Name the context T instead of CLUSTER-NAME' -r
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l kubeconfig -d 'Write this kubeconfig instead of the one kubectl would pick' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l no-switch -d 'Add the context without making it kubectl\'s current context'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from credentials" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -197,9 +201,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -s h -l help -d 'Print help'
@@ -217,9 +221,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l listen -d 'The address to listen on (default: 127.0.0.1 and the public port)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l cluster-name -d 'The cluster name (default: the public host)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l san -d 'Another DNS name or IP for the server certificate (repeatable)' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l force -d 'Replace an existing CA (invalidates every identity it issued)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
@@ -230,9 +234,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l group -d 'A group (certificate O), repeatable' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ttl -d 'Validity, e.g. 12h, 7d' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l out -d 'Where to write the identity file' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -245,7 +249,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l expires-in -d 'How long the token may be used, e.g. 1h' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l proxy -d 'The proxy address to print in the login command (default: public_addr)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -254,16 +258,16 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l user -d 'Revoke every identity issued to this user' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l serial -d 'Revoke the identity with this serial (hex, as `identities ls` shows it)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l reason -d 'Why; the user sees it' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s h -l help -d 'Print help'
@@ -271,16 +275,16 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "ls" -d 'List issued identities: serial, user, groups, issued, expires, revoked'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l config -d 'The config file' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -s h -l help -d 'Print help'
@@ -296,25 +300,25 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "recordings" -d 'List and play recorded `kubectl exec`/`attach` sessions'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -l once -d 'Exit after the round trip instead of serving until Ctrl-C'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)' -r
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget the login profile and the stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show the login profile: user, groups, proxy, expiry, upgrade decision'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget a login profile and its stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'

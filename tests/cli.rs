@@ -136,7 +136,8 @@ async fn login_status_ls_logout() {
         let stored = h.join(format!("identity-127.0.0.1_{}.pem", srv.addr.port()));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(h.join("profile.yaml")).unwrap().permissions().mode() & 0o777, 0o600);
+        let profile = h.join("profiles").join(format!("127.0.0.1_{}.yaml", srv.addr.port()));
+        assert_eq!(std::fs::metadata(&profile).unwrap().permissions().mode() & 0o777, 0o600);
 
         let (code, out, _) = run(h, &["status"]).await;
         assert_eq!(code, 0);
@@ -301,9 +302,14 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_ca = home.path().join("other.pem");
         std::fs::write(&other_ca, other.cert_pem).unwrap();
+        // --ca is a routing anchor only for an identity file without a CA.
+        let (pem, ca_pem) = (std::fs::read_to_string(&id).unwrap(), std::fs::read_to_string(srv.ca_path()).unwrap());
+        assert!(pem.contains(&ca_pem));
+        let bare = home.path().join("bare.pem");
+        std::fs::write(&bare, pem.replace(&ca_pem, "")).unwrap();
         let (code, out, _) = run(
             home.path(),
-            &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "--ca", other_ca.to_str().unwrap(), "doctor"],
+            &["--proxy", &proxy, "--identity", bare.to_str().unwrap(), "--ca", other_ca.to_str().unwrap(), "doctor"],
         )
         .await;
         assert_eq!(code, 1, "{out}");
@@ -631,6 +637,337 @@ async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session()
 
         drop(first);
         stop_with_sigterm(&mut child).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kubectl config view -o json` of `kubeconfig`: the names in each section and the
+/// current context.
+async fn kube_view(home: &std::path::Path, kubeconfig: &std::path::Path) -> (Vec<String>, Vec<String>, String) {
+    let out = scrubbed("kubectl", home)
+        .env("HOME", home)
+        .env("KUBECONFIG", kubeconfig)
+        .args(["config", "view", "-o", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "kubectl config view: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = |section: &str| -> Vec<String> {
+        v[section].as_array().into_iter().flatten().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+    };
+    let mut all = names("clusters");
+    all.extend(names("users").into_iter().map(|n| format!("user:{n}")));
+    (all, names("contexts"), v["current-context"].as_str().unwrap_or_default().to_string())
+}
+
+/// Kube cluster `dev` on the API double `api`, for group `dev`.
+fn dev_cluster(api: &common::kube_api::KubeApi) -> oneport::server::config::Kube {
+    oneport::server::config::Kube {
+        name: "dev".into(),
+        api_server: api.url.clone(),
+        ca: Some(api.ca_path.clone()),
+        token_file: Some(api.token_path.clone()),
+        client_cert: None,
+        client_key: None,
+        allow: oneport::server::config::Allow { users: vec![], groups: vec!["dev".into()] },
+        recording: Default::default(),
+    }
+}
+
+const OTHER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: other
+  cluster:
+    server: https://other.example:6443
+users:
+- name: other
+  user:
+    token: other-token
+contexts:
+- name: other
+  context:
+    cluster: other
+    user: other
+current-context: other
+";
+
+/// Two proxies with different CAs: one profile each, `status` lists both with the
+/// active one marked, `--proxy` uses the other's stored profile without switching,
+/// `status` follows `--identity`, `login --proxy` alone switches, a single
+/// `profile.yaml` of an older version is migrated, and `logout` / `logout --all`
+/// remove the files and (with --yes) exactly the kubeconfig entries `kube login`
+/// wrote, checked with kubectl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_profile_per_proxy_status_and_logout() {
+    if !have("kubectl") {
+        return;
+    }
+    deadline(async {
+        let api = common::kube_api::KubeApi::start().await;
+        let (echo, _) = spawn_echo().await;
+        let a = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.kube.push(dev_cluster(&api));
+        })
+        .await;
+        let b = TestServer::start(|c| c.apps.push(tcp_app("echo-b", echo, &["bob"]))).await;
+        let alice = a.identity("alice", &["dev"]);
+        let bob = b.identity("bob", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let (pa, pb) = (a.addr.to_string(), b.addr.to_string());
+        let files = |p: &std::net::SocketAddr| {
+            let tag = format!("127.0.0.1_{}", p.port());
+            [h.join("profiles").join(format!("{tag}.yaml")), h.join(format!("identity-{tag}.pem"))]
+        };
+
+        // An older version's single profile.yaml is moved into the new layout.
+        let (code, _, err) = run(h, &["login", "--proxy", &pa, "--identity", alice.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        std::fs::rename(&files(&a.addr)[0], h.join("profile.yaml")).unwrap();
+        std::fs::remove_file(h.join("active-profile")).unwrap();
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pa} (active profile)")), "{out}");
+        assert!(!h.join("profile.yaml").exists() && files(&a.addr)[0].exists());
+
+        let (code, out, err) = run(h, &["login", "--proxy", &pb, "--identity", bob.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("Logged in to {pb} (cluster test")), "{out}");
+        use std::os::unix::fs::PermissionsExt;
+        for f in files(&a.addr).iter().chain(&files(&b.addr)) {
+            assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+        }
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pb} (active profile)")), "{out}");
+        assert!(out.contains("User:      bob\n"), "{out}");
+        let valid = out.lines().find(|l| l.starts_with("Valid for: ")).unwrap();
+        assert!(valid.contains(" (until 20") && valid.ends_with("Z)"), "{valid}");
+        assert!(out.contains("Profiles (* = active):"), "{out}");
+        let row = |mark: char, p: &str, user: &str| format!("{mark} {p}  cluster test  user {user}  valid until 20");
+        assert!(out.contains(&row('*', &pb, "bob")) && out.contains(&row(' ', &pa, "alice")), "{out}");
+
+        // --proxy A: A's stored profile and identity, without switching.
+        let (code, out, err) = run(h, &["--proxy", &pa, "ls"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("echo") && !out.contains("echo-b"), "{out}");
+        let (code, out, _) = run(h, &["--proxy", &pa, "status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("Proxy:     {pa} (chosen by --proxy; the active profile is {pb})")), "{out}");
+        assert!(out.contains("User:      alice (groups: dev)"), "{out}");
+        assert!(out.contains(&row('*', &pb, "bob")), "still B active: {out}");
+
+        // status describes what the next command uses: --identity, or ONEPORT_IDENTITY.
+        let (code, out, _) = run(h, &["--identity", alice.to_str().unwrap(), "status"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("User:      alice (groups: dev)"), "{out}");
+        assert!(
+            out.contains(&format!("Identity:  {} (from --identity / ONEPORT_IDENTITY, not the profile's)", alice.display())),
+            "{out}"
+        );
+        let o = oneport(h).env("ONEPORT_IDENTITY", &alice).args(["status", "--format", "json"]).output().await.unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["logged_in"], true, "{j}");
+        assert_eq!(j["proxy"], pb.as_str(), "{j}");
+        assert_eq!(j["user"], "alice", "{j}");
+        assert_eq!(j["groups"], serde_json::json!(["dev"]), "{j}");
+        assert_eq!(j["identity_from"], "--identity", "{j}");
+        assert_eq!(j["expired"], false, "{j}");
+        assert!(j["valid_until"].as_str().unwrap().ends_with('Z'), "{j}");
+        let listed: Vec<(String, bool)> = j["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["proxy"].as_str().unwrap().to_string(), p["active"].as_bool().unwrap()))
+            .collect();
+        let mut want = vec![(pa.clone(), false), (pb.clone(), true)];
+        want.sort();
+        let mut got = listed.clone();
+        got.sort();
+        assert_eq!(got, want, "{j}");
+
+        // An expired identity: exit 1, said in words and in JSON.
+        let expired = h.join("expired.pem");
+        oneport::server::setup::issue(b.dir.path(), "carol", &[], Duration::from_secs(1), &expired).unwrap();
+        poll_until(Duration::from_secs(10), "the 1s identity to expire", || async {
+            let c = oneport::identity::Identity::load(&expired).unwrap().caller;
+            c.expired_at(std::time::SystemTime::now()).then_some(())
+        })
+        .await;
+        let (code, out, _) = run(h, &["--identity", expired.to_str().unwrap(), "status"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("User:      carol\nValid for: EXPIRED "), "{out}");
+        assert!(out.contains("get a new identity and log in again"), "{out}");
+        let (code, out, _) = run(h, &["--identity", expired.to_str().unwrap(), "status", "--format", "json"]).await;
+        assert_eq!(code, 1, "{out}");
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((j["user"].as_str(), j["expired"].as_bool()), (Some("carol"), Some(true)), "{j}");
+
+        // kube login for A (through --proxy) is recorded in A's profile.
+        let kc = h.join("kubeconfig");
+        std::fs::write(&kc, OTHER_KUBECONFIG).unwrap();
+        let kube_login = |proxy: &str| {
+            let mut c = oneport(h);
+            c.env("HOME", h).env("KUBECONFIG", &kc).args(["--proxy", proxy, "kube", "login", "dev"]);
+            c
+        };
+        let o = kube_login(&pa).output().await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (entries, contexts, current) = kube_view(h, &kc).await;
+        assert!(entries.contains(&"test-dev".to_string()) && entries.contains(&"user:test-dev".to_string()));
+        assert_eq!((contexts.clone(), current.as_str()), (vec!["other".to_string(), "test-dev".to_string()], "test-dev"));
+        // kubectl's exec plugin runs `oneport --proxy A kube credentials`: A's stored
+        // identity, while B is the active profile.
+        let o = scrubbed("kubectl", h).env("HOME", h).env("KUBECONFIG", &kc).args(["get", "pods"]).output().await.unwrap();
+        let pods = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "kubectl get pods: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(pods.contains(common::kube_api::POD), "{pods}");
+
+        // login --proxy A alone switches to A's stored profile.
+        let (code, out, err) = run(h, &["login", "--proxy", &pa]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("Logged in to {pa} (cluster test")) && out.contains("as alice"), "{out}");
+        let (_, out, _) = run(h, &["status"]).await;
+        assert!(out.contains(&row('*', &pa, "alice")) && out.contains(&row(' ', &pb, "bob")), "{out}");
+
+        // logout without a terminal and without --yes: A's files go, its kube entries
+        // stay, and the commands that remove them are printed.
+        let (code, out, _) = run(h, &["logout"]).await;
+        assert_eq!(code, 0, "{out}");
+        let file = kc.display().to_string();
+        assert!(out.contains(&format!("Logged out of {pa} (alice): its profile and identity copy are removed.")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "Left the kubeconfig entries oneport wrote for {pa}: cluster test-dev, user test-dev, context test-dev in {file}. Remove them with:"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("  kubectl --kubeconfig {file} config delete-context test-dev")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "No profile is active now. Still stored: {pb}; `oneport login --proxy HOST:PORT` makes one active, `oneport logout --all` removes them."
+            )),
+            "{out}"
+        );
+        assert!(files(&a.addr).iter().all(|f| !f.exists()), "A's files are gone");
+        assert!(files(&b.addr).iter().all(|f| f.exists()), "B's files stay");
+        assert_eq!(kube_view(h, &kc).await.1, vec!["other".to_string(), "test-dev".to_string()]);
+        let (code, out, _) = run(h, &["status"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("Not logged in. Run: oneport login --proxy HOST:PORT --identity FILE"), "{out}");
+        assert!(out.contains(&row(' ', &pb, "bob")), "{out}");
+        let (code, out, _) = run(h, &["logout"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            out.trim(),
+            format!(
+                "No profile is active. Still stored: {pb}; `oneport logout --proxy HOST:PORT` removes one, `oneport logout --all` all."
+            )
+        );
+        assert!(files(&b.addr).iter().all(|f| f.exists()), "nothing removed");
+
+        // Log in to A again, kube login again, then logout --all --yes removes every
+        // profile and exactly the entries oneport wrote.
+        let (code, _, err) = run(h, &["login", "--proxy", &pa, "--identity", alice.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        let o = kube_login(&pa).output().await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (code, out, _) = run(h, &["logout", "--all", "--yes"]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&format!(
+                "Removed the kubeconfig entries oneport wrote for {pa}: cluster test-dev, user test-dev, context test-dev in {file}."
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("Logged out of {pb} (bob)")), "{out}");
+        for f in files(&a.addr).iter().chain(&files(&b.addr)) {
+            assert!(!f.exists(), "{} is gone", f.display());
+        }
+        assert!(!h.join("active-profile").exists());
+        let (entries, contexts, current) = kube_view(h, &kc).await;
+        assert_eq!(entries, vec!["other".to_string(), "user:other".to_string()]);
+        assert_eq!(contexts, vec!["other".to_string()]);
+        assert_eq!(current, "", "the removed context is no longer current");
+        let (code, out, _) = run(h, &["status", "--format", "json"]).await;
+        assert_eq!(code, 1);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(j, serde_json::json!({"logged_in": false, "profiles": []}));
+        a.stop().await;
+        b.stop().await;
+    })
+    .await;
+}
+
+/// On a terminal (tmux), `logout` asks before removing the kubeconfig entries
+/// `kube login` wrote: Enter (the default, No) leaves them, `y` removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_on_a_terminal_asks_about_the_kube_entries() {
+    if !have("kubectl") || !have("tmux") {
+        return;
+    }
+    deadline(async {
+        let api = common::kube_api::KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(dev_cluster(&api))).await;
+        let alice = srv.identity("alice", &["dev"]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let proxy = srv.addr.to_string();
+        let kc = h.join("kubeconfig");
+        let sock = h.join("tmux.sock");
+        let bin = env!("CARGO_BIN_EXE_oneport");
+        for (answer, want) in [
+            ("Enter", format!("Left the kubeconfig entries oneport wrote for {proxy}: cluster test-dev, user test-dev, context test-dev in {}. Remove them with:", kc.display())),
+            ("y", format!("Removed the kubeconfig entries oneport wrote for {proxy}: cluster test-dev, user test-dev, context test-dev in {}.", kc.display())),
+        ] {
+            let (code, _, err) = run(h, &["login", "--proxy", &proxy, "--identity", alice.to_str().unwrap()]).await;
+            assert_eq!(code, 0, "{err}");
+            let o = oneport(h).env("HOME", h).env("KUBECONFIG", &kc).args(["kube", "login", "dev"]).output().await.unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let (out, rc) = (h.join("out"), h.join("rc"));
+            let _ = std::fs::remove_file(&rc);
+            let line = format!(
+                "env -i PATH=\"$PATH\" ONEPORT_HOME={h} HOME={h} KUBECONFIG={kc} NO_COLOR=1 {bin} logout > {out} 2>&1; echo $? > {rc}.tmp && mv {rc}.tmp {rc}",
+                h = h.display(),
+                kc = kc.display(),
+                out = out.display(),
+                rc = rc.display()
+            );
+            let mut c = tokio::process::Command::new("tmux");
+            c.arg("-S").arg(&sock).args(["new-session", "-d", "-s", "logout", "-x", "200", "-y", "30", &line]);
+            assert!(c.status().await.unwrap().success(), "tmux new-session");
+            let question = format!(
+                "Remove the kubeconfig entries oneport wrote for {proxy} (cluster test-dev, user test-dev, context test-dev in {})? [y/N] ",
+                kc.display()
+            );
+            poll_until(Duration::from_secs(30), "the question", || async {
+                std::fs::read_to_string(&out).ok().filter(|t| t.contains(&question)).map(|_| ())
+            })
+            .await;
+            let keys: &[&str] = if answer == "Enter" { &["Enter"] } else { &["y", "Enter"] };
+            let mut c = tokio::process::Command::new("tmux");
+            c.arg("-S").arg(&sock).args(["send-keys", "-t", "logout"]).args(keys);
+            assert!(c.status().await.unwrap().success(), "tmux send-keys");
+            let code = poll_until(Duration::from_secs(30), "logout to finish", || async {
+                std::fs::read_to_string(&rc).ok().and_then(|s| s.trim().parse::<i32>().ok())
+            })
+            .await;
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert_eq!(code, 0, "{text}");
+            assert!(text.contains(&want), "{text}");
+            let contexts = kube_view(h, &kc).await.1;
+            if answer == "y" {
+                assert!(contexts.is_empty(), "{contexts:?}");
+            } else {
+                assert_eq!(contexts, vec!["test-dev".to_string()]);
+            }
+        }
+        let _ = tokio::process::Command::new("tmux").arg("-S").arg(&sock).arg("kill-server").output().await;
         srv.stop().await;
     })
     .await;

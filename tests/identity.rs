@@ -199,7 +199,7 @@ async fn invite_login_db_connect_replay_and_revoke() {
         tokio::time::sleep(Duration::from_millis(2100)).await; // the expiry is what is tested
         let out = login(other.path(), &proxy, &short, &[]).await;
         assert!(text(&out.stderr).contains("the invite token expired at"), "{}", text(&out.stderr));
-        assert!(!other.path().join("profile.yaml").exists());
+        assert!(!other.path().join("profiles").exists(), "no profile stored");
 
         // Renewal by hand works, then revocation: refused at the next connection and
         // at renewal, with the sentence, by the running server.
@@ -269,6 +269,26 @@ async fn enrollment_through_nginx() {
         let out = output(cmd).await;
         assert!(out.status.success(), "db connect through nginx: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout).trim(), "lb-ok");
+
+        // The load balancer's CA given as --ca (here ONEPORT_CA) instead of a system
+        // root: enrollment trusts it for that hop, and the profile keeps it.
+        let (token, _) = invite(srv.dir.path(), &[]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &nginx.addr.to_string(), &token, &[]).await;
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr)
+                .contains("presented a certificate no trusted CA signed: give the CA that signs it with --ca FILE"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = login(home.path(), &nginx.addr.to_string(), &token, &[("ONEPORT_CA", ca)]).await;
+        assert!(out.status.success(), "login --token --ca through nginx: {}", text(&out.stderr));
+        let mut cmd = oneport(home.path());
+        cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--", "-X", "-A", "-t", "-c", "select 'ca-ok'"]);
+        let out = output(cmd).await;
+        assert!(out.status.success(), "db connect through nginx with the stored --ca: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), "ca-ok");
         srv.stop().await;
     })
     .await;

@@ -505,7 +505,7 @@ async fn kube_login_behind_an_l7_balancer_points_to_proxy_kube() {
         let mut c = home.oneport(&srv, &id, "/nonexistent/never-used");
         c.arg("login");
         ok(c, "oneport login").await;
-        let profile = home.path().join("profile.yaml");
+        let profile = home.path().join("profiles").join(format!("127.0.0.1_{}.yaml", srv.addr.port()));
         let mut p: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
         p["upgrade"] = serde_yaml_ng::from_str("{required: true, reason: 'probe: no ALPN negotiated'}").unwrap();
         std::fs::write(&profile, serde_yaml_ng::to_string(&p).unwrap()).unwrap();

@@ -366,3 +366,111 @@ async fn doctor_through_nginx() {
     })
     .await;
 }
+
+/// `oneport` with a private home and no system trust for the load balancer's CA.
+async fn oneport_out(home: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = oneport(home);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().await.unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// `--ca` adds a trust anchor for the load balancer hop only: nginx with a
+/// certificate from a separate "corporate" CA works with `--ca corp.pem` (also
+/// stored by `login`), fails without it with an error naming the load balancer; and
+/// a routing server whose certificate that corporate CA signed is refused for the
+/// routing TLS although `--ca corp.pem` is given (while an identity file without a
+/// CA, where `--ca` is all there is, reaches it: the refusal is the trust rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_flag_trusts_the_load_balancer_hop_only() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(FAST_IDLE.pings).await;
+        let corp = LbPki::new();
+        let nginx = lb::nginx(&corp, srv.addr, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let lb_addr = nginx.addr.to_string();
+        let (ids, corp_ca) = (id.to_str().unwrap(), corp.ca.to_str().unwrap());
+
+        let (code, out, err) = oneport_out(h, &["--proxy", &lb_addr, "--identity", ids, "ls"], &[]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            err.contains(&format!(
+                "TLS handshake with load balancer at {lb_addr} failed: the load balancer at {lb_addr} presented a certificate no trusted CA signed: give the CA that signs it with --ca FILE"
+            )),
+            "{err}"
+        );
+        let (code, out, err) =
+            oneport_out(h, &["--proxy", &lb_addr, "--identity", ids, "--ca", corp_ca, "ls"], &[]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("echo") && out.contains("tcp"), "{out}");
+        // login stores the --ca; later commands need no flags.
+        let (code, _, err) =
+            oneport_out(h, &["login", "--proxy", &lb_addr, "--identity", ids, "--ca", corp_ca], &[]).await;
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = oneport_out(h, &["ls"], &[]).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("echo"), "{out}");
+        let (code, out, _) = oneport_out(h, &["doctor", "--resource", "app/echo"], &[]).await;
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("signed by the --ca CA (a load balancer or TLS proxy answers)"), "{out}");
+        assert!(out.contains("[ok]   route        app echo is reachable"), "{out}");
+
+        // A routing server with a certificate from the corporate CA.
+        let corp_ca_key = oneport::identity::pki::make_ca("corporate").unwrap();
+        let certs = tempfile::tempdir().unwrap();
+        let (dns, ips) = oneport::server::setup::server_names("127.0.0.1", &[]);
+        let leaf =
+            oneport::identity::pki::make_server_cert(&corp_ca_key, &dns, &ips, Duration::from_secs(3600)).unwrap();
+        let (cert, key, corp2) =
+            (certs.path().join("cert.pem"), certs.path().join("key.pem"), certs.path().join("corp.pem"));
+        std::fs::write(&cert, &leaf.cert_pem).unwrap();
+        std::fs::write(&key, &leaf.key_pem).unwrap();
+        std::fs::write(&corp2, &corp_ca_key.cert_pem).unwrap();
+        let rogue = server_with_echo(|c| {
+            c.tls.cert = cert.clone();
+            c.tls.key = key.clone();
+        })
+        .await;
+        let rid = rogue.identity("alice", &[]);
+        let direct = rogue.addr.to_string();
+        let (code, out, err) = oneport_out(
+            h,
+            &["--proxy", &direct, "--identity", rid.to_str().unwrap(), "--ca", corp2.to_str().unwrap(), "ls"],
+            &[],
+        )
+        .await;
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            err.contains(&format!(
+                "TLS handshake with {direct} (SNI teleport.cluster.local) failed: the certificate presented by {direct} is not signed by the expected CA"
+            )),
+            "{err}"
+        );
+        // The control: the same identity without its CA, so --ca is the only anchor.
+        let pem = std::fs::read_to_string(&rid).unwrap();
+        let ca_pem = std::fs::read_to_string(rogue.ca_path()).unwrap();
+        assert!(pem.contains(&ca_pem));
+        let bare = certs.path().join("bare.pem");
+        std::fs::write(&bare, pem.replace(&ca_pem, "")).unwrap();
+        let (code, out, err) = oneport_out(
+            h,
+            &["--proxy", &direct, "--identity", bare.to_str().unwrap(), "--ca", corp2.to_str().unwrap(), "ls"],
+            &[],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("echo"), "{out}");
+        rogue.stop().await;
+        srv.stop().await;
+    })
+    .await;
+}

@@ -202,7 +202,7 @@ async fn web_api_layer(r: &mut Report, dialer: &Dialer) {
 }
 
 async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
-    let look = Trust { ca: vec![], system: false, insecure: true };
+    let look = Trust { insecure: true, ..Trust::default() };
     let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
     let name = match tls::server_name(&ctx.proxy.host) {
         Ok(n) => n,
@@ -247,11 +247,15 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
             Some(ok_domain || ok_host)
         }
     };
-    let by_proxy_ca = verify(Trust { ca: ctx.trust.ca.clone(), system: false, insecure: false }).await == Some(true);
-    let by_system = verify(Trust { ca: vec![], system: true, insecure: false }).await == Some(true);
+    let by_proxy_ca = verify(Trust { ca: ctx.trust.ca.clone(), ..Trust::default() }).await == Some(true);
+    let by_lb_ca = !ctx.trust.lb_ca.is_empty()
+        && verify(Trust { ca: ctx.trust.lb_ca.clone(), ..Trust::default() }).await == Some(true);
+    let by_system = verify(Trust { system: true, ..Trust::default() }).await == Some(true);
     let who = format!("certificate \"{subject}\" issued by \"{issuer}\"");
     if by_proxy_ca {
         r.ok("TLS", format!("{who}: signed by the proxy CA (the routing server answers directly)"));
+    } else if by_lb_ca {
+        r.ok("TLS", format!("{who}: signed by the --ca CA (a load balancer or TLS proxy answers)"));
     } else if by_system {
         r.ok("TLS", format!("{who}: a publicly trusted certificate (a load balancer or TLS proxy answers)"));
     } else if ctx.trust.insecure {

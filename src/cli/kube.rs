@@ -135,6 +135,7 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     };
     let plan = kubeconfig::plan(&chain, &files, &stanzas, !a.no_switch);
     kubeconfig::write(&plan)?;
+    record_entries(&ctx, &plan.written);
     let user = ping.caller.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| ctx.identity.caller.user.clone());
     crate::cli::say!(
         "Logged in to kube cluster {} through proxy {} as {user}: context {context_name} in {}.",
@@ -149,6 +150,28 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
         None => crate::cli::say!("Switch to it with: kubectl config use-context {context_name}"),
     }
     Ok(0)
+}
+
+/// Notes in the proxy's login profile which kubeconfig entries were written, so
+/// `logout` removes exactly those. Without a stored profile for the proxy there is
+/// nothing to log out of, so nothing is noted; a failure to save is a warning.
+fn record_entries(ctx: &Context, written: &[kubeconfig::Written]) {
+    let Some(ours) = ctx.profile.as_ref() else { return };
+    let saved = crate::client::profile::Dirs::locate().and_then(|dirs| {
+        // Re-read: the profile may have changed since this command started.
+        let Some(mut p) = crate::client::profile::Profile::load_for(&dirs, &ours.host_port()?)? else { return Ok(()) };
+        for w in written {
+            if !p.kube_entries.contains(w) {
+                p.kube_entries.push(w.clone());
+            }
+        }
+        p.save(&dirs)
+    });
+    if let Err(e) = saved {
+        tracing::warn!(
+            "could not note the kubeconfig entries in the login profile (`logout` will not offer to remove them): {e}"
+        );
+    }
 }
 
 fn cluster_body(ctx: &Context, name: &str) -> Mapping {

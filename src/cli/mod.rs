@@ -52,13 +52,16 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// The proxy, HOST:PORT (default port 3080). Overrides the login profile.
+    /// The proxy, HOST:PORT (default port 3080). Uses that proxy's stored login
+    /// profile, without making it the active one.
     #[arg(long, global = true, env = "ONEPORT_PROXY", value_name = "HOST:PORT")]
     pub proxy: Option<String>,
     /// Identity file from `oneport server issue`. Overrides the login profile.
     #[arg(long, global = true, env = "ONEPORT_IDENTITY", value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// CA bundle to verify the proxy with (default: the CA in the identity file).
+    /// An extra CA to trust for a load balancer in front of the proxy (a corporate
+    /// CA, say), beside the system roots and the cluster CA. The proxy's own TLS
+    /// trusts only the CA in the identity file (this CA when the file has none).
     #[arg(long, global = true, env = "ONEPORT_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Do not verify the proxy's certificate. Anyone on the path can then read and
@@ -92,10 +95,22 @@ pub enum Command {
     /// oneport login --proxy proxy.example.com:3080 --identity alice.pem;
     /// oneport login --renew
     Login(login::LoginArgs),
-    /// Forget the login profile and the stored identity.
-    Logout,
-    /// Show the login profile: user, groups, proxy, expiry, upgrade decision.
-    Status,
+    /// Forget a login profile and its stored identity.
+    ///
+    /// Removes --proxy's profile, else the active one (--all: every one), and offers
+    /// to remove the kubeconfig entries `kube login` wrote for it: asks on a
+    /// terminal, removes them with --yes, else prints the kubectl commands that do.
+    ///
+    /// Example: oneport logout; oneport logout --all --yes
+    Logout(login::LogoutArgs),
+    /// Show what the next command will use, and the stored profiles.
+    ///
+    /// Proxy, user, groups, expiry and the upgrade decision, as the next command
+    /// resolves them (--proxy and --identity count); then every stored profile,
+    /// the active one marked *. Exit 1 when not logged in or expired.
+    ///
+    /// Example: oneport status; oneport status --format json
+    Status(login::StatusArgs),
     /// List the resources the proxy offers to you.
     Ls,
     /// Local proxies for client tools.
@@ -176,15 +191,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let uses_identity = !matches!(
         cli.command,
-        Command::Login(_) | Command::Logout | Command::Status | Command::Server(_) | Command::Demo(_)
+        Command::Login(_) | Command::Logout(_) | Command::Status(_) | Command::Server(_) | Command::Demo(_)
     );
     if uses_identity {
         login::renew_if_due(&g).await;
     }
     match cli.command {
         Command::Login(a) => login::login(&g, a).await,
-        Command::Logout => login::logout(),
-        Command::Status => login::status(&g),
+        Command::Logout(a) => login::logout(&g, a),
+        Command::Status(a) => login::status(&g, a),
         Command::Ls => login::ls(&g).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,

@@ -1,6 +1,6 @@
 //! The client context: proxy, identity, trust and routing domain, resolved from
 //! flags, `ONEPORT_*` environment variables (clap maps them onto the flags) and the
-//! stored profile, in that order.
+//! stored profile of that proxy (`--proxy`'s, else the active one), in that order.
 
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ impl Context {
     /// When no proxy or identity is known, or a file does not load.
     pub fn resolve(over: &Overrides) -> Result<Context> {
         let dirs = Dirs::locate()?;
-        let profile = Profile::load(&dirs)?;
+        let profile = Profile::select(&dirs, over.proxy.as_deref())?;
         Context::build(over, profile)
     }
 
@@ -71,11 +71,14 @@ impl Context {
                 Error::config("no identity: give --identity FILE (made by `oneport server issue`), or `oneport login`")
             })?;
         let identity = Identity::load(&id_path)?;
+        // `--ca` adds trust anchors for the load balancer hop; the routing TLS trusts
+        // the identity's CA only (the `--ca` too when the identity file has no CA).
         let ca_path = over.ca.clone().or_else(|| profile.as_ref().and_then(|p| p.ca.clone()));
-        let ca = match ca_path {
+        let lb_ca = match ca_path {
             Some(p) => identity::load_certs(&p)?,
-            None => identity.ca.clone(),
+            None => Vec::new(),
         };
+        let ca = if identity.ca.is_empty() { lb_ca.clone() } else { identity.ca.clone() };
         let insecure = over.insecure || profile.as_ref().is_some_and(|p| p.insecure);
         if insecure && !over.insecure {
             // The flag itself is announced by the CLI; a stored one must be too.
@@ -90,7 +93,7 @@ impl Context {
         Ok(Context {
             proxy,
             identity,
-            trust: Trust { ca, system: false, insecure },
+            trust: Trust { ca, lb_ca, system: false, insecure },
             domain,
             cluster,
             profile,

@@ -264,8 +264,8 @@ impl Dialer {
         Ok(c)
     }
 
-    /// The outer TLS config for the load balancer: system roots plus the proxy CA,
-    /// no client certificate, and no ALPN (an LB that picked h2 would break the
+    /// The outer TLS config for the load balancer: system roots, the `--ca` anchors
+    /// and the proxy CA, no client certificate, and no ALPN (an LB that picked h2 would break the
     /// HTTP/1.1 upgrade).
     fn outer_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         let mut slot = self.outer.lock().unwrap_or_else(|p| p.into_inner());
@@ -344,11 +344,10 @@ impl Dialer {
             // Keep the login profile's cache in step; a failure to save is not fatal.
             if let (Ok(dirs), Some(ours)) = (Dirs::locate(), self.ctx.profile.as_ref()) {
                 // Re-read: a newer `login` may have replaced the profile since we started.
-                if let Ok(Some(mut current)) = Profile::load(&dirs) {
-                    if current.proxy == ours.proxy {
-                        current.upgrade = Some(d.cache.clone());
-                        let _ = current.save(&dirs);
-                    }
+                let hp = ours.host_port();
+                if let Ok(Some(mut current)) = hp.and_then(|hp| Profile::load_for(&dirs, &hp)) {
+                    current.upgrade = Some(d.cache.clone());
+                    let _ = current.save(&dirs);
                 }
             }
         }
@@ -435,9 +434,9 @@ impl Dialer {
         let lb = self.ctx.proxy.to_string();
         let name = tls::server_name(&self.ctx.proxy.host).map_err(|e| Failure::Final(Error::config(e)))?;
         let peer = format!("load balancer at {lb}");
-        let tls = connect::tls(tcp, cfg, name, HANDSHAKE_TIMEOUT).await.map_err(|f| {
-            Failure::Path(f.into_error(Layer::LoadBalancer, &peer, |e| tls::explain_client_error(e, &lb)))
-        })?;
+        let tls = connect::tls(tcp, cfg, name, HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(|f| Failure::Path(f.into_error(Layer::LoadBalancer, &peer, |e| tls::explain_lb_error(e, &lb))))?;
         Ok(Box::new(tls))
     }
 

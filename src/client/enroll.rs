@@ -145,12 +145,17 @@ fn assemble(issued: &Issued, key_pem: &str, pin: Option<[u8; 32]>) -> Result<Str
     Ok(pem)
 }
 
-/// Enrolls with `token` at `proxy`.
+/// Enrolls with `token` at `proxy`; `lb_ca` are more anchors (`--ca`) for a load
+/// balancer's TLS in front of it, beside the system roots.
 ///
 /// # Errors
 /// [`Error::Refused`] with the server's sentence (token unknown, used, expired),
 /// a pin mismatch in words, or the dial's own errors.
-pub async fn enroll(proxy: &HostPort, token: &Token) -> Result<Enrolled> {
+pub async fn enroll(
+    proxy: &HostPort,
+    token: &Token,
+    lb_ca: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<Enrolled> {
     let (key_pem, csr) = pki::make_csr("oneport-enrollment")?;
     // The dialer wants an identity; this one is never presented (the configs below
     // carry no client certificate) and dies with the process.
@@ -170,7 +175,7 @@ pub async fn enroll(proxy: &HostPort, token: &Token) -> Result<Enrolled> {
     let web = vec![b"http/1.1".to_vec()];
     // The cluster name is public; it is read without verification (see module docs).
     let ping_cfg = tls::client_config(&Trust { insecure: true, ..Trust::default() }, None, web.clone())?;
-    let outer = tls::client_config(&Trust { system: true, ..Trust::default() }, None, vec![])?;
+    let outer = tls::client_config(&Trust { system: true, lb_ca: lb_ca.to_vec(), ..Trust::default() }, None, vec![])?;
     let ping_dialer = Dialer::with_configs(ctx.clone(), vec![(web, ping_cfg)], outer.clone());
     let ping = webapi::ping(&ping_dialer).await?;
     let alpn = vec![wire::alpn(&ping.cluster_name).into_bytes()];

@@ -1,4 +1,4 @@
-//! The client side: the login profile ([`profile`]) and the context resolved from it
+//! The client side: the login profiles, one per proxy ([`profile`]), and the context resolved from them
 //! and the flags ([`context`]), the one dialer ([`dial`]) with its way through load
 //! balancers and HTTPS proxies ([`upgrade`]), the web API client ([`webapi`]), enrollment and renewal over
 //! the auth route ([`enroll`]), the kept-warm multiplexed session per resource ([`session`]), and the local

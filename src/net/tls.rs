@@ -2,7 +2,7 @@
 //! builds with no C toolchain beyond `cc` and fast on small machines; see README).
 //!
 //! Client: trusts the proxy CA (plus, for the outer hop through a load balancer, the
-//! system roots), presents the identity, keeps one session-resumption store per
+//! `--ca` anchors and the system roots), presents the identity, keeps one session-resumption store per
 //! process so repeated connections resume instead of doing full handshakes.
 //! Server: one certificate for every routed name, client certificates verified
 //! against the cluster CA, and a per-connection verifier that also applies the
@@ -39,8 +39,12 @@ fn session_store() -> Arc<dyn ClientSessionStore> {
 /// Which certificates a client trusts for the server.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
-    /// The proxy CA(s).
+    /// The proxy CA(s): the only anchors of the TLS-routing handshake.
     pub ca: Vec<CertificateDer<'static>>,
+    /// More anchors for the outer TLS to a load balancer only (`--ca`), counted only
+    /// with `system` (which only that hop sets): a corporate CA there must not be
+    /// able to sign for the routing server.
+    pub lb_ca: Vec<CertificateDer<'static>>,
     /// Also trust the system roots (webpki roots and the OS store): for the outer
     /// TLS to a load balancer with a public certificate.
     pub system: bool,
@@ -82,6 +86,9 @@ pub fn root_store(trust: &Trust) -> Result<RootCertStore> {
         roots.add(c.clone()).map_err(|e| Error::config(format!("CA certificate is unusable: {e}")))?;
     }
     if trust.system {
+        for c in &trust.lb_ca {
+            roots.add(c.clone()).map_err(|e| Error::config(format!("--ca certificate is unusable: {e}")))?;
+        }
         add_system_roots(&mut roots);
     }
     if roots.is_empty() {
@@ -393,6 +400,16 @@ pub fn is_path_error(err: &std::io::Error) -> bool {
         Some(_) => false,
         // EOF or reset during the handshake: an L7 device dropping a hello it cannot parse.
         None => matches!(err.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset),
+    }
+}
+
+/// As [`explain_client_error`], for the outer TLS to the load balancer `lb`.
+pub fn explain_lb_error(err: &std::io::Error, lb: &str) -> String {
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => format!(
+            "the load balancer at {lb} presented a certificate no trusted CA signed: give the CA that signs it with --ca FILE (trusted for the load balancer only, beside the system roots and the cluster CA)"
+        ),
+        _ => explain_client_error(err, lb),
     }
 }
 

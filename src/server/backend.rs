@@ -143,7 +143,8 @@ impl DbTls {
             let Some(t) = &d.tls else { continue };
             let ca = crate::identity::load_certs(&t.ca)
                 .map_err(|e| Error::config(format!("database {:?}: tls.ca: {e}", d.name)))?;
-            let config = tls::client_config(&Trust { ca, system: false, insecure: false }, None, Vec::new())?;
+            let config =
+                tls::client_config(&Trust { ca, lb_ca: vec![], system: false, insecure: false }, None, Vec::new())?;
             let host = match &t.server_name {
                 Some(n) => n.clone(),
                 None => crate::util::addr::HostPort::parse(&d.addr).map_err(Error::config)?.host,

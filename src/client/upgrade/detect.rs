@@ -65,7 +65,7 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
     let verdict = |required: bool, reason: &str| UpgradeCache { required, reason: format!("probe: {reason}") };
     // Only the ALPN outcome matters and nothing is sent after the handshake, so the
     // probe does not verify the certificate (the load balancer's may be any).
-    let trust = Trust { ca: vec![], system: false, insecure: true };
+    let trust = Trust { insecure: true, ..Trust::default() };
     let offered = Protocol::ReverseTunnel.alpn().as_bytes().to_vec();
     let cfg = match tls::client_config(&trust, None, vec![offered.clone()]) {
         Ok(c) => c,

@@ -256,6 +256,128 @@ pub struct Plan {
     pub context_file: PathBuf,
     /// The file `current-context` was written to, when switching.
     pub current_file: Option<PathBuf>,
+    /// Every entry the login adds or updates, with its file (recorded in the login
+    /// profile so `logout` removes exactly these).
+    pub written: Vec<Written>,
+}
+
+/// Which section of a kubeconfig an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// `clusters`.
+    Cluster,
+    /// `users`.
+    User,
+    /// `contexts`.
+    Context,
+}
+
+impl EntryKind {
+    fn section(self) -> &'static str {
+        match self {
+            EntryKind::Cluster => "clusters",
+            EntryKind::User => "users",
+            EntryKind::Context => "contexts",
+        }
+    }
+
+    fn from_section(section: &str) -> EntryKind {
+        match section {
+            "clusters" => EntryKind::Cluster,
+            "users" => EntryKind::User,
+            _ => EntryKind::Context,
+        }
+    }
+
+    /// The noun kubectl uses (`kubectl config delete-NOUN`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            EntryKind::Cluster => "cluster",
+            EntryKind::User => "user",
+            EntryKind::Context => "context",
+        }
+    }
+}
+
+/// One kubeconfig entry oneport wrote, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Written {
+    /// The kubeconfig file (absolute).
+    pub file: PathBuf,
+    /// The section.
+    pub kind: EntryKind,
+    /// The entry's name.
+    pub name: String,
+}
+
+impl Written {
+    /// The kubectl command that removes this entry.
+    pub fn kubectl_delete(&self) -> String {
+        format!(
+            "kubectl --kubeconfig {} config delete-{} {}",
+            crate::tools::process::shell_quote(&self.file.to_string_lossy()),
+            self.kind.noun(),
+            crate::tools::process::shell_quote(&self.name)
+        )
+    }
+}
+
+/// Removes `entries` from their files, each only if it is still there; a
+/// `current-context` naming a removed context is unset. Returns the entries that
+/// were removed. Other entries and fields are left as they were.
+///
+/// # Errors
+/// A file that cannot be read, parsed or written, named; files before it in
+/// `entries` are already done.
+pub fn remove(entries: &[Written]) -> Result<Vec<Written>> {
+    let mut files: Vec<&Path> = Vec::new();
+    for e in entries {
+        if !files.contains(&e.file.as_path()) {
+            files.push(&e.file);
+        }
+    }
+    let mut removed = Vec::new();
+    for path in files {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::file(path, e)),
+        };
+        let mut doc = parse(path, &bytes)?;
+        let mine: Vec<&Written> = entries.iter().filter(|e| e.file == path).collect();
+        let gone = remove_from(&mut doc, &mine);
+        if gone.is_empty() {
+            continue;
+        }
+        write(&Plan {
+            writes: vec![(path.to_path_buf(), doc)],
+            context_file: path.to_path_buf(),
+            current_file: None,
+            written: Vec::new(),
+        })?;
+        removed.extend(gone);
+    }
+    Ok(removed)
+}
+
+/// [`remove`] on one parsed file: the entries of `entries` found in `doc`.
+fn remove_from(doc: &mut Value, entries: &[&Written]) -> Vec<Written> {
+    let mut gone = Vec::new();
+    let Value::Mapping(top) = doc else { return gone };
+    for e in entries {
+        let Some(Value::Sequence(items)) = top.get_mut(e.kind.section()) else { continue };
+        let before = items.len();
+        items.retain(|i| i.get("name").and_then(Value::as_str) != Some(e.name.as_str()));
+        if items.len() != before {
+            gone.push((*e).clone());
+        }
+    }
+    let current = top.get("current-context").and_then(Value::as_str).map(str::to_string);
+    if gone.iter().any(|e| e.kind == EntryKind::Context && Some(&e.name) == current.as_ref()) {
+        top.shift_remove("current-context");
+    }
+    gone
 }
 
 /// Plans the edits for `login` (see the module docs for which file gets what);
@@ -264,11 +386,17 @@ pub fn plan(chain: &Chain, files: &Files, login: &Login, switch: bool) -> Plan {
     let default = chain.default_file(|p| files.exists(p)).to_path_buf();
     let mut docs: Vec<(PathBuf, Value)> = Vec::new();
     let mut context_file = default.clone();
+    let mut written = Vec::new();
     for ((section, body), stanza) in SECTIONS.iter().zip([&login.cluster, &login.user, &login.context]) {
         let target = files.origin(section, &stanza.name).map(Path::to_path_buf).unwrap_or_else(|| default.clone());
         if *section == "contexts" {
             context_file = target.clone();
         }
+        written.push(Written {
+            file: std::path::absolute(&target).unwrap_or_else(|_| target.clone()),
+            kind: EntryKind::from_section(section),
+            name: stanza.name.clone(),
+        });
         let i = doc_index(&mut docs, files, &target);
         upsert(&mut docs[i].1, section, body, stanza);
     }
@@ -283,7 +411,7 @@ pub fn plan(chain: &Chain, files: &Files, login: &Login, switch: bool) -> Plan {
     let mut writes: Vec<(PathBuf, Value)> =
         docs.into_iter().filter(|(p, d)| files.doc(p) != Some(d) || !files.exists(p)).collect();
     writes.sort_by_key(|(p, _)| chain.files.iter().position(|q| q == p));
-    Plan { writes, context_file, current_file }
+    Plan { writes, context_file, current_file, written }
 }
 
 /// The index of `path`'s document in `docs`, loading (or creating) it on first use.
@@ -491,6 +619,58 @@ contexts:
         assert_eq!(user["token"], "t");
         assert_eq!(doc["contexts"][0]["context"]["namespace"], "team");
         assert_eq!(doc["clusters"].as_sequence().unwrap().len(), 1, "updated, not duplicated");
+    }
+
+    #[test]
+    fn the_plan_records_where_each_entry_went() {
+        // The user entry already lives in /b; the others are new and go to /a.
+        let chain = Chain { files: vec![p("/a"), p("/b")], explicit: false, from_env: true };
+        let b = "users:\n- name: t-dev\n  user: { token: old }\n";
+        let plan = plan(&chain, &files(&[("/a", Some("")), ("/b", Some(b))]), &login("t-dev"), true);
+        let got: Vec<(String, EntryKind, String)> =
+            plan.written.iter().map(|w| (w.file.display().to_string(), w.kind, w.name.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/a".into(), EntryKind::Cluster, "t-dev".into()),
+                ("/b".into(), EntryKind::User, "t-dev".into()),
+                ("/a".into(), EntryKind::Context, "t-dev".into()),
+            ]
+        );
+        assert_eq!(plan.written[2].kubectl_delete(), "kubectl --kubeconfig /a config delete-context t-dev");
+    }
+
+    #[test]
+    fn removal_takes_only_the_recorded_entries() {
+        let text = r#"
+clusters:
+- { name: t-dev, cluster: { server: "https://127.0.0.1:3080" } }
+- { name: other, cluster: { server: "https://other:6443" } }
+users:
+- { name: t-dev, user: { token: t } }
+- { name: other, user: { token: o } }
+contexts:
+- { name: t-dev, context: { cluster: t-dev, user: t-dev } }
+- { name: other, context: { cluster: other, user: other } }
+current-context: t-dev
+preferences: { colors: true }
+"#;
+        let mut doc = parse(&p("/k"), text.as_bytes()).unwrap();
+        let w = |kind, name: &str| Written { file: p("/k"), kind, name: name.into() };
+        let ours = [w(EntryKind::Cluster, "t-dev"), w(EntryKind::User, "t-dev"), w(EntryKind::Context, "t-dev")];
+        let gone = remove_from(&mut doc, &ours.iter().collect::<Vec<_>>());
+        assert_eq!(gone, ours.to_vec());
+        for section in ["clusters", "users", "contexts"] {
+            let names: Vec<&str> =
+                doc[section].as_sequence().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["other"], "{section}");
+        }
+        assert!(doc.get("current-context").is_none(), "the removed context is no longer current");
+        assert_eq!(doc["preferences"]["colors"], true, "everything else stays");
+        // Entries already gone are not reported; another current context stays.
+        let mut doc = parse(&p("/k"), b"contexts:\n- { name: other, context: {} }\ncurrent-context: other\n").unwrap();
+        assert!(remove_from(&mut doc, &ours.iter().collect::<Vec<_>>()).is_empty());
+        assert_eq!(doc["current-context"], "other");
     }
 
     #[test]
