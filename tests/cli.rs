@@ -635,3 +635,79 @@ async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session()
     })
     .await;
 }
+
+/// Writes an identity for `user` (signed by `srv`'s CA) that expired `ago` ago, to
+/// `out`; returns the clock time of its expiry as the sentence prints it.
+fn write_expired_identity(srv: &TestServer, user: &str, ago: Duration, out: &std::path::Path) -> String {
+    let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+    let valid = Duration::from_secs(3600);
+    let from = time::OffsetDateTime::now_utc() - valid - ago;
+    let c = oneport::identity::pki::make_client_cert(&ca, user, &[], from, valid).unwrap();
+    std::fs::write(out, oneport::identity::pki::identity_pem(&c, &ca.cert_pem)).unwrap();
+    let not_after = oneport::identity::Identity::load(out).unwrap().caller.not_after;
+    oneport::util::utc::format(not_after, "-", " ", ":").unwrap()[11..].to_string()
+}
+
+/// An expired identity is refused before anything is dialled, with one sentence,
+/// by every command that uses it (the proxy would only say "connection error").
+#[tokio::test]
+async fn an_expired_identity_is_refused_before_dialling_with_one_sentence() {
+    deadline(async {
+        let srv = server_with_echo(|_| {}).await;
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let fresh = srv.identity("carol", &[]);
+        let (code, _, err) =
+            run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", fresh.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        // The stored identity expires (as it would, left alone for a while).
+        let stored = h.join(format!("identity-127.0.0.1_{}.pem", srv.addr.port()));
+        let at = write_expired_identity(&srv, "carol", Duration::from_secs(12 * 60 + 2), &stored);
+        let sentence =
+            format!("the identity for carol expired at {at} UTC (12 minutes ago): get a new one and run `oneport login`");
+        let want = format!("error: {sentence}\n");
+        for args in [
+            &["ls"][..],
+            &["proxy", "app", "echo"],
+            &["proxy", "db", "pg1"],
+            &["proxy", "kube", "dev"],
+            &["db", "connect", "pg1"],
+            &["config", "ssh"],
+            &["kube", "login", "dev"],
+            &["kube", "credentials"],
+            &["login", "--renew"],
+        ] {
+            let (code, out, err) = run(h, args).await;
+            assert_eq!((code, out.as_str(), err.as_str()), (1, "", want.as_str()), "oneport {}", args.join(" "));
+        }
+        // As an OpenSSH ProxyCommand: one stderr line, nothing on stdout (ssh's).
+        let (code, out, err) = run(h, &["proxy", "ssh", "root@web1"]).await;
+        assert_eq!((code, out.as_str(), err.as_str()), (1, "", want.as_str()));
+        // kubectl names the cluster it asked for.
+        let (code, _, err) = run(h, &["kube", "credentials", "dev"]).await;
+        assert_eq!((code, err), (1, format!("error: credentials for kube cluster dev: {sentence}\n")));
+        // doctor reports it as its identity layer.
+        let (code, out, _) = run(h, &["doctor"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(&format!("  [FAIL] identity     {sentence}\n")), "{out}");
+        assert!(out.contains(&format!("Where it breaks: identity: {sentence}\n")), "{out}");
+
+        // Logging in with an expired file says the same, and stores nothing.
+        let old = h.join("old.pem");
+        let at = write_expired_identity(&srv, "carol", Duration::from_secs(3 * 3600 + 30), &old);
+        let (code, out, err) = run(
+            tempfile::tempdir().unwrap().path(),
+            &["login", "--proxy", &srv.addr.to_string(), "--identity", old.to_str().unwrap()],
+        )
+        .await;
+        assert_eq!(code, 1, "{out}");
+        assert_eq!(
+            err,
+            format!(
+                "error: the identity for carol expired at {at} UTC (3 hours ago): get a new one and run `oneport login`\n"
+            )
+        );
+        srv.stop().await;
+    })
+    .await;
+}

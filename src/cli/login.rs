@@ -162,6 +162,7 @@ async fn store_login(
 ) -> anyhow::Result<u8> {
     let _ = g;
     let ctx = Context::build(&over, None)?;
+    ctx.identity.caller.check_current()?;
     let dialer = Dialer::new(ctx.clone());
     let ping = webapi::ping(&dialer).await.with_context(|| format!("checking the identity against {}", ctx.proxy))?;
     let caller = ping.caller.clone().ok_or_else(|| {
