@@ -34,7 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login profile and the stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you, optionally of one kind')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
@@ -87,14 +87,15 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;ls' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: a table, or JSON (the schema is in docs/json.md)')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -636,7 +637,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the login profile and the stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the login profile: user, groups, proxy, expiry, upgrade decision')
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you, optionally of one kind')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')

@@ -150,6 +150,35 @@ async fn login_status_ls_logout() {
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("echo") && out.contains("tcp"), "{out}");
         assert!(!out.contains("secret"), "{out}");
+        assert_eq!(out, "KIND   NAME                     PROTOCOL\napp    echo                     tcp\n");
+
+        // One kind, by its name or an alias; an empty kind says so and is no failure.
+        let (code, out, err) = run(h, &["ls", "apps"]).await;
+        assert_eq!((code, out.as_str()), (0, "KIND   NAME                     PROTOCOL\napp    echo                     tcp\n"), "{err}");
+        let (code, out, err) = run(h, &["ls", "database"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, format!("No databases (see `oneport ls` for every kind) on proxy {} for alice.\n", srv.addr));
+        let (code, _, err) = run(h, &["ls", "pods"]).await;
+        assert_eq!(code, 2);
+        assert!(
+            err.contains(r#"invalid value 'pods' for '[KIND]': "pods" is not a resource kind: use node (or ssh), db, app or kube"#),
+            "{err}"
+        );
+        // JSON for programs (docs/json.md).
+        let (code, out, err) = run(h, &["ls", "--format", "json"]).await;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "proxy": srv.addr.to_string(), "cluster": "test", "user": "alice", "kind": null,
+                "resources": [{"kind": "app", "name": "echo", "protocol": "tcp"}],
+            })
+        );
+        let (code, out, err) = run(h, &["ls", "kube", "--format", "json"]).await;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((&v["kind"], &v["resources"]), (&serde_json::json!("kube"), &serde_json::json!([])));
 
         // An app alice may not use: a specific error from the proxy.
         let (code, _, err) = run(h, &["proxy", "app", "secret"]).await;

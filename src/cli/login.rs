@@ -1,4 +1,4 @@
-//! `login`, `logout`, `status`, `ls`.
+//! `login`, `logout`, `status`.
 
 use anyhow::Context as _;
 
@@ -294,23 +294,4 @@ pub fn status(g: &Global) -> anyhow::Result<u8> {
         None => println!("Upgrade:   not probed (direct TLS routing)"),
     }
     Ok(if left > 0 { 0 } else { 1 })
-}
-
-/// `oneport ls`.
-///
-/// # Errors
-/// When the proxy cannot be reached.
-pub async fn ls(g: &Global) -> anyhow::Result<u8> {
-    let ctx = Context::resolve(&g.overrides())?;
-    let dialer = Dialer::new(ctx);
-    let ping = webapi::ping(&dialer).await?;
-    if ping.resources.is_empty() {
-        println!("No resources on {} for this identity.", ping.public_addr);
-        return Ok(0);
-    }
-    println!("{:<14} {:<24} PROTOCOL", "KIND", "NAME");
-    for r in &ping.resources {
-        println!("{:<14} {:<24} {}", r.kind.noun(), r.name, r.protocol);
-    }
-    Ok(0)
 }

@@ -27,6 +27,7 @@ pub mod docs;
 pub mod doctor;
 pub mod kube;
 pub mod login;
+pub mod ls;
 pub mod server;
 pub mod ssh;
 
@@ -96,8 +97,10 @@ pub enum Command {
     Logout,
     /// Show the login profile: user, groups, proxy, expiry, upgrade decision.
     Status,
-    /// List the resources the proxy offers to you.
-    Ls,
+    /// List the resources the proxy offers to you, optionally of one kind.
+    ///
+    /// Examples: oneport ls; oneport ls db; oneport ls --format json
+    Ls(ls::LsArgs),
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
@@ -185,7 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => login::login(&g, a).await,
         Command::Logout => login::logout(),
         Command::Status => login::status(&g),
-        Command::Ls => login::ls(&g).await,
+        Command::Ls(a) => ls::run(&g, a).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
