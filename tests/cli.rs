@@ -740,3 +740,60 @@ async fn an_expired_identity_is_refused_before_dialling_with_one_sentence() {
     })
     .await;
 }
+
+/// A name given as the wrong kind gets the kind it is and the command for it, from
+/// the proxy; names the user may not use are not revealed that way.
+#[tokio::test]
+async fn a_name_of_another_kind_gets_a_hint_with_the_right_command() {
+    deadline(async {
+        use oneport::server::config::{Allow, Database, Node};
+        let (echo, _) = spawn_echo().await;
+        let carol = || Allow { users: vec!["carol".into()], groups: vec![] };
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("web", echo, &["carol"]));
+            c.apps.push(tcp_app("secret", echo, &["root"]));
+            c.databases.push(Database {
+                name: "pg1".into(),
+                protocol: oneport::proto::db::DbProtocol::Postgres,
+                addr: echo.to_string(),
+                tls: None,
+                allow: carol(),
+            });
+            c.nodes.push(Node { name: "web1".into(), addr: Some(echo.to_string()), targets: vec![], allow: carol() });
+        })
+        .await;
+        let id = srv.identity("carol", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let (code, _, err) =
+            run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", id.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        let app = "error: web is an app: oneport proxy app web\n";
+        let db = "error: pg1 is a database: oneport db connect pg1\n";
+        for (args, want) in [
+            (&["db", "connect", "web"][..], app),
+            (&["proxy", "db", "web"], app),
+            (&["kube", "login", "web"], app),
+            (&["proxy", "ssh", "root@web"], app),
+            (&["proxy", "app", "pg1"], db),
+            (&["proxy", "kube", "pg1"], db),
+            (&["proxy", "ssh", "root@pg1"], db),
+            (
+                &["proxy", "app", "web1"],
+                "error: web1 is a node: ssh -o \"ProxyCommand oneport proxy ssh %r@%h:%p\" USER@web1\n",
+            ),
+        ] {
+            let mut c = oneport(h);
+            c.env("HOME", h).args(args);
+            let out = c.output().await.unwrap();
+            let (out, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert_eq!((out.as_ref(), err.as_ref()), ("", want), "oneport {}", args.join(" "));
+        }
+        // secret is an app carol may not use: as a database it is simply unknown.
+        let (code, _, err) = run(h, &["db", "connect", "secret"]).await;
+        assert_eq!(code, 1);
+        assert_eq!(err, format!("error: database secret is not known to proxy {}; known: pg1\n", srv.addr));
+        srv.stop().await;
+    })
+    .await;
+}

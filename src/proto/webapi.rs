@@ -69,6 +69,28 @@ pub fn parse_resolve_query(query: &str) -> Result<ResourceRef, String> {
     Ok(ResourceRef { kind, name, port })
 }
 
+/// The sentence for a name asked for as one kind that the caller may use as other
+/// `kinds` (`db connect web` when web is an app): what it is and the command for it.
+/// `None` when `kinds` is empty. The caller must pass only kinds it may see.
+pub fn other_kind_hint(name: &str, kinds: &[Kind]) -> Option<String> {
+    let uses: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            let (article, command) = match k {
+                Kind::Node => ("a", format!("ssh -o \"ProxyCommand oneport proxy ssh %r@%h:%p\" USER@{name}")),
+                Kind::Db => ("a", format!("oneport db connect {name}")),
+                Kind::App => ("an", format!("oneport proxy app {name}")),
+                Kind::Kube => ("a", format!("oneport kube login {name}")),
+            };
+            format!("{article} {}: {command}", k.noun())
+        })
+        .collect();
+    if uses.is_empty() {
+        return None;
+    }
+    Some(format!("{name} is {}", uses.join("; it is also ")))
+}
+
 /// The `/webapi/ping` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PingResponse {
@@ -133,6 +155,22 @@ mod tests {
         assert_eq!(parse_resolve_query(path.split_once('?').unwrap().1), Ok(r));
         let db = ResourceRef::new(Kind::Db, "pg1");
         assert_eq!(parse_resolve_query("kind=db&name=pg1"), Ok(db));
+    }
+
+    #[test]
+    fn other_kind_hints_name_the_command() {
+        assert_eq!(other_kind_hint("web", &[]), None);
+        assert_eq!(other_kind_hint("web", &[Kind::App]).unwrap(), "web is an app: oneport proxy app web");
+        assert_eq!(other_kind_hint("pg1", &[Kind::Db]).unwrap(), "pg1 is a database: oneport db connect pg1");
+        assert_eq!(other_kind_hint("dev", &[Kind::Kube]).unwrap(), "dev is a kube cluster: oneport kube login dev");
+        assert_eq!(
+            other_kind_hint("web1", &[Kind::Node]).unwrap(),
+            r#"web1 is a node: ssh -o "ProxyCommand oneport proxy ssh %r@%h:%p" USER@web1"#
+        );
+        assert_eq!(
+            other_kind_hint("x", &[Kind::Db, Kind::App]).unwrap(),
+            "x is a database: oneport db connect x; it is also an app: oneport proxy app x"
+        );
     }
 
     #[test]

@@ -358,6 +358,14 @@ pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveRespons
             protocol: None,
         },
         None => {
+            // The same name as another kind the caller may use: say which, and how.
+            let others: Vec<Kind> = Kind::ALL
+                .into_iter()
+                .filter(|k| *k != kind && srv.table.allow_of(*k, name).is_some_and(|a| a.permits(caller)))
+                .collect();
+            if let Some(hint) = crate::proto::webapi::other_kind_hint(name, &others) {
+                return ResolveResponse { outcome: Outcome::Unknown, message: hint, protocol: None };
+            }
             let known: Vec<String> = srv
                 .table
                 .names(kind)
