@@ -793,6 +793,12 @@ async fn a_name_of_another_kind_gets_a_hint_with_the_right_command() {
         let (code, _, err) = run(h, &["db", "connect", "secret"]).await;
         assert_eq!(code, 1);
         assert_eq!(err, format!("error: database secret is not known to proxy {}; known: pg1\n", srv.addr));
+        // Sentences name the proxy as dialled, not the server's public_addr.
+        let typed = format!("localhost:{}", srv.addr.port());
+        let (code, _, err) =
+            run(h, &["--proxy", &typed, "--identity", id.to_str().unwrap(), "proxy", "app", "nope"]).await;
+        assert_eq!(code, 1);
+        assert_eq!(err, format!("error: app nope is not known to proxy {typed}; known: web\n"));
         srv.stop().await;
     })
     .await;

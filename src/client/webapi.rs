@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::client::dial::{Dialer, Target};
 use crate::error::{with_timeout, Error, Phase, Result};
 use crate::proto::naming::{Kind, ResourceRef};
-use crate::proto::webapi::{resolve_path, Outcome, PingResponse, ResolveResponse};
+use crate::proto::webapi::{resolve_path_via, Outcome, PingResponse, ResolveResponse};
 
 /// Deadline for one web API request, handshake included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -82,7 +82,7 @@ fn check_name(kind: Kind, name: &str) -> Result<()> {
 /// As [`get_json`].
 pub async fn resolve(dialer: &Dialer, r: &ResourceRef) -> Result<ResolveResponse> {
     check_name(r.kind, &r.name)?;
-    get_json(dialer, &resolve_path(r)).await
+    get_json(dialer, &resolve_path_via(r, &dialer.context().proxy.to_string())).await
 }
 
 /// Checks that `r` can be used, returning the server's answer when it can and

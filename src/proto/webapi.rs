@@ -42,6 +42,32 @@ pub fn resolve_path(r: &ResourceRef) -> String {
     format!("/webapi/resolve?kind={}&name={}{port}", r.kind.as_str(), r.name)
 }
 
+/// As [`resolve_path`], with `via`: the proxy address as the client dialled it
+/// (typed or from its login profile), so the answer's sentences name that rather
+/// than the server's `public_addr` (another name for it behind a load balancer, a
+/// tunnel or a port forward).
+pub fn resolve_path_via(r: &ResourceRef, via: &str) -> String {
+    let via: String = via
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{}&via={via}", resolve_path(r))
+}
+
+/// The `via` of a `/webapi/resolve` query (see [`resolve_path_via`]), when it is a
+/// plain `host:port` (letters, digits, `.`, `-`, `:` and IPv6 brackets, at most 262
+/// characters); anything else is ignored, and the server names itself as usual.
+pub fn parse_via(query: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|p| p.strip_prefix("via="))?;
+    let via = crate::util::percent::decode(raw);
+    let plain = via.len() <= 262
+        && via.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    (plain && crate::util::addr::HostPort::parse(&via).is_ok()).then_some(via)
+}
+
 /// Parses the query of `/webapi/resolve` (`kind=K&name=N[&port=P]`); the error is
 /// the sentence for a 400 answer.
 ///
@@ -155,6 +181,22 @@ mod tests {
         assert_eq!(parse_resolve_query(path.split_once('?').unwrap().1), Ok(r));
         let db = ResourceRef::new(Kind::Db, "pg1");
         assert_eq!(parse_resolve_query("kind=db&name=pg1"), Ok(db));
+    }
+
+    #[test]
+    fn via_names_the_address_dialled() {
+        let r = ResourceRef::new(Kind::App, "web");
+        assert_eq!(resolve_path_via(&r, "localhost:13080"), "/webapi/resolve?kind=app&name=web&via=localhost:13080");
+        let path = resolve_path_via(&r, "[::1]:3080");
+        assert_eq!(path, "/webapi/resolve?kind=app&name=web&via=%5B::1%5D:3080");
+        let query = path.split_once('?').unwrap().1;
+        assert_eq!(parse_via(query).as_deref(), Some("[::1]:3080"));
+        assert_eq!(parse_resolve_query(query), Ok(r));
+        assert_eq!(parse_via("kind=app&name=web"), None);
+        for bad in ["via=a%20b:1", "via=%3Cb%3E:1", "via=host", "via=host:0", "via=%0a:1"] {
+            assert_eq!(parse_via(bad), None, "{bad}");
+        }
+        assert_eq!(parse_via(&format!("via={}:1", "a".repeat(300))), None);
     }
 
     #[test]

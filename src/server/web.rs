@@ -319,7 +319,10 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
         return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
     };
     match parse_resolve_query(query) {
-        Ok(r) => json(StatusCode::OK, &explain(srv, caller, &r)),
+        Ok(r) => {
+            let via = crate::proto::webapi::parse_via(query);
+            json(StatusCode::OK, &explain_via(srv, caller, &r, via.as_deref().unwrap_or(&srv.cfg.public_addr)))
+        }
         Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
     }
 }
@@ -327,8 +330,12 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
 /// Why `caller` can or cannot use resource `r`, in a sentence. A node's port is
 /// judged only for callers the node allows, so others learn nothing about it.
 pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveResponse {
+    explain_via(srv, caller, r, &srv.cfg.public_addr)
+}
+
+/// As [`explain`], naming the proxy `proxy` (the address the client dialled).
+pub fn explain_via(srv: &Server, caller: &Caller, r: &ResourceRef, proxy: &str) -> ResolveResponse {
     let (kind, name, port) = (r.kind, r.name.as_str(), r.port);
-    let proxy = &srv.cfg.public_addr;
     if let Some(rev) = srv.auth.revocation(caller) {
         return ResolveResponse { outcome: Outcome::Denied, message: rev.sentence(), protocol: None };
     }
