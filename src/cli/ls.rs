@@ -83,6 +83,9 @@ pub async fn run(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
              identity was issued by this proxy's cluster and that both clocks are right"
         );
     };
+    if let Some(sentence) = &ping.refused {
+        anyhow::bail!("{sentence}");
+    }
     let resources: Vec<Entry<'_>> = ping
         .resources
         .iter()

@@ -134,6 +134,9 @@ pub struct PingResponse {
     pub caller: Option<Caller>,
     /// The resources the caller may use (empty without a certificate).
     pub resources: Vec<ResourceInfo>,
+    /// Why the caller may use nothing at all (its identity was revoked), when so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A resource in a listing.

@@ -292,9 +292,10 @@ fn parse_forwarded_ip(e: &str) -> Option<IpAddr> {
 
 /// The ping answer for `caller`.
 pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
+    let refused = caller.and_then(|c| srv.auth.revocation(c)).map(|r| r.sentence());
     let resources = match caller {
         None => Vec::new(),
-        Some(c) if srv.auth.revocation(c).is_some() => Vec::new(),
+        Some(_) if refused.is_some() => Vec::new(),
         Some(c) => srv
             .table
             .all()
@@ -311,6 +312,7 @@ pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
         ping_interval_secs: srv.cfg.ping_interval.as_secs(),
         caller: caller.cloned(),
         resources,
+        refused,
     }
 }
 
