@@ -803,3 +803,34 @@ async fn a_name_of_another_kind_gets_a_hint_with_the_right_command() {
     })
     .await;
 }
+
+/// An identity from another cluster's CA (trusting this proxy with --ca): the TLS
+/// alert the proxy sends after the handshake is said in words, not "connection error".
+#[tokio::test]
+async fn an_identity_from_another_ca_is_explained() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let proxy = srv.addr.to_string();
+        for (cluster, want) in [
+            // Same CA name, other key: the signature does not verify.
+            ("test", "could not verify the client certificate (TLS alert decrypt_error): the identity was issued by another cluster's CA"),
+            ("elsewhere", "does not trust the client certificate (unknown CA): the identity was issued by another cluster"),
+        ] {
+            let ca = oneport::identity::pki::make_ca(cluster).unwrap();
+            let c = oneport::identity::pki::make_client_cert(&ca, "bob", &[], time::OffsetDateTime::now_utc(), Duration::from_secs(600))
+                .unwrap();
+            let id = h.join(format!("bob-{cluster}.pem"));
+            std::fs::write(&id, oneport::identity::pki::identity_pem(&c, &ca.cert_pem)).unwrap();
+            let ca_path = srv.ca_path();
+            let base = ["--proxy", &proxy, "--identity", id.to_str().unwrap(), "--ca", ca_path.to_str().unwrap()];
+            let (code, _, err) = run(h, &[&base[..], &["ls"]].concat()).await;
+            assert_eq!(code, 1);
+            assert_eq!(err, format!("error: listing the resources: {proxy}/webapi/ping: {proxy} {want}\n"));
+            assert!(!err.contains("connection error"), "{err}");
+        }
+        srv.stop().await;
+    })
+    .await;
+}

@@ -38,7 +38,7 @@ pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Resul
             .map_err(|e| Error::WebApi { endpoint: proxy.clone(), reason: format!("HTTP handshake failed: {e}") })?;
         // Bare spawn: a one-request client connection; it ends with the request.
         tokio::spawn(conn);
-        let resp = send.send_request(req).await.map_err(|e| failed(e.to_string()))?;
+        let resp = send.send_request(req).await.map_err(|e| failed(exchange_failed(&e, &proxy)))?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
@@ -55,6 +55,23 @@ pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Resul
         serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer: {e}")))
     })
     .await
+}
+
+/// A failed request in plain words: hyper's own text is a bare "connection error";
+/// the cause under it (a TLS alert sent after the handshake, when the proxy judges
+/// the client certificate) says what happened.
+fn exchange_failed(e: &hyper::Error, proxy: &str) -> String {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return crate::net::tls::explain_client_error(io, proxy);
+        }
+        source = s.source();
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return format!("{proxy} closed the connection before answering (run `oneport doctor` to see where it breaks)");
+    }
+    e.to_string()
 }
 
 /// `/webapi/ping`.
