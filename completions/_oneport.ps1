@@ -34,7 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget a login profile and its stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what the next command will use, and the stored profiles')
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you, optionally of one kind')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
@@ -91,14 +91,15 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;ls' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: a table, or JSON (the schema is in docs/json.md)')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Uses that proxy''s stored login profile, without making it the active one')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy''s own TLS trusts only the CA in the identity file (this CA when the file has none)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -640,7 +641,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget a login profile and its stored identity')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what the next command will use, and the stored profiles')
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the resources the proxy offers to you, optionally of one kind')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Local proxies for client tools')
             [CompletionResult]::new('db', 'db', [CompletionResultType]::ParameterValue, 'Databases: run psql or mysql through the proxy')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')

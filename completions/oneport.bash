@@ -1218,12 +1218,16 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__ls)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --format --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

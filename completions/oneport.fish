@@ -34,7 +34,7 @@ complete -c oneport -n "__fish_oneport_needs_command" -s V -l version -d 'Print 
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "logout" -d 'Forget a login profile and its stored identity'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
-complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you, optionally of one kind'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "config" -d 'Print configuration snippets for client tools'
@@ -70,12 +70,14 @@ complete -c oneport -n "__fish_oneport_using_subcommand status" -l insecure -d '
 complete -c oneport -n "__fish_oneport_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand status" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand ls" -l format -d 'Output format: a table, or JSON (the schema is in docs/json.md)' -r -f -a "text\t'A table for people'
+json\t'One JSON object for programs (docs/json.md)'"
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c oneport -n "__fish_oneport_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
@@ -319,7 +321,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version 
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget a login profile and its stored identity'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you, optionally of one kind'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'

@@ -151,6 +151,35 @@ async fn login_status_ls_logout() {
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("echo") && out.contains("tcp"), "{out}");
         assert!(!out.contains("secret"), "{out}");
+        assert_eq!(out, "KIND   NAME                     PROTOCOL\napp    echo                     tcp\n");
+
+        // One kind, by its name or an alias; an empty kind says so and is no failure.
+        let (code, out, err) = run(h, &["ls", "apps"]).await;
+        assert_eq!((code, out.as_str()), (0, "KIND   NAME                     PROTOCOL\napp    echo                     tcp\n"), "{err}");
+        let (code, out, err) = run(h, &["ls", "database"]).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, format!("No databases (see `oneport ls` for every kind) on proxy {} for alice.\n", srv.addr));
+        let (code, _, err) = run(h, &["ls", "pods"]).await;
+        assert_eq!(code, 2);
+        assert!(
+            err.contains(r#"invalid value 'pods' for '[KIND]': "pods" is not a resource kind: use node (or ssh), db, app or kube"#),
+            "{err}"
+        );
+        // JSON for programs (docs/json.md).
+        let (code, out, err) = run(h, &["ls", "--format", "json"]).await;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "proxy": srv.addr.to_string(), "cluster": "test", "user": "alice", "kind": null,
+                "resources": [{"kind": "app", "name": "echo", "protocol": "tcp"}],
+            })
+        );
+        let (code, out, err) = run(h, &["ls", "kube", "--format", "json"]).await;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((&v["kind"], &v["resources"]), (&serde_json::json!("kube"), &serde_json::json!([])));
 
         // An app alice may not use: a specific error from the proxy.
         let (code, _, err) = run(h, &["proxy", "app", "secret"]).await;
@@ -973,6 +1002,176 @@ async fn logout_on_a_terminal_asks_about_the_kube_entries() {
             }
         }
         let _ = tokio::process::Command::new("tmux").arg("-S").arg(&sock).arg("kill-server").output().await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Writes an identity for `user` (signed by `srv`'s CA) that expired `ago` ago, to
+/// `out`; returns the clock time of its expiry as the sentence prints it.
+fn write_expired_identity(srv: &TestServer, user: &str, ago: Duration, out: &std::path::Path) -> String {
+    let ca = oneport::server::setup::load_ca(srv.dir.path()).unwrap();
+    let valid = Duration::from_secs(3600);
+    let from = time::OffsetDateTime::now_utc() - valid - ago;
+    let c = oneport::identity::pki::make_client_cert(&ca, user, &[], from, valid).unwrap();
+    std::fs::write(out, oneport::identity::pki::identity_pem(&c, &ca.cert_pem)).unwrap();
+    let not_after = oneport::identity::Identity::load(out).unwrap().caller.not_after;
+    oneport::util::utc::format(not_after, "-", " ", ":").unwrap()[11..].to_string()
+}
+
+/// An expired identity is refused before anything is dialled, with one sentence,
+/// by every command that uses it (the proxy would only say "connection error").
+#[tokio::test]
+async fn an_expired_identity_is_refused_before_dialling_with_one_sentence() {
+    deadline(async {
+        let srv = server_with_echo(|_| {}).await;
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let fresh = srv.identity("carol", &[]);
+        let (code, _, err) =
+            run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", fresh.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        // The stored identity expires (as it would, left alone for a while).
+        let stored = h.join(format!("identity-127.0.0.1_{}.pem", srv.addr.port()));
+        let at = write_expired_identity(&srv, "carol", Duration::from_secs(12 * 60 + 2), &stored);
+        let sentence =
+            format!("the identity for carol expired at {at} UTC (12 minutes ago): get a new one and run `oneport login`");
+        let want = format!("error: {sentence}\n");
+        for args in [
+            &["ls"][..],
+            &["proxy", "app", "echo"],
+            &["proxy", "db", "pg1"],
+            &["proxy", "kube", "dev"],
+            &["db", "connect", "pg1"],
+            &["config", "ssh"],
+            &["kube", "login", "dev"],
+            &["kube", "credentials"],
+            &["login", "--renew"],
+        ] {
+            let (code, out, err) = run(h, args).await;
+            assert_eq!((code, out.as_str(), err.as_str()), (1, "", want.as_str()), "oneport {}", args.join(" "));
+        }
+        // As an OpenSSH ProxyCommand: one stderr line, nothing on stdout (ssh's).
+        let (code, out, err) = run(h, &["proxy", "ssh", "root@web1"]).await;
+        assert_eq!((code, out.as_str(), err.as_str()), (1, "", want.as_str()));
+        // kubectl names the cluster it asked for.
+        let (code, _, err) = run(h, &["kube", "credentials", "dev"]).await;
+        assert_eq!((code, err), (1, format!("error: credentials for kube cluster dev: {sentence}\n")));
+        // doctor reports it as its identity layer.
+        let (code, out, _) = run(h, &["doctor"]).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(&format!("  [FAIL] identity     {sentence}\n")), "{out}");
+        assert!(out.contains(&format!("Where it breaks: identity: {sentence}\n")), "{out}");
+
+        // Logging in with an expired file says the same, and stores nothing.
+        let old = h.join("old.pem");
+        let at = write_expired_identity(&srv, "carol", Duration::from_secs(3 * 3600 + 30), &old);
+        let (code, out, err) = run(
+            tempfile::tempdir().unwrap().path(),
+            &["login", "--proxy", &srv.addr.to_string(), "--identity", old.to_str().unwrap()],
+        )
+        .await;
+        assert_eq!(code, 1, "{out}");
+        assert_eq!(
+            err,
+            format!(
+                "error: the identity for carol expired at {at} UTC (3 hours ago): get a new one and run `oneport login`\n"
+            )
+        );
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A name given as the wrong kind gets the kind it is and the command for it, from
+/// the proxy; names the user may not use are not revealed that way.
+#[tokio::test]
+async fn a_name_of_another_kind_gets_a_hint_with_the_right_command() {
+    deadline(async {
+        use oneport::server::config::{Allow, Database, Node};
+        let (echo, _) = spawn_echo().await;
+        let carol = || Allow { users: vec!["carol".into()], groups: vec![] };
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("web", echo, &["carol"]));
+            c.apps.push(tcp_app("secret", echo, &["root"]));
+            c.databases.push(Database {
+                name: "pg1".into(),
+                protocol: oneport::proto::db::DbProtocol::Postgres,
+                addr: echo.to_string(),
+                tls: None,
+                allow: carol(),
+            });
+            c.nodes.push(Node { name: "web1".into(), addr: Some(echo.to_string()), targets: vec![], allow: carol() });
+        })
+        .await;
+        let id = srv.identity("carol", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let (code, _, err) =
+            run(h, &["login", "--proxy", &srv.addr.to_string(), "--identity", id.to_str().unwrap()]).await;
+        assert_eq!(code, 0, "{err}");
+        let app = "error: web is an app: oneport proxy app web\n";
+        let db = "error: pg1 is a database: oneport db connect pg1\n";
+        for (args, want) in [
+            (&["db", "connect", "web"][..], app),
+            (&["proxy", "db", "web"], app),
+            (&["kube", "login", "web"], app),
+            (&["proxy", "ssh", "root@web"], app),
+            (&["proxy", "app", "pg1"], db),
+            (&["proxy", "kube", "pg1"], db),
+            (&["proxy", "ssh", "root@pg1"], db),
+            (
+                &["proxy", "app", "web1"],
+                "error: web1 is a node: ssh -o \"ProxyCommand oneport proxy ssh %r@%h:%p\" USER@web1\n",
+            ),
+        ] {
+            let mut c = oneport(h);
+            c.env("HOME", h).args(args);
+            let out = c.output().await.unwrap();
+            let (out, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert_eq!((out.as_ref(), err.as_ref()), ("", want), "oneport {}", args.join(" "));
+        }
+        // secret is an app carol may not use: as a database it is simply unknown.
+        let (code, _, err) = run(h, &["db", "connect", "secret"]).await;
+        assert_eq!(code, 1);
+        assert_eq!(err, format!("error: database secret is not known to proxy {}; known: pg1\n", srv.addr));
+        // Sentences name the proxy as dialled, not the server's public_addr.
+        let typed = format!("localhost:{}", srv.addr.port());
+        let (code, _, err) =
+            run(h, &["--proxy", &typed, "--identity", id.to_str().unwrap(), "proxy", "app", "nope"]).await;
+        assert_eq!(code, 1);
+        assert_eq!(err, format!("error: app nope is not known to proxy {typed}; known: web\n"));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// An identity from another cluster's CA (trusting this proxy with --ca): the TLS
+/// alert the proxy sends after the handshake is said in words, not "connection error".
+#[tokio::test]
+async fn an_identity_from_another_ca_is_explained() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        let proxy = srv.addr.to_string();
+        for (cluster, want) in [
+            // Same CA name, other key: the signature does not verify.
+            ("test", "could not verify the client certificate (TLS alert decrypt_error): the identity was issued by another cluster's CA"),
+            ("elsewhere", "does not trust the client certificate (unknown CA): the identity was issued by another cluster"),
+        ] {
+            let ca = oneport::identity::pki::make_ca(cluster).unwrap();
+            let c = oneport::identity::pki::make_client_cert(&ca, "bob", &[], time::OffsetDateTime::now_utc(), Duration::from_secs(600))
+                .unwrap();
+            let id = h.join(format!("bob-{cluster}.pem"));
+            std::fs::write(&id, oneport::identity::pki::identity_pem(&c, &ca.cert_pem)).unwrap();
+            let ca_path = srv.ca_path();
+            let base = ["--proxy", &proxy, "--identity", id.to_str().unwrap(), "--ca", ca_path.to_str().unwrap()];
+            let (code, _, err) = run(h, &[&base[..], &["ls"]].concat()).await;
+            assert_eq!(code, 1);
+            assert_eq!(err, format!("error: listing the resources: {proxy}/webapi/ping: {proxy} {want}\n"));
+            assert!(!err.contains("connection error"), "{err}");
+        }
         srv.stop().await;
     })
     .await;

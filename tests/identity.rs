@@ -228,6 +228,15 @@ async fn invite_login_db_connect_replay_and_revoke() {
         })
         .await;
         assert!(err.contains(&sentence), "{err}");
+        // ls fails with the same sentence rather than listing nothing.
+        let out = output({
+            let mut c = oneport(home.path());
+            c.arg("ls");
+            c
+        })
+        .await;
+        assert_eq!((out.status.code(), text(&out.stdout)), (Some(1), String::new()));
+        assert_eq!(text(&out.stderr), format!("error: {sentence}\n"));
         let out = output({
             let mut c = oneport(home.path());
             c.args(["login", "--renew"]);

@@ -876,14 +876,17 @@ impl BehindNginx {
     }
 }
 
+/// The expiry of the identity in `path`.
+fn old_not_after(path: &Path) -> i64 {
+    oneport::identity::Identity::load(path).unwrap().caller.not_after
+}
+
 /// `kube credentials` prints the identity as an ExecCredential, and refuses an
 /// expired identity with a sentence kubectl shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
     deadline(async {
-        let srv = TestServer::start(|_| {}).await;
-        let id = srv.identity("alice", &["dev"]);
-        let home = Home::new();
+        let Dev { api: _api, srv, id, home } = Dev::start().await;
         let mut c = home.oneport(&srv, &id, "");
         c.args(["kube", "credentials", "dev"]);
         let v: serde_json::Value = serde_json::from_str(&ok(c, "kube credentials").await).unwrap();
@@ -906,7 +909,26 @@ async fn kube_credentials_carry_the_identity_and_refuse_expired_ones() {
         c.args(["kube", "credentials", "dev"]);
         let out = output(c).await;
         assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("has expired"), "{}", text(&out.stderr));
+        let at = oneport::util::utc::format(old_not_after(&expired), "-", " ", ":").unwrap()[11..].to_string();
+        let sentence =
+            format!("the identity for alice expired at {at} UTC (1 hour ago): get a new one and run `oneport login`");
+        assert_eq!(text(&out.stderr), format!("error: credentials for kube cluster dev: {sentence}\n"));
+
+        // kubectl, through `kube login`'s exec stanza, shows that sentence once the
+        // identity it runs with has expired.
+        let id = home.path().join("alice.pem");
+        std::fs::copy(srv.identity("alice", &["dev"]), &id).unwrap();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        kube_login(&home, &srv, &id, kc, "dev").await;
+        std::fs::copy(&expired, &id).unwrap();
+        let mut c = home.kubectl(kc);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("error: credentials for kube cluster dev: {sentence}\n")), "{err}");
+        assert!(err.contains("getting credentials: exec: executable"), "{err}");
         srv.stop().await;
     })
     .await;

@@ -51,7 +51,7 @@ impl Report {
 /// # Errors
 /// Only when no proxy or identity can be resolved at all.
 pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
-    let ctx = Context::resolve(&g.overrides())?;
+    let ctx = Context::resolve_even_expired(&g.overrides())?;
     let dialer = Arc::new(Dialer::new(ctx.clone()));
     let mut r = Report { failed: None };
     println!("oneport doctor: proxy {}", ctx.proxy);
@@ -74,12 +74,9 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
 /// Who the identity names, and until when; `--insecure` said loudly.
 fn identity_layer(r: &mut Report, ctx: &Context) {
     let c = &ctx.identity.caller;
-    if c.expired_at(std::time::SystemTime::now()) {
-        r.fail(
-            "identity",
-            format!("{} has EXPIRED", c.user),
-            "get a new identity (`oneport server issue`) and log in again",
-        );
+    if let Err(e) = c.check_current() {
+        let sentence = e.to_string();
+        r.fail("identity", &sentence, &sentence);
     } else {
         r.ok(
             "identity",

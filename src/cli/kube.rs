@@ -4,7 +4,6 @@ use crate::tools::process::{self, exit_code, shell_quote, Signals};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -222,18 +221,13 @@ fn context_body(entry: &str) -> Mapping {
 /// `kube credentials`.
 ///
 /// # Errors
-/// When there is no identity, or it has expired.
+/// When there is no identity, or it has expired (kubectl shows this command's
+/// stderr, so the sentence reaches the user).
 pub fn print_credentials(g: &Global, a: KubeCredentialsArgs) -> anyhow::Result<u8> {
-    let ctx = Context::resolve(&g.overrides())?;
-    let caller = &ctx.identity.caller;
-    if caller.expired_at(SystemTime::now()) {
-        let which = a.name.map(|n| format!(" for kube cluster {n}")).unwrap_or_default();
-        anyhow::bail!(
-            "the identity of {} on proxy {}{which} has expired: get a new one and run `oneport login` again",
-            caller.user,
-            ctx.proxy
-        );
-    }
+    let ctx = Context::resolve(&g.overrides()).map_err(|e| match &a.name {
+        Some(n) => anyhow::Error::new(e).context(format!("credentials for kube cluster {n}")),
+        None => e.into(),
+    })?;
     crate::cli::say!("{}", credentials::exec_credential(&ctx.identity));
     Ok(0)
 }

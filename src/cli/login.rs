@@ -1,4 +1,4 @@
-//! `login`, `logout`, `status`, `ls`.
+//! `login`, `logout`, `status`.
 
 use std::io::IsTerminal as _;
 
@@ -215,6 +215,7 @@ async fn store_login(
 ) -> anyhow::Result<u8> {
     let _ = g;
     let ctx = Context::build(&over, None)?;
+    ctx.identity.caller.check_current()?;
     let dialer = Dialer::new(ctx.clone());
     let ping = webapi::ping(&dialer).await.with_context(|| format!("checking the identity against {}", ctx.proxy))?;
     let caller = ping.caller.clone().ok_or_else(|| {
@@ -614,23 +615,4 @@ fn print_list(listed: &[Listed], broken: &[String]) {
     for b in broken {
         say!("  {b}");
     }
-}
-
-/// `oneport ls`.
-///
-/// # Errors
-/// When the proxy cannot be reached.
-pub async fn ls(g: &Global) -> anyhow::Result<u8> {
-    let ctx = Context::resolve(&g.overrides())?;
-    let dialer = Dialer::new(ctx);
-    let ping = webapi::ping(&dialer).await?;
-    if ping.resources.is_empty() {
-        println!("No resources on {} for this identity.", ping.public_addr);
-        return Ok(0);
-    }
-    println!("{:<14} {:<24} PROTOCOL", "KIND", "NAME");
-    for r in &ping.resources {
-        println!("{:<14} {:<24} {}", r.kind.noun(), r.name, r.protocol);
-    }
-    Ok(0)
 }

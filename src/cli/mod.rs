@@ -27,6 +27,7 @@ pub mod docs;
 pub mod doctor;
 pub mod kube;
 pub mod login;
+pub mod ls;
 pub mod server;
 pub mod ssh;
 
@@ -111,8 +112,10 @@ pub enum Command {
     ///
     /// Example: oneport status; oneport status --format json
     Status(login::StatusArgs),
-    /// List the resources the proxy offers to you.
-    Ls,
+    /// List the resources the proxy offers to you, optionally of one kind.
+    ///
+    /// Examples: oneport ls; oneport ls db; oneport ls --format json
+    Ls(ls::LsArgs),
     /// Local proxies for client tools.
     #[command(subcommand)]
     Proxy(ProxyCommand),
@@ -200,7 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => login::login(&g, a).await,
         Command::Logout(a) => login::logout(&g, a),
         Command::Status(a) => login::status(&g, a),
-        Command::Ls => login::ls(&g).await,
+        Command::Ls(a) => ls::run(&g, a).await,
         Command::Proxy(ProxyCommand::App(a)) => app::run(&g, a).await,
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,

@@ -44,11 +44,25 @@ pub struct Context {
 }
 
 impl Context {
-    /// Resolves the context (see the module docs).
+    /// Resolves the context (see the module docs) for a command about to dial: an
+    /// expired identity is refused here, with [`identity::Caller::expired_sentence`],
+    /// rather than by the proxy with a less helpful error.
+    ///
+    /// # Errors
+    /// When no proxy or identity is known, a file does not load, or the identity
+    /// has expired.
+    pub fn resolve(over: &Overrides) -> Result<Context> {
+        let ctx = Context::resolve_even_expired(over)?;
+        ctx.identity.caller.check_current()?;
+        Ok(ctx)
+    }
+
+    /// As [`Context::resolve`], but an expired identity is returned too (for
+    /// `doctor`, which reports it as one of its layers).
     ///
     /// # Errors
     /// When no proxy or identity is known, or a file does not load.
-    pub fn resolve(over: &Overrides) -> Result<Context> {
+    pub fn resolve_even_expired(over: &Overrides) -> Result<Context> {
         let dirs = Dirs::locate()?;
         let profile = Profile::select(&dirs, over.proxy.as_deref())?;
         Context::build(over, profile)

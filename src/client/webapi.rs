@@ -12,11 +12,13 @@ use serde::de::DeserializeOwned;
 use crate::client::dial::{Dialer, Target};
 use crate::error::{with_timeout, Error, Phase, Result};
 use crate::proto::naming::{Kind, ResourceRef};
-use crate::proto::webapi::{resolve_path, Outcome, PingResponse, ResolveResponse};
+use crate::proto::webapi::{resolve_path_via, Outcome, PingResponse, ResolveResponse};
 
 /// Deadline for one web API request, handshake included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_BODY: usize = 1 << 20;
+/// How long a failed request waits for its connection's own error.
+const CONN_ERROR_WAIT: Duration = Duration::from_secs(2);
 
 /// GETs `path` and decodes the JSON answer.
 ///
@@ -36,9 +38,23 @@ pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Resul
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(dialed.stream))
             .await
             .map_err(|e| Error::WebApi { endpoint: proxy.clone(), reason: format!("HTTP handshake failed: {e}") })?;
-        // Bare spawn: a one-request client connection; it ends with the request.
-        tokio::spawn(conn);
-        let resp = send.send_request(req).await.map_err(|e| failed(e.to_string()))?;
+        // A one-request client connection; it ends with the request. Awaited only
+        // when the request fails: its error may be the one that says why.
+        let conn = tokio::spawn(conn);
+        let resp = match send.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The request can be cancelled before the connection's error reaches it.
+                let conn_err = match tokio::time::timeout(CONN_ERROR_WAIT, conn).await {
+                    Ok(Ok(Err(ce))) => Some(ce),
+                    _ => None,
+                };
+                let reason = io_cause(&e, &proxy)
+                    .or_else(|| conn_err.as_ref().and_then(|ce| io_cause(ce, &proxy)))
+                    .unwrap_or_else(|| exchange_failed(&e, &proxy));
+                return Err(failed(reason));
+            }
+        };
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
@@ -55,6 +71,31 @@ pub async fn get_json<T: DeserializeOwned>(dialer: &Dialer, path: &str) -> Resul
         serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer: {e}")))
     })
     .await
+}
+
+/// A failed request in plain words: hyper's own text is a bare "connection error";
+/// the cause under it (a TLS alert sent after the handshake, when the proxy judges
+/// the client certificate) says what happened.
+fn exchange_failed(e: &hyper::Error, proxy: &str) -> String {
+    if let Some(reason) = io_cause(e, proxy) {
+        return reason;
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return format!("{proxy} closed the connection before answering (run `oneport doctor` to see where it breaks)");
+    }
+    e.to_string()
+}
+
+/// The I/O error under `e` (a TLS alert, a reset), in plain words.
+fn io_cause(e: &hyper::Error, proxy: &str) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(crate::net::tls::explain_client_error(io, proxy));
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// `/webapi/ping`.
@@ -82,7 +123,7 @@ fn check_name(kind: Kind, name: &str) -> Result<()> {
 /// As [`get_json`].
 pub async fn resolve(dialer: &Dialer, r: &ResourceRef) -> Result<ResolveResponse> {
     check_name(r.kind, &r.name)?;
-    get_json(dialer, &resolve_path(r)).await
+    get_json(dialer, &resolve_path_via(r, &dialer.context().proxy.to_string())).await
 }
 
 /// Checks that `r` can be used, returning the server's answer when it can and

@@ -68,6 +68,37 @@ impl Caller {
         now > self.not_after
     }
 
+    /// The one sentence every command says for an identity that has expired by
+    /// `now` (seconds since the epoch): when, how long ago, and what to do.
+    pub fn expired_sentence(&self, now: i64) -> String {
+        let ago = Duration::from_secs(now.saturating_sub(self.not_after).max(0) as u64);
+        // The clock time alone reads best within the day; older ones need the date.
+        let at = if ago < Duration::from_secs(86400) {
+            crate::util::utc::format(self.not_after, "-", " ", ":").map(|t| t[11..].to_string())
+        } else {
+            crate::util::utc::format(self.not_after, "-", " ", ":")
+        }
+        .unwrap_or_else(|| self.not_after.to_string());
+        format!(
+            "the identity for {} expired at {at} UTC ({} ago): get a new one and run `oneport login`",
+            self.user,
+            crate::util::duration::words(ago)
+        )
+    }
+
+    /// Refuses an identity that has expired, before anything is dialled with it.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with [`Caller::expired_sentence`] when it has expired.
+    pub fn check_current(&self) -> Result<()> {
+        let now = SystemTime::now();
+        if self.expired_at(now) {
+            let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+            return Err(Error::config(self.expired_sentence(secs)));
+        }
+        Ok(())
+    }
+
     /// The time left until expiry (zero when expired).
     pub fn remaining(&self) -> Duration {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
@@ -212,6 +243,27 @@ mod tests {
         assert!(!id.caller.expired_at(SystemTime::now()));
         assert!(id.caller.remaining() > Duration::from_secs(3000));
         assert!(format!("{id:?}").contains("***"));
+    }
+
+    #[test]
+    fn the_expired_sentence_says_when_and_what_to_do() {
+        // 2026-12-01 20:15:23 UTC
+        let c = Caller { user: "carol".into(), not_after: 1_796_156_123, ..Caller::default() };
+        assert_eq!(
+            c.expired_sentence(c.not_after + 12 * 60 + 5),
+            "the identity for carol expired at 20:15:23 UTC (12 minutes ago): get a new one and run `oneport login`"
+        );
+        assert_eq!(
+            c.expired_sentence(c.not_after + 3 * 3600),
+            "the identity for carol expired at 20:15:23 UTC (3 hours ago): get a new one and run `oneport login`"
+        );
+        assert_eq!(
+            c.expired_sentence(c.not_after + 2 * 86400 + 60),
+            "the identity for carol expired at 2026-12-01 20:15:23 UTC (2 days ago): get a new one and run `oneport login`"
+        );
+        assert!(c.check_current().unwrap_err().to_string().starts_with("the identity for carol expired at "));
+        let fresh = Caller { not_after: i64::MAX / 2, ..c };
+        assert!(fresh.check_current().is_ok());
     }
 
     #[test]

@@ -425,6 +425,8 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
         Some(rustls::Error::AlertReceived(A::UnknownCA)) => {
             format!("{proxy} does not trust the client certificate (unknown CA): the identity was issued by another cluster")
         }
+        Some(rustls::Error::AlertReceived(A::DecryptError)) => not_verified(proxy, "decrypt_error"),
+        Some(rustls::Error::AlertReceived(A::BadCertificate)) => not_verified(proxy, "bad_certificate"),
         Some(rustls::Error::AlertReceived(A::CertificateExpired)) => {
             format!("{proxy} rejected the client certificate as expired: get a new identity and `oneport login` again")
         }
@@ -451,6 +453,12 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
         }
         None => format!("{err}"),
     }
+}
+
+fn not_verified(proxy: &str, alert: &str) -> String {
+    format!(
+        "{proxy} could not verify the client certificate (TLS alert {alert}): the identity was issued by another cluster's CA"
+    )
 }
 
 #[cfg(test)]

@@ -42,6 +42,32 @@ pub fn resolve_path(r: &ResourceRef) -> String {
     format!("/webapi/resolve?kind={}&name={}{port}", r.kind.as_str(), r.name)
 }
 
+/// As [`resolve_path`], with `via`: the proxy address as the client dialled it
+/// (typed or from its login profile), so the answer's sentences name that rather
+/// than the server's `public_addr` (another name for it behind a load balancer, a
+/// tunnel or a port forward).
+pub fn resolve_path_via(r: &ResourceRef, via: &str) -> String {
+    let via: String = via
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{}&via={via}", resolve_path(r))
+}
+
+/// The `via` of a `/webapi/resolve` query (see [`resolve_path_via`]), when it is a
+/// plain `host:port` (letters, digits, `.`, `-`, `:` and IPv6 brackets, at most 262
+/// characters); anything else is ignored, and the server names itself as usual.
+pub fn parse_via(query: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|p| p.strip_prefix("via="))?;
+    let via = crate::util::percent::decode(raw);
+    let plain = via.len() <= 262
+        && via.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    (plain && crate::util::addr::HostPort::parse(&via).is_ok()).then_some(via)
+}
+
 /// Parses the query of `/webapi/resolve` (`kind=K&name=N[&port=P]`); the error is
 /// the sentence for a 400 answer.
 ///
@@ -69,6 +95,28 @@ pub fn parse_resolve_query(query: &str) -> Result<ResourceRef, String> {
     Ok(ResourceRef { kind, name, port })
 }
 
+/// The sentence for a name asked for as one kind that the caller may use as other
+/// `kinds` (`db connect web` when web is an app): what it is and the command for it.
+/// `None` when `kinds` is empty. The caller must pass only kinds it may see.
+pub fn other_kind_hint(name: &str, kinds: &[Kind]) -> Option<String> {
+    let uses: Vec<String> = kinds
+        .iter()
+        .map(|k| {
+            let (article, command) = match k {
+                Kind::Node => ("a", format!("ssh -o \"ProxyCommand oneport proxy ssh %r@%h:%p\" USER@{name}")),
+                Kind::Db => ("a", format!("oneport db connect {name}")),
+                Kind::App => ("an", format!("oneport proxy app {name}")),
+                Kind::Kube => ("a", format!("oneport kube login {name}")),
+            };
+            format!("{article} {}: {command}", k.noun())
+        })
+        .collect();
+    if uses.is_empty() {
+        return None;
+    }
+    Some(format!("{name} is {}", uses.join("; it is also ")))
+}
+
 /// The `/webapi/ping` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PingResponse {
@@ -90,6 +138,9 @@ pub struct PingResponse {
     pub caller: Option<Caller>,
     /// The resources the caller may use (empty without a certificate).
     pub resources: Vec<ResourceInfo>,
+    /// Why the caller may use nothing at all (its identity was revoked), when so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A resource in a listing.
@@ -137,6 +188,38 @@ mod tests {
         assert_eq!(parse_resolve_query(path.split_once('?').unwrap().1), Ok(r));
         let db = ResourceRef::new(Kind::Db, "pg1");
         assert_eq!(parse_resolve_query("kind=db&name=pg1"), Ok(db));
+    }
+
+    #[test]
+    fn via_names_the_address_dialled() {
+        let r = ResourceRef::new(Kind::App, "web");
+        assert_eq!(resolve_path_via(&r, "localhost:13080"), "/webapi/resolve?kind=app&name=web&via=localhost:13080");
+        let path = resolve_path_via(&r, "[::1]:3080");
+        assert_eq!(path, "/webapi/resolve?kind=app&name=web&via=%5B::1%5D:3080");
+        let query = path.split_once('?').unwrap().1;
+        assert_eq!(parse_via(query).as_deref(), Some("[::1]:3080"));
+        assert_eq!(parse_resolve_query(query), Ok(r));
+        assert_eq!(parse_via("kind=app&name=web"), None);
+        for bad in ["via=a%20b:1", "via=%3Cb%3E:1", "via=host", "via=host:0", "via=%0a:1"] {
+            assert_eq!(parse_via(bad), None, "{bad}");
+        }
+        assert_eq!(parse_via(&format!("via={}:1", "a".repeat(300))), None);
+    }
+
+    #[test]
+    fn other_kind_hints_name_the_command() {
+        assert_eq!(other_kind_hint("web", &[]), None);
+        assert_eq!(other_kind_hint("web", &[Kind::App]).unwrap(), "web is an app: oneport proxy app web");
+        assert_eq!(other_kind_hint("pg1", &[Kind::Db]).unwrap(), "pg1 is a database: oneport db connect pg1");
+        assert_eq!(other_kind_hint("dev", &[Kind::Kube]).unwrap(), "dev is a kube cluster: oneport kube login dev");
+        assert_eq!(
+            other_kind_hint("web1", &[Kind::Node]).unwrap(),
+            r#"web1 is a node: ssh -o "ProxyCommand oneport proxy ssh %r@%h:%p" USER@web1"#
+        );
+        assert_eq!(
+            other_kind_hint("x", &[Kind::Db, Kind::App]).unwrap(),
+            "x is a database: oneport db connect x; it is also an app: oneport proxy app x"
+        );
     }
 
     #[test]

@@ -292,9 +292,10 @@ fn parse_forwarded_ip(e: &str) -> Option<IpAddr> {
 
 /// The ping answer for `caller`.
 pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
+    let refused = caller.and_then(|c| srv.auth.revocation(c)).map(|r| r.sentence());
     let resources = match caller {
         None => Vec::new(),
-        Some(c) if srv.auth.revocation(c).is_some() => Vec::new(),
+        Some(_) if refused.is_some() => Vec::new(),
         Some(c) => srv
             .table
             .all()
@@ -312,6 +313,7 @@ pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
         ping_interval_ms: srv.cfg.ping_interval.as_millis().try_into().unwrap_or(u64::MAX),
         caller: caller.cloned(),
         resources,
+        refused,
     }
 }
 
@@ -320,7 +322,10 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
         return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
     };
     match parse_resolve_query(query) {
-        Ok(r) => json(StatusCode::OK, &explain(srv, caller, &r)),
+        Ok(r) => {
+            let via = crate::proto::webapi::parse_via(query);
+            json(StatusCode::OK, &explain_via(srv, caller, &r, via.as_deref().unwrap_or(&srv.cfg.public_addr)))
+        }
         Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
     }
 }
@@ -328,8 +333,12 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
 /// Why `caller` can or cannot use resource `r`, in a sentence. A node's port is
 /// judged only for callers the node allows, so others learn nothing about it.
 pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveResponse {
+    explain_via(srv, caller, r, &srv.cfg.public_addr)
+}
+
+/// As [`explain`], naming the proxy `proxy` (the address the client dialled).
+pub fn explain_via(srv: &Server, caller: &Caller, r: &ResourceRef, proxy: &str) -> ResolveResponse {
     let (kind, name, port) = (r.kind, r.name.as_str(), r.port);
-    let proxy = &srv.cfg.public_addr;
     if let Some(rev) = srv.auth.revocation(caller) {
         return ResolveResponse { outcome: Outcome::Denied, message: rev.sentence(), protocol: None };
     }
@@ -359,6 +368,14 @@ pub fn explain(srv: &Server, caller: &Caller, r: &ResourceRef) -> ResolveRespons
             protocol: None,
         },
         None => {
+            // The same name as another kind the caller may use: say which, and how.
+            let others: Vec<Kind> = Kind::ALL
+                .into_iter()
+                .filter(|k| *k != kind && srv.table.allow_of(*k, name).is_some_and(|a| a.permits(caller)))
+                .collect();
+            if let Some(hint) = crate::proto::webapi::other_kind_hint(name, &others) {
+                return ResolveResponse { outcome: Outcome::Unknown, message: hint, protocol: None };
+            }
             let known: Vec<String> = srv
                 .table
                 .names(kind)

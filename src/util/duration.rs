@@ -65,6 +65,19 @@ pub fn format(d: Duration) -> String {
     out
 }
 
+/// A duration in words, in its largest whole unit, for sentences such as "expired
+/// 12 minutes ago": `1 second`, `12 minutes`, `3 hours`, `2 days` (rounded down).
+pub fn words(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        0..60 => (secs, "second"),
+        60..3600 => (secs / 60, "minute"),
+        3600..86400 => (secs / 3600, "hour"),
+        _ => (secs / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// serde support: `#[serde(with = "crate::util::duration::serde_human")]`.
 pub mod serde_human {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -118,5 +131,18 @@ mod tests {
         for s in ["30s", "1h30m", "7d", "250ms", "1d1h1m1s"] {
             assert_eq!(format(parse(s).unwrap()), s);
         }
+    }
+
+    #[test]
+    fn words_use_the_largest_whole_unit() {
+        assert_eq!(words(Duration::ZERO), "0 seconds");
+        assert_eq!(words(Duration::from_millis(1500)), "1 second");
+        assert_eq!(words(Duration::from_secs(59)), "59 seconds");
+        assert_eq!(words(Duration::from_secs(60)), "1 minute");
+        assert_eq!(words(Duration::from_secs(12 * 60 + 59)), "12 minutes");
+        assert_eq!(words(Duration::from_secs(3 * 3600 + 3599)), "3 hours");
+        assert_eq!(words(Duration::from_secs(86399)), "23 hours");
+        assert_eq!(words(Duration::from_secs(86400)), "1 day");
+        assert_eq!(words(Duration::from_secs(2 * 86400 + 7)), "2 days");
     }
 }
