@@ -26,6 +26,7 @@ pub mod demo;
 pub mod docs;
 pub mod doctor;
 pub mod kube;
+pub mod live;
 pub mod login;
 pub mod server;
 pub mod ssh;
@@ -47,6 +48,19 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether a long-running proxy was asked for `--quiet`: logging then shows
+    /// warnings and errors only (unless `-v`).
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            Command::Proxy(ProxyCommand::App(a)) => a.run.quiet,
+            Command::Proxy(ProxyCommand::Db(a)) => a.run.quiet,
+            Command::Proxy(ProxyCommand::Kube(a)) => a.run.quiet,
+            _ => false,
+        }
+    }
 }
 
 /// Options every command takes.

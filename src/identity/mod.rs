@@ -75,6 +75,32 @@ impl Caller {
     }
 }
 
+/// The sentence for an identity of `user` that expired at `not_after`, as of `now`:
+/// when (the clock time within a day, the date too after that), how long ago, and
+/// what to do.
+pub fn expired_sentence(user: &str, not_after: SystemTime, now: SystemTime) -> String {
+    let ago = now.duration_since(not_after).unwrap_or(Duration::ZERO);
+    let unix = not_after.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    let stamp = crate::util::utc::format_or_epoch(unix, "-", " ", ":");
+    let at = if ago < Duration::from_secs(86400) { stamp[11..].to_string() } else { stamp };
+    format!(
+        "the identity for {user} expired at {at} UTC ({} ago): get a new one and run `oneport login`",
+        ago_words(ago)
+    )
+}
+
+/// `5 seconds`, `1 minute`, `12 minutes`, `3 hours`, `2 days`.
+fn ago_words(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = match s {
+        0..60 => (s, "second"),
+        60..3600 => (s / 60, "minute"),
+        3600..86400 => (s / 3600, "hour"),
+        _ => (s / 86400, "day"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Checks a user or group name (`what` is "user" or "group"): refuses an empty or
 /// whitespace-only name, leading or trailing whitespace, and control characters.
 /// Allow-lists compare names exactly while Kubernetes trims header values, so
@@ -190,6 +216,26 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn expired_sentence_says_when_how_long_ago_and_what_to_do() {
+        use super::expired_sentence;
+        // 2026-12-01 20:15:23 UTC
+        let at = UNIX_EPOCH + Duration::from_secs(1_796_156_123);
+        let after = |s: u64| at + Duration::from_secs(s);
+        assert_eq!(
+            expired_sentence("carol", at, after(12 * 60 + 5)),
+            "the identity for carol expired at 20:15:23 UTC (12 minutes ago): get a new one and run `oneport login`"
+        );
+        assert_eq!(
+            expired_sentence("carol", at, after(1)),
+            "the identity for carol expired at 20:15:23 UTC (1 second ago): get a new one and run `oneport login`"
+        );
+        assert_eq!(
+            expired_sentence("carol", at, after(2 * 86400 + 60)),
+            "the identity for carol expired at 2026-12-01 20:15:23 UTC (2 days ago): get a new one and run `oneport login`"
+        );
+    }
+
     use super::*;
     use crate::identity::pki;
 

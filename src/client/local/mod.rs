@@ -11,7 +11,7 @@ pub mod kube;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,17 +26,30 @@ use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::accept;
 use crate::net::io::IoStream;
+use crate::net::meter::{Meter, Metered};
 use crate::net::mux::StreamRefused;
 use crate::net::relay::{relay, Counts};
 use crate::net::tasks::Tasks;
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
 
-/// How long open connections may finish after Ctrl-C.
+/// How long open connections may finish after Ctrl-C (`--drain-timeout`).
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
+/// An accepted local connection, counted by the listener's [`Meter`].
+pub type LocalConn = Metered<TcpStream>;
+
 /// Handles one accepted local connection.
-pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(LocalConn) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The sentence that refuses a new connection once the identity new connections
+/// would present has expired (renewal failed, or the identity is not renewable).
+pub fn expired(dialer: &Dialer) -> Option<String> {
+    let caller = dialer.identity().caller;
+    let now = SystemTime::now();
+    let not_after = UNIX_EPOCH + Duration::from_secs(caller.not_after.max(0) as u64);
+    caller.expired_at(now).then(|| crate::identity::expired_sentence(&caller.user, not_after, now))
+}
 
 /// Binds `addr:port` (port 0 picks a free one) with the larger backlog of
 /// [`crate::net::accept::bind`], so a burst of connects is not reset.
@@ -55,7 +68,8 @@ pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener
     })
 }
 
-/// Accepts until `shutdown`, then waits up to `grace` for open connections.
+/// Accepts until `shutdown`, then waits up to `grace` for open connections,
+/// silently (the caller says what it waits for, if anything).
 ///
 /// # Errors
 /// Only when the listener's address cannot be read.
@@ -65,10 +79,11 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<()> {
-    serve_in(listener, handler, &Tasks::new(), shutdown, grace).await
+    serve_in(listener, handler, &Tasks::quiet(), &Meter::new(false), shutdown, grace).await
 }
 
-/// As [`serve`], with the connections' tasks in `tasks` (shared with a pool).
+/// As [`serve`], with the connections' tasks in `tasks` (shared with a pool, and
+/// with whoever force-closes them) and their counts in `meter`.
 ///
 /// # Errors
 /// Only when the listener's address cannot be read.
@@ -76,6 +91,7 @@ pub async fn serve_in(
     listener: TcpListener,
     handler: Handler,
     tasks: &Tasks,
+    meter: &Arc<Meter>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<()> {
@@ -90,7 +106,9 @@ pub async fn serve_in(
     };
     let what = format!("local proxy on {local}");
     let span = |_id: u64, peer: SocketAddr| tracing::debug_span!("local", peer = %peer);
-    accept::serve(listener, limits, tasks, shutdown, &what, span, move |tcp, peer| handler(tcp, peer)).await;
+    let meter = meter.clone();
+    accept::serve(listener, limits, tasks, shutdown, &what, span, move |tcp, peer| handler(meter.wrap(tcp, peer)))
+        .await;
     Ok(())
 }
 
@@ -183,10 +201,10 @@ const REFUSAL_DRAIN: Duration = Duration::from_secs(10);
 /// write side closes, the app finishes the answers before it, and the refusal
 /// follows them on the client connection, which then closes.
 pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
-    Arc::new(move |mut tcp, peer| {
+    Arc::new(move |mut tcp| {
         let session = session.clone();
         Box::pin(async move {
-            let res = session.resource();
+            let (res, peer) = (session.resource(), tcp.peer());
             let what = format!("{} {}", res.kind.noun(), res.name);
             let mut framer = Framer::new(port);
             let head = match tokio::time::timeout(HEAD_TIMEOUT, read_first(&mut tcp, &mut framer)).await {
@@ -200,8 +218,16 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                 Ok(Err(None)) => return debug!("the client closed before sending a request"),
                 Err(_) => return debug!("no request head within {}s; closed", HEAD_TIMEOUT.as_secs()),
             };
+            if let Some(sentence) = expired(session.dialer()) {
+                error!(peer = %peer, "{what}: {sentence}");
+                tcp.meter().error(sentence.clone());
+                let _ = tcp.write_all(&hostcheck::refusal(&Refusal { status: 401, why: sentence })).await;
+                let _ = tcp.shutdown().await;
+                return;
+            }
+            let meter = tcp.meter().clone();
             let gate = Arc::new(Gate::default());
-            let (r, w) = tcp.split();
+            let (r, w) = tcp.split_with(|t| t.split());
             let reader = Checked { inner: r, framer, gate: gate.clone(), buf: std::io::Cursor::new(head) };
             let writer = Announcing { inner: w, gate: gate.clone(), at: 0 };
             let mut local = tokio::io::join(reader, writer);
@@ -213,6 +239,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                 r = tunnel_on(&session, &mut local) => {
                     if let Err(e) = r {
                         error!("{what}: {e}");
+                        meter.error(format!("{what}: {e}"));
                     }
                 }
                 _ = drained => debug!("the app did not finish within {}s of a refused request; closed",
@@ -227,7 +254,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
 
 /// Reads until the first request head is judged; returns the bytes to forward.
 /// `Err(None)`: the client closed first.
-async fn read_first(tcp: &mut TcpStream, framer: &mut Framer) -> std::result::Result<Vec<u8>, Option<Refusal>> {
+async fn read_first(tcp: &mut LocalConn, framer: &mut Framer) -> std::result::Result<Vec<u8>, Option<Refusal>> {
     let mut out = Vec::new();
     while framer.allowed() == 0 {
         let mut chunk = [0u8; 4096];
@@ -352,12 +379,18 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Announcing<W> {
 
 /// A handler that tunnels every connection to `target`.
 pub fn tunnel_handler(session: Arc<Session>) -> Handler {
-    Arc::new(move |mut tcp, _peer| {
+    Arc::new(move |mut tcp| {
         let session = session.clone();
         Box::pin(async move {
             let res = session.resource();
+            let what = format!("{} {}", res.kind.noun(), res.name);
+            if let Some(sentence) = expired(session.dialer()) {
+                error!(peer = %tcp.peer(), "{what}: {sentence}; connection closed");
+                return tcp.meter().error(sentence);
+            }
             if let Err(e) = tunnel_on(&session, &mut tcp).await {
-                error!("{} {}: {e}", res.kind.noun(), res.name);
+                error!("{what}: {e}");
+                tcp.meter().error(format!("{what}: {e}"));
             }
         })
     })
