@@ -87,9 +87,11 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_se
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and not __fish_seen_subcommand_from app kube db ssh help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l bind-addr -d 'Local address to listen on. Anything but loopback exposes the app to the network with your identity' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l drain-timeout -d 'How long open connections may finish after Ctrl-C (a second Ctrl-C closes them at once)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s q -l quiet -d 'Show nothing while running: no status line, no line per connection (warnings and errors still print)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -97,9 +99,11 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s p -l port -d 'Local port (default: a free one, printed)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l bind-addr -d 'Local address to listen on' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l exec -d 'Run CMD (default: $SHELL) with KUBECONFIG set, stop when it exits and pass its exit code on. Give CMD with `=`: --exec=\'kubectl get pods\'' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l drain-timeout -d 'How long open connections may finish after Ctrl-C (a second Ctrl-C closes them at once)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s q -l quiet -d 'Show nothing while running: no status line, no line per connection (warnings and errors still print)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from kube" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -109,9 +113,11 @@ complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_s
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l db-name -d 'The database (schema) name to show in the connection settings' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l protocol -d 'The database\'s protocol: postgres, mysql, mongodb or redis. Normally the proxy says; with this flag the local proxy also starts when the proxy refuses the database for now (clients then see the refusal)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l bind-addr -d 'Local address to listen on. Anything but loopback lets others use the database as you' -r
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l drain-timeout -d 'How long open connections may finish after Ctrl-C (a second Ctrl-C closes them at once)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Overrides the login profile' -r
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l ca -d 'CA bundle to verify the proxy with (default: the CA in the identity file)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s q -l quiet -d 'Show nothing while running: no status line, no line per connection (warnings and errors still print)'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -s h -l help -d 'Print help (see more with \'--help\')'

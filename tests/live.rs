@@ -400,3 +400,32 @@ async fn expired_identity_is_told_to_psql() {
     })
     .await;
 }
+
+/// `db connect` says nothing of its own local proxy when the client exits normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_connect_is_silent_on_a_normal_exit() {
+    if !have_postgres() {
+        return;
+    }
+    deadline(async {
+        let pg = Postgres::start().await;
+        let addr = pg.addr().to_string();
+        let srv = TestServer::start(|c| {
+            c.databases.push(common::realdb::db("pg1", DbProtocol::Postgres, &addr, &["alice"]));
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            let mut cmd = as_user(&srv, &id, home.path());
+            cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--db-name", "postgres", "--"]);
+            cmd.args(["-X", "-A", "-t", "-c", "select 6 * 7"]);
+            let out = common::realdb::output(cmd).await;
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert_eq!(text(&out.stdout).trim(), "42");
+            assert_eq!(text(&out.stderr), "", "nothing but the client's own output");
+        }
+        srv.stop().await;
+    })
+    .await;
+}

@@ -51,13 +51,15 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Whether a long-running proxy was asked for `--quiet`: logging then shows
-    /// warnings and errors only (unless `-v`).
+    /// Whether logging shows warnings and errors only (unless `-v`): a proxy asked
+    /// for `--quiet`, or one whose child owns the terminal (`db connect`,
+    /// `proxy kube --exec`), where a normal run prints nothing of its own.
     pub fn quiet(&self) -> bool {
         match &self.command {
             Command::Proxy(ProxyCommand::App(a)) => a.run.quiet,
             Command::Proxy(ProxyCommand::Db(a)) => a.run.quiet,
-            Command::Proxy(ProxyCommand::Kube(a)) => a.run.quiet,
+            Command::Proxy(ProxyCommand::Kube(a)) => a.run.quiet || a.exec.is_some(),
+            Command::Db(db::DbCommand::Connect(_)) => true,
             _ => false,
         }
     }
