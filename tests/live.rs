@@ -429,3 +429,38 @@ async fn db_connect_is_silent_on_a_normal_exit() {
     })
     .await;
 }
+
+/// An identity that expires while `proxy db` runs for MariaDB: the mysql client
+/// prints the sentence as an access-denied error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_identity_is_told_to_mysql() {
+    if !common::realdb::have_mariadb() {
+        return;
+    }
+    deadline(async {
+        let db = common::realdb::Mariadb::start().await;
+        let addr = db.addr().to_string();
+        let srv = TestServer::start(|c| {
+            c.databases.push(common::realdb::db("my1", DbProtocol::Mysql, &addr, &["alice"]));
+        })
+        .await;
+        let id = short_identity(&srv, Duration::from_secs(8));
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = as_user(&srv, &id, home.path());
+        cmd.args(["proxy", "db", "my1"]);
+        let mut p = Proxy::start(cmd).await;
+        let out = common::realdb::mysql(p.addr, "root").args(["-e", "select 40 + 2"]).output().await.unwrap();
+        assert_eq!(text(&out.stdout).trim(), "42", "{}", text(&out.stderr));
+        let stderr = poll_until(Duration::from_secs(30), "mysql to be refused", || async {
+            let out = common::realdb::mysql(p.addr, "root").args(["-e", "select 1"]).output().await.unwrap();
+            (!out.status.success()).then(|| text(&out.stderr))
+        })
+        .await;
+        assert!(stderr.contains("ERROR 1045 (28000): the identity for alice expired at "), "{stderr}");
+        assert!(stderr.contains(" ago): get a new one and run `oneport login`"), "{stderr}");
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+        srv.stop().await;
+    })
+    .await;
+}

@@ -134,11 +134,6 @@ impl<S> Metered<S> {
         &self.conn.meter
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// Wraps another stream of the same connection (a half of this one), counting
     /// into the same connection.
     pub fn also<T>(&self, stream: T) -> Metered<T> {
