@@ -25,6 +25,7 @@ struct Proxy {
     child: Child,
     addr: SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -34,7 +35,7 @@ impl Proxy {
         let mut child = cmd.spawn().expect("start oneport");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (s, err) = (stderr.clone(), child.stderr.take().unwrap());
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut r = BufReader::new(err).lines();
             while let Ok(Some(line)) = r.next_line().await {
                 eprintln!("oneport: {line}");
@@ -53,7 +54,7 @@ impl Proxy {
         .await
         .expect("no address within 60s");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Proxy { child, addr, stderr }
+        Proxy { child, addr, stderr, reader: Some(reader) }
     }
 
     fn stderr(&self) -> Vec<String> {
@@ -73,8 +74,14 @@ impl Proxy {
         assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
     }
 
+    /// Waits for the exit, and for every stderr line it wrote.
     async fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(limit, self.child.wait()).await.expect("oneport did not exit in time").unwrap()
+        let status =
+            tokio::time::timeout(limit, self.child.wait()).await.expect("oneport did not exit in time").unwrap();
+        if let Some(r) = self.reader.take() {
+            tokio::time::timeout(limit, r).await.expect("stderr did not end").unwrap();
+        }
+        status
     }
 }
 
@@ -202,7 +209,6 @@ async fn quiet_prints_nothing() {
             let mut buf = [0u8; 5];
             s.read_exact(&mut buf).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(300)).await; // no line may come late
         p.signal("-INT");
         assert!(p.exit_within(Duration::from_secs(20)).await.success());
         assert_eq!(p.stderr(), Vec::<String>::new());

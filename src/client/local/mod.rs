@@ -1,9 +1,11 @@
 //! Local listeners for client tools: the accept loop of [`crate::net::accept`] on
-//! loopback, handing each connection to a handler (by default: dial the target and
-//! relay), and draining on shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
-//! handlers live beside it: [`db`] (Postgres and MySQL clients), [`kube`] (the HTTPS
-//! endpoint for kubectl), [`hostcheck`] (DNS-rebinding and cross-site protection for
-//! HTTP apps, on every request of a connection).
+//! loopback, each connection counted by a [`Meter`] and handed to a handler (by
+//! default: dial the target and relay), and draining on shutdown. Listeners bind
+//! 127.0.0.1 unless told otherwise. Once the identity has expired, handlers refuse
+//! new connections with [`expired`]'s sentence instead of dialling. The
+//! per-protocol handlers live beside it: [`db`] (Postgres and MySQL clients),
+//! [`kube`] (the HTTPS endpoint for kubectl), [`hostcheck`] (DNS-rebinding and
+//! cross-site protection for HTTP apps, on every request of a connection).
 
 pub mod db;
 pub mod hostcheck;
