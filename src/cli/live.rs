@@ -70,9 +70,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
-/// Prints a line on stderr, above the status line if one is shown.
+/// Prints a line on stderr (in one write), above the status line if one is shown.
 pub fn tell(line: &str) {
-    let _ = writeln!(LogWriter, "{line}");
+    let _ = LogWriter.write_all(format!("{line}\n").as_bytes());
 }
 
 /// What to show while running.

@@ -10,11 +10,10 @@ macro_rules! say {
     }};
 }
 
-/// As [`say!`], on stderr.
+/// As [`say!`], on stderr (above a running proxy's status line, if one is shown).
 macro_rules! tell {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        crate::cli::live::tell(&format!($($arg)*));
     }};
 }
 
