@@ -85,6 +85,29 @@ impl Proxy {
     }
 }
 
+/// How many sockets process `pid` holds that were accepted on local `port` (Linux:
+/// its descriptors' inodes against `/proc/net/tcp`, listener excluded).
+fn accepted_sockets(pid: u32, port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            (u16::from_str_radix(local_port, 16).ok()? == port && f.get(3)? != &"0A")
+                .then(|| f.get(9).map(|s| s.to_string()))?
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| inodes.iter().any(|i| t.to_string_lossy() == format!("socket:[{i}]")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// A one-line HTTP backend: answers every request with `ok` and closes.
 async fn http_backend() -> SocketAddr {
     let listener = loopback_listener().await;
@@ -209,6 +232,12 @@ async fn quiet_prints_nothing() {
             let mut buf = [0u8; 5];
             s.read_exact(&mut buf).await.unwrap();
         }
+        // Ctrl-C with none open (with one open it would say what the drain waits for).
+        let pid = p.child.id().unwrap();
+        poll_until(Duration::from_secs(30), "the proxy to close the connections", || async {
+            (accepted_sockets(pid, p.addr.port()) == 0).then_some(())
+        })
+        .await;
         p.signal("-INT");
         assert!(p.exit_within(Duration::from_secs(20)).await.success());
         assert_eq!(p.stderr(), Vec::<String>::new());
