@@ -309,7 +309,7 @@ impl Drop for Tmux {
 }
 
 /// In a terminal: one status line with the counts, bytes, identity time left and
-/// the path, updated as curl runs; Ctrl-C says what the drain waits for; a second
+/// the path and the last error, updated as curl runs; Ctrl-C says what the drain waits for; a second
 /// Ctrl-C closes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
@@ -340,9 +340,16 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
         let screen = tmux.wait_for("2 total", |s| s.contains("0 open / 2 total | up ")).await;
         assert!(!screen.contains("down 0 B"), "bytes came back: {screen}");
         assert!(screen.contains(" | direct"), "{screen}");
-        // A third connection, held open.
+        // A refused request (a DNS-rebinding page) is the last error.
+        let out = Command::new("curl").args(["-sS", "-H", "Host: attacker.example", &url]).output().await.unwrap();
+        assert!(text(&out.stdout).contains("refused to stop DNS rebinding"), "{}", text(&out.stdout));
+        let screen = tmux.wait_for("the last error", |s| s.contains("0 open / 3 total | up ")).await;
+        let line = screen.lines().find(|l| l.contains("0 open / 3 total")).unwrap();
+        assert!(line.contains(" | direct | last error "), "{line}");
+        assert!(line.contains(": app web: request refused: Host \"attacker.example\" is a domain name"), "{line}");
+        // A fourth connection, held open.
         let held = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        tmux.wait_for("1 open / 3 total", |s| s.contains("1 open / 3 total | up ")).await;
+        tmux.wait_for("1 open / 4 total", |s| s.contains("1 open / 4 total | up ")).await;
         tmux.ctrl_c();
         tmux.wait_for("the drain sentence", |s| {
             s.contains("Stopping: waiting up to 10s for 1 open connection to finish; press Ctrl-C again to close it now.")

@@ -213,6 +213,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                 Ok(Ok(head)) => head,
                 Ok(Err(Some(r))) => {
                     warn!(peer = %peer, "{what}: request refused: {}", r.why);
+                    tcp.meter().error(format!("{what}: request refused: {}", r.why));
                     let _ = tcp.write_all(&hostcheck::refusal(&r)).await;
                     let _ = tcp.shutdown().await;
                     return;
@@ -249,6 +250,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
             }
             if let Some(r) = gate.refusal() {
                 warn!(peer = %peer, "{what}: request refused: {}", r.why);
+                meter.error(format!("{what}: request refused: {}", r.why));
             }
         })
     })
