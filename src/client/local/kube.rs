@@ -160,11 +160,6 @@ impl KubeProxy {
         &self.tasks
     }
 
-    /// Logs one INFO line per closed connection from now on.
-    pub fn log_each_connection(&self) {
-        self.state.meter.log_each(true);
-    }
-
     /// Serves until `shutdown`, drains for up to `grace`, then removes the kubeconfig.
     ///
     /// # Errors
