@@ -1274,7 +1274,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__app)
-            opts="-p -v -h -V --port --bind-addr --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-p -q -v -h -V --port --bind-addr --drain-timeout --quiet --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1289,6 +1289,10 @@ _oneport() {
                     return 0
                     ;;
                 --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1312,7 +1316,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__db)
-            opts="-p -v -h -V --port --db-user --db-name --protocol --bind-addr --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-p -q -v -h -V --port --db-user --db-name --protocol --bind-addr --drain-timeout --quiet --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1339,6 +1343,10 @@ _oneport() {
                     return 0
                     ;;
                 --bind-addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1446,7 +1454,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__proxy__subcmd__kube)
-            opts="-p -v -h -V --port --bind-addr --exec --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-p -q -v -h -V --port --bind-addr --exec --drain-timeout --quiet --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1465,6 +1473,10 @@ _oneport() {
                     return 0
                     ;;
                 --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = oneport::cli::Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.quiet());
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -26,10 +26,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout may carry SSH or data); `RUST_LOG` wins over `-v`. A
-/// log line that cannot be written is dropped.
-fn init_tracing(verbose: u8) {
+/// Logs go to stderr (stdout may carry SSH or data); `RUST_LOG` wins over `-v`, and
+/// `-v` over `--quiet` (warnings and errors only). A log line that cannot be written
+/// is dropped.
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "oneport=warn",
         0 => "oneport=info",
         1 => "oneport=debug",
         _ => "oneport=trace,rustls=debug",
@@ -38,7 +40,8 @@ fn init_tracing(verbose: u8) {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Above the status line of a running proxy, when one is shown.
+        .with_writer(oneport::cli::live::LogWriter)
         .with_ansi(ansi)
         .with_target(false)
         // Otherwise a closed stderr makes every log line an `eprintln!` panic, which

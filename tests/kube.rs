@@ -1085,3 +1085,41 @@ async fn bad_request_targets_never_reach_the_api_server() {
     })
     .await;
 }
+
+/// An identity that expires while `proxy kube` runs: kubectl then gets a 401 Status
+/// with the sentence (not a TLS error), and nothing reaches the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_after_the_identity_expired_answers_a_401_status() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.dir.path().join("alice-short.pem");
+        oneport::server::setup::issue(srv.dir.path(), "alice", &["dev".into()], Duration::from_secs(10), &id).unwrap();
+        let home = Home::new();
+        let p = proxy_kube(&home, &srv, &id, &["dev"]).await;
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        assert!(ok(c, "kubectl get pods").await.contains(POD));
+        let stderr = poll_until(Duration::from_secs(40), "kubectl to be refused", || async {
+            let mut c = home.kubectl(&p.kubeconfig);
+            c.args(["get", "pods"]);
+            let out = output(c).await;
+            (!out.status.success()).then(|| text(&out.stderr))
+        })
+        .await;
+        let seen = api.requests().len();
+        assert!(stderr.contains("the identity for alice expired at "), "{stderr}");
+        assert!(stderr.contains(" ago): get a new one and run `oneport login`"), "{stderr}");
+        assert!(!stderr.contains("https://docs.rs"), "{stderr}");
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        assert!(!output(c).await.status.success());
+        assert_eq!(api.requests().len(), seen, "nothing reaches the API server after expiry");
+        drop(p);
+        srv.stop().await;
+    })
+    .await;
+}

@@ -12,6 +12,8 @@ use crate::client::dial::Dialer;
 use crate::client::local;
 use crate::client::session::Session;
 use crate::client::webapi;
+use crate::net::meter::Meter;
+use crate::net::tasks::Tasks;
 use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
 
 /// Arguments of `proxy app`.
@@ -26,6 +28,9 @@ pub struct ProxyAppArgs {
     /// network with your identity.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_addr: IpAddr,
+    /// Display and shutdown.
+    #[command(flatten)]
+    pub run: crate::cli::live::RunArgs,
 }
 
 /// What kind of app, from the server's answer.
@@ -43,7 +48,8 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     let info = webapi::require(&dialer, &ResourceRef::new(Kind::App, a.name.clone())).await?;
     let protocol = protocol_for(info.protocol.as_deref());
     let shutdown = CancellationToken::new();
-    crate::cli::cancel_on_signal(shutdown.clone());
+    let (meter, tasks) = (Meter::new(false), Tasks::quiet());
+    let live = crate::cli::live::start(&a.run, dialer.clone(), meter.clone(), tasks.clone(), shutdown.clone());
     let listener = local::bind(Some(a.bind_addr), a.port).await?;
     let local = listener.local_addr()?;
     if !a.bind_addr.is_loopback() {
@@ -72,6 +78,7 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     } else {
         local::tunnel_handler(session)
     };
-    local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
+    local::serve_in(listener, handler, &tasks, &meter, shutdown, a.run.drain_timeout).await?;
+    live.finish();
     Ok(0)
 }

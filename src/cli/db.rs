@@ -17,6 +17,8 @@ use crate::client::context::Context;
 use crate::client::dial::Dialer;
 use crate::client::local;
 use crate::client::webapi;
+use crate::net::meter::Meter;
+use crate::net::tasks::Tasks;
 use crate::proto::naming::{Kind, ResourceRef};
 use crate::tools::db::{self, ClientCommand, DbProtocol, Settings};
 
@@ -49,6 +51,9 @@ pub struct ProxyDbArgs {
     /// database as you.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_addr: IpAddr,
+    /// Display and shutdown.
+    #[command(flatten)]
+    pub run: crate::cli::live::RunArgs,
 }
 
 /// `oneport db ...`
@@ -95,7 +100,8 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
     let dialer = Arc::new(Dialer::new(ctx));
     let protocol = decide_protocol(&dialer, &a.name, a.protocol).await?;
     let shutdown = CancellationToken::new();
-    crate::cli::cancel_on_signal(shutdown.clone());
+    let (meter, tasks) = (Meter::new(false), Tasks::quiet());
+    let live = crate::cli::live::start(&a.run, dialer.clone(), meter.clone(), tasks.clone(), shutdown.clone());
     let listener = local::bind(Some(a.bind_addr), a.port).await?;
     let settings = Settings {
         protocol,
@@ -113,7 +119,8 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
     print_settings(&settings, &a.name, &dialer, a.port.is_none());
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
     let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
-    local::serve(listener, handler, shutdown, local::DRAIN_GRACE).await?;
+    local::serve_in(listener, handler, &tasks, &meter, shutdown, a.run.drain_timeout).await?;
+    live.finish();
     Ok(0)
 }
 

@@ -82,6 +82,9 @@ pub struct ProxyKubeArgs {
     /// its exit code on. Give CMD with `=`: --exec='kubectl get pods'.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "CMD")]
     pub exec: Option<String>,
+    /// Display and shutdown (without --exec).
+    #[command(flatten)]
+    pub run: crate::cli::live::RunArgs,
 }
 
 /// Runs a `kube` subcommand.
@@ -282,15 +285,17 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
         crate::cli::say!(
             "# Paste the export line into another shell. Ctrl-C stops the proxy and removes the kubeconfig."
         );
-        crate::cli::cancel_on_signal(shutdown.clone());
-        proxy.serve(shutdown).await?;
+        let (meter, tasks) = (proxy.meter().clone(), proxy.tasks().clone());
+        let live = crate::cli::live::start(&a.run, dialer.clone(), meter, tasks, shutdown.clone());
+        proxy.serve(shutdown, a.run.drain_timeout).await?;
+        live.finish();
         return Ok(0);
     };
     for line in &banner {
         crate::cli::tell!("{line}");
     }
     // Bare spawn: awaited below; the proxy drains its own connections.
-    let server = tokio::spawn(proxy.serve(shutdown.clone()));
+    let server = tokio::spawn(proxy.serve(shutdown.clone(), a.run.drain_timeout));
     let code = run_with_kubeconfig(&cmd, &kubeconfig).await;
     shutdown.cancel();
     server.await.context("the local proxy task failed")??;

@@ -10,11 +10,10 @@ macro_rules! say {
     }};
 }
 
-/// As [`say!`], on stderr.
+/// As [`say!`], on stderr (above a running proxy's status line, if one is shown).
 macro_rules! tell {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        crate::cli::live::tell(&format!($($arg)*));
     }};
 }
 
@@ -26,6 +25,7 @@ pub mod demo;
 pub mod docs;
 pub mod doctor;
 pub mod kube;
+pub mod live;
 pub mod login;
 pub mod ls;
 pub mod server;
@@ -48,6 +48,21 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether logging shows warnings and errors only (unless `-v`): a proxy asked
+    /// for `--quiet`, or one whose child owns the terminal (`db connect`,
+    /// `proxy kube --exec`), where a normal run prints nothing of its own.
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            Command::Proxy(ProxyCommand::App(a)) => a.run.quiet,
+            Command::Proxy(ProxyCommand::Db(a)) => a.run.quiet,
+            Command::Proxy(ProxyCommand::Kube(a)) => a.run.quiet || a.exec.is_some(),
+            Command::Db(db::DbCommand::Connect(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Options every command takes.

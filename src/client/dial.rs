@@ -305,6 +305,12 @@ impl Dialer {
         Ok(d)
     }
 
+    /// Whether connections go upgraded through a load balancer (`Some(true)`) or
+    /// direct (`Some(false)`); `None` while undecided or being decided. Never waits.
+    pub fn upgraded_now(&self) -> Option<bool> {
+        self.decision.try_lock().ok()?.as_ref().map(|d| d.cache.required)
+    }
+
     /// Runs the upgrade probe now (for `login` and `status`).
     pub async fn probe(&self) -> UpgradeCache {
         match self.tcp().await {

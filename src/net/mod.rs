@@ -1,6 +1,7 @@
 //! How bytes move, for both ends: the one accept loop ([`accept`]) and the one
 //! connect-with-deadline ([`connect`]) with their socket options, the books of
-//! every connection's tasks ([`tasks`]), boxed streams ([`io`]), read budgets for
+//! every connection's tasks ([`tasks`]), boxed streams ([`io`]), live counters of a listener's connections
+//! ([`meter`]), read budgets for
 //! peers that have not authenticated ([`budget`]), the one relay ([`relay`]),
 //! ping framing ([`ping`]), HTTP/2 multiplexed sessions ([`mux`]), stdin/stdout as a stream ([`stdio`]), TLS configuration
 //! ([`tls`]), WebSocket as a byte stream ([`websocket`]) and HTTP/1.1 forwarding
@@ -11,6 +12,7 @@ pub mod budget;
 pub mod connect;
 pub mod http_forward;
 pub mod io;
+pub mod meter;
 pub mod mux;
 pub mod ping;
 pub mod relay;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 /// What lives as long as a connection and every task spawned from it: its permit,
 /// and what [`hold`] put there.
@@ -67,12 +67,25 @@ pub struct Tasks {
     tracker: TaskTracker,
     stop: CancellationToken,
     force: CancellationToken,
+    quiet: bool,
 }
 
 impl Tasks {
     /// Empty books.
     pub fn new() -> Tasks {
         Tasks::default()
+    }
+
+    /// Books whose drain logs nothing at INFO: the caller tells the user itself
+    /// (a local proxy, which says how long it waits), or nobody needs to know (the
+    /// proxy of `db connect` after its client exited).
+    pub fn quiet() -> Tasks {
+        Tasks { quiet: true, ..Tasks::default() }
+    }
+
+    /// Ends every task now, without waiting for the grace period (a second Ctrl-C).
+    pub fn force_close(&self) {
+        self.force.cancel();
     }
 
     /// Cancelled when draining starts: HTTP servers close keep-alive connections
@@ -146,13 +159,20 @@ impl Tasks {
         self.stop.cancel();
         self.tracker.close();
         if !self.tracker.is_empty() {
-            info!(open = self.tracker.len(), grace_secs = grace.as_secs(), "{what}: draining connections");
+            if self.quiet {
+                debug!(open = self.tracker.len(), grace_secs = grace.as_secs(), "{what}: draining connections");
+            } else {
+                info!(open = self.tracker.len(), grace_secs = grace.as_secs(), "{what}: draining connections");
+            }
         }
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            warn!(open = self.tracker.len(), "{what}: grace period over; closing the remaining connections");
-            self.force.cancel();
-            self.tracker.wait().await;
+        tokio::select! {
+            r = tokio::time::timeout(grace, self.tracker.wait()) => if r.is_err() {
+                warn!(open = self.tracker.len(), "{what}: grace period over; closing the remaining connections");
+                self.force.cancel();
+            },
+            _ = self.force.cancelled() => debug!(open = self.tracker.len(), "{what}: closing the remaining connections now"),
         }
+        self.tracker.wait().await;
     }
 }
 
@@ -201,6 +221,22 @@ mod tests {
         tasks.drain(Duration::from_secs(5), "test").await;
         assert!(tasks.is_empty());
         assert_eq!(limit.available_permits(), 1);
+    }
+
+    /// A force-close during the grace period ends the drain at once.
+    #[tokio::test(start_paused = true)]
+    async fn force_close_ends_the_drain_before_the_grace_period() {
+        let tasks = Tasks::quiet();
+        tasks.spawn_shared(std::future::pending());
+        let t = tasks.clone();
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            t.force_close();
+        });
+        tasks.drain(Duration::from_secs(3600), "test").await;
+        assert!(tasks.is_empty());
+        assert!(start.elapsed() < Duration::from_secs(2));
     }
 
     /// Force-close ends a task that ignores the stop signal.

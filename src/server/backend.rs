@@ -1,6 +1,7 @@
 //! Reaching a routed resource: dial the backend the config names (never anything
 //! else), optionally wrap it in TLS (databases with `tls`), then relay. When a
-//! database cannot be reached, its client is told so in its own protocol.
+//! database cannot be reached, its client is told so in its own protocol; an HTTP
+//! app's client gets a 502 page saying so.
 //! Protocol-specific backends (the Kubernetes impersonation proxy) plug in here.
 //!
 //! TLS towards a database: PostgreSQL first gets an `SSLRequest` and must answer
@@ -23,6 +24,8 @@ use crate::net::io::BoxIo;
 use crate::net::relay::relay;
 use crate::net::tls::{self, Trust};
 use crate::proto::db::{handshake, postgres, DbProtocol};
+use crate::proto::http;
+use crate::proto::naming::AppKind;
 use crate::server::config::{Config, Database};
 use crate::server::routes::{ResourceRoute, Target};
 use crate::server::Server;
@@ -81,9 +84,17 @@ pub async fn serve(
 }
 
 /// For a database, tells the client in its own protocol that the database cannot be
-/// reached (so psql and mysql print it); other resources just close. The reason is
-/// kept short: the database's address stays in the server's log.
+/// reached (so psql and mysql print it); an HTTP app's client gets a 502 with the
+/// sentence as a plain-text body; other resources just close. The reason is kept
+/// short: the database's address stays in the server's log.
 async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err: &Error) {
+    if let Target::App(a) = target {
+        if a.kind == AppKind::Http {
+            let sentence = format!("app {}: the proxy cannot reach {}: {}", a.name, a.addr, dial_reason(err));
+            http_bad_gateway(client, &sentence, srv.cfg.handshake_timeout).await;
+        }
+        return;
+    }
     let Target::Database(d) = target else { return };
     let reason = match err {
         Error::Connect { cause, .. } => cause.to_string(),
@@ -96,6 +107,42 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
         d.name, srv.cfg.public_addr
     );
     handshake::unreachable(client, d.protocol, &msg, srv.cfg.handshake_timeout).await;
+}
+
+/// Why a dial failed, in a few words ("connection refused").
+fn dial_reason(err: &Error) -> String {
+    match err {
+        Error::Connect { cause, .. } => match cause.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+            std::io::ErrorKind::TimedOut => "timed out".to_string(),
+            _ => cause.to_string(),
+        },
+        Error::Timeout { phase, limit, .. } => format!("{phase} timed out after {limit:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// The longest request head read before answering 502.
+const BAD_GATEWAY_HEAD: usize = 16 * 1024;
+
+/// Reads the client's request head (so closing does not reset the connection under
+/// the answer), then answers 502 with `sentence` and closes; all within `limit`.
+async fn http_bad_gateway(client: &mut BoxIo, sentence: &str, limit: std::time::Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !http::head_complete(&head) && head.len() < BAD_GATEWAY_HEAD {
+            let n = client.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        client.write_all(&http::plain_response(502, "Bad Gateway", &format!("{sentence}\n"))).await?;
+        client.shutdown().await
+    })
+    .await;
 }
 
 /// The refusal sentence when a node target resolves to the server's own listener

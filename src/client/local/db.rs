@@ -9,6 +9,9 @@
 //!   the way a server would (greeting, the client's response, `ERR`).
 //! - MongoDB, Redis: tunnel untouched.
 //!
+//! Once the identity has expired, new connections are refused the same way, with
+//! the sentence saying so and what to do.
+//!
 //! When the tunnel fails before the database said anything, the client gets the
 //! reason in its own protocol (a FATAL `ErrorResponse`, an `ERR` packet), so
 //! `psql` and `mysql` print the proxy's sentence instead of "connection closed".
@@ -49,9 +52,10 @@ pub fn handler(dialer: Arc<Dialer>, protocol: DbProtocol, name: &str) -> Handler
 
 /// The handler for `local::serve` that serves the database of `session`.
 pub fn session_handler(session: Arc<Session>, protocol: DbProtocol) -> Handler {
-    Arc::new(move |tcp, _peer| {
+    Arc::new(move |tcp| {
         let session = session.clone();
         Box::pin(async move {
+            let meter = tcp.meter().clone();
             let result = match protocol {
                 DbProtocol::Postgres => serve_postgres(&session, tcp).await,
                 DbProtocol::Mysql => serve_mysql(&session, tcp).await,
@@ -62,6 +66,7 @@ pub fn session_handler(session: Arc<Session>, protocol: DbProtocol) -> Handler {
             };
             if let Err(e) = result {
                 error!("database {}: {e}", session.resource().name);
+                meter.error(format!("database {}: {e}", session.resource().name));
             }
         })
     })
@@ -90,6 +95,10 @@ async fn serve_postgres<S: IoStream>(session: &Arc<Session>, mut io: S) -> Resul
         Startup::Cancel { pid } => debug!(pid, "forwarding a cancel request"),
         m => debug!(user = ?m.param("user"), database = ?m.param("database"), "startup message"),
     }
+    if let (Startup::Startup { .. }, Some(sentence)) = (&first, local::expired(dialer)) {
+        write_refusal(&mut io, &postgres::error_response(postgres::SQLSTATE_DENIED, &sentence)).await;
+        return Err(Error::Refused(sentence));
+    }
     let mut local = Local::new(buffered, io);
     let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // A cancel request has no answer; a startup does, if nothing reached the client yet.
@@ -108,6 +117,11 @@ async fn serve_postgres<S: IoStream>(session: &Arc<Session>, mut io: S) -> Resul
 async fn serve_mysql<S: IoStream>(session: &Arc<Session>, io: S) -> Result<(), Error> {
     let (dialer, res) = (session.dialer(), session.resource());
     let mut local = Local::new(Vec::new(), io);
+    if let Some(sentence) = local::expired(dialer) {
+        let (code, state) = (mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED);
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse_mysql(&mut local.inner, code, state, &sentence)).await;
+        return Err(Error::Refused(sentence));
+    }
     let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // Nothing written yet means the server's greeting never came: refuse in its place.
     if !local.wrote {

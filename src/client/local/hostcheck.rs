@@ -41,7 +41,8 @@ pub enum Body {
 /// A refused request: the status to answer and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// 421 (DNS rebinding), 403 (cross-site) or 400 (unreadable request).
+    /// 421 (DNS rebinding), 403 (cross-site), 400 (unreadable request), or 401
+    /// (the identity expired).
     pub status: u16,
     /// The sentence for the user.
     pub why: String,
@@ -185,6 +186,7 @@ fn body_of(method: &str, all: &dyn Fn(&str) -> Vec<String>) -> Result<Body, Stri
 pub fn refusal(r: &Refusal) -> Vec<u8> {
     let reason = match r.status {
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",

@@ -14,7 +14,8 @@
 //! <domain>`), so request paths pass through untouched (no prefix to add or strip).
 //! Each request goes upstream through [`Dialer::dial`] (which does any load-balancer
 //! upgrade) over HTTP/1.1, on a small pool of dialled connections per cluster
-//! ([`http_forward::forward`]).
+//! ([`http_forward::forward`]). Once the identity has expired, requests are answered
+//! with a 401 `Status` that says so and what to do.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,10 +30,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use serde_yaml_ng::{Mapping, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, error};
 
 use crate::client::dial::{Dialer, Target};
 use crate::client::local;
@@ -40,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::identity::pki;
 use crate::identity::Caller;
 use crate::net::http_forward::{self, Body, DialFn, Pool};
+use crate::net::meter::Meter;
 use crate::net::tasks::Tasks;
 use crate::net::tls::{ClientAuth, ServerTls};
 use crate::proto::kube_status;
@@ -69,6 +71,10 @@ struct State {
     served: String,
     /// Cancelled when the proxy starts draining: keep-alive connections close.
     stopping: CancellationToken,
+    /// Whose identity goes upstream (refused in a `Status` once expired).
+    dialer: Arc<Dialer>,
+    /// The local connections' counters.
+    meter: Arc<Meter>,
 }
 
 /// A bound local kube proxy with its throwaway kubeconfig.
@@ -111,7 +117,7 @@ impl KubeProxy {
         let server = pki::make_server_cert(&ca, &snis, &[addr.ip()], LOCAL_VALIDITY)?;
         let client = pki::make_client_cert(&ca, LOCAL_USER, &[], time::OffsetDateTime::now_utc(), LOCAL_VALIDITY)?;
         let tls = local_tls(&ca, &server)?;
-        let tasks = Tasks::new();
+        let tasks = Tasks::quiet();
         let mut clusters = HashMap::new();
         for (name, sni) in names.iter().zip(&snis) {
             let pool = upstream_pool(dialer.clone(), name, &tasks);
@@ -124,7 +130,8 @@ impl KubeProxy {
         let text = serde_yaml_ng::to_string(&doc).map_err(|e| Error::config(format!("kubeconfig: {e}")))?;
         crate::util::fsutil::write_private(&kubeconfig, text.as_bytes())?;
         let stopping = tasks.stopping().clone();
-        let state = Arc::new(State { tls, clusters, served: names.join(", "), stopping });
+        let meter = Meter::new(false);
+        let state = Arc::new(State { tls, clusters, served: names.join(", "), stopping, dialer, meter });
         Ok(KubeProxy { listener, addr, dir, kubeconfig, contexts, state, tasks })
     }
 
@@ -143,17 +150,28 @@ impl KubeProxy {
         &self.contexts
     }
 
-    /// Serves until `shutdown`, drains, then removes the kubeconfig.
+    /// The local connections' counters (for a status line).
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.state.meter
+    }
+
+    /// The connections' tasks (to force-close them on a second Ctrl-C).
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// Serves until `shutdown`, drains for up to `grace`, then removes the kubeconfig.
     ///
     /// # Errors
     /// Only when the listener's address cannot be read.
-    pub async fn serve(self, shutdown: CancellationToken) -> Result<()> {
+    pub async fn serve(self, shutdown: CancellationToken, grace: Duration) -> Result<()> {
         let state = self.state.clone();
-        let handler: local::Handler = Arc::new(move |tcp, peer| {
+        let handler: local::Handler = Arc::new(move |tcp| {
             let state = state.clone();
-            Box::pin(async move { handle(state, tcp, peer).await })
+            Box::pin(async move { handle(state, tcp).await })
         });
-        let res = local::serve_in(self.listener, handler, &self.tasks, shutdown, local::DRAIN_GRACE).await;
+        let meter = self.state.meter.clone();
+        let res = local::serve_in(self.listener, handler, &self.tasks, &meter, shutdown, grace).await;
         drop(self.dir); // removes the kubeconfig and its directory
         res
     }
@@ -236,7 +254,8 @@ fn kubeconfig(
 
 /// One local connection: TLS (kubectl's certificate required), pick the cluster by
 /// SNI, then serve HTTP/1.1 with upgrades, forwarding each request.
-async fn handle(state: Arc<State>, tcp: TcpStream, peer: SocketAddr) {
+async fn handle(state: Arc<State>, tcp: local::LocalConn) {
+    let peer = tcp.peer();
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, state.tls.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return debug!(%peer, error = %e, "local TLS handshake failed"),
@@ -277,8 +296,17 @@ async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Bod
         );
         return kube_status::for_path(req.uri().path(), StatusCode::NOT_FOUND, &msg);
     };
+    if let Some(sentence) = local::expired(&state.dialer) {
+        error!(kube = %cluster.name, "{sentence}");
+        state.meter.error(sentence.clone());
+        return kube_status::for_path(req.uri().path(), StatusCode::UNAUTHORIZED, &sentence);
+    }
     debug!(kube = %cluster.name, method = %req.method(), path = %req.uri().path(), "local kube request");
-    http_forward::forward(&cluster.pool, req).await
+    let resp = http_forward::forward(&cluster.pool, req).await;
+    if resp.status() == StatusCode::BAD_GATEWAY || resp.status() == StatusCode::GATEWAY_TIMEOUT {
+        state.meter.error(format!("kube cluster {}: {}", cluster.name, resp.status()));
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Local listeners for client tools: the accept loop of [`crate::net::accept`] on
-//! loopback, handing each connection to a handler (by default: dial the target and
-//! relay), and draining on shutdown. Listeners bind 127.0.0.1 unless told otherwise. The per-protocol
-//! handlers live beside it: [`db`] (Postgres and MySQL clients), [`kube`] (the HTTPS
-//! endpoint for kubectl), [`hostcheck`] (DNS-rebinding and cross-site protection for
-//! HTTP apps, on every request of a connection).
+//! loopback, each connection counted by a [`Meter`] and handed to a handler (by
+//! default: dial the target and relay), and draining on shutdown. Listeners bind
+//! 127.0.0.1 unless told otherwise. Once the identity has expired, handlers refuse
+//! new connections with [`expired`]'s sentence instead of dialling. The
+//! per-protocol handlers live beside it: [`db`] (Postgres and MySQL clients),
+//! [`kube`] (the HTTPS endpoint for kubectl), [`hostcheck`] (DNS-rebinding and
+//! cross-site protection for HTTP apps, on every request of a connection).
 
 pub mod db;
 pub mod hostcheck;
@@ -11,7 +13,7 @@ pub mod kube;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,17 +28,27 @@ use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::accept;
 use crate::net::io::IoStream;
+use crate::net::meter::{Meter, Metered};
 use crate::net::mux::StreamRefused;
 use crate::net::relay::{relay, Counts};
 use crate::net::tasks::Tasks;
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
 
-/// How long open connections may finish after Ctrl-C.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// An accepted local connection, counted by the listener's [`Meter`].
+pub type LocalConn = Metered<TcpStream>;
 
 /// Handles one accepted local connection.
-pub type Handler = Arc<dyn Fn(TcpStream, SocketAddr) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(LocalConn) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The sentence that refuses a new connection once the identity new connections
+/// would present has expired (renewal failed, or the identity is not renewable).
+pub fn expired(dialer: &Dialer) -> Option<String> {
+    let caller = dialer.identity().caller;
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    caller.expired_at(now).then(|| caller.expired_sentence(secs))
+}
 
 /// Binds `addr:port` (port 0 picks a free one) with the larger backlog of
 /// [`crate::net::accept::bind`], so a burst of connects is not reset.
@@ -55,7 +67,8 @@ pub async fn bind(addr: Option<IpAddr>, port: Option<u16>) -> Result<TcpListener
     })
 }
 
-/// Accepts until `shutdown`, then waits up to `grace` for open connections.
+/// Accepts until `shutdown`, then waits up to `grace` for open connections,
+/// silently (the caller says what it waits for, if anything).
 ///
 /// # Errors
 /// Only when the listener's address cannot be read.
@@ -65,10 +78,11 @@ pub async fn serve(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<()> {
-    serve_in(listener, handler, &Tasks::new(), shutdown, grace).await
+    serve_in(listener, handler, &Tasks::quiet(), &Meter::new(false), shutdown, grace).await
 }
 
-/// As [`serve`], with the connections' tasks in `tasks` (shared with a pool).
+/// As [`serve`], with the connections' tasks in `tasks` (shared with a pool, and
+/// with whoever force-closes them) and their counts in `meter`.
 ///
 /// # Errors
 /// Only when the listener's address cannot be read.
@@ -76,6 +90,7 @@ pub async fn serve_in(
     listener: TcpListener,
     handler: Handler,
     tasks: &Tasks,
+    meter: &Arc<Meter>,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<()> {
@@ -90,7 +105,9 @@ pub async fn serve_in(
     };
     let what = format!("local proxy on {local}");
     let span = |_id: u64, peer: SocketAddr| tracing::debug_span!("local", peer = %peer);
-    accept::serve(listener, limits, tasks, shutdown, &what, span, move |tcp, peer| handler(tcp, peer)).await;
+    let meter = meter.clone();
+    accept::serve(listener, limits, tasks, shutdown, &what, span, move |tcp, peer| handler(meter.wrap(tcp, peer)))
+        .await;
     Ok(())
 }
 
@@ -183,16 +200,17 @@ const REFUSAL_DRAIN: Duration = Duration::from_secs(10);
 /// write side closes, the app finishes the answers before it, and the refusal
 /// follows them on the client connection, which then closes.
 pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
-    Arc::new(move |mut tcp, peer| {
+    Arc::new(move |mut tcp| {
         let session = session.clone();
         Box::pin(async move {
-            let res = session.resource();
+            let (res, peer) = (session.resource(), tcp.peer());
             let what = format!("{} {}", res.kind.noun(), res.name);
             let mut framer = Framer::new(port);
             let head = match tokio::time::timeout(HEAD_TIMEOUT, read_first(&mut tcp, &mut framer)).await {
                 Ok(Ok(head)) => head,
                 Ok(Err(Some(r))) => {
                     warn!(peer = %peer, "{what}: request refused: {}", r.why);
+                    tcp.meter().error(format!("{what}: request refused: {}", r.why));
                     let _ = tcp.write_all(&hostcheck::refusal(&r)).await;
                     let _ = tcp.shutdown().await;
                     return;
@@ -200,8 +218,16 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                 Ok(Err(None)) => return debug!("the client closed before sending a request"),
                 Err(_) => return debug!("no request head within {}s; closed", HEAD_TIMEOUT.as_secs()),
             };
+            if let Some(sentence) = expired(session.dialer()) {
+                error!(peer = %peer, "{what}: {sentence}");
+                tcp.meter().error(sentence.clone());
+                let _ = tcp.write_all(&hostcheck::refusal(&Refusal { status: 401, why: sentence })).await;
+                let _ = tcp.shutdown().await;
+                return;
+            }
+            let meter = tcp.meter().clone();
             let gate = Arc::new(Gate::default());
-            let (r, w) = tcp.split();
+            let (r, w) = tcp.split_with(|t| t.split());
             let reader = Checked { inner: r, framer, gate: gate.clone(), buf: std::io::Cursor::new(head) };
             let writer = Announcing { inner: w, gate: gate.clone(), at: 0 };
             let mut local = tokio::io::join(reader, writer);
@@ -213,6 +239,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                 r = tunnel_on(&session, &mut local) => {
                     if let Err(e) = r {
                         error!("{what}: {e}");
+                        meter.error(format!("{what}: {e}"));
                     }
                 }
                 _ = drained => debug!("the app did not finish within {}s of a refused request; closed",
@@ -220,6 +247,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
             }
             if let Some(r) = gate.refusal() {
                 warn!(peer = %peer, "{what}: request refused: {}", r.why);
+                meter.error(format!("{what}: request refused: {}", r.why));
             }
         })
     })
@@ -227,7 +255,7 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
 
 /// Reads until the first request head is judged; returns the bytes to forward.
 /// `Err(None)`: the client closed first.
-async fn read_first(tcp: &mut TcpStream, framer: &mut Framer) -> std::result::Result<Vec<u8>, Option<Refusal>> {
+async fn read_first(tcp: &mut LocalConn, framer: &mut Framer) -> std::result::Result<Vec<u8>, Option<Refusal>> {
     let mut out = Vec::new();
     while framer.allowed() == 0 {
         let mut chunk = [0u8; 4096];
@@ -352,12 +380,18 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Announcing<W> {
 
 /// A handler that tunnels every connection to `target`.
 pub fn tunnel_handler(session: Arc<Session>) -> Handler {
-    Arc::new(move |mut tcp, _peer| {
+    Arc::new(move |mut tcp| {
         let session = session.clone();
         Box::pin(async move {
             let res = session.resource();
+            let what = format!("{} {}", res.kind.noun(), res.name);
+            if let Some(sentence) = expired(session.dialer()) {
+                error!(peer = %tcp.peer(), "{what}: {sentence}; connection closed");
+                return tcp.meter().error(sentence);
+            }
             if let Err(e) = tunnel_on(&session, &mut tcp).await {
-                error!("{} {}: {e}", res.kind.noun(), res.name);
+                error!("{what}: {e}");
+                tcp.meter().error(format!("{what}: {e}"));
             }
         })
     })
