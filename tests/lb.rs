@@ -366,3 +366,125 @@ async fn doctor_through_nginx() {
     })
     .await;
 }
+
+/// Every profile file under `home` (wherever `login` keeps it).
+fn profile_files(home: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![home.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Apache httpd (mod_ssl + mod_proxy_wstunnel) answers the probe's unknown ALPN with
+/// `http/1.1`: that is an upgrade verdict. Login, a TCP app and PostgreSQL through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_login_app_and_db() {
+    if !have("apache2") || !common::realdb::have_postgres() {
+        return;
+    }
+    deadline(async {
+        use common::realdb::{db, psql, start_proxy_db, text, Postgres};
+        let pg = Postgres::start().await;
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = REAL_IDLE.pings;
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.databases.push(db("pg1", oneport::server::config::DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
+        })
+        .await;
+        let pki = LbPki::new();
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let mut c = oneport(home.path());
+            c.env("SSL_CERT_FILE", &pki.ca).args(args);
+            c
+        };
+        let out = run(&["login", "--proxy", &apache.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let status = String::from_utf8_lossy(&run(&["status"]).output().await.unwrap().stdout).into_owned();
+        assert!(
+            status.contains(
+                "Upgrade:   required (probe: the server picked an ALPN that was never offered (a layer 7 load balancer terminates TLS))"
+            ),
+            "{status}"
+        );
+        let mut cmd = run(&["proxy", "app", "echo"]);
+        cmd.kill_on_drop(true);
+        let app = start_and_wait_addr(cmd).await;
+        let payload = Arc::new(random_bytes(4 << 20, 5));
+        let back = send_and_collect(TcpStream::connect(app.addr).await.unwrap(), payload.clone()).await;
+        assert_eq!(sha256(&back), sha256(&payload));
+        let mut cmd = run(&["proxy", "db", "pg1", "--db-user", "postgres", "--db-name", "postgres"]);
+        cmd.kill_on_drop(true);
+        let proxy = start_proxy_db(cmd).await.unwrap_or_else(|e| panic!("proxy db through Apache: {e}"));
+        let out = psql(proxy.addr, "postgres").args(["-c", "select 40 + 2"]).output().await.unwrap();
+        assert_eq!(text(&out.stdout).trim(), "42", "stderr: {}", text(&out.stderr));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A load balancer presenting the cluster's own certificate passes the direct
+/// dial's TLS checks; the web API's 401 "a client certificate is required" on a
+/// connection that presented one proves it terminated TLS, and the client falls
+/// back to the upgrade (and remembers it) instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_on_the_direct_path_falls_back_to_the_upgrade() {
+    if !have("apache2") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::cluster_cert(srv.dir.path());
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let mut c = oneport(home.path());
+            c.args(args);
+            c
+        };
+        let out = run(&["login", "--proxy", &apache.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // A profile from before the load balancer was put in front: "direct".
+        let files = profile_files(home.path());
+        let profile = files
+            .iter()
+            .find(|p| std::fs::read_to_string(p).unwrap().contains("required: true"))
+            .unwrap_or_else(|| panic!("no profile caching the upgrade in {files:?}"));
+        let text = std::fs::read_to_string(profile).unwrap().replace("required: true", "required: false");
+        std::fs::write(profile, text).unwrap();
+        let mut cmd = run(&["proxy", "app", "echo"]);
+        cmd.kill_on_drop(true);
+        let app = start_and_wait_addr(cmd).await;
+        let back = send_and_collect(TcpStream::connect(app.addr).await.unwrap(), Arc::new(b"hello".to_vec())).await;
+        assert_eq!(back, b"hello");
+        let status = String::from_utf8_lossy(&run(&["status"]).output().await.unwrap().stdout).into_owned();
+        assert!(
+            status.contains(&format!(
+                "Upgrade:   required (switched to upgrade required after: {}/webapi/resolve?kind=app&name=echo answered 401 (a client certificate is required) to a connection that presented one)",
+                apache.addr
+            )),
+            "{status}"
+        );
+        srv.stop().await;
+    })
+    .await;
+}

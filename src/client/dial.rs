@@ -61,11 +61,13 @@ pub struct Dialed {
     pub stream: BoxIo,
     /// The negotiated ALPN.
     pub alpn: Option<Alpn>,
+    /// Through a load balancer's connection upgrade (else straight to the router).
+    pub upgraded: bool,
 }
 
 impl std::fmt::Debug for Dialed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialed").field("alpn", &self.alpn).finish_non_exhaustive()
+        f.debug_struct("Dialed").field("alpn", &self.alpn).field("upgraded", &self.upgraded).finish_non_exhaustive()
     }
 }
 
@@ -361,7 +363,40 @@ impl Dialer {
         } else {
             self.tcp().await.map_err(Failure::Final)?
         };
-        self.handshake(Box::new(crate::net::io::NoHalfClose(transport)), target).await
+        let mut d = self.handshake(Box::new(crate::net::io::NoHalfClose(transport)), target).await?;
+        d.upgraded = upgrade;
+        Ok(d)
+    }
+
+    /// Dials `target` again through the upgrade after a direct dial reached
+    /// something that terminates TLS in front of the router (the web API's "client
+    /// certificate is required" on a connection that presented one). `None` when
+    /// the environment fixes the decision. The caller adopts the upgrade with
+    /// [`Dialer::adopt_upgrade`] once the answer through it proves right.
+    ///
+    /// # Errors
+    /// The upgraded dial's own error.
+    pub async fn redial_upgraded(&self, target: &Target) -> Result<Option<Dialed>> {
+        if self.decision().await?.fixed {
+            return Ok(None);
+        }
+        self.dial_path(true, target).await.map(Some).map_err(Failure::into_error)
+    }
+
+    /// Makes the upgrade the answer (and the profile's cache), `why` saying what
+    /// proved the direct path wrong.
+    ///
+    /// # Errors
+    /// When the environment is invalid.
+    pub async fn adopt_upgrade(&self, why: &str) -> Result<()> {
+        let d = self.decision().await?;
+        if d.fixed || d.cache.required {
+            return Ok(());
+        }
+        debug!(reason = why, "the direct path reached something that terminates TLS; using the upgrade");
+        let reason = format!("switched to upgrade required after: {why}");
+        self.switch(Decision { cache: UpgradeCache { required: true, reason }, ..d }).await;
+        Ok(())
     }
 
     /// TCP to the proxy, through `HTTPS_PROXY` when set (for `doctor`).
@@ -474,6 +509,6 @@ impl Dialer {
             Some(a) if a.ping => Box::new(PingStream::new(tls, None)),
             _ => Box::new(tls),
         };
-        Ok(Dialed { stream, alpn })
+        Ok(Dialed { stream, alpn, upgraded: false })
     }
 }

@@ -384,6 +384,8 @@ pub fn is_path_error(err: &std::io::Error) -> bool {
     use rustls::AlertDescription as A;
     match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::AlertReceived(A::NoApplicationProtocol)) => true,
+        // Apache's mod_ssl answers an ALPN it does not know with `http/1.1`.
+        Some(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol)) => true,
         Some(rustls::Error::InvalidCertificate(c)) => matches!(
             c,
             CertificateError::UnknownIssuer
@@ -405,6 +407,9 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
             "{proxy} does not route this protocol (TLS alert no_application_protocol); if a layer 7 load balancer sits in front, set ONEPORT_TLS_ROUTING_CONN_UPGRADE=true"
         ),
         Some(rustls::Error::AlertReceived(A::AccessDenied)) => format!("{proxy} refused the connection (access denied)"),
+        Some(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol)) => format!(
+            "{proxy} answered with an ALPN protocol we never offered: a layer 7 load balancer terminates TLS in front of the proxy; set ONEPORT_TLS_ROUTING_CONN_UPGRADE=true"
+        ),
         Some(rustls::Error::AlertReceived(A::UnknownCA)) => {
             format!("{proxy} does not trust the client certificate (unknown CA): the identity was issued by another cluster")
         }

@@ -316,7 +316,7 @@ pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
 
 fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
     let Some(caller) = caller else {
-        return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
+        return error(StatusCode::UNAUTHORIZED, crate::proto::webapi::CERT_REQUIRED);
     };
     match parse_resolve_query(query) {
         Ok(r) => json(StatusCode::OK, &explain(srv, caller, &r)),
