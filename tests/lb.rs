@@ -488,3 +488,53 @@ async fn a_401_on_the_direct_path_falls_back_to_the_upgrade() {
     })
     .await;
 }
+
+/// nginx proxying the upgrade endpoint without `Upgrade`/`Connection`: the
+/// WebSocket upgrade gets 404, the legacy one a 101 that opens no tunnel. The
+/// error says so and what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_without_upgrade_headers_is_named() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::NoUpgradeHeaders, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let out = oneport(home.path())
+            .env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["ls"])
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!(
+                "the load balancer at {} answered the legacy alpn-ping upgrade with 101 but opened no tunnel (it answered 404 Not Found (unsupported upgrade: send `Upgrade: websocket` with Sec-WebSocket-Protocol alpn or alpn-ping, or `Upgrade: alpn|alpn-ping`) to the WebSocket upgrade): it must pass WebSocket upgrades on /webapi/connectionupgrade; forward the Upgrade and Connection headers",
+                nginx.addr
+            )),
+            "{err}"
+        );
+        // doctor names the upgrade, not the identity.
+        let out = oneport(home.path())
+            .env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["doctor"])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("[FAIL] upgrade      the load balancer at"), "{text}");
+        assert!(text.contains("with 101 but opened no tunnel"), "{text}");
+        assert!(text.contains("Where it breaks: upgrade: let the load balancer pass WebSocket upgrades"), "{text}");
+        srv.stop().await;
+    })
+    .await;
+}

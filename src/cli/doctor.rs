@@ -16,7 +16,6 @@ use crate::client::webapi;
 use crate::net::tls::{self, Trust};
 use crate::proto::db::DbProtocol;
 use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
-use crate::proto::upgrade::Sub;
 use crate::proto::webapi::Outcome;
 
 /// Arguments of `doctor`.
@@ -159,7 +158,8 @@ async fn upgrade_layer(r: &mut Report, dialer: &Dialer) {
         }
     };
     if decision {
-        match dialer.upgrade_only(Sub::Alpn).await {
+        // The upgrade and the TLS inside it: a 101 that opens no tunnel fails here.
+        match dialer.dial_upgraded(&Target::web(dialer.context())).await {
             Ok(_) => r.ok("upgrade", "the load balancer passes the connection upgrade"),
             Err(e) => r.fail(
                 "upgrade",

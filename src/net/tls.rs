@@ -398,6 +398,13 @@ pub fn is_path_error(err: &std::io::Error) -> bool {
     }
 }
 
+/// Whether a client handshake ended with the connection cut (EOF or reset) before
+/// the peer said anything in TLS.
+pub fn is_cut(err: &std::io::Error) -> bool {
+    err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_none()
+        && matches!(err.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset)
+}
+
 /// Turns a rustls error seen by a client into plain words with a hint.
 pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
     let inner = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());

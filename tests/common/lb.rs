@@ -106,6 +106,9 @@ pub enum NginxMode {
     PassUpgrades,
     /// Answers 400 on /webapi/connectionupgrade, as a misconfigured LB would.
     Refuse400,
+    /// Proxies /webapi/connectionupgrade without passing `Upgrade`/`Connection`
+    /// (nginx's defaults: HTTP/1.0 upstream, hop-by-hop headers dropped).
+    NoUpgradeHeaders,
 }
 
 /// Writes `fixtures/lb/NAME` rendered with `vars` into `dir`.
@@ -128,6 +131,9 @@ pub async fn nginx(pki: &LbPki, router: SocketAddr, mode: NginxMode, plain_upstr
     let scheme = if plain_upstream { "http" } else { "https" };
     let extra = match mode {
         NginxMode::Refuse400 => fixture::read("lb/nginx-refuse-upgrade.locations").unwrap_or_else(|e| panic!("{e}")),
+        NginxMode::NoUpgradeHeaders => fixture::read("lb/nginx-no-upgrade-headers.locations")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .replace("{{UPSTREAM}}", &format!("{scheme}://{router}")),
         NginxMode::PassUpgrades => String::new(),
     };
     let conf_path = conf(
