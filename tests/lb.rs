@@ -538,3 +538,44 @@ async fn nginx_without_upgrade_headers_is_named() {
     })
     .await;
 }
+
+/// `doctor` through a load balancer holding a certificate from the cluster CA: it
+/// says what it can know (the proxy CA signed it; the probe shows a load balancer
+/// presents it), and the path through the upgrade works end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_through_apache_with_the_cluster_certificate() {
+    if !have("apache2") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::cluster_cert(srv.dir.path());
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let doctor = |addr: String| {
+            let home = tempfile::tempdir().unwrap();
+            let mut c = oneport(home.path());
+            c.args(["--proxy", &addr, "--identity"]).arg(&id).args(["doctor", "--resource", "app/echo"]);
+            async move {
+                let out = c.output().await.unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), home)
+            }
+        };
+        let signed = "signed by the proxy CA (the routing server, or a load balancer holding a certificate from the cluster CA: the ALPN probe tells which)";
+        let held = "[--]   TLS          the certificate from the proxy CA is presented by a load balancer, not the routing server";
+        let (code, out, _h) = doctor(apache.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(signed), "{out}");
+        assert!(out.contains(held), "{out}");
+        assert!(out.contains("[ok]   upgrade      the load balancer passes the connection upgrade"), "{out}");
+        assert!(out.contains("[ok]   backend      proxy "), "{out}");
+        // Straight to the routing server: the same certificate, no load balancer.
+        let (code, out, _h) = doctor(srv.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(signed), "{out}");
+        assert!(!out.contains(held), "{out}");
+        assert!(out.contains("[--]   upgrade      not needed: ALPN and SNI reach the server"), "{out}");
+        srv.stop().await;
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
-//! The client of the proxy's web API (`/webapi/ping`, `/webapi/resolve`), spoken
-//! over a dialled stream so it carries the identity and works through upgrades.
+//! The client of the proxy's web API (`/webapi/ping`, `/webapi/resolve`,
+//! `/webapi/reach`), spoken over a dialled stream so it carries the identity and
+//! works through upgrades.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use serde::de::DeserializeOwned;
 use crate::client::dial::{Dialed, Dialer, Target};
 use crate::error::{with_timeout, Error, Phase, Result};
 use crate::proto::naming::{Kind, ResourceRef};
-use crate::proto::webapi::{resolve_path, Outcome, PingResponse, ResolveResponse, CERT_REQUIRED};
+use crate::proto::webapi::{
+    reach_path, resolve_path, Outcome, PingResponse, ReachResponse, ResolveResponse, CERT_REQUIRED,
+};
 
 /// Deadline for one web API request, handshake included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -108,7 +111,10 @@ pub async fn ping(dialer: &Dialer) -> Result<PingResponse> {
 }
 
 /// Rejects names that cannot name a resource, with a sentence saying so.
-fn check_name(kind: Kind, name: &str) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Config`] with the sentence.
+pub fn check_name(kind: Kind, name: &str) -> Result<()> {
     if crate::proto::naming::valid_name(name) {
         return Ok(());
     }
@@ -125,6 +131,16 @@ fn check_name(kind: Kind, name: &str) -> Result<()> {
 pub async fn resolve(dialer: &Dialer, r: &ResourceRef) -> Result<ResolveResponse> {
     check_name(r.kind, &r.name)?;
     get_json(dialer, &resolve_path(r)).await
+}
+
+/// `/webapi/reach` for resource `r`: the server dials its backend and says whether
+/// it answered.
+///
+/// # Errors
+/// As [`get_json`].
+pub async fn reach(dialer: &Dialer, r: &ResourceRef) -> Result<ReachResponse> {
+    check_name(r.kind, &r.name)?;
+    get_json(dialer, &reach_path(r)).await
 }
 
 /// Checks that `r` can be used, returning the server's answer when it can and
