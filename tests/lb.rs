@@ -579,3 +579,58 @@ async fn doctor_through_apache_with_the_cluster_certificate() {
     })
     .await;
 }
+
+/// A load balancer whose idle timeout (1 s) is below the server's `ping_interval`
+/// (30 s) cuts idle sessions; the local proxy says why, in the user's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cut_names_the_ping_interval() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(Duration::from_secs(30)).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(1)).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["proxy", "app", "echo"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = tokio::spawn(async move {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all).await;
+            all
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let mut line = String::new();
+                let n = tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line).await.unwrap();
+                assert!(n > 0, "proxy app exited without printing an address");
+                if let Some(a) = find_loopback_addr(&line) {
+                    return a;
+                }
+            }
+        })
+        .await
+        .expect("no address within 60s");
+        tokio::spawn(async move { while tokio::io::AsyncReadExt::read(&mut stdout, &mut [0u8; 512]).await.is_ok_and(|n| n > 0) {} });
+        cut_when_idle(addr, Duration::from_secs(3), "nginx 1 s idle, pings every 30 s").await;
+        let _ = child.kill().await;
+        let err = errors.await.unwrap();
+        assert!(
+            err.contains("connection to app echo through ")
+                && err.contains(" ended: the load balancer closed an idle connection: the server's ping_interval must be below its idle timeout"),
+            "{err}"
+        );
+        assert!(!err.contains("WebSocket protocol error"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}
