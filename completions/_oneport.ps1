@@ -619,7 +619,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;doctor' {
-            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)')
+            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route, its tunnel, and whether the server reaches its backend')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')

@@ -22,7 +22,8 @@ use crate::proto::webapi::Outcome;
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Also check one resource, as KIND/NAME (kinds: node, db, app, kube).
+    /// Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route,
+    /// its tunnel, and whether the server reaches its backend.
     #[arg(long, value_name = "KIND/NAME")]
     pub resource: Option<String>,
 }
@@ -344,5 +345,20 @@ fn finish(r: Report) -> u8 {
             println!("Where it breaks: {where_}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_specs_are_checked_before_the_network() {
+        assert_eq!(parse_resource("app/grafana"), Ok(ResourceRef::new(Kind::App, "grafana".to_string())));
+        assert_eq!(parse_resource("db/pg1").map(|r| r.kind), Ok(Kind::Db));
+        assert_eq!(parse_resource("grafana").unwrap_err(), r#""grafana" is not KIND/NAME"#);
+        assert_eq!(parse_resource("pod/x").unwrap_err(), r#""pod/x": "pod" is not a kind (node, db, app or kube)"#);
+        assert!(parse_resource("app/Bad_Name").unwrap_err().contains("lowercase letters, digits and '-'"));
+        assert!(parse_resource("app/").is_err());
     }
 }
