@@ -479,7 +479,7 @@ pub fn explain_backend_error(err: &std::io::Error, who: &str) -> String {
                 format!("{who} presents a certificate not signed by the configured CA; configure the CA that signed it")
             }
             C::NotValidForName | C::NotValidForNameContext { .. } => format!(
-                "{who}'s certificate is not valid for the host name in its address; use a name the certificate carries"
+                "{who}'s certificate is not valid for the name the server checks (the host of its address, or its configured server name); use a name the certificate carries"
             ),
             C::Expired | C::ExpiredContext { .. } => format!("{who}'s certificate has expired; renew it"),
             C::NotValidYet | C::NotValidYetContext { .. } => {
