@@ -331,6 +331,9 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, res_ref: &ResourceRef) 
     match webapi::reach(dialer, res_ref).await {
         Ok(answer) if answer.ok => r.ok("backend", &answer.message),
         Ok(answer) => r.fail("backend", &answer.message, "the proxy cannot reach the backend: see the sentence above"),
+        Err(crate::error::Error::WebApiStatus { status: hyper::StatusCode::NOT_FOUND, .. }) => {
+            r.info("backend", "not checked: this server has no /webapi/reach (it is older than this client)")
+        }
         Err(e) => r.fail("backend", e.to_string(), "the proxy could not say whether it reaches the backend"),
     }
 }
