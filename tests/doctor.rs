@@ -96,3 +96,42 @@ async fn doctor_checks_the_resource_before_the_network() {
     })
     .await;
 }
+
+/// A kube cluster whose API server the configured CA did not sign: the server's
+/// dial says so in words (and a good one is reached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_a_kube_api_server_the_server_cannot_verify() {
+    deadline(async {
+        use common::kube_api::KubeApi;
+        use oneport::server::config::{Allow, Kube};
+        let api = KubeApi::start().await;
+        let other = tempfile::tempdir().unwrap();
+        let wrong_ca = other.path().join("other-ca.pem");
+        std::fs::write(&wrong_ca, oneport::identity::pki::make_ca("other").unwrap().cert_pem).unwrap();
+        let cluster = |name: &str, ca: &Path| Kube {
+            name: name.into(),
+            api_server: api.url.clone(),
+            ca: Some(ca.to_path_buf()),
+            token_file: Some(api.token_path.clone()),
+            client_cert: None,
+            client_key: None,
+            allow: Allow { users: vec!["alice".into()], groups: vec![] },
+            recording: Default::default(),
+        };
+        let (good, bad) = (cluster("dev", &api.ca_path), cluster("prod", &wrong_ca));
+        let srv = TestServer::start(|c| c.kube.extend([good, bad])).await;
+        let id = srv.identity("alice", &[]);
+        let proxy = srv.addr.to_string();
+        let (code, out) = doctor(&proxy, &id, &["--resource", "kube/dev"]).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(&format!("[ok]   backend      proxy {proxy} reaches the backend of kube cluster dev")), "{out}");
+        let (code, out) = doctor(&proxy, &id, &["--resource", "kube/prod"]).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!("[FAIL] backend      kube cluster prod is unreachable from proxy {proxy} (the API server presents a certificate not signed by the configured CA; configure the CA that signed it); the proxy's log has the details")),
+            "{out}"
+        );
+        srv.stop().await;
+    })
+    .await;
+}
