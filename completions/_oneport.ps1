@@ -633,7 +633,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;doctor' {
-            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)')
+            [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route, its tunnel, and whether the server reaches its backend')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Uses that proxy''s stored login profile, without making it the active one')
             [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
             [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy''s own TLS trusts only the CA in the identity file (this CA when the file has none)')

@@ -316,7 +316,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand demo" -l insecure -d 'Do
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route, its tunnel, and whether the server reaches its backend' -r
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F

@@ -46,6 +46,10 @@ pub enum Refusal {
     Failed(String),
     /// No answer within the exchange's deadline.
     TimedOut(std::time::Duration),
+    /// The peer answered 101, but the TLS handshake through it was cut or stalled:
+    /// the 101 came from the server, yet the load balancer opened no tunnel (it did
+    /// not pass `Upgrade` and `Connection`).
+    NoTunnel,
 }
 
 impl Refusal {
@@ -65,6 +69,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Status(s, body) => write!(f, "answered {s} ({body})"),
             Refusal::Invalid(m) | Refusal::Failed(m) => f.write_str(m),
             Refusal::TimedOut(limit) => write!(f, "gave no answer within {limit:?}"),
+            Refusal::NoTunnel => f.write_str("answered 101 but opened no tunnel"),
         }
     }
 }
@@ -77,7 +82,17 @@ fn proxy_connect_message(proxy: &str, target: &str, refusal: &Refusal) -> String
 }
 
 fn upgrade_message(lb: &str, path: &str, sub: &str, websocket: &Option<Refusal>, legacy: &Option<Refusal>) -> String {
+    let tunnel_hint = "forward the Upgrade and Connection headers (nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection \"upgrade\")";
     match (websocket, legacy) {
+        (ws, Some(Refusal::NoTunnel)) => {
+            let ws = ws.as_ref().map(|w| format!(" (it {w} to the WebSocket upgrade)")).unwrap_or_default();
+            format!(
+                "the load balancer at {lb} answered the legacy {sub} upgrade with 101 but opened no tunnel{ws}: it must pass WebSocket upgrades on {path}; {tunnel_hint}"
+            )
+        }
+        (Some(Refusal::NoTunnel), None) => format!(
+            "the load balancer at {lb} answered the WebSocket upgrade with 101 but opened no tunnel: it must pass WebSocket upgrades on {path}; {tunnel_hint}"
+        ),
         (Some(ws), Some(r)) => format!(
             "the load balancer at {lb} {ws} to the WebSocket upgrade (and {r} to the legacy {sub} upgrade); it must pass WebSocket upgrades on {path}"
         ),
@@ -355,6 +370,17 @@ mod tests {
             legacy,
         };
         assert!(e.to_string().starts_with("the load balancer at lb:443 answered 404 Not Found to the legacy"), "{e}");
+        let e = Error::Upgrade {
+            lb: "lb:443".into(),
+            path: "/webapi/connectionupgrade",
+            sub: "alpn-ping",
+            websocket: Some(Refusal::Status(StatusCode::NOT_FOUND, String::new())),
+            legacy: Some(Refusal::NoTunnel),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the load balancer at lb:443 answered the legacy alpn-ping upgrade with 101 but opened no tunnel (it answered 404 Not Found to the WebSocket upgrade): it must pass WebSocket upgrades on /webapi/connectionupgrade; forward the Upgrade and Connection headers (nginx: proxy_http_version 1.1, proxy_set_header Upgrade $http_upgrade, proxy_set_header Connection \"upgrade\")"
+        );
         let e = Error::Upgrade {
             lb: "lb:443".into(),
             path: "/webapi/connectionupgrade",

@@ -318,7 +318,11 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         let proxy = srv.addr.to_string();
         let (code, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "doctor"]).await;
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("signed by the proxy CA (the routing server answers directly)"), "{out}");
+        assert!(
+            out.contains("signed by the proxy CA (the routing server, or a load balancer holding a certificate from the cluster CA: the ALPN probe tells which)"),
+            "{out}"
+        );
+        assert!(out.contains("[ok]   ALPN         probe: ALPN negotiated (direct TLS routing works)"), "{out}");
         assert!(out.contains("[ok]   mTLS         the proxy knows you as alice"), "{out}");
         assert!(out.contains("All checks passed."), "{out}");
         let (code, out, _) = run(
@@ -328,6 +332,7 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         .await;
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("negotiated ALPN teleport-tcp-ping"), "{out}");
+        assert!(out.contains(&format!("[ok]   backend      proxy {proxy} reaches the backend of app echo")), "{out}");
         let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_ca = home.path().join("other.pem");
         std::fs::write(&other_ca, other.cert_pem).unwrap();

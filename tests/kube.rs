@@ -422,6 +422,9 @@ async fn caller_outside_the_allow_list_gets_status_403() {
         let kc = home.kubeconfig();
         let kc = kc.to_str().unwrap();
         kube_login(&home, &srv, &id, kc, "dev").await;
+        // kube login's one check, as alice.
+        let at_login = api.requests();
+        assert_eq!(at_login.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/version"], "{at_login:?}");
         std::fs::copy(&bob, &id).unwrap();
         let mut c = home.kubectl(kc);
         c.args(["get", "pods"]);
@@ -479,7 +482,12 @@ async fn caller_outside_the_allow_list_gets_status_403() {
         assert!(!out.status.success());
         assert!(text(&out.stderr).contains("access to kube cluster dev denied for user bob"), "{}", text(&out.stderr));
 
-        assert!(api.requests().is_empty(), "the API server must see nothing: {:?}", api.requests());
+        assert_eq!(
+            api.requests().len(),
+            at_login.len(),
+            "the API server must see nothing of bob: {:?}",
+            api.requests()
+        );
         srv.stop().await;
         // Each refused request is in the audit log with the user.
         let text = std::fs::read_to_string(&audit).unwrap();
@@ -1119,6 +1127,90 @@ async fn proxy_kube_after_the_identity_expired_answers_a_401_status() {
         assert!(!output(c).await.status.success());
         assert_eq!(api.requests().len(), seen, "nothing reaches the API server after expiry");
         drop(p);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// An API server whose certificate the configured CA did not sign: `kube login`
+/// writes the entries but warns with the server's sentence, and kubectl's stderr
+/// shows the reason in words (not only "the server is currently unable to handle
+/// the request").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_signed_by_another_ca_is_named() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let other = tempfile::tempdir().unwrap();
+        let wrong_ca = other.path().join("other-ca.pem");
+        std::fs::write(&wrong_ca, oneport::identity::pki::make_ca("not the API server's").unwrap().cert_pem).unwrap();
+        let w = wrong_ca.clone();
+        let Dev { api, srv, id, home } = Dev::start_as(&["dev"], |c| c.kube[0].ca = Some(w)).await;
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        let reason = "the API server presents a certificate not signed by the configured CA; configure the CA that signed it";
+        let mut c = home.oneport(&srv, &id, kc);
+        c.args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(text(&out.stdout).contains("Logged in to kube cluster dev"), "{}", text(&out.stdout));
+        assert!(
+            stderr.contains(&format!("WARNING: kube cluster dev does not answer through proxy {}: GET /version answered 502 Bad Gateway: API server of kube cluster dev ({}) is unreachable: TLS handshake with {} failed: {reason}", srv.addr, api.url, api.addr)),
+            "{stderr}"
+        );
+        assert!(stderr.contains("The kubeconfig entries are written"), "{stderr}");
+        let mut c = home.kubectl(kc);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("Error from server (InternalError): an error on the server (\"API server of kube cluster dev ({}) is unreachable: TLS handshake with {} failed: {reason}\") has prevented the request from succeeding", api.url, api.addr)),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("https://docs.rs"), "{stderr}");
+        assert!(api.requests().is_empty(), "nothing reached the API server: {:?}", api.requests());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// An API server presenting its CA certificate as its own: the webpki reason
+/// (`CaUsedAsEndEntity`) reaches kubectl in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_presenting_a_ca_certificate_is_named() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let api = KubeApi::start_presenting_its_ca().await;
+        let srv = TestServer::start(|c| c.kube.push(kube_cluster(&api, "dev", &["dev"]))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = home.kubeconfig();
+        let kc = kc.to_str().unwrap();
+        let mut c = home.oneport(&srv, &id, kc);
+        c.args(["kube", "login", "dev"]);
+        let out = output(c).await;
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let reason = "the API server presents a CA certificate as its own; configure the CA that signed it";
+        assert!(
+            stderr.contains("WARNING: kube cluster dev does not answer through proxy") && stderr.contains(reason),
+            "{stderr}"
+        );
+        let mut c = home.kubectl(kc);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("Error from server (InternalError): an error on the server (") && stderr.contains(reason),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("CaUsedAsEndEntity"), "{stderr}");
         srv.stop().await;
     })
     .await;

@@ -474,3 +474,271 @@ async fn ca_flag_trusts_the_load_balancer_hop_only() {
     })
     .await;
 }
+
+/// Every profile file under `home` (wherever `login` keeps it).
+fn profile_files(home: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![home.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Apache httpd (mod_ssl + mod_proxy_wstunnel) answers the probe's unknown ALPN with
+/// `http/1.1`: that is an upgrade verdict. Login, a TCP app and PostgreSQL through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_login_app_and_db() {
+    if !have("apache2") || !common::realdb::have_postgres() {
+        return;
+    }
+    deadline(async {
+        use common::realdb::{db, psql, start_proxy_db, text, Postgres};
+        let pg = Postgres::start().await;
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = REAL_IDLE.pings;
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.databases.push(db("pg1", oneport::server::config::DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
+        })
+        .await;
+        let pki = LbPki::new();
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let mut c = oneport(home.path());
+            c.env("SSL_CERT_FILE", &pki.ca).args(args);
+            c
+        };
+        let out = run(&["login", "--proxy", &apache.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let status = String::from_utf8_lossy(&run(&["status"]).output().await.unwrap().stdout).into_owned();
+        assert!(
+            status.contains(
+                "Upgrade:   required (probe: the server picked an ALPN that was never offered (a layer 7 load balancer terminates TLS))"
+            ),
+            "{status}"
+        );
+        let mut cmd = run(&["proxy", "app", "echo"]);
+        cmd.kill_on_drop(true);
+        let app = start_and_wait_addr(cmd).await;
+        let payload = Arc::new(random_bytes(4 << 20, 5));
+        let back = send_and_collect(TcpStream::connect(app.addr).await.unwrap(), payload.clone()).await;
+        assert_eq!(sha256(&back), sha256(&payload));
+        let mut cmd = run(&["proxy", "db", "pg1", "--db-user", "postgres", "--db-name", "postgres"]);
+        cmd.kill_on_drop(true);
+        let proxy = start_proxy_db(cmd).await.unwrap_or_else(|e| panic!("proxy db through Apache: {e}"));
+        let out = psql(proxy.addr, "postgres").args(["-c", "select 40 + 2"]).output().await.unwrap();
+        assert_eq!(text(&out.stdout).trim(), "42", "stderr: {}", text(&out.stderr));
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A load balancer presenting the cluster's own certificate passes the direct
+/// dial's TLS checks; the web API's 401 "a client certificate is required" on a
+/// connection that presented one proves it terminated TLS, and the client falls
+/// back to the upgrade (and remembers it) instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_on_the_direct_path_falls_back_to_the_upgrade() {
+    if !have("apache2") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::cluster_cert(srv.dir.path());
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let mut c = oneport(home.path());
+            c.args(args);
+            c
+        };
+        let out = run(&["login", "--proxy", &apache.addr.to_string(), "--identity", id.to_str().unwrap()])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // A profile from before the load balancer was put in front: "direct".
+        let files = profile_files(home.path());
+        let profile = files
+            .iter()
+            .find(|p| std::fs::read_to_string(p).unwrap().contains("required: true"))
+            .unwrap_or_else(|| panic!("no profile caching the upgrade in {files:?}"));
+        let text = std::fs::read_to_string(profile).unwrap().replace("required: true", "required: false");
+        std::fs::write(profile, text).unwrap();
+        let mut cmd = run(&["proxy", "app", "echo"]);
+        cmd.kill_on_drop(true);
+        let app = start_and_wait_addr(cmd).await;
+        let back = send_and_collect(TcpStream::connect(app.addr).await.unwrap(), Arc::new(b"hello".to_vec())).await;
+        assert_eq!(back, b"hello");
+        let status = String::from_utf8_lossy(&run(&["status"]).output().await.unwrap().stdout).into_owned();
+        assert!(
+            status.contains(&format!(
+                "Upgrade:   required (switched to upgrade required after: {}/webapi/resolve?kind=app&name=echo answered 401 (a client certificate is required) to a connection that presented one)",
+                apache.addr
+            )),
+            "{status}"
+        );
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// nginx proxying the upgrade endpoint without `Upgrade`/`Connection`: the
+/// WebSocket upgrade gets 404, the legacy one a 101 that opens no tunnel. The
+/// error says so and what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_without_upgrade_headers_is_named() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::NoUpgradeHeaders, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let out = oneport(home.path())
+            .env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["ls"])
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!(
+                "the load balancer at {} answered the legacy alpn-ping upgrade with 101 but opened no tunnel (it answered 404 Not Found (unsupported upgrade: send `Upgrade: websocket` with Sec-WebSocket-Protocol alpn or alpn-ping, or `Upgrade: alpn|alpn-ping`) to the WebSocket upgrade): it must pass WebSocket upgrades on /webapi/connectionupgrade; forward the Upgrade and Connection headers",
+                nginx.addr
+            )),
+            "{err}"
+        );
+        // doctor names the upgrade, not the identity.
+        let out = oneport(home.path())
+            .env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["doctor"])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("[FAIL] upgrade      the load balancer at"), "{text}");
+        assert!(text.contains("with 101 but opened no tunnel"), "{text}");
+        assert!(text.contains("Where it breaks: upgrade: let the load balancer pass WebSocket upgrades"), "{text}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `doctor` through a load balancer holding a certificate from the cluster CA: it
+/// says what it can know (the proxy CA signed it; the probe shows a load balancer
+/// presents it), and the path through the upgrade works end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_through_apache_with_the_cluster_certificate() {
+    if !have("apache2") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(REAL_IDLE.pings).await;
+        let pki = LbPki::cluster_cert(srv.dir.path());
+        let apache = lb::apache(&pki, srv.addr, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let doctor = |addr: String| {
+            let home = tempfile::tempdir().unwrap();
+            let mut c = oneport(home.path());
+            c.args(["--proxy", &addr, "--identity"]).arg(&id).args(["doctor", "--resource", "app/echo"]);
+            async move {
+                let out = c.output().await.unwrap();
+                (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), home)
+            }
+        };
+        let signed = "signed by the proxy CA (the routing server, or a load balancer holding a certificate from the cluster CA: the ALPN probe tells which)";
+        let held = "[--]   TLS          the certificate from the proxy CA is presented by a load balancer, not the routing server";
+        let (code, out, _h) = doctor(apache.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(signed), "{out}");
+        assert!(out.contains(held), "{out}");
+        assert!(out.contains("[ok]   upgrade      the load balancer passes the connection upgrade"), "{out}");
+        assert!(out.contains("[ok]   backend      proxy "), "{out}");
+        // Straight to the routing server: the same certificate, no load balancer.
+        let (code, out, _h) = doctor(srv.addr.to_string()).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains(signed), "{out}");
+        assert!(!out.contains(held), "{out}");
+        assert!(out.contains("[--]   upgrade      not needed: ALPN and SNI reach the server"), "{out}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A load balancer whose idle timeout (1 s) is below the server's `ping_interval`
+/// (30 s) cuts idle sessions; the local proxy says why, in the user's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cut_names_the_ping_interval() {
+    if !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let srv = server_with_echo_pinging(Duration::from_secs(30)).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(1)).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.env("SSL_CERT_FILE", &pki.ca)
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["proxy", "app", "echo"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = tokio::spawn(async move {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all).await;
+            all
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let mut line = String::new();
+                let n = tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line).await.unwrap();
+                assert!(n > 0, "proxy app exited without printing an address");
+                if let Some(a) = find_loopback_addr(&line) {
+                    return a;
+                }
+            }
+        })
+        .await
+        .expect("no address within 60s");
+        tokio::spawn(async move { while tokio::io::AsyncReadExt::read(&mut stdout, &mut [0u8; 512]).await.is_ok_and(|n| n > 0) {} });
+        cut_when_idle(addr, Duration::from_secs(3), "nginx 1 s idle, pings every 30 s").await;
+        let _ = child.kill().await;
+        let err = errors.await.unwrap();
+        assert!(
+            err.contains("connection to app echo through ")
+                && err.contains(" ended: the load balancer closed an idle connection: the server's ping_interval must be below its idle timeout"),
+            "{err}"
+        );
+        assert!(!err.contains("WebSocket protocol error"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}

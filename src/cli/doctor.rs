@@ -1,6 +1,7 @@
 //! `oneport doctor`: walks the path to the proxy layer by layer (identity, DNS,
 //! HTTPS_PROXY, TCP, TLS and who signed the certificate, ALPN probe, upgrade, mutual
-//! TLS and the web API, resources) and says in plain words where it breaks.
+//! TLS and the web API, resources, and with `--resource` the route, the tunnel and
+//! the server's own dial to the backend) and says in plain words where it breaks.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,13 +17,13 @@ use crate::client::webapi;
 use crate::net::tls::{self, Trust};
 use crate::proto::db::DbProtocol;
 use crate::proto::naming::{AppKind, Kind, Protocol, ResourceRef};
-use crate::proto::upgrade::Sub;
 use crate::proto::webapi::Outcome;
 
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Also check one resource, as KIND/NAME (kinds: node, db, app, kube).
+    /// Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route,
+    /// its tunnel, and whether the server reaches its backend.
     #[arg(long, value_name = "KIND/NAME")]
     pub resource: Option<String>,
 }
@@ -55,6 +56,14 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     let dialer = Arc::new(Dialer::new(ctx.clone()));
     let mut r = Report { failed: None };
     println!("oneport doctor: proxy {}", ctx.proxy);
+    // A resource that cannot be named fails before anything touches the network.
+    let resource = match a.resource.as_deref().map(parse_resource).transpose() {
+        Ok(x) => x,
+        Err(msg) => {
+            r.fail("resource", msg, "use node/web1, db/pg1, app/grafana or kube/dev");
+            return Ok(finish(r));
+        }
+    };
 
     identity_layer(&mut r, &ctx);
     let Some(opts) = environment_layer(&mut r, &dialer) else { return Ok(finish(r)) };
@@ -62,11 +71,11 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
         return Ok(finish(r));
     }
     let Some(io) = tcp_layer(&mut r, &dialer).await else { return Ok(finish(r)) };
-    tls_layer(&mut r, &ctx, io).await;
-    upgrade_layer(&mut r, &dialer).await;
+    let by_proxy_ca = tls_layer(&mut r, &ctx, io).await;
+    upgrade_layer(&mut r, &dialer, by_proxy_ca).await;
     web_api_layer(&mut r, &dialer).await;
-    if let Some(spec) = &a.resource {
-        resource_layer(&mut r, &dialer, spec).await;
+    if let Some(res) = &resource {
+        resource_layer(&mut r, &dialer, res).await;
     }
     Ok(finish(r))
 }
@@ -143,7 +152,9 @@ async fn tcp_layer(r: &mut Report, dialer: &Dialer) -> Option<crate::net::io::Bo
 
 /// Whether an upgrade is needed (override or probe) and, if so, whether the load
 /// balancer passes it.
-async fn upgrade_layer(r: &mut Report, dialer: &Dialer) {
+/// `by_proxy_ca`: the TLS layer saw a certificate from the proxy CA, which an
+/// upgrade verdict shows a load balancer holds.
+async fn upgrade_layer(r: &mut Report, dialer: &Dialer, by_proxy_ca: bool) {
     let decision = match dialer.path_options().ok().and_then(|o| o.upgrade_override) {
         Some(v) => {
             r.info("ALPN", format!("probe skipped: {}={v}", detect::OVERRIDE_VAR));
@@ -155,8 +166,12 @@ async fn upgrade_layer(r: &mut Report, dialer: &Dialer) {
             p.required
         }
     };
+    if decision && by_proxy_ca {
+        r.info("TLS", "the certificate from the proxy CA is presented by a load balancer, not the routing server");
+    }
     if decision {
-        match dialer.upgrade_only(Sub::Alpn).await {
+        // The upgrade and the TLS inside it: a 101 that opens no tunnel fails here.
+        match dialer.dial_upgraded(&Target::web(dialer.context())).await {
             Ok(_) => r.ok("upgrade", "the load balancer passes the connection upgrade"),
             Err(e) => r.fail(
                 "upgrade",
@@ -198,12 +213,18 @@ async fn web_api_layer(r: &mut Report, dialer: &Dialer) {
     }
 }
 
-async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
+/// Who answers TLS on the proxy's address and who signed its certificate; true when
+/// the proxy CA did (the routing server, or a load balancer holding such a
+/// certificate: the ALPN probe tells which).
+async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) -> bool {
     let look = Trust { insecure: true, ..Trust::default() };
-    let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return };
+    let Ok(cfg) = tls::client_config(&look, None, vec![]) else { return false };
     let name = match tls::server_name(&ctx.proxy.host) {
         Ok(n) => n,
-        Err(e) => return r.fail("TLS", e, "fix the proxy address"),
+        Err(e) => {
+            r.fail("TLS", e, "fix the proxy address");
+            return false;
+        }
     };
     let proxy = ctx.proxy.to_string();
     let limit = crate::client::dial::HANDSHAKE_TIMEOUT;
@@ -211,17 +232,20 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
         Ok(t) => t,
         Err(crate::net::connect::TlsFailure::Failed(e)) => {
             let msg = tls::explain_client_error(&e, &proxy);
-            return r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
+            r.fail("TLS", msg, "the port does not speak TLS, or a middlebox cuts it");
+            return false;
         }
         Err(timeout @ crate::net::connect::TlsFailure::Timeout(_)) => {
             let timeout = timeout.into_error(crate::error::Layer::Routing, &proxy, |_| String::new());
             let hint = "something accepts TCP but does not speak TLS (a stalled middlebox?)";
-            return r.fail("TLS", timeout.to_string(), hint);
+            r.fail("TLS", timeout.to_string(), hint);
+            return false;
         }
     };
     let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
     let Some((leaf, intermediates)) = chain.split_first() else {
-        return r.fail("TLS", "no certificate presented", "the server must present a certificate");
+        r.fail("TLS", "no certificate presented", "the server must present a certificate");
+        return false;
     };
     let (leaf, intermediates) = (leaf.clone(), intermediates.to_vec());
     let (subject, issuer) = match x509_parser::parse_x509_certificate(&leaf) {
@@ -250,7 +274,7 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
     let by_system = verify(Trust { system: true, ..Trust::default() }).await == Some(true);
     let who = format!("certificate \"{subject}\" issued by \"{issuer}\"");
     if by_proxy_ca {
-        r.ok("TLS", format!("{who}: signed by the proxy CA (the routing server answers directly)"));
+        r.ok("TLS", format!("{who}: signed by the proxy CA (the routing server, or a load balancer holding a certificate from the cluster CA: the ALPN probe tells which)"));
     } else if by_lb_ca {
         r.ok("TLS", format!("{who}: signed by the --ca CA (a load balancer or TLS proxy answers)"));
     } else if by_system {
@@ -264,18 +288,25 @@ async fn tls_layer(r: &mut Report, ctx: &Context, io: crate::net::io::BoxIo) {
             "give --ca with the CA that signs this certificate",
         );
     }
+    by_proxy_ca
 }
 
-async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
-    let parsed = spec.split_once('/').and_then(|(k, n)| Some((k.parse::<Kind>().ok()?, n.to_string())));
-    let Some((kind, name)) = parsed else {
-        return r.fail(
-            "resource",
-            format!("{spec:?} is not KIND/NAME"),
-            "use node/web1, db/pg1, app/grafana or kube/dev",
-        );
+/// `KIND/NAME` for `--resource`, checked as the web API would (pure).
+///
+/// # Errors
+/// The sentence saying what is wrong.
+fn parse_resource(spec: &str) -> Result<ResourceRef, String> {
+    let Some((kind, name)) = spec.split_once('/') else {
+        return Err(format!("{spec:?} is not KIND/NAME"));
     };
-    let res = match webapi::resolve(dialer, &ResourceRef::new(kind, name.clone())).await {
+    let kind = kind.parse::<Kind>().map_err(|_| format!("{spec:?}: {kind:?} is not a kind (node, db, app or kube)"))?;
+    webapi::check_name(kind, name).map_err(|e| format!("--resource {spec:?}: {e}"))?;
+    Ok(ResourceRef::new(kind, name.to_string()))
+}
+
+async fn resource_layer(r: &mut Report, dialer: &Dialer, res_ref: &ResourceRef) {
+    let (kind, name) = (res_ref.kind, res_ref.name.clone());
+    let res = match webapi::resolve(dialer, res_ref).await {
         Ok(res) if res.outcome == Outcome::Allowed => res,
         Ok(res) => return r.fail("route", res.message.clone(), &res.message),
         Err(e) => return r.fail("route", e.to_string(), "see the error above"),
@@ -295,7 +326,16 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, spec: &str) {
             let alpn = d.alpn.map(|a| a.to_string()).unwrap_or_else(|| "none".into());
             r.ok("tunnel", format!("TLS to {} negotiated ALPN {alpn}", target.sni));
         }
-        Err(e) => r.fail("tunnel", e.to_string(), "the route resolves but the tunnel does not open"),
+        Err(e) => return r.fail("tunnel", e.to_string(), "the route resolves but the tunnel does not open"),
+    }
+    // The last hop: the server dials the backend, as a connection would.
+    match webapi::reach(dialer, res_ref).await {
+        Ok(answer) if answer.ok => r.ok("backend", &answer.message),
+        Ok(answer) => r.fail("backend", &answer.message, "the proxy cannot reach the backend: see the sentence above"),
+        Err(crate::error::Error::WebApiStatus { status: hyper::StatusCode::NOT_FOUND, .. }) => {
+            r.info("backend", "not checked: this server has no /webapi/reach (it is older than this client)")
+        }
+        Err(e) => r.fail("backend", e.to_string(), "the proxy could not say whether it reaches the backend"),
     }
 }
 
@@ -309,5 +349,20 @@ fn finish(r: Report) -> u8 {
             println!("Where it breaks: {where_}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_specs_are_checked_before_the_network() {
+        assert_eq!(parse_resource("app/grafana"), Ok(ResourceRef::new(Kind::App, "grafana".to_string())));
+        assert_eq!(parse_resource("db/pg1").map(|r| r.kind), Ok(Kind::Db));
+        assert_eq!(parse_resource("grafana").unwrap_err(), r#""grafana" is not KIND/NAME"#);
+        assert_eq!(parse_resource("pod/x").unwrap_err(), r#""pod/x": "pod" is not a kind (node, db, app or kube)"#);
+        assert!(parse_resource("app/Bad_Name").unwrap_err().contains("lowercase letters, digits and '-'"));
+        assert!(parse_resource("app/").is_err());
     }
 }

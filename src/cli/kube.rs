@@ -138,6 +138,16 @@ pub async fn login(g: &Global, a: KubeLoginArgs) -> anyhow::Result<u8> {
     let plan = kubeconfig::plan(&chain, &files, &stanzas, !a.no_switch);
     kubeconfig::write(&plan)?;
     record_entries(&ctx, &plan.written);
+    // One request through the route, as kubectl's first would be: a cluster the
+    // server cannot reach is said now, with the server's sentence.
+    if let Err(why) = crate::client::local::kube::check_cluster(&dialer, &a.name).await {
+        crate::cli::tell!(
+            "WARNING: kube cluster {} does not answer through proxy {}: {why}\nThe kubeconfig entries are \
+             written; kubectl fails the same way until the server reaches the API server.",
+            a.name,
+            ctx.proxy
+        );
+    }
     let user = ping.caller.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| ctx.identity.caller.user.clone());
     crate::cli::say!(
         "Logged in to kube cluster {} through proxy {} as {user}: context {context_name} in {}.",

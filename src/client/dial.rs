@@ -21,7 +21,7 @@ use crate::client::context::Context;
 use crate::client::profile::{Dirs, Profile, UpgradeCache};
 use crate::client::upgrade::proxy_env::{self, HttpProxy};
 use crate::client::upgrade::{self, detect};
-use crate::error::{EnvError, Error, Layer, Result};
+use crate::error::{EnvError, Error, Layer, Refusal, Result};
 use crate::net::connect;
 use crate::net::io::BoxIo;
 use crate::net::ping::PingStream;
@@ -61,11 +61,13 @@ pub struct Dialed {
     pub stream: BoxIo,
     /// The negotiated ALPN.
     pub alpn: Option<Alpn>,
+    /// Through a load balancer's connection upgrade (else straight to the router).
+    pub upgraded: bool,
 }
 
 impl std::fmt::Debug for Dialed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dialed").field("alpn", &self.alpn).finish_non_exhaustive()
+        f.debug_struct("Dialed").field("alpn", &self.alpn).field("upgraded", &self.upgraded).finish_non_exhaustive()
     }
 }
 
@@ -361,12 +363,46 @@ impl Dialer {
     }
 
     async fn dial_path(&self, upgrade: bool, target: &Target) -> std::result::Result<Dialed, Failure> {
-        let transport = if upgrade {
-            self.upgraded(Sub::for_alpn(&target.alpn)).await?
+        let (transport, no_tunnel) = if upgrade {
+            let (io, no_tunnel) = self.upgraded(Sub::for_alpn(&target.alpn)).await?;
+            (io, Some(no_tunnel))
         } else {
-            self.tcp().await.map_err(Failure::Final)?
+            (self.tcp().await.map_err(Failure::Final)?, None)
         };
-        self.handshake(Box::new(crate::net::io::NoHalfClose(transport)), target).await
+        let mut d = self.handshake(Box::new(crate::net::io::NoHalfClose(transport)), target, no_tunnel).await?;
+        d.upgraded = upgrade;
+        Ok(d)
+    }
+
+    /// Dials `target` again through the upgrade after a direct dial reached
+    /// something that terminates TLS in front of the router (the web API's "client
+    /// certificate is required" on a connection that presented one). `None` when
+    /// the environment fixes the decision. The caller adopts the upgrade with
+    /// [`Dialer::adopt_upgrade`] once the answer through it proves right.
+    ///
+    /// # Errors
+    /// The upgraded dial's own error.
+    pub async fn redial_upgraded(&self, target: &Target) -> Result<Option<Dialed>> {
+        if self.decision().await?.fixed {
+            return Ok(None);
+        }
+        self.dial_path(true, target).await.map(Some).map_err(Failure::into_error)
+    }
+
+    /// Makes the upgrade the answer (and the profile's cache), `why` saying what
+    /// proved the direct path wrong.
+    ///
+    /// # Errors
+    /// When the environment is invalid.
+    pub async fn adopt_upgrade(&self, why: &str) -> Result<()> {
+        let d = self.decision().await?;
+        if d.fixed || d.cache.required {
+            return Ok(());
+        }
+        debug!(reason = why, "the direct path reached something that terminates TLS; using the upgrade");
+        let reason = format!("switched to upgrade required after: {why}");
+        self.switch(Decision { cache: UpgradeCache { required: true, reason }, ..d }).await;
+        Ok(())
     }
 
     /// TCP to the proxy, through `HTTPS_PROXY` when set (for `doctor`).
@@ -377,12 +413,13 @@ impl Dialer {
         self.tcp().await
     }
 
-    /// Opens the upgraded outer hop with sub-protocol `sub` (for `doctor`).
+    /// Dials `target` through the upgrade, whatever the decision (for `doctor`:
+    /// a 101 that opens no tunnel shows here).
     ///
     /// # Errors
-    /// The layer-specific upgrade error.
-    pub async fn upgrade_only(&self, sub: Sub) -> Result<BoxIo> {
-        self.upgraded(sub).await.map_err(Failure::into_error)
+    /// The layer-specific upgrade error, or the TLS-routing one inside.
+    pub async fn dial_upgraded(&self, target: &Target) -> Result<Dialed> {
+        self.dial_path(true, target).await.map_err(Failure::into_error)
     }
 
     /// TCP to the proxy, through `HTTPS_PROXY` when set.
@@ -406,31 +443,30 @@ impl Dialer {
         })
     }
 
-    /// The outer hop through a load balancer: TLS to it, then the upgrade.
-    async fn upgraded(&self, sub: Sub) -> std::result::Result<BoxIo, Failure> {
+    /// The outer hop through a load balancer: TLS to it, then the upgrade; with the
+    /// error to report if the TLS inside is then cut (the 101 opened no tunnel).
+    async fn upgraded(&self, sub: Sub) -> std::result::Result<(BoxIo, Error), Failure> {
         let mode = self.options().map_err(Failure::Final)?.mode;
         let lb = self.ctx.proxy.to_string();
-        let refused = |websocket, legacy| {
-            Failure::Path(Error::Upgrade {
-                lb: lb.clone(),
-                path: crate::proto::upgrade::PATH,
-                sub: sub.name(),
-                websocket,
-                legacy,
-            })
+        let error = |websocket, legacy| Error::Upgrade {
+            lb: lb.clone(),
+            path: crate::proto::upgrade::PATH,
+            sub: sub.name(),
+            websocket,
+            legacy,
         };
         let ws_refusal = match mode {
             Mode::Legacy => None,
             Mode::WebSocket => match upgrade::http::websocket(self.outer_tls().await?, &lb, sub).await {
-                Ok(io) => return Ok(io),
+                Ok(io) => return Ok((io, error(Some(Refusal::NoTunnel), None))),
                 // 400/404: the load balancer may pass only the legacy upgrade.
                 Err(r) if matches!(r.status().map(|s| s.as_u16()), Some(400 | 404)) => Some(r),
-                Err(r) => return Err(refused(Some(r), None)),
+                Err(r) => return Err(Failure::Path(error(Some(r), None))),
             },
         };
         match upgrade::http::legacy(self.outer_tls().await?, &lb, sub).await {
-            Ok(io) => Ok(io),
-            Err(r) => Err(refused(ws_refusal, Some(r))),
+            Ok(io) => Ok((io, error(ws_refusal, Some(Refusal::NoTunnel)))),
+            Err(r) => Err(Failure::Path(error(ws_refusal, Some(r)))),
         }
     }
 
@@ -446,8 +482,14 @@ impl Dialer {
         Ok(Box::new(tls))
     }
 
-    /// Runs the TLS-routing handshake over `io`.
-    async fn handshake(&self, io: BoxIo, target: &Target) -> std::result::Result<Dialed, Failure> {
+    /// Runs the TLS-routing handshake over `io`; `no_tunnel` is the error to report
+    /// when `io` came through an upgrade and the handshake is cut or stalls.
+    async fn handshake(
+        &self,
+        io: BoxIo,
+        target: &Target,
+        no_tunnel: Option<Error>,
+    ) -> std::result::Result<Dialed, Failure> {
         let proxy = self.ctx.proxy.to_string();
         let name = tls::server_name(&target.sni)
             .map_err(|_| Failure::Final(Error::config(format!("{:?} is not a valid TLS server name", target.sni))))?;
@@ -458,9 +500,15 @@ impl Dialer {
         let tls = match connect::tls(io, config, name, HANDSHAKE_TIMEOUT).await {
             Ok(t) => t,
             Err(f @ connect::TlsFailure::Timeout(_)) => {
-                return Err(Failure::Path(f.into_error(Layer::Routing, &peer, |_| String::new())))
+                return Err(Failure::Path(match no_tunnel {
+                    Some(e) => e,
+                    None => f.into_error(Layer::Routing, &peer, |_| String::new()),
+                }))
             }
             Err(connect::TlsFailure::Failed(e)) => {
+                if let (Some(no_tunnel), true) = (no_tunnel, tls::is_cut(&e)) {
+                    return Err(Failure::Path(no_tunnel));
+                }
                 let err = tls::client_error(&e, &proxy, &peer);
                 return Err(if tls::is_path_error(&e) { Failure::Path(err) } else { Failure::Final(err) });
             }
@@ -479,6 +527,6 @@ impl Dialer {
             Some(a) if a.ping => Box::new(PingStream::new(tls, None)),
             _ => Box::new(tls),
         };
-        Ok(Dialed { stream, alpn })
+        Ok(Dialed { stream, alpn, upgraded: false })
     }
 }

@@ -299,8 +299,13 @@ pub async fn forward_with(
     resp.map(|b| b.boxed_unsync())
 }
 
-/// The error answer for a request to `path` that failed with upstream `name`.
+/// The error answer for a request to `path` that failed with upstream `name`
+/// (logged: the caller's tool may show only part of it). An upstream that cannot
+/// be reached is a 502: client-go replaces the text of a 503 on discovery paths
+/// with "the server is currently unable to handle the request", but shows it for
+/// a 502 (and a `Status` 502 elsewhere is printed with its message).
 pub fn error_response(path: &str, name: &str, e: &Error) -> Response<Body> {
+    tracing::info!(upstream = %name, %path, error = %e, "upstream request failed");
     let (code, msg) = match e {
         Error::Refused(msg) => (StatusCode::FORBIDDEN, msg.clone()),
         Error::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
@@ -309,7 +314,7 @@ pub fn error_response(path: &str, name: &str, e: &Error) -> Response<Body> {
         | Error::WebApiStatus { .. }
         | Error::ProxyConnect { .. }
         | Error::Upgrade { .. } => (StatusCode::BAD_GATEWAY, e.to_string()),
-        other => (StatusCode::SERVICE_UNAVAILABLE, format!("{name} is unreachable: {other}")),
+        other => (StatusCode::BAD_GATEWAY, format!("{name} is unreachable: {other}")),
     };
     kube_status::for_path(path, code, &msg)
 }
@@ -430,6 +435,6 @@ mod tests {
         let r = error_response("/api/v1/pods", "kube cluster dev", &Error::Refused("access denied".into()));
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let r = error_response("/api", "dev", &Error::Io(std::io::ErrorKind::ConnectionRefused.into()));
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     }
 }

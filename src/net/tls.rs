@@ -391,6 +391,8 @@ pub fn is_path_error(err: &std::io::Error) -> bool {
     use rustls::AlertDescription as A;
     match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::AlertReceived(A::NoApplicationProtocol)) => true,
+        // Apache's mod_ssl answers an ALPN it does not know with `http/1.1`.
+        Some(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol)) => true,
         Some(rustls::Error::InvalidCertificate(c)) => matches!(
             c,
             CertificateError::UnknownIssuer
@@ -413,6 +415,13 @@ pub fn explain_lb_error(err: &std::io::Error, lb: &str) -> String {
     }
 }
 
+/// Whether a client handshake ended with the connection cut (EOF or reset) before
+/// the peer said anything in TLS.
+pub fn is_cut(err: &std::io::Error) -> bool {
+    err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_none()
+        && matches!(err.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset)
+}
+
 /// Turns a rustls error seen by a client into plain words with a hint.
 pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
     let inner = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
@@ -422,6 +431,9 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
             "{proxy} does not route this protocol (TLS alert no_application_protocol); if a layer 7 load balancer sits in front, set ONEPORT_TLS_ROUTING_CONN_UPGRADE=true"
         ),
         Some(rustls::Error::AlertReceived(A::AccessDenied)) => format!("{proxy} refused the connection (access denied)"),
+        Some(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol)) => format!(
+            "{proxy} answered with an ALPN protocol we never offered: a layer 7 load balancer terminates TLS in front of the proxy; set ONEPORT_TLS_ROUTING_CONN_UPGRADE=true"
+        ),
         Some(rustls::Error::AlertReceived(A::UnknownCA)) => {
             format!("{proxy} does not trust the client certificate (unknown CA): the identity was issued by another cluster")
         }
@@ -461,8 +473,116 @@ fn not_verified(proxy: &str, alert: &str) -> String {
     )
 }
 
+/// Says in words why a TLS handshake the server made towards a backend (`who`:
+/// "the API server", "the database") failed, with what to configure (pure). The
+/// webpki names (`CaUsedAsEndEntity`, `UnknownIssuer`, ...) become sentences; no
+/// library URL ever reaches the user.
+pub fn explain_backend_error(err: &std::io::Error, who: &str) -> String {
+    use rustls::AlertDescription as A;
+    use CertificateError as C;
+    let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match err.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                format!("{who} closed the connection during the TLS handshake: is that port speaking TLS?")
+            }
+            _ => format!("TLS handshake with {who} failed: {}", strip_urls(&err.to_string())),
+        };
+    };
+    match inner {
+        rustls::Error::InvalidCertificate(c) => match c {
+            // webpki's own errors come through as text (`Other`).
+            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
+                format!("{who} presents a CA certificate as its own; configure the CA that signed it")
+            }
+            C::Other(o) if o.to_string().contains("EndEntityUsedAsCa") => {
+                format!("{who}'s certificate chain uses a server certificate as a CA; configure the real CA")
+            }
+            C::Other(o) if o.to_string().contains("RequiredEkuNotFound") => {
+                format!("{who}'s certificate is not meant for TLS servers (no serverAuth extended key usage)")
+            }
+            C::UnknownIssuer => {
+                format!("{who} presents a certificate not signed by the configured CA; configure the CA that signed it")
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "{who}'s certificate is not valid for the name the server checks (the host of its address, or its configured server name); use a name the certificate carries"
+            ),
+            C::Expired | C::ExpiredContext { .. } => format!("{who}'s certificate has expired; renew it"),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                format!("{who}'s certificate is not valid yet; check the clocks of both machines")
+            }
+            C::Revoked => format!("{who}'s certificate has been revoked"),
+            C::BadSignature | C::UnsupportedSignatureAlgorithmContext { .. } => {
+                format!("{who}'s certificate has a bad or unsupported signature")
+            }
+            C::BadEncoding => format!("{who}'s certificate does not parse"),
+            other => format!("{who}'s certificate is refused ({})", strip_urls(&format!("{other:?}"))),
+        },
+        rustls::Error::AlertReceived(A::CertificateRequired) => {
+            format!("{who} requires a client certificate; configure one for the server to present")
+        }
+        rustls::Error::AlertReceived(A::BadCertificate | A::UnknownCA | A::CertificateUnknown) => {
+            format!("{who} refused the server's client certificate; configure one it trusts")
+        }
+        rustls::Error::AlertReceived(a) => format!("{who} ended the TLS handshake (alert {a:?})"),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            format!("{who} does not speak TLS on that port")
+        }
+        rustls::Error::NoApplicationProtocol | rustls::Error::PeerIncompatible(_) => {
+            format!("{who} and the server share no TLS version, cipher or protocol")
+        }
+        other => format!("TLS handshake with {who} failed: {}", strip_urls(&other.to_string())),
+    }
+}
+
+/// `text` without any `https://...` word (library messages point at their docs).
+fn strip_urls(text: &str) -> String {
+    text.split(' ')
+        .filter(|w| !w.starts_with("https://"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(':')
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn backend_tls_errors_in_words() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as E, OtherError};
+        let io = |e: E| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        // What rustls wraps webpki's `CaUsedAsEndEntity` in (webpki's Display is its Debug).
+        #[derive(Debug)]
+        struct CaUsedAsEndEntity;
+        impl std::fmt::Display for CaUsedAsEndEntity {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{self:?}")
+            }
+        }
+        impl std::error::Error for CaUsedAsEndEntity {}
+        let ca_as_leaf = io(E::InvalidCertificate(C::Other(OtherError(std::sync::Arc::new(CaUsedAsEndEntity)))));
+        assert_eq!(
+            super::explain_backend_error(&ca_as_leaf, "the API server"),
+            "the API server presents a CA certificate as its own; configure the CA that signed it"
+        );
+        assert_eq!(
+            super::explain_backend_error(&io(E::InvalidCertificate(C::UnknownIssuer)), "the API server"),
+            "the API server presents a certificate not signed by the configured CA; configure the CA that signed it"
+        );
+        assert_eq!(
+            super::explain_backend_error(&io(E::InvalidCertificate(C::Expired)), "the database"),
+            "the database's certificate has expired; renew it"
+        );
+        assert_eq!(
+            super::explain_backend_error(&io(E::AlertReceived(A::CertificateRequired)), "the API server"),
+            "the API server requires a client certificate; configure one for the server to present"
+        );
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed: https://docs.rs/x");
+        let m = super::explain_backend_error(&eof, "the database");
+        assert_eq!(m, "the database closed the connection during the TLS handshake: is that port speaking TLS?");
+        let other = std::io::Error::other("odd: https://docs.rs/rustls");
+        assert!(!super::explain_backend_error(&other, "x").contains("https://"));
+    }
+
     #[test]
     fn a_cut_connection_is_explained_without_a_url() {
         // What tokio-rustls reports when the server goes away mid-session (found by

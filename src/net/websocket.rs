@@ -4,6 +4,10 @@
 //! EOF. On the server's `alpn-ping` side the stream also sends a Ping every interval,
 //! from `poll_read` like [`crate::net::ping::PingStream`].
 //!
+//! On the client's side ([`WsStream::through_load_balancer`]) a connection dropped
+//! without a Close after a quiet spell is said to be what it almost always is: the
+//! load balancer's idle timeout, shorter than the server's pings.
+//!
 //! Shutting down the write side only flushes: a WebSocket Close would end both
 //! directions, while the TLS inside already carries its own half-close (close_notify).
 
@@ -15,6 +19,7 @@ use std::time::Duration;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
@@ -47,6 +52,27 @@ pub struct WsStream<S> {
     eof: bool,
     pinger: Option<Interval>,
     ping_due: bool,
+    /// When the last message (data or control) arrived.
+    last_rx: Instant,
+    /// Name idle cuts in words (the client's side, through a load balancer).
+    name_idle_cuts: bool,
+}
+
+/// How long without a message before a dropped connection counts as an idle cut.
+pub const IDLE_CUT_AFTER: Duration = Duration::from_millis(500);
+
+/// What a connection dropped without a Close after [`IDLE_CUT_AFTER`] is said to be.
+pub const IDLE_CUT: &str =
+    "the load balancer closed an idle connection: the server's ping_interval must be below its idle timeout";
+
+/// What a connection dropped without a Close while busy is said to be.
+pub const CUT: &str = "the load balancer dropped the connection without a WebSocket close (the server stopped, or the load balancer cut it)";
+
+/// The error for a connection reset without a Close, `quiet` after the last
+/// message (pure).
+pub fn reset_error(quiet: Duration) -> io::Error {
+    let msg = if quiet >= IDLE_CUT_AFTER { IDLE_CUT } else { CUT };
+    io::Error::new(io::ErrorKind::ConnectionAborted, msg)
 }
 
 impl<S> WsStream<S> {
@@ -57,7 +83,22 @@ impl<S> WsStream<S> {
             iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
             iv
         });
-        WsStream { ws, pending: Bytes::new(), eof: false, pinger, ping_due: false }
+        WsStream {
+            ws,
+            pending: Bytes::new(),
+            eof: false,
+            pinger,
+            ping_due: false,
+            last_rx: Instant::now(),
+            name_idle_cuts: false,
+        }
+    }
+
+    /// The client's side of an upgrade through a load balancer: a drop without a
+    /// Close is reported as [`IDLE_CUT`] or [`CUT`], not as a protocol error.
+    pub fn through_load_balancer(mut self) -> Self {
+        self.name_idle_cuts = true;
+        self
     }
 }
 
@@ -103,8 +144,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+            let next = ready!(Pin::new(&mut this.ws).poll_next(cx));
+            if let Some(Ok(_)) = next {
+                this.last_rx = Instant::now();
+            }
+            match next {
                 None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => this.eof = true,
+                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) if this.name_idle_cuts => {
+                    return Poll::Ready(Err(reset_error(this.last_rx.elapsed())));
+                }
                 Some(Err(WsError::Capacity(e))) => {
                     // Say why (Close 1009) rather than just dropping the connection.
                     let frame = CloseFrame { code: CloseCode::Size, reason: TOO_BIG_REASON.into() };
@@ -151,6 +199,17 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[test]
+    fn resets_are_named_by_how_long_it_was_quiet() {
+        let idle = super::reset_error(Duration::from_secs(5));
+        assert_eq!(idle.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(
+            idle.to_string(),
+            "the load balancer closed an idle connection: the server's ping_interval must be below its idle timeout"
+        );
+        assert!(super::reset_error(Duration::from_millis(10)).to_string().contains("without a WebSocket close"));
+    }
 
     #[tokio::test]
     async fn carries_bytes_and_pings() {

@@ -1,6 +1,7 @@
 //! The web API's answers, as both ends read and write them: `GET /webapi/ping` (who
 //! the server is and what the caller may use) and `GET /webapi/resolve` (why a
-//! resource cannot be reached, for client error messages).
+//! resource cannot be reached, for client error messages) and `GET /webapi/reach`
+//! (whether the server reaches the resource's backend now, for `doctor`).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,10 @@ impl std::fmt::Display for Outcome {
         f.write_str(self.as_str())
     }
 }
+
+/// The web route's answer (401) to a request that needs a client certificate and
+/// came without one.
+pub const CERT_REQUIRED: &str = "a client certificate is required";
 
 /// The request path of `/webapi/resolve` for `r`.
 pub fn resolve_path(r: &ResourceRef) -> String {
@@ -166,6 +171,21 @@ pub struct ResolveResponse {
     pub protocol: Option<String>,
 }
 
+/// The request path of `/webapi/reach` for `r` (same query as resolve).
+pub fn reach_path(r: &ResourceRef) -> String {
+    resolve_path(r).replacen("/webapi/resolve", "/webapi/reach", 1)
+}
+
+/// The `/webapi/reach` answer: whether the server could reach the resource's
+/// backend just now, and the sentence saying so (or why not).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReachResponse {
+    /// The backend answered (or the resource needs no backend dial).
+    pub ok: bool,
+    /// A sentence for the user: what was reached, or the server's reason.
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +198,14 @@ mod tests {
         }
         let r: ResolveResponse = serde_json::from_str(r#"{"outcome":"denied","message":"no"}"#).unwrap();
         assert_eq!(r.outcome, Outcome::Denied);
+    }
+
+    #[test]
+    fn reach_path_takes_the_resolve_query() {
+        let r = ResourceRef::new(Kind::App, "grafana");
+        assert_eq!(reach_path(&r), "/webapi/reach?kind=app&name=grafana");
+        let back: ReachResponse = serde_json::from_str(r#"{"ok":false,"message":"down"}"#).unwrap();
+        assert_eq!(back, ReachResponse { ok: false, message: "down".into() });
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::net::tls::{self, Trust};
 use crate::proto::db::{handshake, postgres, DbProtocol};
 use crate::proto::http;
 use crate::proto::naming::AppKind;
+use crate::proto::webapi::ReachResponse;
 use crate::server::config::{Config, Database};
 use crate::server::routes::{ResourceRoute, Target};
 use crate::server::Server;
@@ -83,6 +84,66 @@ pub async fn serve(
     }
 }
 
+/// Whether the server reaches the backend of `r` now (`/webapi/reach`, asked by
+/// `doctor`, for a caller the resource allows): the dial a connection makes (and
+/// the TLS, for databases with `tls` and kube clusters) under the same deadlines,
+/// then it hangs up without a byte of the protocol. A node on the server's own
+/// listener is refused as a connection would be. The address stays in the log.
+pub async fn reach(srv: &Server, r: &crate::proto::naming::ResourceRef) -> ReachResponse {
+    use crate::proto::naming::Kind;
+    let proxy = &srv.cfg.public_addr;
+    let what = format!("{} {}", r.kind.noun(), r.name);
+    let result = match r.kind {
+        Kind::Node => match srv.table.node(&r.name).map(|n| n.dial_addr(r.port)) {
+            None => Err(Error::config("no such node")),
+            Some(Err(refusal)) => return ReachResponse { ok: false, message: refusal.sentence(proxy) },
+            Some(Ok(addr)) => match own_listener(srv, &r.name, &addr).await {
+                Some(sentence) => return ReachResponse { ok: false, message: sentence },
+                None => dial(srv, &addr).await.map(drop),
+            },
+        },
+        Kind::App => match srv.table.app(&r.name) {
+            None => Err(Error::config("no such app")),
+            Some(a) => dial(srv, &a.addr).await.map(drop),
+        },
+        Kind::Db => match srv.table.database(&r.name) {
+            None => Err(Error::config("no such database")),
+            Some(d) => match dial(srv, &d.addr).await {
+                Ok(tcp) if d.tls.is_some() => db_tls(srv, d, tcp).await.map(drop),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
+        },
+        Kind::Kube => match srv.kube.get(&r.name) {
+            None => Err(Error::config("no such kube cluster")),
+            Some(up) => up.reach().await,
+        },
+    };
+    match result {
+        Ok(()) => ReachResponse { ok: true, message: format!("proxy {proxy} reaches the backend of {what}") },
+        Err(e) => {
+            info!(resource = %what, error = %e, "reach: backend unreachable");
+            ReachResponse {
+                ok: false,
+                message: format!(
+                    "{what} is unreachable from proxy {proxy} ({}); the proxy's log has the details",
+                    short_reason(&e)
+                ),
+            }
+        }
+    }
+}
+
+/// A backend failure without the backend's address (which stays in the log).
+fn short_reason(err: &Error) -> String {
+    match err {
+        Error::Connect { cause, .. } => cause.to_string(),
+        Error::Timeout { phase, limit, .. } => format!("{phase} timed out after {limit:?}"),
+        Error::Tls { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// For a database, tells the client in its own protocol that the database cannot be
 /// reached (so psql and mysql print it); an HTTP app's client gets a 502 with the
 /// sentence as a plain-text body; other resources just close. The reason is kept
@@ -96,12 +157,7 @@ async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err
         return;
     }
     let Target::Database(d) = target else { return };
-    let reason = match err {
-        Error::Connect { cause, .. } => cause.to_string(),
-        Error::Timeout { phase, limit, .. } => format!("{phase} timed out after {limit:?}"),
-        Error::Tls { .. } => "TLS to the database failed".to_string(),
-        other => other.to_string(),
-    };
+    let reason = short_reason(err);
     let msg = format!(
         "database {} is unreachable from proxy {} ({reason}); the proxy's log has the details",
         d.name, srv.cfg.public_addr
@@ -221,7 +277,7 @@ async fn db_tls(srv: &Server, d: &Database, mut tcp: TcpStream) -> crate::Result
         }
         let tls = crate::net::connect::tls(tcp, t.config.clone(), t.name.clone(), srv.cfg.handshake_timeout)
             .await
-            .map_err(|f| f.into_error(Layer::Backend, &peer, |e| e.to_string()))?;
+            .map_err(|f| f.into_error(Layer::Backend, &peer, |e| tls::explain_backend_error(e, "the database")))?;
         debug!(database = %d.name, "TLS to the database established");
         Ok(Box::new(tls) as BoxIo)
     })

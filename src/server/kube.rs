@@ -151,6 +151,8 @@ pub struct Upstream {
     prefix: String,
     token: Option<TokenFile>,
     pool: Arc<Pool>,
+    /// The pool's dial, for [`Upstream::reach`].
+    dial: Dial,
     recording: recording::Policy,
 }
 
@@ -181,7 +183,23 @@ impl Upstream {
         let name = format!("API server of kube cluster {} ({})", k.name, k.api_server);
         let dial = dial_fn(host, port, tls, connect_timeout, keepalive);
         let recording = recording::Policy::new(&k.recording);
-        Ok(Upstream { authority, prefix, token, pool: Pool::new(name, dial, tasks.clone()), recording })
+        Ok(Upstream {
+            authority,
+            prefix,
+            token,
+            pool: Pool::new(name, dial.clone(), tasks.clone()),
+            dial: Dial(dial),
+            recording,
+        })
+    }
+
+    /// Dials the API server as a request would (TCP and TLS, under the connect
+    /// deadline) and hangs up: whether the server reaches it now.
+    ///
+    /// # Errors
+    /// The dial's error, TLS reasons in words.
+    pub async fn reach(&self) -> Result<()> {
+        (self.dial.0)().await.map(drop)
     }
 
     /// The bearer token to send, if the cluster uses one.
@@ -192,6 +210,15 @@ impl Upstream {
             .map_err(|_| Error::config(format!("{}: the token is not a valid header value", t.path.display())))?;
         v.set_sensitive(true);
         Ok(Some(v))
+    }
+}
+
+/// The dial of an upstream's pool.
+struct Dial(DialFn);
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dial")
     }
 }
 
@@ -282,9 +309,9 @@ fn dial_fn(
             let addr = crate::util::addr::HostPort { host: host.clone(), port }.to_string();
             let tcp = connect::tcp(&host, port, &addr, limit, keepalive).await?;
             let Some((cfg, name)) = tls else { return Ok(Box::new(tcp) as BoxIo) };
-            let tls = connect::tls(tcp, cfg, name, limit)
-                .await
-                .map_err(|f| f.into_error(Layer::Backend, &addr, |e| e.to_string()))?;
+            let tls = connect::tls(tcp, cfg, name, limit).await.map_err(|f| {
+                f.into_error(Layer::Backend, &addr, |e| crate::net::tls::explain_backend_error(e, "the API server"))
+            })?;
             Ok(Box::new(tls) as BoxIo)
         })
     })

@@ -137,6 +137,16 @@ impl Table {
         self.nodes.get(name)
     }
 
+    /// A database, if it exists.
+    pub fn database(&self, name: &str) -> Option<&Database> {
+        self.databases.get(name)
+    }
+
+    /// An app, if it exists.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.get(name)
+    }
+
     /// The allow-list of a resource, if it exists.
     pub fn allow_of(&self, kind: Kind, name: &str) -> Option<&Allow> {
         match kind {

@@ -1,7 +1,9 @@
 //! The web API on the web route (`http/1.1`, `h2`, no ALPN) and on plain HTTP from a
 //! load balancer that terminated TLS: `GET /webapi/ping` (who the server is and what
 //! the caller may use; no secrets), `GET /webapi/resolve` (why a resource cannot be
-//! reached, for client error messages), and the connection-upgrade endpoint.
+//! reached, for client error messages), `GET /webapi/reach` (whether the server
+//! reaches a resource's backend now, for `doctor`), and the connection-upgrade
+//! endpoint.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +21,7 @@ use crate::net::io::BoxIo;
 use crate::net::tasks::Executor;
 use crate::proto::naming::{Kind, ResourceRef};
 use crate::proto::upgrade;
-use crate::proto::webapi::{parse_resolve_query, Outcome, PingResponse, ResolveResponse, ResourceInfo};
+use crate::proto::webapi::{parse_resolve_query, Outcome, PingResponse, ReachResponse, ResolveResponse, ResourceInfo};
 use crate::server::Server;
 
 /// What the web handler knows about the connection.
@@ -236,6 +238,13 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
             ),
             _ => resolve(&srv, caller, req.uri().query().unwrap_or("")),
         },
+        (&Method::GET, "/webapi/reach") => match (&ctx.caller, caller) {
+            (Some(c), None) => error(
+                StatusCode::UNAUTHORIZED,
+                &format!("the identity of user {} has expired: get a new one and log in again", c.user),
+            ),
+            _ => reach(&srv, caller, req.uri().query().unwrap_or("")).await,
+        },
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),
     }
 }
@@ -319,7 +328,7 @@ pub fn ping(srv: &Server, caller: Option<&Caller>) -> PingResponse {
 
 fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
     let Some(caller) = caller else {
-        return error(StatusCode::UNAUTHORIZED, "a client certificate is required");
+        return error(StatusCode::UNAUTHORIZED, crate::proto::webapi::CERT_REQUIRED);
     };
     match parse_resolve_query(query) {
         Ok(r) => {
@@ -328,6 +337,23 @@ fn resolve(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
         }
         Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
     }
+}
+
+/// `/webapi/reach`: authorized as resolve; for an allowed resource the server
+/// dials its backend ([`crate::server::backend::reach`]), else the refusal.
+async fn reach(srv: &Server, caller: Option<&Caller>, query: &str) -> Resp {
+    let Some(caller) = caller else {
+        return error(StatusCode::UNAUTHORIZED, crate::proto::webapi::CERT_REQUIRED);
+    };
+    let r = match parse_resolve_query(query) {
+        Ok(r) => r,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+    };
+    let verdict = explain(srv, caller, &r);
+    if verdict.outcome != Outcome::Allowed {
+        return json(StatusCode::OK, &ReachResponse { ok: false, message: verdict.message });
+    }
+    json(StatusCode::OK, &crate::server::backend::reach(srv, &r).await)
 }
 
 /// Why `caller` can or cannot use resource `r`, in a sentence. A node's port is

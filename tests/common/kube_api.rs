@@ -94,6 +94,16 @@ impl Drop for KubeApi {
 impl KubeApi {
     /// Starts the double on 127.0.0.1 with a fresh CA and token.
     pub async fn start() -> KubeApi {
+        KubeApi::start_with(false).await
+    }
+
+    /// As [`KubeApi::start`], but presenting its CA certificate as its own (a
+    /// misconfigured API server: webpki's `CaUsedAsEndEntity`).
+    pub async fn start_presenting_its_ca() -> KubeApi {
+        KubeApi::start_with(true).await
+    }
+
+    async fn start_with(present_ca: bool) -> KubeApi {
         let dir = tempfile::tempdir().unwrap();
         let ca = oneport::identity::pki::make_ca("kube-api double").unwrap();
         let cert = oneport::identity::pki::make_server_cert(
@@ -109,9 +119,10 @@ impl KubeApi {
         let token_path = dir.path().join("sa.token");
         std::fs::write(&token_path, format!("{token}\n")).unwrap();
 
+        let presented = if present_ca { &ca } else { &cert };
         let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
-        let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+            CertificateDer::pem_slice_iter(presented.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(presented.key_pem.as_bytes()).unwrap();
         let mut cfg = rustls::ServerConfig::builder_with_provider(oneport::net::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()

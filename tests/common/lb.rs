@@ -1,6 +1,6 @@
 //! Load balancers and proxies in front of the routing server, started on loopback by
 //! the tests: nginx (TLS-terminating, WebSocket pass-through), HAProxy (`mode http`),
-//! squid (an HTTPS_PROXY doing CONNECT). Each runs in the foreground from a temporary
+//! Apache httpd (mod_ssl + mod_proxy_wstunnel), squid (an HTTPS_PROXY doing CONNECT). Each runs in the foreground from a temporary
 //! directory on a port the test picked, and is killed when dropped. The load
 //! balancers present a certificate from their own CA; clients trust it through
 //! `SSL_CERT_FILE` (read by the OS-roots loader), as they would a public CA.
@@ -40,6 +40,24 @@ impl LbPki {
         std::fs::write(p("lb.pem"), &leaf.cert_pem).unwrap();
         std::fs::write(p("lb-key.pem"), &leaf.key_pem).unwrap();
         std::fs::write(p("lb-combined.pem"), format!("{}{}", leaf.cert_pem, leaf.key_pem)).unwrap();
+        LbPki { ca: p("lb-ca.pem"), cert: p("lb.pem"), key: p("lb-key.pem"), dir }
+    }
+
+    /// The routing server's own certificate and key, from its directory `srv_dir`
+    /// (a load balancer given the cluster's certificate: its CA is the proxy CA).
+    pub fn cluster_cert(srv_dir: &std::path::Path) -> LbPki {
+        use oneport::server::setup::files;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::copy(srv_dir.join(files::CA), p("lb-ca.pem")).unwrap();
+        std::fs::copy(srv_dir.join(files::CERT), p("lb.pem")).unwrap();
+        std::fs::copy(srv_dir.join(files::KEY), p("lb-key.pem")).unwrap();
+        let combined = format!(
+            "{}{}",
+            std::fs::read_to_string(p("lb.pem")).unwrap(),
+            std::fs::read_to_string(p("lb-key.pem")).unwrap()
+        );
+        std::fs::write(p("lb-combined.pem"), combined).unwrap();
         LbPki { ca: p("lb-ca.pem"), cert: p("lb.pem"), key: p("lb-key.pem"), dir }
     }
 }
@@ -88,6 +106,9 @@ pub enum NginxMode {
     PassUpgrades,
     /// Answers 400 on /webapi/connectionupgrade, as a misconfigured LB would.
     Refuse400,
+    /// Proxies /webapi/connectionupgrade without passing `Upgrade`/`Connection`
+    /// (nginx's defaults: HTTP/1.0 upstream, hop-by-hop headers dropped).
+    NoUpgradeHeaders,
 }
 
 /// Writes `fixtures/lb/NAME` rendered with `vars` into `dir`.
@@ -110,6 +131,9 @@ pub async fn nginx(pki: &LbPki, router: SocketAddr, mode: NginxMode, plain_upstr
     let scheme = if plain_upstream { "http" } else { "https" };
     let extra = match mode {
         NginxMode::Refuse400 => fixture::read("lb/nginx-refuse-upgrade.locations").unwrap_or_else(|e| panic!("{e}")),
+        NginxMode::NoUpgradeHeaders => fixture::read("lb/nginx-no-upgrade-headers.locations")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .replace("{{UPSTREAM}}", &format!("{scheme}://{router}")),
         NginxMode::PassUpgrades => String::new(),
     };
     let conf_path = conf(
@@ -150,6 +174,31 @@ pub async fn haproxy(pki: &LbPki, router: SocketAddr, idle: Duration) -> Proc {
     let mut cmd = Command::new(bin);
     cmd.arg("-db").arg("-f").arg(&conf_path);
     spawn(cmd, ([127, 0, 0, 1], port).into(), dir, "haproxy").await
+}
+
+/// Apache httpd terminating TLS in front of `router` (fixtures/lb/apache.conf),
+/// re-encrypting to it and passing WebSocket upgrades, with `Timeout` = `idle`
+/// (whole seconds, at least 1). One process in the foreground (`-X`).
+pub async fn apache(pki: &LbPki, router: SocketAddr, idle: Duration) -> Proc {
+    let bin = which("apache2").expect("apache2");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf_path = conf(
+        &dir,
+        "apache.conf",
+        &[
+            ("DIR", &dir.path().display().to_string()),
+            ("MODULES", "/usr/lib/apache2/modules"),
+            ("LISTEN_PORT", &port.to_string()),
+            ("CERT", &pki.cert.display().to_string()),
+            ("KEY", &pki.key.display().to_string()),
+            ("UPSTREAM", &router.to_string()),
+            ("IDLE", &idle.as_secs().max(1).to_string()),
+        ],
+    );
+    let mut cmd = Command::new(bin);
+    cmd.arg("-f").arg(&conf_path).arg("-X");
+    spawn(cmd, ([127, 0, 0, 1], port).into(), dir, "apache2").await
 }
 
 /// squid as a CONNECT proxy on loopback, any port may be CONNECTed to

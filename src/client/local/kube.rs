@@ -309,9 +309,64 @@ async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Bod
     resp
 }
 
+/// How long `kube login`'s one check of the cluster may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One `GET /version` through kube cluster `name`'s route, as kubectl's first
+/// request would go (for `kube login`): `Ok` when the API server answers, else the
+/// proxy's sentence (a `Status` message or a plain-text body).
+///
+/// # Errors
+/// The sentence, in one line.
+pub async fn check_cluster(dialer: &Dialer, name: &str) -> std::result::Result<(), String> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let target = Target::resource(dialer.context(), Kind::Kube, name, Protocol::Http1);
+    let check = async {
+        let d = dialer.dial(&target).await.map_err(|e| e.to_string())?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(d.stream))
+            .await
+            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+        // Bare spawn: one request's connection; it ends with the request.
+        tokio::spawn(conn);
+        let req = Request::get("/version")
+            .header(hyper::header::HOST, target.sni.as_str())
+            .body(Empty::<hyper::body::Bytes>::new())
+            .map_err(|e| format!("bad request: {e}"))?;
+        let resp = send.send_request(req).await.map_err(|e| format!("no answer to GET /version: {e}"))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Err(format!("GET /version answered {status}: {}", status_message(&body)))
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .map_err(|_| format!("GET /version gave no answer within {}s", CHECK_TIMEOUT.as_secs()))?
+}
+
+/// The sentence of an error answer (pure): a Kubernetes `Status`'s `message`, else
+/// the text, on one line (control characters become spaces), at most 500 characters.
+pub fn status_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let picked = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| text.trim().to_string());
+    picked.chars().take(500).map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_messages_are_one_line() {
+        let status = br#"{"kind":"Status","message":"kube cluster dev: the API server\nis down","code":502}"#;
+        assert_eq!(status_message(status), "kube cluster dev: the API server is down");
+        assert_eq!(status_message(b"  plain reason\n"), "plain reason");
+        assert_eq!(status_message(&[b'x'; 900]).len(), 500);
+    }
 
     #[test]
     fn throwaway_kubeconfig_has_a_context_per_cluster() {

@@ -1,8 +1,10 @@
 //! Is an upgrade needed? The override variable first, then the probe (docs/protocol.md §8):
 //! TLS to the proxy offering only `teleport-reversetunnel`; an upgrade is needed when
-//! the handshake succeeds with no ALPN, the server picks an ALPN we never offered, or
-//! it fails with `no_application_protocol`. Any other failure means "no upgrade" (the
-//! real dial then reports the real error).
+//! the handshake completes with any ALPN but the routing one, or it fails in TLS
+//! (`no_application_protocol`, an ALPN we never offered, anything the peer said in
+//! TLS): only the negotiated routing ALPN means "direct". A peer that never answers
+//! in TLS (EOF, reset, timeout) teaches nothing: "direct" is assumed and the real
+//! dial reports the real error, or falls back to the upgrade.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,16 +88,32 @@ pub async fn probe(io: BoxIo, proxy: &HostPort) -> UpgradeCache {
                 &format!("the server picked ALPN {:?} that was never offered", String::from_utf8_lossy(p)),
             ),
         },
-        Ok(Err(e)) => {
-            let alert120 = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()).is_some_and(|x| {
-                matches!(x, rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol))
-            });
-            if alert120 {
-                verdict(true, "TLS alert no_application_protocol (something in front does not route ALPN)")
-            } else {
-                verdict(false, &format!("handshake failed ({e}); assuming direct TLS routing"))
+        Ok(Err(e)) => match e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
+            Some(x) => {
+                let (required, reason) = tls_refusal_verdict(x);
+                verdict(required, &reason)
             }
+            // No TLS answer at all (EOF, reset): nothing to learn; the real dial
+            // reports the real error, and falls back to the upgrade if that helps.
+            None => verdict(false, &format!("handshake failed ({e}); assuming direct TLS routing")),
+        },
+    }
+}
+
+/// The probe's verdict when the peer answered TLS but the handshake failed with
+/// `err` (pure). Only a negotiated routing ALPN means "direct"; our router always
+/// completes the probe's handshake, so whatever else answered in TLS is something
+/// in front of it (e.g. Apache's mod_ssl picks `http/1.1`, never offered).
+pub fn tls_refusal_verdict(err: &rustls::Error) -> (bool, String) {
+    use rustls::{AlertDescription as A, PeerMisbehaved as P};
+    match err {
+        rustls::Error::AlertReceived(A::NoApplicationProtocol) => {
+            (true, "TLS alert no_application_protocol (something in front does not route ALPN)".into())
         }
+        rustls::Error::PeerMisbehaved(P::SelectedUnofferedApplicationProtocol) => {
+            (true, "the server picked an ALPN that was never offered (a layer 7 load balancer terminates TLS)".into())
+        }
+        other => (true, format!("the TLS handshake failed ({other}), so the routing server does not answer directly")),
     }
 }
 
@@ -121,5 +139,19 @@ mod tests {
         assert!(parse_override("maybe", &a).unwrap_err().contains("expected true or false"));
         assert!(parse_override("proxy:443=perhaps", &a).is_err());
         assert!(parse_override("proxy=true", &a).unwrap_err().contains("host:port"));
+    }
+
+    #[test]
+    fn any_tls_refusal_means_upgrade() {
+        use rustls::{AlertDescription as A, PeerMisbehaved as P};
+        let apache = tls_refusal_verdict(&rustls::Error::PeerMisbehaved(P::SelectedUnofferedApplicationProtocol));
+        assert_eq!(
+            apache,
+            (true, "the server picked an ALPN that was never offered (a layer 7 load balancer terminates TLS)".into())
+        );
+        assert!(tls_refusal_verdict(&rustls::Error::AlertReceived(A::NoApplicationProtocol)).0);
+        let (required, why) = tls_refusal_verdict(&rustls::Error::AlertReceived(A::HandshakeFailure));
+        assert!(required);
+        assert!(why.contains("does not answer directly"), "{why}");
     }
 }

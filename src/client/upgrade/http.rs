@@ -102,7 +102,7 @@ pub async fn websocket(io: BoxIo, host: &str, sub: Sub) -> Result<BoxIo, Refusal
     check_websocket_answer(resp.headers(), &key, sub).map_err(Refusal::Invalid)?;
     let raw = finish(resp).await?;
     let ws = WebSocketStream::from_raw_socket(raw, Role::Client, Some(websocket::config())).await;
-    Ok(Box::new(WsStream::new(ws, None)))
+    Ok(Box::new(WsStream::new(ws, None).through_load_balancer()))
 }
 
 /// A legacy upgrade (`Upgrade` and `X-Teleport-Upgrade` set to `sub`).
