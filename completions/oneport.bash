@@ -49,6 +49,9 @@ _oneport() {
             oneport,server)
                 cmd="oneport__subcmd__server"
                 ;;
+            oneport,ssh)
+                cmd="oneport__subcmd__ssh"
+                ;;
             oneport,status)
                 cmd="oneport__subcmd__status"
                 ;;
@@ -108,6 +111,9 @@ _oneport() {
                 ;;
             oneport__subcmd__help,server)
                 cmd="oneport__subcmd__help__subcmd__server"
+                ;;
+            oneport__subcmd__help,ssh)
+                cmd="oneport__subcmd__help__subcmd__ssh"
                 ;;
             oneport__subcmd__help,status)
                 cmd="oneport__subcmd__help__subcmd__status"
@@ -308,7 +314,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db config kube server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db ssh config kube doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,7 +408,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__config__subcmd__ssh)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --control-master --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,7 +460,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__db__subcmd__connect)
-            opts="-v -h -V --db-user --db-name --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-p -v -h -V --db-user --db-name --password --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -586,7 +592,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy db config kube server demo doctor help"
+            opts="login logout status ls proxy db ssh config kube doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -994,6 +1000,20 @@ _oneport() {
         oneport__subcmd__help__subcmd__server__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1902,7 +1922,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server__subcmd__issue)
-            opts="-v -h -V --dir --user --group --ttl --out --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --dir --user --group --ttl --out --force --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2151,6 +2171,36 @@ _oneport() {
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__ssh)
+            opts="-v -h -V --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

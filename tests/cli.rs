@@ -189,6 +189,105 @@ async fn insecure_is_said_loudly_and_unreachable_proxy_is_clear() {
 }
 
 #[tokio::test]
+async fn server_side_warnings_and_refusals() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("srv");
+    let d = dir.to_str().unwrap();
+    // Loopback listener, public address elsewhere: said at init and at every start.
+    let (code, _, err) =
+        run(home.path(), &["server", "init", "--dir", d, "--public-addr", "proxy.example.com:3080"]).await;
+    assert_eq!(code, 0, "{err}");
+    let warning = "listen 127.0.0.1:3080 accepts connections from this machine only, but public_addr \
+                   proxy.example.com:3080 tells clients to come from elsewhere: they cannot connect. Set \
+                   `listen: 0.0.0.0:3080` (or `server init --listen`) unless a load balancer or tunnel on this \
+                   machine forwards to it";
+    assert!(err.contains(&format!("warning: {warning}")), "{err}");
+    let cfg = dir.join("server.yaml");
+    let c = cfg.to_str().unwrap();
+    // `server start` logs it (then fails on the taken port, so it exits by itself).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text =
+        std::fs::read_to_string(&cfg).unwrap().replace("listen: 127.0.0.1:3080", &format!("listen: 127.0.0.1:{port}"));
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "start", "--config", c]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("accepts connections from this machine only"), "{err}");
+    let (code, _, err) =
+        run(home.path(), &["server", "init", "--dir", &format!("{d}2"), "--public-addr", "127.0.0.1:3080"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "loopback on both sides is fine: {err}");
+
+    // Client options are refused on server-side commands, before or after the subcommand.
+    for args in [
+        &["server", "start", "--config", c, "--proxy", "p:1"][..],
+        &["--proxy", "p:1", "server", "start", "--config", c],
+        &["server", "issue", "--dir", d, "--user", "a", "--out", "x.pem", "--identity", "id.pem"],
+        &["demo", "--insecure"],
+    ] {
+        let (code, _, err) = run(home.path(), args).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("is a client option"), "{args:?}: {err}");
+    }
+    let (_, out, _) = run(home.path(), &["server", "start", "--help"]).await;
+    assert!(!out.contains("--proxy") && !out.contains("--insecure"), "{out}");
+    // Their environment variables (a shell set up for the client) are ignored there.
+    let out = oneport(home.path())
+        .args(["server", "identities", "ls", "--dir", d])
+        .env("ONEPORT_PROXY", "p:1")
+        .env("ONEPORT_INSECURE", "true")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+
+    // `server issue` does not overwrite, and warns about long-lived files.
+    let id = home.path().join("alice.pem");
+    let i = id.to_str().unwrap();
+    let (code, _, err) = run(home.path(), &["server", "issue", "--dir", d, "--user", "alice", "--out", i]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let before = std::fs::read(&id).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "error: {i} exists: not overwriting it (pass --force to replace it, or choose another --out)"
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&id).unwrap(), before, "the file is untouched");
+    let (code, _, err) =
+        run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i, "--force", "--ttl", "90d"])
+            .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "warning: --ttl 90d: this file works for that long if it leaks, until you run `oneport server revoke`. \
+             Prefer short certificates that renew: `oneport server invite --ttl 12h --renewable-for 30d`."
+        ),
+        "{err}"
+    );
+    assert_eq!(oneport::identity::Identity::load(&id).unwrap().caller.user, "bob");
+
+    // A backend addr written as a URL.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "apps:\n",
+        "apps:\n  - { name: grafana, kind: http, addr: \"http://127.0.0.1:3000\", allow: { users: [a] } }\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "start", "--config", c]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            r#"app "grafana": addr "http://127.0.0.1:3000" is a URL; addr is HOST:PORT (e.g. "127.0.0.1:3000")"#
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn server_start_rejects_bad_config_clearly() {
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("bad.yaml");

@@ -104,6 +104,11 @@ pub enum Command {
     /// Databases: run psql or mysql through the proxy.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Run the system ssh to a node through the proxy; ssh's exit code is ours.
+    ///
+    /// Examples: oneport ssh root@web1 'uptime'; oneport ssh -p 2222 -L 8080:localhost:80 root@web1.example;
+    /// oneport ssh -- -v root@web1
+    Ssh(ssh::SshArgs),
     /// Print configuration snippets for client tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -162,7 +167,32 @@ pub enum ConfigCommand {
     /// proxy (for the login profile, or the --proxy/--identity given here).
     ///
     /// Example: oneport config ssh >> ~/.ssh/config, then: ssh root@web1.example
-    Ssh,
+    Ssh(ssh::ConfigSshArgs),
+}
+
+/// The command line as clap sees it: [`Cli`], with the client-only options refused
+/// (and hidden) under `server` and `demo`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .mut_subcommand("server", server::refuse_client_options)
+        .mut_subcommand("demo", server::refuse_client_options)
+}
+
+/// Parses the process's arguments with [`command`]; exits with clap's message (and
+/// code 2) on bad ones.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let mut matches = command().get_matches();
+    if let Some(sub @ ("server" | "demo")) = matches.subcommand_name() {
+        for flag in ["proxy", "identity", "ca", "insecure"] {
+            if matches.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
+                let msg = format!("--{flag} is a client option; `oneport {sub}` does not use it: remove it");
+                command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit();
+            }
+        }
+    }
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -171,13 +201,11 @@ pub enum ConfigCommand {
 /// Any failure, to be printed once by `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
-    if g.insecure {
+    let server_side = matches!(cli.command, Command::Server(_) | Command::Demo(_));
+    if g.insecure && !server_side {
         warn_insecure();
     }
-    let uses_identity = !matches!(
-        cli.command,
-        Command::Login(_) | Command::Logout | Command::Status | Command::Server(_) | Command::Demo(_)
-    );
+    let uses_identity = !server_side && !matches!(cli.command, Command::Login(_) | Command::Logout | Command::Status);
     if uses_identity {
         login::renew_if_due(&g).await;
     }
@@ -190,7 +218,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
         Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
-        Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
+        Command::Config(ConfigCommand::Ssh(a)) => ssh::config(&g, a).await,
+        Command::Ssh(a) => ssh::ssh(&g, a).await,
         Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
         Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
@@ -221,7 +250,6 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
 mod tests {
     #[test]
     fn verify_cli() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }
