@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Run the system ssh to a node through the proxy; ssh''s exit code is ours')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
+            [CompletionResult]::new('kubectl', 'kubectl', [CompletionResultType]::ParameterValue, 'Run the system kubectl against a kube cluster through the proxy, with a throwaway kubeconfig (your own is not touched); kubectl''s exit code is ours')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Walk the path to the proxy layer by layer and say where it breaks')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them')
@@ -364,6 +365,20 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
         'oneport;kube;help;help' {
             break
         }
+        'oneport;kubectl' {
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'The kube cluster (default: the one of kubectl''s current context when `kube login` wrote it, else the only one the proxy offers you)')
+            [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Identity file from `oneport server issue`. Overrides the login profile')
+            [CompletionResult]::new('--ca', '--ca', [CompletionResultType]::ParameterName, 'CA bundle to verify the proxy with (default: the CA in the identity file)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Do not verify the proxy''s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'oneport;doctor' {
             [CompletionResult]::new('--resource', '--resource', [CompletionResultType]::ParameterName, 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube)')
             [CompletionResult]::new('--proxy', '--proxy', [CompletionResultType]::ParameterName, 'The proxy, HOST:PORT (default port 3080). Overrides the login profile')
@@ -661,6 +676,7 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             [CompletionResult]::new('ssh', 'ssh', [CompletionResultType]::ParameterValue, 'Run the system ssh to a node through the proxy; ssh''s exit code is ours')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print configuration snippets for client tools')
             [CompletionResult]::new('kube', 'kube', [CompletionResultType]::ParameterValue, 'Kubernetes: kubeconfig entries for kubectl, and its credentials')
+            [CompletionResult]::new('kubectl', 'kubectl', [CompletionResultType]::ParameterValue, 'Run the system kubectl against a kube cluster through the proxy, with a throwaway kubeconfig (your own is not touched); kubectl''s exit code is ours')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Walk the path to the proxy layer by layer and say where it breaks')
             [CompletionResult]::new('server', 'server', [CompletionResultType]::ParameterValue, 'Run and administer the routing server')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them')
@@ -724,6 +740,9 @@ Register-ArgumentCompleter -Native -CommandName 'oneport' -ScriptBlock {
             break
         }
         'oneport;help;kube;credentials' {
+            break
+        }
+        'oneport;help;kubectl' {
             break
         }
         'oneport;help;doctor' {

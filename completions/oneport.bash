@@ -34,6 +34,9 @@ _oneport() {
             oneport,kube)
                 cmd="oneport__subcmd__kube"
                 ;;
+            oneport,kubectl)
+                cmd="oneport__subcmd__kubectl"
+                ;;
             oneport,login)
                 cmd="oneport__subcmd__login"
                 ;;
@@ -96,6 +99,9 @@ _oneport() {
                 ;;
             oneport__subcmd__help,kube)
                 cmd="oneport__subcmd__help__subcmd__kube"
+                ;;
+            oneport__subcmd__help,kubectl)
+                cmd="oneport__subcmd__help__subcmd__kubectl"
                 ;;
             oneport__subcmd__help,login)
                 cmd="oneport__subcmd__help__subcmd__login"
@@ -314,7 +320,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db ssh config kube doctor server demo help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db ssh config kube kubectl doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,7 +598,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy db ssh config kube doctor server demo help"
+            opts="login logout status ls proxy db ssh config kube kubectl doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -734,6 +740,20 @@ _oneport() {
         oneport__subcmd__help__subcmd__kube__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kubectl)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1159,6 +1179,36 @@ _oneport() {
                     return 0
                     ;;
                 --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kubectl)
+            opts="-v -h -V --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

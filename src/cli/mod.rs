@@ -115,6 +115,12 @@ pub enum Command {
     /// Kubernetes: kubeconfig entries for kubectl, and its credentials.
     #[command(subcommand)]
     Kube(kube::KubeCommand),
+    /// Run the system kubectl against a kube cluster through the proxy, with a
+    /// throwaway kubeconfig (your own is not touched); kubectl's exit code is ours.
+    ///
+    /// Straight to the proxy when it can be reached directly, else through a local
+    /// `proxy kube` for the run (load balancers). Example: oneport kubectl get pods -o json
+    Kubectl(kube::KubectlArgs),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -220,6 +226,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
         Command::Config(ConfigCommand::Ssh(a)) => ssh::config(&g, a).await,
         Command::Ssh(a) => ssh::ssh(&g, a).await,
+        Command::Kubectl(a) => kube::kubectl(&g, a).await,
         Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
         Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
