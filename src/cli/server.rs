@@ -320,6 +320,9 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
         ServerCommand::Identities(IdentitiesCommand::Ls(a)) => identities_ls(a).await,
         ServerCommand::Start(a) => {
             let cfg = server::Config::load(&a.config)?;
+            if let Some(w) = server::config::loopback_listen_warning(&cfg.listen, &cfg.public_addr) {
+                tracing::warn!("{}: {w}", a.config.display());
+            }
             let shutdown = CancellationToken::new();
             crate::cli::cancel_on_signal(shutdown.clone());
             let srv = server::Server::new(cfg.clone())?;

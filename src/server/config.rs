@@ -107,7 +107,8 @@ where
 }
 
 /// The warning for a server that listens on loopback only while clients are told a
-/// public address another machine would use; `None` when the two agree.
+/// public address another machine would use; `None` when the two agree. Said by
+/// `server init` and `server start` (not by every command that reads the file).
 pub fn loopback_listen_warning(listen: &str, public_addr: &str) -> Option<String> {
     let l: SocketAddr = listen.parse().ok()?;
     if !l.ip().is_loopback() {
@@ -450,7 +451,7 @@ impl Config {
         cfg.resolve_paths(base);
         cfg.dir = base.to_path_buf();
         cfg.validate().map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
-        for w in cfg.warnings().into_iter().chain(loopback_listen_warning(&cfg.listen, &cfg.public_addr)) {
+        for w in cfg.warnings() {
             tracing::warn!("{}: {w}", path.display());
         }
         Ok(cfg)
