@@ -2307,3 +2307,41 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _oneport -o bashdefault -o default oneport
 fi
+
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+_oneport_with_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" i w skip="" kind="" globals=() words=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        if [[ -n "$skip" ]]; then
+            [[ "$skip" == global ]] && globals+=("$w")
+            skip=""
+            continue
+        fi
+        case "$w" in
+            --proxy|--identity|--ca) globals+=("$w"); skip=global ;;
+            --insecure) globals+=("$w") ;;
+            --proxy=*|--identity=*|--ca=*) globals+=("$w") ;;
+            --port|-p|--db-user|--db-name|--cluster|--bind-addr|--protocol|--set-context-name|--kubeconfig) skip=value ;;
+            -*) ;;
+            *) words+=("$w") ;;
+        esac
+    done
+    case "${words[*]}" in
+        "proxy app") kind=app ;;
+        "proxy db"|"db connect") kind=db ;;
+        "kube login") kind=kube ;;
+        "proxy ssh") kind=node ;;
+    esac
+    if [[ -n "$kind" && -z "$skip" && "$cur" != -* ]]; then
+        local user="" names
+        if [[ "$kind" == node && "$cur" == *@* ]]; then
+            user="${cur%%@*}@"
+        fi
+        names="$(oneport "${globals[@]}" __complete "$kind" 2>/dev/null)"
+        COMPREPLY=( $(compgen -P "$user" -W "$names" -- "${cur#"$user"}") )
+        [[ ${#COMPREPLY[@]} -gt 0 ]] && return 0
+    fi
+    _oneport "$@"
+}
+complete -F _oneport_with_names -o bashdefault -o default oneport

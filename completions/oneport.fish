@@ -362,3 +362,23 @@ complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "identities" -d 'Identities issued by this cluster'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "recordings" -d 'List and play recorded `kubectl exec`/`attach` sessions'
+
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+function __fish_oneport_names
+    set -l globals
+    set -l tokens (commandline -opc)
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --proxy --identity --ca
+                set -a globals $tokens[$i] $tokens[(math $i + 1)]
+            case '--proxy=*' '--identity=*' '--ca=*' --insecure
+                set -a globals $tokens[$i]
+        end
+    end
+    oneport $globals __complete $argv[1] 2>/dev/null
+end
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -f -a "(__fish_oneport_names app)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -f -a "(__fish_oneport_names node)"
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -f -a "(__fish_oneport_names kube)"

@@ -735,3 +735,62 @@ async fn a_reload_that_removes_the_user_refuses_new_streams_on_an_open_session()
     })
     .await;
 }
+
+/// Completion of resource names: `oneport __complete KIND` asks the proxy (only
+/// what the caller may use), and the generated bash script offers them after
+/// `proxy app`; an unreachable proxy gives nothing, quickly and silently.
+#[tokio::test]
+async fn completion_offers_resource_names_from_the_proxy() {
+    let (echo, _) = spawn_echo().await;
+    let srv = TestServer::start(|c| {
+        c.apps.push(tcp_app("grafana", echo, &["alice"]));
+        c.apps.push(tcp_app("gitea", echo, &["alice"]));
+        c.apps.push(tcp_app("secret", echo, &["bob"]));
+    })
+    .await;
+    let id = srv.identity("alice", &[]);
+    let home = tempfile::tempdir().unwrap();
+    let (proxy, idp) = (srv.addr.to_string(), id.to_str().unwrap().to_string());
+    let (code, out, err) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "app"]).await;
+    assert_eq!((code, out.as_str()), (0, "gitea\ngrafana\n"), "{err}");
+    let (_, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "app", "gr"]).await;
+    assert_eq!(out, "grafana\n");
+    let (_, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "db"]).await;
+    assert_eq!(out, "");
+    let (_, out, _) = run(home.path(), &["--help"]).await;
+    assert!(!out.contains("__complete"), "{out}");
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/oneport.bash");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_oneport")).parent().unwrap();
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let snippet = format!(
+            "source {script:?}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}; \
+             _oneport_with_names oneport {cur:?} {prev:?}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words = words.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" "),
+            cword = words.len() - 1,
+            cur = words[words.len() - 1],
+            prev = words[words.len() - 2],
+        );
+        let mut c = scrubbed("bash", home.path());
+        c.env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+        c.args(["--norc", "-c", &snippet]);
+        c
+    };
+    let out = complete(&format!("oneport --proxy {proxy} --identity {idp} proxy app g")).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "gitea\ngrafana\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        complete(&format!("oneport --proxy {proxy} --identity {idp} proxy app --port 8080 gr")).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "grafana\n");
+    // Subcommands still come from clap's own function.
+    let out = complete("oneport proxy a").output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "app\n");
+
+    // Nothing listens on the port: no names, exit 0, nothing on stdout or stderr.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(home.path(), &["--proxy", &closed, "--identity", &idp, "__complete", "app"]).await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    srv.stop().await;
+}

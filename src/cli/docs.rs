@@ -20,6 +20,11 @@ pub fn render() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     ] {
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut crate::cli::command(), "oneport", &mut buf);
+        buf.extend_from_slice(match shell {
+            Shell::Bash => BASH_NAMES.as_bytes(),
+            Shell::Fish => FISH_NAMES.as_bytes(),
+            _ => b"",
+        });
         out.push((PathBuf::from("completions").join(file), buf));
     }
     let mut cmd = crate::cli::command().disable_help_subcommand(true);
@@ -28,6 +33,72 @@ pub fn render() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
+
+/// Resource names for bash: the first positional word of `proxy app|db|ssh`, `db
+/// connect` and `kube login` completes from `oneport __complete KIND` (with the
+/// line's --proxy/--identity/--ca/--insecure); everything else is clap's `_oneport`.
+const BASH_NAMES: &str = r#"
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+_oneport_with_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" i w skip="" kind="" globals=() words=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        if [[ -n "$skip" ]]; then
+            [[ "$skip" == global ]] && globals+=("$w")
+            skip=""
+            continue
+        fi
+        case "$w" in
+            --proxy|--identity|--ca) globals+=("$w"); skip=global ;;
+            --insecure) globals+=("$w") ;;
+            --proxy=*|--identity=*|--ca=*) globals+=("$w") ;;
+            --port|-p|--db-user|--db-name|--cluster|--bind-addr|--protocol|--set-context-name|--kubeconfig) skip=value ;;
+            -*) ;;
+            *) words+=("$w") ;;
+        esac
+    done
+    case "${words[*]}" in
+        "proxy app") kind=app ;;
+        "proxy db"|"db connect") kind=db ;;
+        "kube login") kind=kube ;;
+        "proxy ssh") kind=node ;;
+    esac
+    if [[ -n "$kind" && -z "$skip" && "$cur" != -* ]]; then
+        local user="" names
+        if [[ "$kind" == node && "$cur" == *@* ]]; then
+            user="${cur%%@*}@"
+        fi
+        names="$(oneport "${globals[@]}" __complete "$kind" 2>/dev/null)"
+        COMPREPLY=( $(compgen -P "$user" -W "$names" -- "${cur#"$user"}") )
+        [[ ${#COMPREPLY[@]} -gt 0 ]] && return 0
+    fi
+    _oneport "$@"
+}
+complete -F _oneport_with_names -o bashdefault -o default oneport
+"#;
+
+/// Resource names for fish, as [`BASH_NAMES`].
+const FISH_NAMES: &str = r#"
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+function __fish_oneport_names
+    set -l globals
+    set -l tokens (commandline -opc)
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --proxy --identity --ca
+                set -a globals $tokens[$i] $tokens[(math $i + 1)]
+            case '--proxy=*' '--identity=*' '--ca=*' --insecure
+                set -a globals $tokens[$i]
+        end
+    end
+    oneport $globals __complete $argv[1] 2>/dev/null
+end
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -f -a "(__fish_oneport_names app)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -f -a "(__fish_oneport_names node)"
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -f -a "(__fish_oneport_names kube)"
+"#;
 
 fn man_pages(cmd: clap::Command, out: &mut Vec<(PathBuf, Vec<u8>)>) -> std::io::Result<()> {
     man_pages_under(cmd, None, out)

@@ -21,6 +21,7 @@ macro_rules! tell {
 pub(crate) use {say, tell};
 
 pub mod app;
+pub mod complete;
 pub mod db;
 pub mod demo;
 pub mod docs;
@@ -121,6 +122,10 @@ pub enum Command {
     /// Straight to the proxy when it can be reached directly, else through a local
     /// `proxy kube` for the run (load balancers). Example: oneport kubectl get pods -o json
     Kubectl(kube::KubectlArgs),
+    /// Resource names for the shell completion scripts: `oneport __complete KIND`,
+    /// parsed by [`parse`] and left out of help, man pages and completions.
+    #[command(skip)]
+    Complete(complete::CompleteArgs),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -176,7 +181,7 @@ pub enum ConfigCommand {
     Ssh(ssh::ConfigSshArgs),
 }
 
-/// The command line as clap sees it: [`Cli`], with the client-only options refused
+/// The command line as documented: [`Cli`], with the client-only options refused
 /// (and hidden) under `server` and `demo`.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
@@ -185,11 +190,22 @@ pub fn command() -> clap::Command {
         .mut_subcommand("demo", server::refuse_client_options)
 }
 
+/// [`command`] plus the hidden `__complete` the completion scripts run.
+fn command_with_complete() -> clap::Command {
+    use clap::Args as _;
+    command().subcommand(complete::CompleteArgs::augment_args(clap::Command::new("__complete")).hide(true))
+}
+
 /// Parses the process's arguments with [`command`]; exits with clap's message (and
 /// code 2) on bad ones.
 pub fn parse() -> Cli {
     use clap::FromArgMatches;
-    let mut matches = command().get_matches();
+    let mut matches = command_with_complete().get_matches();
+    if let Some(("__complete", sub)) = matches.subcommand() {
+        let args = complete::CompleteArgs::from_arg_matches(sub).unwrap_or_else(|e| e.exit());
+        let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        return Cli { global, command: Command::Complete(args) };
+    }
     if let Some(sub @ ("server" | "demo")) = matches.subcommand_name() {
         for flag in ["proxy", "identity", "ca", "insecure"] {
             if matches.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
@@ -208,10 +224,12 @@ pub fn parse() -> Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     let server_side = matches!(cli.command, Command::Server(_) | Command::Demo(_));
-    if g.insecure && !server_side {
+    let completing = matches!(cli.command, Command::Complete(_));
+    if g.insecure && !server_side && !completing {
         warn_insecure();
     }
-    let uses_identity = !server_side && !matches!(cli.command, Command::Login(_) | Command::Logout | Command::Status);
+    let uses_identity =
+        !server_side && !completing && !matches!(cli.command, Command::Login(_) | Command::Logout | Command::Status);
     if uses_identity {
         login::renew_if_due(&g).await;
     }
@@ -227,6 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Config(ConfigCommand::Ssh(a)) => ssh::config(&g, a).await,
         Command::Ssh(a) => ssh::ssh(&g, a).await,
         Command::Kubectl(a) => kube::kubectl(&g, a).await,
+        Command::Complete(a) => complete::run(&g, a).await,
         Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
         Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
