@@ -481,6 +481,14 @@ async fn oneport_ssh_wraps_the_system_ssh() {
         let o = run(oneport_ssh(&["-l", "root", "-p", "22", "web1.test", "echo", "$((6*7))"])).await;
         assert_ok(&o, &s.sshd);
         assert_eq!(o.stdout, "42\n");
+        // After `--` everything is ssh's, its -v included; -tt gives the command a terminal.
+        let mut c = oneport(s.home.path());
+        c.args(["--proxy", &proxy, "--identity"]).arg(&s.alice).args(["ssh", "--", "-F", "/dev/null"]);
+        c.args(s.sshd.client_options()).args(["-tt", "-v", "root@web1", "tty >/dev/null && echo terminal"]);
+        let o = run(c).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout.trim_end(), "terminal", "{o:?}");
+        assert!(o.stderr.contains("debug1:"), "ssh's own -v: {o:?}");
         // A refused node: the proxy's sentence on stderr, ssh's 255.
         let o = run(oneport_ssh(&["root@web9", "true"])).await;
         assert_eq!(o.code, Some(255), "{o:?}");
