@@ -175,6 +175,10 @@ const FILES: &[(&str, &str)] = &[
         "~/.local/share/oneport/",
         "The stored identities (certificate and key) and CA copies, mode 0600. $XDG_DATA_HOME moves it; $ONEPORT_HOME replaces it.",
     ),
+    (
+        "~/.local/share/oneport/ssh/",
+        "The ControlMaster sockets of `oneport config ssh --control-master` blocks (0700).",
+    ),
     ("~/.kube/config", "Where `oneport kube login` adds its entries ($KUBECONFIG and --kubeconfig as for kubectl)."),
 ];
 
