@@ -1,4 +1,5 @@
-//! `oneport kube login | credentials` and `oneport proxy kube`.
+//! `oneport kube login | credentials`, `oneport proxy kube`, and `oneport kubectl`
+//! (the system kubectl with a throwaway kubeconfig, direct or through `proxy kube`).
 
 use crate::tools::process::{self, exit_code, shell_quote, Signals};
 use std::net::IpAddr;

@@ -1,5 +1,6 @@
 //! `oneport proxy ssh` (an OpenSSH ProxyCommand: stdin/stdout relayed to a node over
-//! `teleport-proxy-ssh`) and `oneport config ssh` (the `ssh_config` block for it).
+//! `teleport-proxy-ssh`), `oneport config ssh` (the `ssh_config` block for it) and
+//! `oneport ssh` (the system ssh with that ProxyCommand).
 //! What to reach and what to print is computed in [`crate::tools::ssh`].
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! SSH integration, pure: which node (and port) OpenSSH's `%r@%h:%p` names for
-//! `proxy ssh`, and the `ssh_config` block `config ssh` prints, quoted for the shell
-//! OpenSSH runs a ProxyCommand with. No I/O here; `cli::ssh` does the dialling.
+//! `proxy ssh`, and the ProxyCommand and `ssh_config` block (with ControlMaster
+//! settings) `config ssh` prints, quoted for the shell OpenSSH runs a ProxyCommand with. No I/O here; `cli::ssh` does the dialling.
 
 use std::fmt::Write as _;
 use std::path::Path;
