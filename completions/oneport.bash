@@ -34,6 +34,9 @@ _oneport() {
             oneport,kube)
                 cmd="oneport__subcmd__kube"
                 ;;
+            oneport,kubectl)
+                cmd="oneport__subcmd__kubectl"
+                ;;
             oneport,login)
                 cmd="oneport__subcmd__login"
                 ;;
@@ -48,6 +51,9 @@ _oneport() {
                 ;;
             oneport,server)
                 cmd="oneport__subcmd__server"
+                ;;
+            oneport,ssh)
+                cmd="oneport__subcmd__ssh"
                 ;;
             oneport,status)
                 cmd="oneport__subcmd__status"
@@ -94,6 +100,9 @@ _oneport() {
             oneport__subcmd__help,kube)
                 cmd="oneport__subcmd__help__subcmd__kube"
                 ;;
+            oneport__subcmd__help,kubectl)
+                cmd="oneport__subcmd__help__subcmd__kubectl"
+                ;;
             oneport__subcmd__help,login)
                 cmd="oneport__subcmd__help__subcmd__login"
                 ;;
@@ -108,6 +117,9 @@ _oneport() {
                 ;;
             oneport__subcmd__help,server)
                 cmd="oneport__subcmd__help__subcmd__server"
+                ;;
+            oneport__subcmd__help,ssh)
+                cmd="oneport__subcmd__help__subcmd__ssh"
                 ;;
             oneport__subcmd__help,status)
                 cmd="oneport__subcmd__help__subcmd__status"
@@ -308,7 +320,7 @@ _oneport() {
 
     case "${cmd}" in
         oneport)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db config kube server demo doctor help"
+            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version login logout status ls proxy db ssh config kube kubectl doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,7 +414,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__config__subcmd__ssh)
-            opts="-v -h -V --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --control-master --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,7 +466,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__db__subcmd__connect)
-            opts="-v -h -V --db-user --db-name --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-p -v -h -V --db-user --db-name --password --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -586,7 +598,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__help)
-            opts="login logout status ls proxy db config kube server demo doctor help"
+            opts="login logout status ls proxy db ssh config kube kubectl doctor server demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -728,6 +740,20 @@ _oneport() {
         oneport__subcmd__help__subcmd__kube__subcmd__login)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__help__subcmd__kubectl)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1005,6 +1031,20 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__help__subcmd__ssh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1139,6 +1179,36 @@ _oneport() {
                     return 0
                     ;;
                 --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        oneport__subcmd__kubectl)
+            opts="-v -h -V --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1918,7 +1988,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__server__subcmd__issue)
-            opts="-v -h -V --dir --user --group --ttl --out --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --dir --user --group --ttl --out --force --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2189,6 +2259,36 @@ _oneport() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        oneport__subcmd__ssh)
+            opts="-v -h -V --cluster --proxy --identity --ca --insecure --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         oneport__subcmd__status)
             opts="-v -h -V --format --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -2227,3 +2327,41 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _oneport -o bashdefault -o default oneport
 fi
+
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+_oneport_with_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" i w skip="" kind="" globals=() words=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        if [[ -n "$skip" ]]; then
+            [[ "$skip" == global ]] && globals+=("$w")
+            skip=""
+            continue
+        fi
+        case "$w" in
+            --proxy|--identity|--ca) globals+=("$w"); skip=global ;;
+            --insecure) globals+=("$w") ;;
+            --proxy=*|--identity=*|--ca=*) globals+=("$w") ;;
+            --port|-p|--db-user|--db-name|--cluster|--bind-addr|--protocol|--set-context-name|--kubeconfig) skip=value ;;
+            -*) ;;
+            *) words+=("$w") ;;
+        esac
+    done
+    case "${words[*]}" in
+        "proxy app") kind=app ;;
+        "proxy db"|"db connect") kind=db ;;
+        "kube login") kind=kube ;;
+        "proxy ssh") kind=node ;;
+    esac
+    if [[ -n "$kind" && -z "$skip" && "$cur" != -* ]]; then
+        local user="" names
+        if [[ "$kind" == node && "$cur" == *@* ]]; then
+            user="${cur%%@*}@"
+        fi
+        names="$(oneport "${globals[@]}" __complete "$kind" 2>/dev/null)"
+        COMPREPLY=( $(compgen -P "$user" -W "$names" -- "${cur#"$user"}") )
+        [[ ${#COMPREPLY[@]} -gt 0 ]] && return 0
+    fi
+    _oneport "$@"
+}
+complete -F _oneport_with_names -o bashdefault -o default oneport

@@ -37,11 +37,13 @@ complete -c oneport -n "__fish_oneport_needs_command" -f -a "status" -d 'Show wh
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "ls" -d 'List the resources the proxy offers to you, optionally of one kind'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "proxy" -d 'Local proxies for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "ssh" -d 'Run the system ssh to a node through the proxy; ssh\'s exit code is ours'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "config" -d 'Print configuration snippets for client tools'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "kubectl" -d 'Run the system kubectl against a kube cluster through the proxy, with a throwaway kubeconfig (your own is not touched); kubectl\'s exit code is ours'
+complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "server" -d 'Run and administer the routing server'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_needs_command" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
 complete -c oneport -n "__fish_oneport_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l token -d 'The invite token from `oneport server invite` (single use). It pins the cluster\'s CA, so no CA file is needed' -r
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
@@ -155,12 +157,21 @@ complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subc
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s p -l password -d 'Have the client ask for the database password (mariadb/mysql need this for an account with one; psql asks by itself when the server wants one)'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "connect" -d 'Run psql or mysql against a database through a local proxy'
 complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -l cluster -d 'The cluster whose suffix `NODE.CLUSTER` may carry. Default: the cluster of the login profile' -r
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand ssh" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_seen_subcommand_from ssh help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
@@ -173,6 +184,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand config; and not __fish_s
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l control-master -d 'Also share one connection per node between ssh, scp and sftp runs (ControlMaster auto, a ControlPath in a private directory, ControlPersist 10m): one TLS connection through the proxy and one login, instead of one each run'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand config; and __fish_seen_subcommand_from ssh" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -209,10 +221,26 @@ complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "login" -d 'Add (or update) a kube cluster in the kubeconfig kubectl uses and switch to it; kubectl then reaches the cluster through the proxy, routed by SNI'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "credentials" -d 'Print the ExecCredential (client certificate, key, expiry) kubectl\'s exec plugin reads. `kube login` configures kubectl to run it; no network is used'
 complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -l cluster -d 'The kube cluster (default: the one of kubectl\'s current context when `kube login` wrote it, else the only one the proxy offers you)' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand kubectl" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route, its tunnel, and whether the server reaches its backend' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and not __fish_seen_subcommand_from init issue invite revoke identities start recordings help" -s V -l version -d 'Print version'
@@ -229,23 +257,24 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l listen -d 'The address to listen on (default: 127.0.0.1 and the public port)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l cluster-name -d 'The cluster name (default: the public host)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l san -d 'Another DNS name or IP for the server certificate (repeatable)' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l ca -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l force -d 'Replace an existing CA (invalidates every identity it issued)'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l dir -d 'The server directory holding the CA' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l user -d 'The user (certificate CN)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l group -d 'A group (certificate O), repeatable' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ttl -d 'Validity, e.g. 12h, 7d' -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ttl -d 'Validity, e.g. 12h, 7d (above 7d you get a warning)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l out -d 'Where to write the identity file' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l force -d 'Replace an existing --out file'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
@@ -256,9 +285,9 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l renewable-for -d 'How long after enrollment the identity may be renewed, e.g. 30d' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l expires-in -d 'How long the token may be used, e.g. 1h' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l proxy -d 'The proxy address to print in the login command (default: public_addr)' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from invite" -s V -l version -d 'Print version'
@@ -266,34 +295,34 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l user -d 'Revoke every identity issued to this user' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l serial -d 'Revoke the identity with this serial (hex, as `identities ls` shows it)' -r
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l reason -d 'Why; the user sees it' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -s V -l version -d 'Print version'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "ls" -d 'List issued identities: serial, user, groups, issued, expires, revoked'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from identities" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l config -d 'The config file' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l ca -r
+complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from recordings" -s V -l version -d 'Print version'
@@ -308,34 +337,28 @@ complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "recordings" -d 'List and play recorded `kubectl exec`/`attach` sessions'
 complete -c oneport -n "__fish_oneport_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l proxy -r
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l identity -r
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l ca -r
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -l once -d 'Exit after the round trip instead of serving until Ctrl-C'
-complete -c oneport -n "__fish_oneport_using_subcommand demo" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
+complete -c oneport -n "__fish_oneport_using_subcommand demo" -l insecure
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c oneport -n "__fish_oneport_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l resource -d 'Also check one resource, as KIND/NAME (kinds: node, db, app, kube): its route, its tunnel, and whether the server reaches its backend' -r
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l proxy -d 'The proxy, HOST:PORT (default port 3080). Uses that proxy\'s stored login profile, without making it the active one' -r
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c oneport -n "__fish_oneport_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "logout" -d 'Forget a login profile and its stored identity'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "ls" -d 'List the resources the proxy offers to you, optionally of one kind'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "proxy" -d 'Local proxies for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "config" -d 'Print configuration snippets for client tools'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "server" -d 'Run and administer the routing server'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
-complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db config kube server demo doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "login" -d 'Log in: with an invite token (a key pair is made here and never leaves this machine), with an identity file, or renew the current identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "logout" -d 'Forget a login profile and its stored identity'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "status" -d 'Show what the next command will use, and the stored profiles'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "ls" -d 'List the resources the proxy offers to you, optionally of one kind'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "proxy" -d 'Local proxies for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "db" -d 'Databases: run psql or mysql through the proxy'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "ssh" -d 'Run the system ssh to a node through the proxy; ssh\'s exit code is ours'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "config" -d 'Print configuration snippets for client tools'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "kube" -d 'Kubernetes: kubeconfig entries for kubectl, and its credentials'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "kubectl" -d 'Run the system kubectl against a kube cluster through the proxy, with a throwaway kubeconfig (your own is not touched); kubectl\'s exit code is ours'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "doctor" -d 'Walk the path to the proxy layer by layer and say where it breaks'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "server" -d 'Run and administer the routing server'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "demo" -d 'Start a throwaway server, backend and local proxy on loopback and prove a round trip through them'
+complete -c oneport -n "__fish_oneport_using_subcommand help; and not __fish_seen_subcommand_from login logout status ls proxy db ssh config kube kubectl doctor server demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "app" -d 'Serve an app on a loopback port: HTTP apps over http/1.1, TCP apps over teleport-tcp'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "kube" -d 'Serve kube clusters to kubectl on a loopback HTTPS port, with a throwaway CA and kubeconfig; works through layer 7 load balancers, where `kube login` alone cannot'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "db" -d 'Serve a database on a loopback port for GUI and CLI clients'
@@ -351,3 +374,23 @@ complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_su
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "identities" -d 'Identities issued by this cluster'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "start" -d 'Run the routing server until SIGINT/SIGTERM, then drain. SIGHUP reloads the config (established sessions keep going; a bad config is refused and logged)'
 complete -c oneport -n "__fish_oneport_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "recordings" -d 'List and play recorded `kubectl exec`/`attach` sessions'
+
+# Resource names from the proxy (oneport __complete: at most 2 s, silent on errors).
+function __fish_oneport_names
+    set -l globals
+    set -l tokens (commandline -opc)
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --proxy --identity --ca
+                set -a globals $tokens[$i] $tokens[(math $i + 1)]
+            case '--proxy=*' '--identity=*' '--ca=*' --insecure
+                set -a globals $tokens[$i]
+        end
+    end
+    oneport $globals __complete $argv[1] 2>/dev/null
+end
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from app" -f -a "(__fish_oneport_names app)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from db" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand proxy; and __fish_seen_subcommand_from ssh" -f -a "(__fish_oneport_names node)"
+complete -c oneport -n "__fish_oneport_using_subcommand db; and __fish_seen_subcommand_from connect" -f -a "(__fish_oneport_names db)"
+complete -c oneport -n "__fish_oneport_using_subcommand kube; and __fish_seen_subcommand_from login" -f -a "(__fish_oneport_names kube)"

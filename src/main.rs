@@ -3,11 +3,10 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = oneport::cli::Cli::parse();
+    let cli = oneport::cli::parse();
     init_tracing(cli.global.verbose, cli.quiet());
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -219,6 +219,106 @@ async fn insecure_is_said_loudly_and_unreachable_proxy_is_clear() {
 }
 
 #[tokio::test]
+async fn server_side_warnings_and_refusals() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("srv");
+    let d = dir.to_str().unwrap();
+    // Loopback listener, public address elsewhere: said at init and at every start.
+    let (code, _, err) =
+        run(home.path(), &["server", "init", "--dir", d, "--public-addr", "proxy.example.com:3080"]).await;
+    assert_eq!(code, 0, "{err}");
+    let warning = "listen 127.0.0.1:3080 accepts connections from this machine only, but public_addr \
+                   proxy.example.com:3080 tells clients to come from elsewhere: they cannot connect. Set \
+                   `listen: 0.0.0.0:3080` (or `server init --listen`) unless a load balancer or tunnel on this \
+                   machine forwards to it";
+    assert!(err.contains(&format!("warning: {warning}")), "{err}");
+    let cfg = dir.join("server.yaml");
+    let c = cfg.to_str().unwrap();
+    // `server start` logs it (then fails on the taken port, so it exits by itself).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text =
+        std::fs::read_to_string(&cfg).unwrap().replace("listen: 127.0.0.1:3080", &format!("listen: 127.0.0.1:{port}"));
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "start", "--config", c]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("accepts connections from this machine only"), "{err}");
+    let (code, _, err) =
+        run(home.path(), &["server", "init", "--dir", &format!("{d}2"), "--public-addr", "127.0.0.1:3080"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "loopback on both sides is fine: {err}");
+
+    // Client options are refused on server-side commands, before or after the subcommand.
+    for args in [
+        &["server", "start", "--config", c, "--proxy", "p:1"][..],
+        &["--proxy", "p:1", "server", "start", "--config", c],
+        &["server", "issue", "--dir", d, "--user", "a", "--out", "x.pem", "--identity", "id.pem"],
+        &["demo", "--insecure"],
+    ] {
+        let (code, _, err) = run(home.path(), args).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("is a client option"), "{args:?}: {err}");
+    }
+    let (_, out, _) = run(home.path(), &["server", "start", "--help"]).await;
+    assert!(!out.contains("--proxy") && !out.contains("--insecure"), "{out}");
+    // Their environment variables (a shell set up for the client) are ignored there.
+    let out = oneport(home.path())
+        .args(["server", "identities", "ls", "--dir", d])
+        .env("ONEPORT_PROXY", "p:1")
+        .env("ONEPORT_INSECURE", "true")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("WARNING") && !err.contains("accepts connections"), "only init and start say it: {err}");
+
+    // `server issue` does not overwrite, and warns about long-lived files.
+    let id = home.path().join("alice.pem");
+    let i = id.to_str().unwrap();
+    let (code, _, err) = run(home.path(), &["server", "issue", "--dir", d, "--user", "alice", "--out", i]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let before = std::fs::read(&id).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "error: {i} exists: not overwriting it (pass --force to replace it, or choose another --out)"
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&id).unwrap(), before, "the file is untouched");
+    let (code, _, err) =
+        run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i, "--force", "--ttl", "90d"])
+            .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "warning: --ttl 90d: this file works for that long if it leaks, until you run `oneport server revoke`. \
+             Prefer short certificates that renew: `oneport server invite --ttl 12h --renewable-for 30d`."
+        ),
+        "{err}"
+    );
+    assert_eq!(oneport::identity::Identity::load(&id).unwrap().caller.user, "bob");
+
+    // A backend addr written as a URL.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "apps:\n",
+        "apps:\n  - { name: grafana, kind: http, addr: \"http://127.0.0.1:3000\", allow: { users: [a] } }\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = run(home.path(), &["server", "start", "--config", c]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            r#"app "grafana": addr "http://127.0.0.1:3000" is a URL; addr is HOST:PORT (e.g. "127.0.0.1:3000")"#
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn server_start_rejects_bad_config_clearly() {
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("bad.yaml");
@@ -1182,4 +1282,63 @@ async fn an_identity_from_another_ca_is_explained() {
         srv.stop().await;
     })
     .await;
+}
+
+/// Completion of resource names: `oneport __complete KIND` asks the proxy (only
+/// what the caller may use), and the generated bash script offers them after
+/// `proxy app`; an unreachable proxy gives nothing, quickly and silently.
+#[tokio::test]
+async fn completion_offers_resource_names_from_the_proxy() {
+    let (echo, _) = spawn_echo().await;
+    let srv = TestServer::start(|c| {
+        c.apps.push(tcp_app("grafana", echo, &["alice"]));
+        c.apps.push(tcp_app("gitea", echo, &["alice"]));
+        c.apps.push(tcp_app("secret", echo, &["bob"]));
+    })
+    .await;
+    let id = srv.identity("alice", &[]);
+    let home = tempfile::tempdir().unwrap();
+    let (proxy, idp) = (srv.addr.to_string(), id.to_str().unwrap().to_string());
+    let (code, out, err) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "app"]).await;
+    assert_eq!((code, out.as_str()), (0, "gitea\ngrafana\n"), "{err}");
+    let (_, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "app", "gr"]).await;
+    assert_eq!(out, "grafana\n");
+    let (_, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", &idp, "__complete", "db"]).await;
+    assert_eq!(out, "");
+    let (_, out, _) = run(home.path(), &["--help"]).await;
+    assert!(!out.contains("__complete"), "{out}");
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/oneport.bash");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_oneport")).parent().unwrap();
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let snippet = format!(
+            "source {script:?}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}; \
+             _oneport_with_names oneport {cur:?} {prev:?}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words = words.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(" "),
+            cword = words.len() - 1,
+            cur = words[words.len() - 1],
+            prev = words[words.len() - 2],
+        );
+        let mut c = scrubbed("bash", home.path());
+        c.env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+        c.args(["--norc", "-c", &snippet]);
+        c
+    };
+    let out = complete(&format!("oneport --proxy {proxy} --identity {idp} proxy app g")).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "gitea\ngrafana\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        complete(&format!("oneport --proxy {proxy} --identity {idp} proxy app --port 8080 gr")).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "grafana\n");
+    // Subcommands still come from clap's own function.
+    let out = complete("oneport proxy a").output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "app\n");
+
+    // Nothing listens on the port: no names, exit 0, nothing on stdout or stderr.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(home.path(), &["--proxy", &closed, "--identity", &idp, "__complete", "app"]).await;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    srv.stop().await;
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::realdb::{as_user, db, have_mariadb, mysql, output, proxy_db, serve_db, start_proxy_db, text, Mariadb};
 use common::*;
@@ -34,6 +35,7 @@ async fn mysql_through_proxy_db_and_db_connect() {
         let port = proxy.addr.port();
         let want = format!("--user root --database mysql --host 127.0.0.1 --port {port} --protocol TCP");
         assert!(settings.contains(&want), "{settings}");
+        assert!(settings.contains(&format!("{want} -p\n")), "the suggested line asks for the password: {settings}");
 
         let out = mysql(proxy.addr, "root").args(["-e", "select 6 * 7"]).output().await.unwrap();
         assert_eq!(text(&out.stdout).trim(), "42", "stderr: {}", text(&out.stderr));
@@ -126,6 +128,70 @@ async fn refusals_reach_mysql_as_error_packets() {
         cmd.args(["proxy", "db", "my1", "--protocol", "postgres"]);
         let err = start_proxy_db(cmd).await.err().expect("started with the wrong protocol");
         assert!(err.contains("database my1 speaks mysql, not postgres"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `db connect -p` to an account with a password: mariadb asks for it (in a real
+/// terminal, tmux), and the query runs with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_connect_p_asks_for_the_password() {
+    if !have_mariadb() || !have("tmux") {
+        return;
+    }
+    deadline(async {
+        let maria = Mariadb::start().await;
+        let sql = "create user pw@'%' identified by 's3cret-pw'; grant select on mysql.* to pw@'%'";
+        let out = mysql(maria.addr(), "root").args(["-e", sql]).output().await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let (srv, id, home) = serve_db("my1", DbProtocol::Mysql, maria.addr()).await;
+        // Without -p mariadb sends no password: the server's refusal comes through.
+        let mut cmd = as_user(&srv, &id, home.path());
+        cmd.args(["db", "connect", "my1", "--db-user", "pw", "--", "-e", "select 1"]);
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("Access denied for user 'pw'"), "{}", text(&out.stderr));
+
+        let tmp = tempfile::tempdir().unwrap();
+        let socket = tmp.path().join("tmux.sock");
+        let (out_file, rc_file) = (tmp.path().join("out"), tmp.path().join("rc"));
+        let q = |p: &Path| format!("'{}'", p.display());
+        let line = format!(
+            "env -i PATH=\"$PATH\" ONEPORT_HOME={home} NO_COLOR=1 {exe} --proxy {proxy} --identity {id} \
+             db connect my1 --db-user pw -p -- --batch --skip-column-names -e 'select current_user()' > {out}; \
+             echo $? > {rc}.tmp && mv {rc}.tmp {rc}",
+            home = q(home.path()),
+            exe = q(Path::new(env!("CARGO_BIN_EXE_oneport"))),
+            proxy = srv.addr,
+            id = q(&id),
+            out = q(&out_file),
+            rc = q(&rc_file),
+        );
+        let tmux = |args: &[&str]| {
+            let mut c = Command::new("tmux");
+            c.arg("-S").arg(&socket).args(args).kill_on_drop(true);
+            c
+        };
+        let st = tmux(&["new-session", "-d", "-x", "150", "-y", "40", &line]).status().await.unwrap();
+        assert!(st.success(), "tmux new-session");
+        let pane = || async {
+            let out = tmux(&["capture-pane", "-p"]).output().await.ok()?;
+            Some(text(&out.stdout))
+        };
+        poll_until(Duration::from_secs(60), "mariadb to ask for the password", || async {
+            pane().await.filter(|p| p.contains("Enter password:"))
+        })
+        .await;
+        assert!(tmux(&["send-keys", "s3cret-pw", "Enter"]).status().await.unwrap().success());
+        let rc = poll_until(Duration::from_secs(60), "db connect to finish", || async {
+            std::fs::read_to_string(&rc_file).ok().and_then(|s| s.trim().parse::<i32>().ok())
+        })
+        .await;
+        let shown = pane().await.unwrap_or_default();
+        assert_eq!(rc, 0, "{shown}");
+        assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "pw@%\n", "{shown}");
+        let _ = tmux(&["kill-server"]).status().await;
         srv.stop().await;
     })
     .await;

@@ -1215,3 +1215,78 @@ async fn an_api_server_presenting_a_ca_certificate_is_named() {
     })
     .await;
 }
+
+/// `oneport kubectl ARGS` with `--cluster` (or none: the only cluster), KUBECONFIG
+/// pointing at the user's own file, which must stay untouched.
+fn oneport_kubectl(home: &Home, proxy: &str, id: &Path, args: &[&str]) -> Command {
+    let mut c = home.oneport_via(proxy, id, home.kubeconfig().to_str().unwrap());
+    c.arg("kubectl").args(args);
+    c
+}
+
+/// Checks `oneport kubectl get pods -o json` (stdout is kubectl's JSON alone) and
+/// that a failing kubectl's exit code comes back, with the throwaway kubeconfig
+/// private and gone afterwards.
+async fn kubectl_wrapper_works(home: &Home, proxy: &str, id: &Path, env: &[(&str, &Path)]) {
+    let mut c = oneport_kubectl(home, proxy, id, &["get", "pods", "-o", "json"]);
+    c.envs(env.iter().map(|(k, v)| (*k, *v)));
+    let out = ok(c, "oneport kubectl get pods -o json").await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: stdout is not JSON: {out}"));
+    assert_eq!(v["items"][0]["metadata"]["name"], POD, "{v}");
+    // A kubectl plugin that reports its KUBECONFIG and fails with 7.
+    let bin = tempfile::tempdir().unwrap();
+    let plugin = bin.path().join("kubectl-fail7");
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\nstat -c %a \"$KUBECONFIG\" \"$(dirname \"$KUBECONFIG\")\"\necho \"$KUBECONFIG\"\nexit 7\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = oneport_kubectl(home, proxy, id, &["--cluster", "dev", "fail7"]);
+    c.envs(env.iter().map(|(k, v)| (*k, *v)));
+    c.env("PATH", format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default()));
+    let out = output(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout} {}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..2], ["600", "700"], "{stdout}");
+    assert!(!Path::new(lines[2]).exists(), "{} is removed", lines[2]);
+    assert!(!home.kubeconfig().exists(), "the user's kubeconfig is not touched");
+}
+
+/// `oneport kubectl` straight to the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneport_kubectl_direct() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start().await;
+        kubectl_wrapper_works(&home, &srv.addr.to_string(), &id, &[]).await;
+        assert!(api.requests().iter().all(|r| r.all("impersonate-user") == ["alice"]));
+        // An unknown cluster is the proxy's refusal, before kubectl runs.
+        let out =
+            output(oneport_kubectl(&home, &srv.addr.to_string(), &id, &["--cluster", "nope", "get", "pods"])).await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `oneport kubectl` behind nginx: through a throwaway `proxy kube`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneport_kubectl_behind_nginx() {
+    if !have(KUBECTL) || !have("nginx") {
+        return;
+    }
+    deadline(async {
+        let b = BehindNginx::start(FAST_IDLE.pings).await;
+        kubectl_wrapper_works(&b.home, &b.via, &b.id, &[("SSL_CERT_FILE", b.pki.ca.as_path())]).await;
+        assert!(b.api.requests().iter().all(|r| r.all("impersonate-user") == ["alice"]));
+        b.stop().await;
+    })
+    .await;
+}

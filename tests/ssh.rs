@@ -458,3 +458,87 @@ async fn idle_session(s: &Setup, proxy: &str, pki: &LbPki) -> Result<String, &'s
     assert_eq!(status.code(), Some(0));
     Ok(reply)
 }
+
+/// `oneport ssh`: the system ssh with the ProxyCommand set; output, ssh's options,
+/// the cluster suffix and the remote command's exit code pass through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oneport_ssh_wraps_the_system_ssh() {
+    deadline(async {
+        let Some(s) = setup().await else { return };
+        let proxy = s.srv.addr.to_string();
+        let oneport_ssh = |args: &[&str]| {
+            let mut c = oneport(s.home.path());
+            c.args(["--proxy", &proxy, "--identity"]).arg(&s.alice).arg("ssh");
+            c.args(["-F", "/dev/null"]).args(s.sshd.client_options()).args(args);
+            c
+        };
+        let o = run(oneport_ssh(&["root@web1", "echo hi"])).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout, "hi\n");
+        let o = run(oneport_ssh(&["root@web1.test", "exit 3"])).await;
+        assert_eq!(o.code, Some(3), "{o:?}");
+        // -l and -p are ssh's: port 22 is the node's own address.
+        let o = run(oneport_ssh(&["-l", "root", "-p", "22", "web1.test", "echo", "$((6*7))"])).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout, "42\n");
+        // After `--` everything is ssh's, its -v included; -tt gives the command a terminal.
+        let mut c = oneport(s.home.path());
+        c.args(["--proxy", &proxy, "--identity"]).arg(&s.alice).args(["ssh", "--", "-F", "/dev/null"]);
+        c.args(s.sshd.client_options()).args(["-tt", "-v", "root@web1", "tty >/dev/null && echo terminal"]);
+        let o = run(c).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout.trim_end(), "terminal", "{o:?}");
+        assert!(o.stderr.contains("debug1:"), "ssh's own -v: {o:?}");
+        // A refused node: the proxy's sentence on stderr, ssh's 255.
+        let o = run(oneport_ssh(&["root@web9", "true"])).await;
+        assert_eq!(o.code, Some(255), "{o:?}");
+        assert!(o.stderr.contains("node web9 is not known to proxy"), "{o:?}");
+        s.srv.stop().await;
+    })
+    .await;
+}
+
+/// `config ssh --control-master`: the second ssh reuses the first one's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_ssh_control_master_reuses_one_connection() {
+    deadline(async {
+        let Some(s) = setup().await else { return };
+        let mut cfg = oneport(s.home.path());
+        cfg.args(["--proxy", &s.srv.addr.to_string(), "--identity"]).arg(&s.alice);
+        cfg.args(["config", "ssh", "--control-master"]);
+        let o = run(cfg).await;
+        assert_eq!(o.code, Some(0), "{o:?}");
+        let dir = s.home.path().join("ssh");
+        let want = format!("    ControlMaster auto\n    ControlPath {}/%C\n    ControlPersist 10m\n", dir.display());
+        assert!(o.stdout.ends_with(&want), "{}", o.stdout);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let file = s.home.path().join("ssh_config");
+        std::fs::write(&file, &o.stdout).unwrap();
+        let ssh = |args: &[&str]| {
+            let mut c = scrubbed("ssh", s.home.path());
+            c.arg("-F").arg(&file).args(s.sshd.client_options()).args(args);
+            c
+        };
+        // The master goes to the background and keeps the ProxyCommand's stderr:
+        // this run's stderr is a file, so waiting for it does not wait for the master.
+        let log = s.home.path().join("first.log");
+        let mut first = ssh(&["root@web1.test", "echo", "first"]);
+        first.stderr(std::fs::File::create(&log).unwrap());
+        let o = run(first).await;
+        assert_eq!(o.code, Some(0), "{o:?} {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert_eq!(o.stdout, "first\n");
+        let o = run(ssh(&["-O", "check", "root@web1.test"])).await;
+        assert_eq!(o.code, Some(0), "{o:?}");
+        assert!(o.stderr.starts_with("Master running (pid="), "{o:?}");
+        let o = run(ssh(&["root@web1.test", "echo", "second"])).await;
+        assert_ok(&o, &s.sshd);
+        assert_eq!(o.stdout, "second\n");
+        let o = run(ssh(&["-O", "exit", "root@web1.test"])).await;
+        assert_eq!(o.code, Some(0), "{o:?}");
+        let o = run(ssh(&["-O", "check", "root@web1.test"])).await;
+        assert_ne!(o.code, Some(0), "the master is gone: {o:?}");
+        s.srv.stop().await;
+    })
+    .await;
+}

@@ -81,6 +81,10 @@ pub struct ConnectArgs {
     /// The database (schema) name (default: the client's default).
     #[arg(long, value_name = "NAME")]
     pub db_name: Option<String>,
+    /// Have the client ask for the database password (mariadb/mysql need this for
+    /// an account with one; psql asks by itself when the server wants one).
+    #[arg(short = 'p', long)]
+    pub password: bool,
     /// Extra arguments for the client, after `--`.
     #[arg(last = true, value_name = "CLIENT ARGS")]
     pub client_args: Vec<String>,
@@ -161,7 +165,7 @@ fn print_settings(s: &Settings, name: &str, dialer: &Dialer, port_was_picked: bo
     for line in s.lines() {
         crate::cli::say!("  {line}");
     }
-    let cmd = db::client_command(s, &[], &|p| find_program(p).is_some());
+    let cmd = db::suggested_command(s, &|p| find_program(p).is_some());
     crate::cli::say!("Or run:");
     crate::cli::say!("  {cmd}");
     if port_was_picked {
@@ -187,7 +191,11 @@ pub async fn connect(g: &Global, a: ConnectArgs) -> anyhow::Result<u8> {
         user: a.db_user.unwrap_or_else(|| dialer.context().identity.caller.user.clone()),
         database: a.db_name,
     };
-    let cmd = db::connect_command(&settings, &a.client_args, &|p| find_program(p).is_some())?;
+    let mut client_args = a.client_args;
+    if a.password {
+        client_args.insert(0, db::PASSWORD_PROMPT.to_string());
+    }
+    let cmd = db::connect_command(&settings, &client_args, &|p| find_program(p).is_some())?;
     let shutdown = CancellationToken::new();
     let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
     // Bare spawn: awaited below; the proxy drains its own connections.

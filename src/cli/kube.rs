@@ -1,4 +1,5 @@
-//! `oneport kube login | credentials` and `oneport proxy kube`.
+//! `oneport kube login | credentials`, `oneport proxy kube`, and `oneport kubectl`
+//! (the system kubectl with a throwaway kubeconfig, direct or through `proxy kube`).
 
 use crate::tools::process::{self, exit_code, shell_quote, Signals};
 use std::net::IpAddr;
@@ -85,6 +86,97 @@ pub struct ProxyKubeArgs {
     /// Display and shutdown (without --exec).
     #[command(flatten)]
     pub run: crate::cli::live::RunArgs,
+}
+
+/// Arguments of `oneport kubectl`.
+#[derive(Debug, Clone, Args)]
+pub struct KubectlArgs {
+    /// The kube cluster (default: the one of kubectl's current context when `kube
+    /// login` wrote it, else the only one the proxy offers you).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Arguments for kubectl (its own -v, -h and --cluster after `--`).
+    #[arg(value_name = "KUBECTL ARGS", num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
+}
+
+/// `oneport kubectl`: the system kubectl with a throwaway kubeconfig for one
+/// cluster, straight to the proxy when it can be reached directly, else through a
+/// local `proxy kube` for the length of the run. Nothing of ours goes to stdout.
+///
+/// # Errors
+/// When kubectl is not installed, the cluster is unknown, denied or not named when
+/// there are several, or the kubeconfig cannot be written.
+pub async fn kubectl(g: &Global, a: KubectlArgs) -> anyhow::Result<u8> {
+    let program = process::find_program("kubectl").ok_or_else(|| {
+        anyhow::anyhow!(
+            "kubectl is not on PATH: install it (your distribution's kubectl package, or the Kubernetes \
+             release binary), or use `oneport proxy kube` with another client"
+        )
+    })?;
+    let ctx = Context::resolve(&g.overrides())?;
+    let dialer = Arc::new(Dialer::new(ctx.clone()));
+    let ping = webapi::ping(&dialer).await.with_context(|| format!("asking proxy {} about itself", ctx.proxy))?;
+    let name = match a.cluster {
+        Some(n) => {
+            webapi::require(&dialer, &ResourceRef::new(Kind::Kube, n.clone())).await?;
+            n
+        }
+        None => {
+            let all: Vec<&str> =
+                ping.resources.iter().filter(|r| r.kind == Kind::Kube).map(|r| r.name.as_str()).collect();
+            // The cluster of kubectl's current context, when `kube login` named it.
+            let current = Chain::locate(None)
+                .and_then(|c| Files::load(&c))
+                .ok()
+                .and_then(|f| f.current_context())
+                .and_then(|c| all.iter().find(|n| entry_name(&ping.cluster_name, n) == c).map(|n| n.to_string()));
+            match (current, all.as_slice()) {
+                (Some(c), _) => c,
+                (None, [one]) => one.to_string(),
+                (None, []) => {
+                    anyhow::bail!("proxy {} offers no kube cluster to this identity (see `oneport ls`)", ctx.proxy)
+                }
+                (None, many) => anyhow::bail!(
+                    "proxy {} offers several kube clusters ({}): say which with `oneport kubectl --cluster NAME ...`",
+                    ctx.proxy,
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    let mut command = tokio::process::Command::new(program);
+    command.args(&a.args);
+    if dialer.upgrade_decision().await?.required {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let proxy =
+            KubeProxy::start(dialer.clone(), &ping.cluster_name, std::slice::from_ref(&name), loopback, None).await?;
+        command.env("KUBECONFIG", proxy.kubeconfig());
+        let shutdown = CancellationToken::new();
+        // Bare spawn: awaited below; the proxy drains its own connections.
+        // kubectl has exited: what is still open gets a moment, not a drain.
+        let server = tokio::spawn(proxy.serve(shutdown.clone(), std::time::Duration::from_secs(2)));
+        let status = process::run(command, "kubectl", Signals::SecondKills).await;
+        shutdown.cancel();
+        server.await.context("the local proxy task failed")??;
+        return Ok(exit_code(status?));
+    }
+    // Direct: the entries `kube login` would write, in a private file of their own.
+    let dir = crate::util::fsutil::private_temp_dir("oneport-kubectl-")?;
+    let path = dir.path().join("kubeconfig");
+    let entry = entry_name(&ping.cluster_name, &name);
+    let stanzas = Login {
+        cluster: Stanza { name: entry.clone(), body: cluster_body(&ctx, &name), owned: kubeconfig::CLUSTER_KEYS },
+        user: Stanza { name: entry.clone(), body: user_body(g, &ctx, &name)?, owned: kubeconfig::USER_KEYS },
+        context: Stanza { name: entry.clone(), body: context_body(&entry), owned: kubeconfig::CONTEXT_KEYS },
+    };
+    let chain = Chain::resolve(Some(&path), None, None)?;
+    let plan = kubeconfig::plan(&chain, &Files::load(&chain)?, &stanzas, true);
+    kubeconfig::write(&plan)?;
+    command.env("KUBECONFIG", &path);
+    let status = process::run(command, "kubectl", Signals::SecondKills).await?;
+    drop(dir);
+    Ok(exit_code(status))
 }
 
 /// Runs a `kube` subcommand.

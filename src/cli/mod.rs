@@ -20,6 +20,7 @@ macro_rules! tell {
 pub(crate) use {say, tell};
 
 pub mod app;
+pub mod complete;
 pub mod db;
 pub mod demo;
 pub mod docs;
@@ -59,7 +60,8 @@ impl Cli {
             Command::Proxy(ProxyCommand::App(a)) => a.run.quiet,
             Command::Proxy(ProxyCommand::Db(a)) => a.run.quiet,
             Command::Proxy(ProxyCommand::Kube(a)) => a.run.quiet || a.exec.is_some(),
-            Command::Db(db::DbCommand::Connect(_)) => true,
+            // A child owns the terminal: only warnings and errors of our own.
+            Command::Db(db::DbCommand::Connect(_)) | Command::Kubectl(_) | Command::Ssh(_) => true,
             _ => false,
         }
     }
@@ -137,12 +139,27 @@ pub enum Command {
     /// Databases: run psql or mysql through the proxy.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Run the system ssh to a node through the proxy; ssh's exit code is ours.
+    ///
+    /// Examples: oneport ssh root@web1 'uptime'; oneport ssh -p 2222 -L 8080:localhost:80 root@web1.example;
+    /// oneport ssh -- -v root@web1
+    Ssh(ssh::SshArgs),
     /// Print configuration snippets for client tools.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Kubernetes: kubeconfig entries for kubectl, and its credentials.
     #[command(subcommand)]
     Kube(kube::KubeCommand),
+    /// Run the system kubectl against a kube cluster through the proxy, with a
+    /// throwaway kubeconfig (your own is not touched); kubectl's exit code is ours.
+    ///
+    /// Straight to the proxy when it can be reached directly, else through a local
+    /// `proxy kube` for the run (load balancers). Example: oneport kubectl get pods -o json
+    Kubectl(kube::KubectlArgs),
+    /// Resource names for the shell completion scripts: `oneport __complete KIND`,
+    /// parsed by [`parse`] and left out of help, man pages and completions.
+    #[command(skip)]
+    Complete(complete::CompleteArgs),
     /// Run and administer the routing server.
     #[command(subcommand)]
     Server(server::ServerCommand),
@@ -195,7 +212,43 @@ pub enum ConfigCommand {
     /// proxy (for the login profile, or the --proxy/--identity given here).
     ///
     /// Example: oneport config ssh >> ~/.ssh/config, then: ssh root@web1.example
-    Ssh,
+    Ssh(ssh::ConfigSshArgs),
+}
+
+/// The command line as documented: [`Cli`], with the client-only options refused
+/// (and hidden) under `server` and `demo`.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .mut_subcommand("server", server::refuse_client_options)
+        .mut_subcommand("demo", server::refuse_client_options)
+}
+
+/// [`command`] plus the hidden `__complete` the completion scripts run.
+fn command_with_complete() -> clap::Command {
+    use clap::Args as _;
+    command().subcommand(complete::CompleteArgs::augment_args(clap::Command::new("__complete")).hide(true))
+}
+
+/// Parses the process's arguments with [`command`]; exits with clap's message (and
+/// code 2) on bad ones.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let mut matches = command_with_complete().get_matches();
+    if let Some(("__complete", sub)) = matches.subcommand() {
+        let args = complete::CompleteArgs::from_arg_matches(sub).unwrap_or_else(|e| e.exit());
+        let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        return Cli { global, command: Command::Complete(args) };
+    }
+    if let Some(sub @ ("server" | "demo")) = matches.subcommand_name() {
+        for flag in ["proxy", "identity", "ca", "insecure"] {
+            if matches.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
+                let msg = format!("--{flag} is a client option; `oneport {sub}` does not use it: remove it");
+                command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit();
+            }
+        }
+    }
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -204,13 +257,14 @@ pub enum ConfigCommand {
 /// Any failure, to be printed once by `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
-    if g.insecure {
+    let server_side = matches!(cli.command, Command::Server(_) | Command::Demo(_));
+    let completing = matches!(cli.command, Command::Complete(_));
+    if g.insecure && !server_side && !completing {
         warn_insecure();
     }
-    let uses_identity = !matches!(
-        cli.command,
-        Command::Login(_) | Command::Logout(_) | Command::Status(_) | Command::Server(_) | Command::Demo(_)
-    );
+    let uses_identity = !server_side
+        && !completing
+        && !matches!(cli.command, Command::Login(_) | Command::Logout(_) | Command::Status(_));
     if uses_identity {
         login::renew_if_due(&g).await;
     }
@@ -223,7 +277,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(ProxyCommand::Db(a)) => db::proxy(&g, a).await,
         Command::Db(db::DbCommand::Connect(a)) => db::connect(&g, a).await,
         Command::Proxy(ProxyCommand::Ssh(a)) => ssh::proxy(&g, a).await,
-        Command::Config(ConfigCommand::Ssh) => ssh::config(&g).await,
+        Command::Config(ConfigCommand::Ssh(a)) => ssh::config(&g, a).await,
+        Command::Ssh(a) => ssh::ssh(&g, a).await,
+        Command::Kubectl(a) => kube::kubectl(&g, a).await,
+        Command::Complete(a) => complete::run(&g, a).await,
         Command::Proxy(ProxyCommand::Kube(a)) => kube::proxy(&g, a).await,
         Command::Kube(k) => kube::run(&g, k).await,
         Command::Server(s) => server::run(s).await,
@@ -254,7 +311,6 @@ pub fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
 mod tests {
     #[test]
     fn verify_cli() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
     }
 }

@@ -8,6 +8,40 @@ use tokio_util::sync::CancellationToken;
 use crate::server::{self, recording, setup};
 use crate::util::addr::HostPort;
 
+/// The client options (`--proxy`, `--identity`, `--ca`, `--insecure`) under a
+/// server-side command: hidden from its help, and an error when given, since the
+/// server reads its own files and never dials a proxy. (Their environment variables
+/// stay ignored, so a shell set up for the client can still start a server.)
+pub fn refuse_client_options(cmd: clap::Command) -> clap::Command {
+    fn refused(flag: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+        move |_| {
+            Err(format!(
+                "--{flag} is a client option; server-side commands do not use it (the server's own files are \
+                 named in server.yaml or by --dir): remove it"
+            ))
+        }
+    }
+    fn insecure(v: &str) -> Result<bool, String> {
+        match v {
+            "false" => Ok(false),
+            _ => Err("--insecure is a client option; the server always verifies client certificates: remove it".into()),
+        }
+    }
+    let mut cmd = cmd;
+    for (flag, value) in [("proxy", "HOST:PORT"), ("identity", "FILE"), ("ca", "FILE")] {
+        cmd = cmd
+            .arg(clap::Arg::new(flag).long(flag).global(true).hide(true).value_name(value).value_parser(refused(flag)));
+    }
+    cmd.arg(
+        clap::Arg::new("insecure")
+            .long("insecure")
+            .global(true)
+            .hide(true)
+            .action(clap::ArgAction::SetTrue)
+            .value_parser(insecure),
+    )
+}
+
 /// `oneport server ...`
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
@@ -136,13 +170,19 @@ pub struct IssueArgs {
     /// A group (certificate O), repeatable.
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
-    /// Validity, e.g. 12h, 7d.
+    /// Validity, e.g. 12h, 7d (above 7d you get a warning).
     #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse)]
     pub ttl: std::time::Duration,
     /// Where to write the identity file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
+
+/// Above this an issued identity gets a warning: a leaked file works that long.
+const LONG_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
 
 /// Arguments of `server invite`.
 #[derive(Debug, Args)]
@@ -233,7 +273,11 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
                 extra_names: a.sans,
                 force: a.force,
             };
+            let warning = server::config::loopback_listen_warning(&o.listen, &o.public_addr.to_string());
             let cfg = setup::init(&a.dir, &o)?;
+            if let Some(w) = warning {
+                crate::cli::tell!("warning: {w}");
+            }
             println!("Wrote CA, server certificate and {}.", cfg.display());
             println!("Next: add resources to it, then");
             println!("  oneport server start --config {}", cfg.display());
@@ -241,6 +285,19 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         ServerCommand::Issue(a) => {
+            if a.out.exists() && !a.force {
+                anyhow::bail!(
+                    "{} exists: not overwriting it (pass --force to replace it, or choose another --out)",
+                    a.out.display()
+                );
+            }
+            if a.ttl > LONG_TTL {
+                crate::cli::tell!(
+                    "warning: --ttl {}: this file works for that long if it leaks, until you run `oneport server \
+                     revoke`. Prefer short certificates that renew: `oneport server invite --ttl 12h --renewable-for 30d`.",
+                    crate::util::duration::format(a.ttl)
+                );
+            }
             setup::issue(&a.dir, &a.user, &a.groups, a.ttl, &a.out)?;
             // Recorded so it can be listed and revoked; the file is already written.
             let cfg = load_dir(&a.dir)?;
@@ -263,6 +320,9 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
         ServerCommand::Identities(IdentitiesCommand::Ls(a)) => identities_ls(a).await,
         ServerCommand::Start(a) => {
             let cfg = server::Config::load(&a.config)?;
+            if let Some(w) = server::config::loopback_listen_warning(&cfg.listen, &cfg.public_addr) {
+                tracing::warn!("{}: {w}", a.config.display());
+            }
             let shutdown = CancellationToken::new();
             crate::cli::cancel_on_signal(shutdown.clone());
             let srv = server::Server::new(cfg.clone())?;

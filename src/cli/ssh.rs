@@ -1,5 +1,6 @@
 //! `oneport proxy ssh` (an OpenSSH ProxyCommand: stdin/stdout relayed to a node over
-//! `teleport-proxy-ssh`) and `oneport config ssh` (the `ssh_config` block for it).
+//! `teleport-proxy-ssh`), `oneport config ssh` (the `ssh_config` block for it) and
+//! `oneport ssh` (the system ssh with that ProxyCommand).
 //! What to reach and what to print is computed in [`crate::tools::ssh`].
 
 use std::path::{Path, PathBuf};
@@ -69,15 +70,73 @@ async fn node_name(dialer: &Dialer, host: &str, cluster: Option<String>) -> anyh
     ssh::node_name(host, &cluster).map_err(anyhow::Error::msg)
 }
 
-/// Runs `config ssh`: prints the block on stdout.
+/// Arguments of `config ssh`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigSshArgs {
+    /// Also share one connection per node between ssh, scp and sftp runs
+    /// (ControlMaster auto, a ControlPath in a private directory, ControlPersist 10m):
+    /// one TLS connection through the proxy and one login, instead of one each run.
+    #[arg(long)]
+    pub control_master: bool,
+}
+
+/// Arguments of `oneport ssh`.
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// The cluster whose suffix `NODE.CLUSTER` may carry. Default: the cluster of
+    /// the login profile.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// What to pass to ssh: its options (-p, -l, -L, -t, -o ...; ssh's own -v and -V
+    /// after `--`), then [USER@]NODE[.CLUSTER], then the command to run.
+    #[arg(value_name = "SSH ARGS", required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs the system `ssh` with `ARGS`, through the proxy (`-o ProxyCommand=...`, as
+/// `config ssh` writes it); returns ssh's exit code (255 when ssh itself failed).
 ///
 /// # Errors
-/// When no proxy or identity is known, the proxy cannot be asked for its cluster
-/// name (not logged in), or a path cannot be written into ssh_config.
-pub async fn config(g: &Global) -> anyhow::Result<u8> {
+/// When ssh is not installed or cannot be started, or the ProxyCommand cannot be
+/// written (as for `config ssh`).
+pub async fn ssh(g: &Global, a: SshArgs) -> anyhow::Result<u8> {
+    let program = crate::tools::process::find_program("ssh").ok_or_else(|| {
+        anyhow::anyhow!(
+            "ssh (the OpenSSH client) is not on PATH: install it (apt install openssh-client), or give \
+             another SSH client `oneport proxy ssh %r@%h:%p` as its ProxyCommand"
+        )
+    })?;
     let over = g.overrides();
     let ctx = Context::resolve(&over)?;
-    let cluster = match &ctx.profile {
+    let cluster = match a.cluster {
+        Some(c) => c,
+        None => cluster_of(&ctx).await?,
+    };
+    let me = std::env::current_exe().context("finding the path of this oneport binary")?;
+    let identity = over.identity.as_deref().map(absolute).transpose()?;
+    let ca = over.ca.as_deref().map(absolute).transpose()?;
+    let proxy = ctx.proxy.to_string();
+    let spec = ConfigSpec {
+        cluster: &cluster,
+        proxy: &proxy,
+        proxy_host: &ctx.proxy.host,
+        program: &me,
+        identity: identity.as_deref(),
+        ca: ca.as_deref(),
+        insecure: over.insecure,
+        home: None,
+    };
+    let command = ssh::proxy_command(&spec, Shell::native()).map_err(anyhow::Error::msg)?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("-o").arg(format!("ProxyCommand={command}")).args(&a.args);
+    debug!(?cmd, "oneport ssh");
+    let status = crate::tools::process::run(cmd, "ssh", crate::tools::process::Signals::ChildTakesInterrupt).await?;
+    Ok(crate::tools::process::exit_code(status))
+}
+
+/// The cluster of the login profile, else the proxy's answer.
+async fn cluster_of(ctx: &Context) -> anyhow::Result<String> {
+    Ok(match &ctx.profile {
         Some(p) => p.cluster.clone(),
         None => {
             let dialer = Dialer::new(ctx.clone());
@@ -86,7 +145,18 @@ pub async fn config(g: &Global) -> anyhow::Result<u8> {
                 .with_context(|| format!("asking {} for its cluster name", ctx.proxy))?
                 .cluster_name
         }
-    };
+    })
+}
+
+/// Runs `config ssh`: prints the block on stdout.
+///
+/// # Errors
+/// When no proxy or identity is known, the proxy cannot be asked for its cluster
+/// name (not logged in), or a path cannot be written into ssh_config.
+pub async fn config(g: &Global, a: ConfigSshArgs) -> anyhow::Result<u8> {
+    let over = g.overrides();
+    let ctx = Context::resolve(&over)?;
+    let cluster = cluster_of(&ctx).await?;
     let program = std::env::current_exe().context("finding the path of this oneport binary")?;
     let identity = over.identity.as_deref().map(absolute).transpose()?;
     let ca = over.ca.as_deref().map(absolute).transpose()?;
@@ -104,7 +174,17 @@ pub async fn config(g: &Global) -> anyhow::Result<u8> {
         insecure: over.insecure,
         home: home.as_deref(),
     };
-    print!("{}", ssh::render_config(&spec, Shell::native()).map_err(anyhow::Error::msg)?);
+    let control_path = match a.control_master {
+        false => None,
+        true => {
+            let dir = crate::client::profile::Dirs::locate()?.data.join("ssh");
+            crate::util::fsutil::create_private_dir(&dir)?;
+            let dir = absolute(&dir)?;
+            Some(ssh::control_path(&dir).map_err(anyhow::Error::msg)?)
+        }
+    };
+    let block = ssh::render_config(&spec, Shell::native(), control_path.as_deref()).map_err(anyhow::Error::msg)?;
+    crate::cli::say!("{}", block.trim_end());
     Ok(0)
 }
 

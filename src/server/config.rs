@@ -58,7 +58,7 @@ pub struct Config {
     /// Load balancers whose `X-Forwarded-For` is believed (CIDRs or single
     /// addresses: `[10.0.0.0/8, "fd00::/8", 192.0.2.7]`). A request from any other
     /// peer is logged with its TCP address, whatever it sends.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub trusted_proxies: Vec<String>,
     /// Deprecated: replaced by `trusted_proxies`. `false` loads with a warning;
     /// `true` without `trusted_proxies` is an error (it trusted every client).
@@ -73,16 +73,16 @@ pub struct Config {
     #[serde(default)]
     pub mux: MuxLimits,
     /// SSH nodes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub nodes: Vec<Node>,
     /// Databases.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub databases: Vec<Database>,
     /// HTTP and TCP applications.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub apps: Vec<App>,
     /// Kubernetes clusters.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub kube: Vec<Kube>,
     /// Where invites, issued serials and revocations live: absent for files in this
     /// folder's `state/`, or `postgres://USER@HOST/DB` shared by several servers.
@@ -94,6 +94,49 @@ pub struct Config {
     /// The folder the config was loaded from (relative paths and the file store).
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+/// A list key with nothing under it (`nodes:` followed only by comments) is an empty
+/// list, so the template's commented entries can be uncommented in place.
+fn null_is_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The warning for a server that listens on loopback only while clients are told a
+/// public address another machine would use; `None` when the two agree. Said by
+/// `server init` and `server start` (not by every command that reads the file).
+pub fn loopback_listen_warning(listen: &str, public_addr: &str) -> Option<String> {
+    let l: SocketAddr = listen.parse().ok()?;
+    if !l.ip().is_loopback() {
+        return None;
+    }
+    let host = crate::util::addr::HostPort::parse(public_addr).ok()?.host;
+    let public_is_loopback = match host.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost"),
+    };
+    if public_is_loopback {
+        return None;
+    }
+    Some(format!(
+        "listen {listen} accepts connections from this machine only, but public_addr {public_addr} tells clients \
+         to come from elsewhere: they cannot connect. Set `listen: 0.0.0.0:{port}` (or `server init --listen`) \
+         unless a load balancer or tunnel on this machine forwards to it",
+        port = l.port()
+    ))
+}
+
+/// `addr` of a backend: HOST:PORT, with a sentence for the common URL mistake.
+fn check_addr(what: &str, addr: &str) -> std::result::Result<(), String> {
+    if let Some((_, rest)) = addr.split_once("://") {
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        return Err(format!("{what}: addr {addr:?} is a URL; addr is HOST:PORT (e.g. {hostport:?})"));
+    }
+    crate::util::addr::HostPort::parse(addr).map(|_| ()).map_err(|e| format!("{what}: {e}"))
 }
 
 mod defaults {
@@ -627,8 +670,7 @@ impl Node {
             return Err(format!("node {:?} needs `addr` or `targets`", self.name));
         }
         for t in self.addr.iter().chain(&self.targets) {
-            crate::util::addr::HostPort::parse(&t.replace(":*", ":1"))
-                .map_err(|e| format!("node {:?}: {e}", self.name))?;
+            check_addr(&format!("node {:?}", self.name), &t.replace(":*", ":1"))?;
         }
         Ok(())
     }
@@ -637,7 +679,7 @@ impl Node {
 impl Database {
     /// The address parses, and `tls` only where the relay can add it.
     fn validate(&self) -> std::result::Result<(), String> {
-        crate::util::addr::HostPort::parse(&self.addr).map_err(|e| format!("database {:?}: {e}", self.name))?;
+        check_addr(&format!("database {:?}", self.name), &self.addr)?;
         if self.tls.is_some() && self.protocol == DbProtocol::Mysql {
             return Err(format!(
                 "database {:?}: `tls` is not supported for mysql: MySQL switches to TLS inside its handshake, \
@@ -653,7 +695,7 @@ impl Database {
 impl App {
     /// The address parses.
     fn validate(&self) -> std::result::Result<(), String> {
-        crate::util::addr::HostPort::parse(&self.addr).map_err(|e| format!("app {:?}: {e}", self.name))?;
+        check_addr(&format!("app {:?}", self.name), &self.addr)?;
         Ok(())
     }
 }
@@ -759,6 +801,51 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         );
         let cfg: Config = serde_yaml_ng::from_str(SAMPLE).unwrap();
         assert!(cfg.warnings().is_empty(), "no wildcard, no warning");
+    }
+
+    #[test]
+    fn loopback_listener_with_a_public_address_is_reported() {
+        let w = loopback_listen_warning("127.0.0.1:3080", "proxy.example.com:3080").unwrap();
+        assert_eq!(
+            w,
+            "listen 127.0.0.1:3080 accepts connections from this machine only, but public_addr \
+             proxy.example.com:3080 tells clients to come from elsewhere: they cannot connect. Set \
+             `listen: 0.0.0.0:3080` (or `server init --listen`) unless a load balancer or tunnel on this machine \
+             forwards to it"
+        );
+        assert!(loopback_listen_warning("[::1]:443", "10.0.0.5:443").is_some());
+        for (listen, public) in [
+            ("127.0.0.1:3080", "127.0.0.1:3080"),
+            ("127.0.0.1:3080", "localhost:3080"),
+            ("[::1]:3080", "[::1]:3080"),
+            ("0.0.0.0:3080", "proxy.example.com:3080"),
+            ("10.0.0.5:3080", "proxy.example.com:3080"),
+        ] {
+            assert_eq!(loopback_listen_warning(listen, public), None, "{listen} {public}");
+        }
+    }
+
+    #[test]
+    fn an_addr_that_is_a_url_says_host_port() {
+        let text = SAMPLE.replace(r#"addr: "127.0.0.1:3000""#, r#"addr: "http://127.0.0.1:3000/""#);
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            cfg.validate().unwrap_err(),
+            r#"app "grafana": addr "http://127.0.0.1:3000/" is a URL; addr is HOST:PORT (e.g. "127.0.0.1:3000")"#
+        );
+        let text = SAMPLE.replace(r#"addr: "127.0.0.1:5432""#, r#"addr: "postgres://db:5432""#);
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        assert!(cfg.validate().unwrap_err().starts_with(r#"database "pg1": addr "postgres://db:5432" is a URL"#));
+    }
+
+    #[test]
+    fn an_empty_list_key_is_an_empty_list() {
+        let text = SAMPLE.replace(
+            r#"nodes: [ { name: web1, addr: "127.0.0.1:22", allow: { groups: [ops] } } ]"#,
+            "nodes:\n#  - name: web1\ntrusted_proxies:\nkube:\n",
+        );
+        let cfg: Config = serde_yaml_ng::from_str(&text).unwrap();
+        assert!(cfg.nodes.is_empty() && cfg.trusted_proxies.is_empty() && cfg.kube.is_empty());
     }
 
     #[test]

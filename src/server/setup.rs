@@ -126,7 +126,7 @@ max_unauthenticated: 1024
 # audit_log: audit.jsonl
 # Behind an L7 load balancer: the load balancers' addresses (CIDRs). Only their
 # X-Forwarded-For is believed; any other peer is logged with its own address.
-trusted_proxies: []
+trusted_proxies:
 #  - 10.0.0.0/8
 
 # Invites, issued certificates and revocations (`oneport server invite/revoke`).
@@ -137,18 +137,19 @@ trusted_proxies: []
 state_refresh: 3s
 
 # Allow-lists name users (certificate CN) and groups (certificate O). Empty allows nobody.
-nodes: []
+# Each list below is empty until you uncomment (or add) its indented entries.
+nodes:
 #  - name: web1
 #    addr: 127.0.0.1:22
 #    allow: {{ groups: [ops] }}
 
-databases: []
+databases:
 #  - name: pg1
 #    protocol: postgres        # postgres, mysql, mongodb, redis
 #    addr: 127.0.0.1:5432
 #    allow: {{ users: [alice] }}
 
-apps: []
+apps:
 #  - name: grafana
 #    kind: http                # http or tcp
 #    addr: 127.0.0.1:3000
@@ -157,7 +158,7 @@ apps: []
 # Kubernetes clusters. The server calls the API server with its own credentials
 # (a token file or client_cert/client_key) and impersonates each caller, so those
 # credentials need RBAC permission to `impersonate` users and groups.
-kube: []
+kube:
 #  - name: dev
 #    api_server: https://127.0.0.1:6443
 #    ca: kube-ca.pem           # CA of the API server
@@ -203,6 +204,25 @@ mod tests {
         assert!(dns.contains(&"proxy.example.com".to_string()));
         assert!(dns.contains(&"*.node.proxy.example.com".to_string()));
         assert!(dns.contains(&"kube-teleport-proxy-alpn.teleport.cluster.local".to_string()));
+    }
+
+    #[test]
+    fn uncommenting_the_template_examples_keeps_it_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_template("127.0.0.1:3080", &HostPort::parse("127.0.0.1:3080").unwrap(), "c");
+        let uncommented: String =
+            text.lines().map(|l| if l.starts_with("#  ") { &l[1..] } else { l }).map(|l| format!("{l}\n")).collect();
+        let path = dir.path().join(files::CONFIG);
+        std::fs::write(&path, &uncommented).unwrap();
+        let cfg = crate::server::Config::load(&path).unwrap();
+        assert_eq!(
+            (cfg.nodes.len(), cfg.databases.len(), cfg.apps.len(), cfg.kube.len(), cfg.trusted_proxies.len()),
+            (1, 1, 1, 1, 1),
+            "{uncommented}"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let cfg = crate::server::Config::load(&path).unwrap();
+        assert!(cfg.nodes.is_empty() && cfg.kube.is_empty());
     }
 
     #[test]

@@ -113,6 +113,20 @@ pub fn client_command(s: &Settings, extra: &[String], on_path: &dyn Fn(&str) -> 
     ClientCommand { program, args }
 }
 
+/// The command line `proxy db` suggests: [`client_command`], with mysql's `-p` so
+/// the client asks for the password (Enter alone for an account without one).
+pub fn suggested_command(s: &Settings, on_path: &dyn Fn(&str) -> bool) -> ClientCommand {
+    let extra = match s.protocol {
+        DbProtocol::Mysql => vec!["-p".to_string()],
+        _ => vec![],
+    };
+    client_command(s, &extra, on_path)
+}
+
+/// The argument that makes psql, mariadb and mysql ask for the password first
+/// (psql also asks by itself whenever the server wants one; mysql never does).
+pub const PASSWORD_PROMPT: &str = "--password";
+
 /// The command `db connect` runs: as [`client_command`], but only for the clients
 /// it supports, and only when one is installed.
 ///
@@ -214,6 +228,15 @@ mod tests {
         let no_db = client_command(&settings(DbProtocol::Mysql, None), &strs(&["-e", "select 1"]), &only_mysql);
         assert!(!no_db.args.contains(&"--database".to_string()));
         assert_eq!(no_db.args[no_db.args.len() - 2..], strs(&["-e", "select 1"]));
+    }
+
+    #[test]
+    fn suggested_mysql_line_asks_for_the_password() {
+        let s = settings(DbProtocol::Mysql, None);
+        let cmd = suggested_command(&s, &|p| p == "mariadb");
+        assert_eq!(cmd.to_string(), "mariadb --user postgres --host 127.0.0.1 --port 15432 --protocol TCP -p");
+        let pg = suggested_command(&settings(DbProtocol::Postgres, None), &|_| true);
+        assert_eq!(pg.to_string(), "psql postgres://postgres@127.0.0.1:15432", "psql asks by itself");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! SSH integration, pure: which node (and port) OpenSSH's `%r@%h:%p` names for
-//! `proxy ssh`, and the `ssh_config` block `config ssh` prints, quoted for the shell
-//! OpenSSH runs a ProxyCommand with. No I/O here; `cli::ssh` does the dialling.
+//! `proxy ssh`, and the ProxyCommand and `ssh_config` block (with ControlMaster
+//! settings) `config ssh` prints, quoted for the shell OpenSSH runs a ProxyCommand with. No I/O here; `cli::ssh` does the dialling.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -181,11 +181,12 @@ fn valid_cluster(c: &str) -> bool {
     !c.is_empty() && !c.starts_with(['.', '-']) && c.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
-/// Renders the `ssh_config` block for `spec`, quoted for `shell`.
+/// The `ProxyCommand` line for `spec` (ending in `%r@%h:%p`), quoted for `shell`:
+/// what `config ssh` writes into the block and `oneport ssh` passes with `-o`.
 ///
 /// # Errors
 /// When the cluster name or a path cannot be written into ssh_config.
-pub fn render_config(spec: &ConfigSpec<'_>, shell: Shell) -> Result<String, String> {
+pub fn proxy_command(spec: &ConfigSpec<'_>, shell: Shell) -> Result<String, String> {
     let cluster = spec.cluster;
     if !valid_cluster(cluster) {
         return Err(format!(
@@ -205,6 +206,44 @@ pub fn render_config(spec: &ConfigSpec<'_>, shell: Shell) -> Result<String, Stri
         cmd.push("--insecure".into());
     }
     cmd.push("%r@%h:%p".into());
+    Ok(cmd.join(" "))
+}
+
+/// How long an idle ControlMaster connection stays open after its last session.
+pub const CONTROL_PERSIST: &str = "10m";
+
+/// The `ControlPath` for master sockets in `dir` (one per user, node and port:
+/// `%C`), or why `dir` cannot be written there. ssh expands `%` and `~` in it and
+/// does not unescape anything else, so only plain paths are accepted.
+///
+/// # Errors
+/// When `dir` holds characters ssh_config would misread, or is too long for a
+/// Unix socket path.
+pub fn control_path(dir: &Path) -> Result<String, String> {
+    let d = dir.to_string_lossy();
+    if let Some(c) = d.chars().find(|c| c.is_control() || "\"\\%~'".contains(*c)) {
+        return Err(format!(
+            "{d} cannot be the ControlPath directory: ssh_config would misread {c:?} in it; set ONEPORT_HOME to a plain path"
+        ));
+    }
+    // sun_path holds 108 bytes (104 on macOS); %C is 40 hex digits, and ssh adds a
+    // random suffix of about 17 while it creates the socket.
+    if d.len() + 1 + 40 + 17 > 104 {
+        return Err(format!(
+            "{d} is too long for ssh's control sockets (Unix socket paths are limited to about 100 bytes); set ONEPORT_HOME to a shorter path"
+        ));
+    }
+    Ok(if d.contains(' ') { format!("\"{d}/%C\"") } else { format!("{d}/%C") })
+}
+
+/// Renders the `ssh_config` block for `spec`, quoted for `shell`; with
+/// `control_path`, the block also shares one connection per node (ControlMaster).
+///
+/// # Errors
+/// When the cluster name or a path cannot be written into ssh_config.
+pub fn render_config(spec: &ConfigSpec<'_>, shell: Shell, control_path: Option<&str>) -> Result<String, String> {
+    let cluster = spec.cluster;
+    let command = proxy_command(spec, shell)?;
     let host = spec.proxy_host.trim_start_matches('[').trim_end_matches(']');
     let exclude = if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c)) {
         String::new()
@@ -222,8 +261,21 @@ pub fn render_config(spec: &ConfigSpec<'_>, shell: Shell) -> Result<String, Stri
             home.display()
         );
     }
+    if control_path.is_some() {
+        let _ = writeln!(
+            out,
+            "# ControlMaster: the first ssh to a USER@NODE opens one connection (one TLS through the proxy, one\n\
+             # login); later ssh, scp, sftp and rsync to it reuse that connection, and it stays open for\n\
+             # {CONTROL_PERSIST} after the last one ends. `ssh -O check USER@NODE.{cluster}` shows it, `-O exit` closes it."
+        );
+    }
     let _ = writeln!(out, "Host *.{cluster}{exclude}");
-    let _ = writeln!(out, "    ProxyCommand {}", cmd.join(" "));
+    let _ = writeln!(out, "    ProxyCommand {command}");
+    if let Some(path) = control_path {
+        let _ = writeln!(out, "    ControlMaster auto");
+        let _ = writeln!(out, "    ControlPath {path}");
+        let _ = writeln!(out, "    ControlPersist {CONTROL_PERSIST}");
+    }
     Ok(out)
 }
 
@@ -326,7 +378,7 @@ mod tests {
     #[test]
     fn renders_a_host_block() {
         let program = Path::new("/usr/local/bin/oneport");
-        let text = render_config(&spec(program), Shell::Posix).unwrap();
+        let text = render_config(&spec(program), Shell::Posix, None).unwrap();
         assert!(text.contains("\nHost *.test !proxy.example.com\n"), "{text}");
         assert!(
             text.contains(
@@ -348,7 +400,7 @@ mod tests {
         let ca = Path::new("/etc/ca.pem");
         let home = Path::new("/home/a b/.op");
         let s = ConfigSpec { identity: Some(id), ca: Some(ca), insecure: true, home: Some(home), ..spec(program) };
-        let text = render_config(&s, Shell::Posix).unwrap();
+        let text = render_config(&s, Shell::Posix, None).unwrap();
         assert!(
             text.contains(
                 "ProxyCommand \"/home/a b/bin/oneport\" proxy ssh --cluster=test --proxy=proxy.example.com:3080 \
@@ -359,7 +411,7 @@ mod tests {
         assert!(text.contains("ONEPORT_HOME=/home/a b/.op"), "{text}");
 
         let program = Path::new(r"C:\Program Files\oneport\oneport.exe");
-        let text = render_config(&spec(program), Shell::Windows).unwrap();
+        let text = render_config(&spec(program), Shell::Windows, None).unwrap();
         assert!(text.contains(r#"ProxyCommand "C:\Program Files\oneport\oneport.exe" proxy ssh"#), "{text}");
     }
 
@@ -368,15 +420,35 @@ mod tests {
         let program = Path::new("/bin/oneport");
         for cluster in ["", "a b", "a,b", "*", ".x", "a!b"] {
             let s = ConfigSpec { cluster, ..spec(program) };
-            assert!(render_config(&s, Shell::Posix).unwrap_err().contains("cannot go into"), "{cluster:?}");
+            assert!(render_config(&s, Shell::Posix, None).unwrap_err().contains("cannot go into"), "{cluster:?}");
         }
         let program = Path::new("/bin/one\nport");
-        assert!(render_config(&spec(program), Shell::Posix).unwrap_err().contains("line break"));
+        assert!(render_config(&spec(program), Shell::Posix, None).unwrap_err().contains("line break"));
         // An IP proxy host is excluded too; an IPv6 one without brackets.
         let program = Path::new("/bin/oneport");
         let s = ConfigSpec { proxy: "[::1]:3080", proxy_host: "[::1]", ..spec(program) };
-        let text = render_config(&s, Shell::Posix).unwrap();
+        let text = render_config(&s, Shell::Posix, None).unwrap();
         assert!(text.contains("Host *.test !::1\n"), "{text}");
         assert!(text.contains("--proxy=\"[::1]:3080\""), "{text}");
+    }
+
+    #[test]
+    fn control_master_settings() {
+        let program = Path::new("/bin/oneport");
+        let cp = control_path(Path::new("/home/alice/.local/share/oneport/ssh")).unwrap();
+        assert_eq!(cp, "/home/alice/.local/share/oneport/ssh/%C");
+        assert_eq!(control_path(Path::new("/home/a b/ssh")).unwrap(), "\"/home/a b/ssh/%C\"");
+        let text = render_config(&spec(program), Shell::Posix, Some(&cp)).unwrap();
+        assert!(
+            text.ends_with(
+                "    ControlMaster auto\n    ControlPath /home/alice/.local/share/oneport/ssh/%C\n    ControlPersist 10m\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# ControlMaster: the first ssh to a USER@NODE opens one connection"), "{text}");
+        let e = control_path(Path::new("/tmp/100%")).unwrap_err();
+        assert!(e.contains("ssh_config would misread '%'"), "{e}");
+        let e = control_path(&Path::new("/").join("x".repeat(60))).unwrap_err();
+        assert!(e.contains("too long for ssh's control sockets"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
-//! File helpers: private (0600) writes for keys and identities, reads with the path
-//! in the error.
+//! File helpers: private (0600) writes for keys and identities, private temporary
+//! directories, reads with the path in the error.
 
 use std::io::Write;
 use std::path::Path;
@@ -55,6 +55,22 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         b.mode(0o700);
     }
     b.create(dir).map_err(|e| Error::file(dir, e))
+}
+
+/// A new temporary directory `PREFIX…` only the owner can enter (0700), removed
+/// when dropped: for throwaway kubeconfigs and keys.
+///
+/// # Errors
+/// [`Error::File`] naming the temporary directory.
+pub fn private_temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    b.tempdir().map_err(|e| Error::file(std::env::temp_dir(), e))
 }
 
 /// Reads a file, naming it in the error.

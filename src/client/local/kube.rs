@@ -125,7 +125,7 @@ impl KubeProxy {
         }
         let contexts: Vec<String> = names.iter().map(|n| entry_name(cluster, n)).collect();
         let doc = kubeconfig(addr, &ca, &client, &contexts, &snis);
-        let dir = tempfile::Builder::new().prefix("oneport-kube-").tempdir().map_err(|e| Error::file("temp dir", e))?;
+        let dir = crate::util::fsutil::private_temp_dir("oneport-kube-")?;
         let kubeconfig = dir.path().join("kubeconfig");
         let text = serde_yaml_ng::to_string(&doc).map_err(|e| Error::config(format!("kubeconfig: {e}")))?;
         crate::util::fsutil::write_private(&kubeconfig, text.as_bytes())?;
