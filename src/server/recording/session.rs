@@ -3,8 +3,11 @@
 //! to the recorder, and the audit line at the end.
 //!
 //! The recorder runs on a blocking thread behind a bounded queue ([`QUEUE`] events
-//! of at most one read, 64 KiB, each), so the relay never waits on the disk unless
-//! the disk falls that far behind, and memory stays bounded. When the recording
+//! of at most one read, 64 KiB, each: what one read carried on a direction is one
+//! event), so the relay never waits on the disk unless the disk falls that far
+//! behind, and memory stays bounded. A disk slower than the session slows the
+//! session to its pace (both modes: nothing is dropped from a recording); one that
+//! takes nothing for [`STALL`] counts as a failed recording. When the recording
 //! fails mid-session: under `required` the relay stops passing stdin on, lets the
 //! output reach the end of the WebSocket message in flight, then puts a `Status`
 //! on the error channel (3) and a close frame, and ends the session; under
@@ -34,6 +37,9 @@ use crate::proto::kube_status;
 pub const QUEUE: usize = 64;
 /// Bytes read at a time in each direction (and so the largest event).
 const BUF: usize = 64 * 1024;
+/// How long the relay waits for a recorder that takes no event (a stalled disk)
+/// before the recording counts as failed.
+pub const STALL: Duration = Duration::from_secs(10);
 /// How long the output may take to finish the message in flight before a failed
 /// `required` session is cut without the error-channel message.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -130,7 +136,15 @@ impl Handler {
                 let name = rec.name();
                 let (tap, writer) = Tap::spawn(rec, begun);
                 let outcome = relay(client, upstream, &self.meta, self.mode, Some(tap)).await;
-                let result = writer.await.unwrap_or_else(|e| Err(format!("the recorder stopped: {e}")));
+                let joined = match outcome.failure {
+                    None => Ok(writer.await),
+                    // A recorder that failed may be stuck in a write (a stalled disk).
+                    Some(_) => tokio::time::timeout(DRAIN, writer).await,
+                };
+                let result = match joined {
+                    Ok(r) => r.unwrap_or_else(|e| Err(format!("the recorder stopped: {e}"))),
+                    Err(_) => Err("the recorder is stuck writing".to_string()),
+                };
                 if let (Err(e), None) = (&result, &outcome.failure) {
                     warn!(session = %self.meta.session_id, error = %e, "the recording could not be finished");
                 }
@@ -238,10 +252,20 @@ impl Tap {
         (Tap { tx, failed, fail, begun, on: AtomicBool::new(true) }, writer)
     }
 
+    /// Queues `ev`, waiting while the queue is full; a recorder that takes nothing
+    /// for [`STALL`] fails the recording.
     async fn record(&self, ev: Event) {
-        if self.on.load(Ordering::Relaxed) {
-            let _ = self.tx.send((self.begun.elapsed(), ev)).await;
+        if !self.on.load(Ordering::Relaxed) {
+            return;
         }
+        if let Err(mpsc::error::SendTimeoutError::Timeout(_)) =
+            self.tx.send_timeout((self.begun.elapsed(), ev), STALL).await
+        {
+            self.on.store(false, Ordering::Relaxed);
+            let why = format!("the recording fell behind: its destination took nothing for {}s", STALL.as_secs());
+            let _ = self.fail.send(Some(why));
+        }
+        // Closed: the writer ended on a failure, which it reported.
     }
 }
 
@@ -308,7 +332,7 @@ where
                 if tap.on.load(Ordering::Relaxed) {
                     let parsed = d.feed(&buf[..n], false, &mut |e| match e {
                         k8s_channel::Event::Data { channel: channel::STDIN, data } => {
-                            events.push(Event::Input(data.to_vec()))
+                            push_data(&mut events, false, data, n)
                         }
                         k8s_channel::Event::Resize { width, height } => events.push(Event::Resize(width, height)),
                         _ => {}
@@ -355,7 +379,7 @@ where
             }
             output_bytes += n as u64;
             if let (Some(d), Some(tap)) = (dec.as_mut(), tap) {
-                let parsed = d.feed(&buf[..n], false, &mut |e| collect_output(e, &mut events, &mut exit));
+                let parsed = d.feed(&buf[..n], false, &mut |e| collect_output(e, &mut events, &mut exit, n));
                 if let Err(e) = parsed {
                     unreadable(tap, meta, &format!("output: {e}"));
                     dec = None;
@@ -408,25 +432,43 @@ where
         tracing::debug!(session = %meta.session_id, error = %e, "session stream ended with an error");
     }
     if let Some(t) = tap {
-        if t.on.load(Ordering::Relaxed) {
-            let _ = t.tx.send((t.begun.elapsed(), Event::End(exit.clone()))).await;
-        }
+        t.record(Event::End(exit.clone())).await;
     }
     Outcome { exit, input: input_bytes, output: output_bytes, failure }
 }
 
-fn collect_output(e: k8s_channel::Event<'_>, events: &mut Vec<Event>, exit: &mut String) {
+/// Adds `data` to the last event if it is data of the same direction, else starts
+/// one (with room for the rest of a read of `read` bytes): one event per read, not
+/// one per message, keeps the recorder's per-event costs out of the way of large
+/// output.
+fn push_data(events: &mut Vec<Event>, output: bool, data: &[u8], read: usize) {
+    match events.last_mut() {
+        Some(Event::Output(v)) if output => v.extend_from_slice(data),
+        Some(Event::Input(v)) if !output => v.extend_from_slice(data),
+        _ => {
+            let mut v = Vec::with_capacity(read.max(data.len()));
+            v.extend_from_slice(data);
+            events.push(if output { Event::Output(v) } else { Event::Input(v) });
+        }
+    }
+}
+
+fn collect_output(e: k8s_channel::Event<'_>, events: &mut Vec<Event>, exit: &mut String, read: usize) {
     match e {
         k8s_channel::Event::Data { channel: channel::STDOUT | channel::STDERR, data } => {
-            events.push(Event::Output(data.to_vec()))
+            push_data(events, true, data, read)
         }
         k8s_channel::Event::Status(json) => {
             *exit = match k8s_channel::exit_code(json) {
                 Some(code) => format!("exit {code}"),
-                None => {
-                    let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
-                    format!("error: {}", v["message"].as_str().unwrap_or("unreadable status"))
-                }
+                None => match serde_json::from_slice::<serde_json::Value>(json) {
+                    Ok(v) => format!("error: {}", v["message"].as_str().unwrap_or("unreadable status")),
+                    // base64.channel.k8s.io (the v1 protocol) puts the error as text.
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(json);
+                        format!("error: {}", text.trim().chars().take(500).collect::<String>())
+                    }
+                },
             }
         }
         _ => {}
@@ -476,6 +518,17 @@ mod tests {
     }
 
     fn msg(channel: u8, data: &[u8]) -> Message {
+        msg_in("v5.channel.k8s.io", channel, data)
+    }
+
+    /// A channel message as `protocol` frames it.
+    fn msg_in(protocol: &str, channel: u8, data: &[u8]) -> Message {
+        if protocol.contains("base64") {
+            use base64::Engine;
+            return Message::Text(
+                format!("{channel}{}", base64::engine::general_purpose::STANDARD.encode(data)).into(),
+            );
+        }
         let mut v = vec![channel];
         v.extend_from_slice(data);
         Message::Binary(v.into())
@@ -518,8 +571,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_both_directions_v4_and_v5_unchanged() {
+    async fn records_both_directions_in_every_parsed_protocol_unchanged() {
         for protocol in PARSED_PROTOCOLS {
+            let msg = move |channel, data: &[u8]| msg_in(protocol, channel, data);
             let dir = tempfile::tempdir().unwrap();
             let sink = super::super::dir::DirSink::new(dir.path().to_path_buf());
             let m = meta(protocol);
