@@ -81,6 +81,8 @@ pub struct Handler {
     /// Why the session is not recorded.
     why_not: Option<String>,
     started: SystemTime,
+    /// See [`STALL`].
+    stall: Duration,
 }
 
 impl fmt::Debug for Handler {
@@ -112,7 +114,7 @@ impl Handler {
         why_not: Option<String>,
         started: SystemTime,
     ) -> Handler {
-        Handler { meta, mode, recorder, why_not, started }
+        Handler { meta, mode, recorder, why_not, started, stall: STALL }
     }
 
     /// Whether the session will be recorded.
@@ -134,7 +136,7 @@ impl Handler {
             Some(mut rec) if decoders => {
                 rec.begin(&self.meta);
                 let name = rec.name();
-                let (tap, writer) = Tap::spawn(rec, begun);
+                let (tap, writer) = Tap::spawn(rec, begun, self.stall);
                 let outcome = relay(client, upstream, &self.meta, self.mode, Some(tap)).await;
                 let joined = match outcome.failure {
                     None => Ok(writer.await),
@@ -221,12 +223,17 @@ struct Tap {
     failed: watch::Receiver<Option<String>>,
     fail: Arc<watch::Sender<Option<String>>>,
     begun: Instant,
+    stall: Duration,
     /// Still recording (false once the recording failed).
     on: AtomicBool,
 }
 
 impl Tap {
-    fn spawn(mut rec: Box<dyn Recorder>, begun: Instant) -> (Tap, tokio::task::JoinHandle<Result<(), String>>) {
+    fn spawn(
+        mut rec: Box<dyn Recorder>,
+        begun: Instant,
+        stall: Duration,
+    ) -> (Tap, tokio::task::JoinHandle<Result<(), String>>) {
         let (tx, mut rx) = mpsc::channel::<(Duration, Event)>(QUEUE);
         let (fail_tx, failed) = watch::channel(None);
         let fail_tx = Arc::new(fail_tx);
@@ -249,7 +256,7 @@ impl Tap {
             }
             rec.flush().or_else(fail)
         });
-        (Tap { tx, failed, fail, begun, on: AtomicBool::new(true) }, writer)
+        (Tap { tx, failed, fail, begun, stall, on: AtomicBool::new(true) }, writer)
     }
 
     /// Queues `ev`, waiting while the queue is full; a recorder that takes nothing
@@ -259,10 +266,10 @@ impl Tap {
             return;
         }
         if let Err(mpsc::error::SendTimeoutError::Timeout(_)) =
-            self.tx.send_timeout((self.begun.elapsed(), ev), STALL).await
+            self.tx.send_timeout((self.begun.elapsed(), ev), self.stall).await
         {
             self.on.store(false, Ordering::Relaxed);
-            let why = format!("the recording fell behind: its destination took nothing for {}s", STALL.as_secs());
+            let why = format!("the recording fell behind: its destination took nothing for {:?}", self.stall);
             let _ = self.fail.send(Some(why));
         }
         // Closed: the writer ended on a failure, which it reported.
@@ -648,6 +655,63 @@ mod tests {
         while let Some(Ok(m)) = s.next().await {
             assert!(!matches!(&m, Message::Binary(b) if b.first() == Some(&0)), "stdin reached the pod: {m:?}");
         }
+    }
+
+    /// A recorder that blocks in its first write until released (a hung disk).
+    struct Stuck {
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Recorder for Stuck {
+        fn name(&self) -> String {
+            "stuck".into()
+        }
+        fn begin(&mut self, _: &Meta) {}
+        fn write(&mut self, _: Duration, _: &Event) -> std::io::Result<()> {
+            let _ = self.release.recv();
+            Err(std::io::Error::other("released"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn discard(self: Box<Self>) {}
+    }
+
+    #[tokio::test]
+    async fn a_stalled_recording_ends_a_required_session() {
+        let (release, rx) = std::sync::mpsc::channel();
+        let mut h = Handler::new(
+            meta("v5.channel.k8s.io"),
+            Mode::Required,
+            Some(Box::new(Stuck { release: rx })),
+            None,
+            SystemTime::now(),
+        );
+        h.stall = Duration::from_millis(200);
+        let (mut c, mut s, task) = pair(h).await;
+        let server = tokio::spawn(async move {
+            // Output until the relay stops reading: the queue fills, then waits.
+            let chunk = vec![b'x'; 16 * 1024];
+            while s.send(msg(1, &chunk)).await.is_ok() {}
+        });
+        let mut status = None;
+        while let Some(Ok(m)) = c.next().await {
+            if let Message::Binary(b) = &m {
+                if b.first() == Some(&3) {
+                    status = Some(String::from_utf8_lossy(&b[1..]).into_owned());
+                }
+            }
+        }
+        let status = status.expect("no error-channel status");
+        assert!(
+            status.contains("exec session on kube cluster prod ended: it must be recorded, and the recording failed: the recording fell behind: its destination took nothing for 200ms"),
+            "{status}"
+        );
+        drop(c);
+        // The handler does not wait for the stuck writer beyond DRAIN.
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("the session did not end").unwrap();
+        let _ = release.send(());
+        server.abort();
     }
 
     #[tokio::test]
