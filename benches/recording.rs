@@ -12,16 +12,25 @@
 //!     cargo bench --bench recording
 //!     BENCH_MIB=200 BENCH_ROUNDS=5 cargo bench --bench recording
 //!
-//! Settings: BENCH_MIB (default 50), BENCH_ROUNDS (default 3; the best of each is
-//! kept), BENCH_DIR (where recordings are written; default a temporary directory).
-//! It also prints the peak resident memory of the process (VmHWM).
+//! Settings: BENCH_MIB (default 50), BENCH_ROUNDS (default 5; each round runs the
+//! three ways in turn, and the median and the best of each are printed, with the
+//! median of the per-round ratios to the plain relay: on a shared machine the
+//! ratio within a round is the figure to quote), BENCH_DIR (where recordings are
+//! written; default a temporary directory), BENCH_ONLY (`plain`, `off` or
+//! `recorded`: run one way only, e.g. under `perf record`). Beside the wall time it
+//! prints the CPU time of the process per run of each way (user + system, from
+//! /proc/self/stat, so 10 ms ticks averaged over the rounds): on a machine without
+//! an idle core the recorder's thread competes with the relay, and wall time
+//! follows CPU time. Last, the recorder alone (the same 50 MiB through
+//! `Recorder::write` into the directory, no relay) and the peak resident memory of
+//! the process (VmHWM).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use oneport::proto::k8s_channel::server_frame;
 use oneport::server::recording::dir::DirSink;
 use oneport::server::recording::session::Handler;
-use oneport::server::recording::{Meta, Mode, Sink};
+use oneport::server::recording::{Event, Meta, Mode, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -103,6 +112,17 @@ async fn run(way: Way, frames: &[u8], dir: &std::path::Path) -> Duration {
     took
 }
 
+/// User + system CPU time of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the command name (which is in parentheses): utime is the 14th
+    // field of the line, stime the 15th.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -111,7 +131,8 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn main() {
     let mib = env("BENCH_MIB", 50);
-    let rounds = env("BENCH_ROUNDS", 3).max(1);
+    let rounds = env("BENCH_ROUNDS", 5).max(1);
+    let only = std::env::var("BENCH_ONLY").ok();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
     // Printable output, as `cat` of a text file would send.
@@ -124,20 +145,71 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let ways =
         [(Way::Plain, "plain relay"), (Way::Off, "session relay, off"), (Way::Recorded, "session relay, recorded")];
-    let mut best = [Duration::MAX; 3];
+    let names = ["plain", "off", "recorded"];
+    let run_it = |i: usize| only.as_deref().is_none_or(|o| o == names[i]);
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut cpu = [0f64; 3];
     rt.block_on(async {
         for _ in 0..rounds {
             for (i, (way, _)) in ways.iter().enumerate() {
-                best[i] = best[i].min(run(*way, &frames, &dir).await);
+                if run_it(i) {
+                    let before = cpu_secs();
+                    times[i].push(run(*way, &frames, &dir).await.as_secs_f64());
+                    cpu[i] += cpu_secs() - before;
+                }
             }
         }
     });
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            f64::NAN
+        } else if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        }
+    };
     let mb = frames.len() as f64 / (1 << 20) as f64;
-    println!("recording benchmark: {mb:.0} MiB of stdout in {}-KiB messages, best of {rounds}", MESSAGE / 1024);
+    println!("recording benchmark: {mb:.0} MiB of stdout in {}-KiB messages, {rounds} rounds", MESSAGE / 1024);
+    println!(
+        "  {:<26} {:>10} {:>10} {:>12} {:>18} {:>12}",
+        "", "median ms", "best ms", "median MiB/s", "vs plain (median)", "CPU ms/run"
+    );
     for (i, (_, name)) in ways.iter().enumerate() {
-        let rate = mb / best[i].as_secs_f64();
-        let slower = (best[i].as_secs_f64() / best[0].as_secs_f64() - 1.0) * 100.0;
-        println!("  {name:<26} {:>8.1} ms  {rate:>8.1} MiB/s  {slower:>+6.1}% vs plain", best[i].as_secs_f64() * 1e3);
+        if times[i].is_empty() {
+            continue;
+        }
+        let med = median(&times[i]);
+        let best = times[i].iter().copied().fold(f64::MAX, f64::min);
+        let ratios: Vec<f64> = times[i].iter().zip(&times[0]).map(|(t, p)| (t / p - 1.0) * 100.0).collect();
+        let vs = if times[0].is_empty() { String::new() } else { format!("{:+.1}%", median(&ratios)) };
+        let cpu_ms = cpu[i] / times[i].len() as f64 * 1e3;
+        println!("  {name:<26} {:>10.1} {:>10.1} {:>12.1} {vs:>18} {cpu_ms:>12.0}", med * 1e3, best * 1e3, mb / med);
+    }
+    if only.is_none() {
+        // The recorder alone: the same output, as the relay hands it over (one event
+        // per 64 KiB read), written into the directory.
+        let meta = Meta { session_id: oneport::server::recording::session::new_id(), ..Default::default() };
+        let mut rec = DirSink::new(dir.clone()).create(&meta, 0).unwrap();
+        let payload = &line[..];
+        let events = (mib << 20) / (2 * payload.len());
+        let start = Instant::now();
+        for i in 0..events {
+            let ev = Event::Output([payload, payload].concat());
+            rec.write(Duration::from_micros(i as u64), &ev).unwrap();
+            if i % 8 == 0 {
+                rec.flush().unwrap();
+            }
+        }
+        rec.flush().unwrap();
+        let took = start.elapsed().as_secs_f64();
+        println!(
+            "  recorder alone (no relay)  {:>10.1} ms {:>23.1} MiB/s",
+            took * 1e3,
+            (events * 2 * payload.len()) as f64 / (1 << 20) as f64 / took
+        );
     }
     let size: u64 = std::fs::read_dir(&dir)
         .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())

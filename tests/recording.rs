@@ -585,25 +585,7 @@ fn kubeconfig_parts(path: &str) -> (Vec<u8>, String, String, Vec<u8>, Vec<u8>) {
 /// SPDY for exec unless told to; this is the request it sent): returns the
 /// response head and what followed it.
 async fn raw_spdy_exec(kubeconfig: &str) -> String {
-    let (ca, server, sni, cert, key) = kubeconfig_parts(kubeconfig);
-    let addr = server.trim_start_matches("https://").to_string();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    use rustls::pki_types::pem::PemObject;
-    let cfg = rustls::ClientConfig::builder_with_provider(oneport::net::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            rustls::pki_types::CertificateDer::pem_slice_iter(&cert).collect::<Result<Vec<_>, _>>().unwrap(),
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap(),
-        )
-        .unwrap();
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    let (mut tls, addr) = proxy_tls(kubeconfig).await;
     let req = format!(
         "POST /api/v1/namespaces/default/pods/{POD}/exec?command=cat&stdin=true&stdout=true HTTP/1.1\r\n\
          Host: {addr}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
@@ -626,6 +608,31 @@ async fn raw_spdy_exec(kubeconfig: &str) -> String {
     })
     .await;
     text(&got)
+}
+
+/// A TLS connection to the local end of a `proxy kube` with its kubeconfig's client
+/// certificate, and the address it goes to.
+async fn proxy_tls(kubeconfig: &str) -> (tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String) {
+    let (ca, server, sni, cert, key) = kubeconfig_parts(kubeconfig);
+    let addr = server.trim_start_matches("https://").to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    use rustls::pki_types::pem::PemObject;
+    let cfg = rustls::ClientConfig::builder_with_provider(oneport::net::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            rustls::pki_types::CertificateDer::pem_slice_iter(&cert).collect::<Result<Vec<_>, _>>().unwrap(),
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap(),
+        )
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    (tls, addr)
 }
 
 /// SPDY: `required` refuses it with the sentence (kubectl told to use SPDY, and a
@@ -676,6 +683,162 @@ async fn spdy_is_refused_when_required_and_passed_when_best_effort() {
             log.lines().any(|l| l.contains("kube=stage") && l.contains("not recorded (best_effort)") && l.contains("SPDY/3.1")),
             "{log}"
         );
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// kubectl 1.32 offers only `v5.channel.k8s.io` over WebSocket; an API server that
+/// speaks only v4 makes it fall back to SPDY/3.1 (with v4 inside), which `required`
+/// refuses with the SPDY sentence, before anything reaches the API server's exec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_falls_back_to_spdy_from_a_v4_only_api_server() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        server_log();
+        let api = KubeApi::start().await;
+        api.set_protocols(&["v4.channel.k8s.io"]);
+        let rec = tempfile::tempdir().unwrap();
+        let dir = rec.path().join("recordings");
+        let srv = TestServer::start(|c| c.kube.push(cluster(&api, "prod", Mode::Required, &dir))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = kube_login(&home, &srv, &id, "prod").await;
+        let out = exec_cat(&home, &kc, b"x\n").await;
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("exec sessions on kube cluster prod must be recorded, but the recording could not be started: this client speaks SPDY/3.1"),
+            "{stderr}"
+        );
+        let offers: Vec<String> = api
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/exec"))
+            .map(|r| r.all("sec-websocket-protocol").join(","))
+            .collect();
+        assert_eq!(offers, ["v5.channel.k8s.io"], "what kubectl offered the API server");
+        assert_eq!(api.execs(), 0);
+        assert!(casts(&dir).is_empty());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// The subprotocols kubectl 1.32 does not offer, from a raw WebSocket client through
+/// `proxy kube`: `v4.channel.k8s.io` (binary, channel byte first) and the base64
+/// variants (text: the channel as a digit, then base64). Each session is relayed
+/// unchanged and recorded decoded: input, output and the exit status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_and_base64_exec_sessions_are_recorded() {
+    use base64::Engine;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    deadline(async {
+        server_log();
+        let api = KubeApi::start().await;
+        let protocols = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io", "base64.channel.k8s.io"];
+        api.set_protocols(&protocols);
+        let rec = tempfile::tempdir().unwrap();
+        let dir = rec.path().join("recordings");
+        let srv = TestServer::start(|c| c.kube.push(cluster(&api, "prod", Mode::Required, &dir))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let p = proxy_kube(home.oneport_via(&srv.addr.to_string(), &id, "/nonexistent"), "prod").await;
+        for (n, protocol) in protocols.into_iter().enumerate() {
+            let base64 = protocol.contains("base64");
+            let (tls, addr) = proxy_tls(&p.kubeconfig).await;
+            let url =
+                format!("wss://{addr}/api/v1/namespaces/default/pods/{POD}/exec?command=sh&stdin=true&stdout=true");
+            let mut req = url.into_client_request().unwrap();
+            req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+            let (mut ws, resp) =
+                tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::client_async(req, tls))
+                    .await
+                    .expect("the WebSocket handshake timed out")
+                    .unwrap_or_else(|e| panic!("{protocol}: the upgrade failed: {e}"));
+            assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+            let typed = b"echo recorded-too\nexit 5\n";
+            let stdin = if base64 {
+                Message::Text(format!("0{}", b64.encode(typed)).into())
+            } else {
+                Message::Binary([&[0u8][..], typed].concat().into())
+            };
+            ws.send(stdin).await.unwrap();
+            let (mut stdout, mut status) = (Vec::new(), String::new());
+            let read = async {
+                while let Some(Ok(m)) = ws.next().await {
+                    let (channel, data) = match m {
+                        Message::Text(t) if base64 => (t.as_bytes()[0] - b'0', b64.decode(&t.as_bytes()[1..]).unwrap()),
+                        Message::Binary(b) if !base64 => (b[0], b[1..].to_vec()),
+                        _ => continue,
+                    };
+                    match channel {
+                        1 => stdout.extend_from_slice(&data),
+                        3 => status = text(&data),
+                        c => panic!("{protocol}: output on channel {c}"),
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), read).await.expect("the session did not end");
+            assert_eq!(text(&stdout), "$ echo recorded-too\r\nrecorded-too\r\n$ exit 5\r\n", "{protocol}");
+            assert!(status.contains("\"NonZeroExitCode\""), "{protocol}: {status}");
+            let cast = finished_cast(&dir, n).await;
+            assert_eq!(cast.header["protocol"], protocol);
+            assert_eq!(cast.joined("i"), text(typed), "{protocol}");
+            assert_eq!(cast.joined("o"), text(&stdout), "{protocol}");
+            assert_eq!(cast.events.last().unwrap().2, "exit 5", "{protocol}");
+            let sid = cast.header["session_id"].as_str().unwrap().to_string();
+            let audit = log_line(|l| l.contains("kube session ended") && l.contains(&sid)).await;
+            assert!(audit.contains(&format!("protocol={protocol}")) && audit.contains("recorded=true"), "{audit}");
+        }
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// `kubectl port-forward` through the server: the API double accepts the upgrade
+/// (kubectl >= 1.31 tunnels SPDY in WebSocket) and kubectl listens; when it ends,
+/// the server logs the audit line; nothing is recorded, even under `required`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_is_logged_not_recorded() {
+    if !have(KUBECTL) {
+        return;
+    }
+    deadline(async {
+        server_log();
+        let api = KubeApi::start().await;
+        let rec = tempfile::tempdir().unwrap();
+        let dir = rec.path().join("recordings");
+        let srv = TestServer::start(|c| c.kube.push(cluster(&api, "prod", Mode::Required, &dir))).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let kc = kube_login(&home, &srv, &id, "prod").await;
+        let mut c = home.kubectl(&kc);
+        c.args(["port-forward", POD, ":8080"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(KUBECTL_TIMEOUT, lines.next_line())
+            .await
+            .expect("kubectl port-forward printed nothing")
+            .unwrap()
+            .unwrap_or_default();
+        assert!(line.starts_with("Forwarding from 127.0.0.1:") && line.ends_with(" -> 8080"), "{line:?}");
+        assert_eq!(api.port_forwards(), 1);
+        let pf = api.requests().into_iter().find(|r| r.path.ends_with("/portforward")).unwrap();
+        assert_eq!(pf.all("sec-websocket-protocol").join(","), "SPDY/3.1+portforward.k8s.io");
+        child.kill().await.unwrap();
+        let audit = log_line(|l| l.contains("kube session ended") && l.contains("kind=port-forward")).await;
+        for want in
+            ["user=alice", "kube=prod", "pod=web-1", "recorded=false", "reason=port-forward is not a terminal session"]
+        {
+            assert!(audit.contains(want), "{want} not in {audit}");
+        }
+        assert!(casts(&dir).is_empty(), "a port-forward was recorded");
         srv.stop().await;
     })
     .await;

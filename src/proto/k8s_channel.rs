@@ -1,15 +1,22 @@
 //! Passive reading of Kubernetes exec/attach streams over WebSocket (wire.md §11):
 //! a WebSocket frame parser that watches a relayed byte stream without changing it
-//! ([`FrameParser`]), and the channel demultiplexer of `v4.channel.k8s.io` and
-//! `v5.channel.k8s.io` on top of it ([`ChannelDecoder`]).
+//! ([`FrameParser`]), and the channel demultiplexer of `v5.channel.k8s.io`,
+//! `v4.channel.k8s.io` and the base64 variants `v4.base64.channel.k8s.io` and
+//! `base64.channel.k8s.io` on top of it ([`ChannelDecoder`]).
 //!
 //! Memory is bounded whatever the peer sends: payloads are handed on in the pieces
 //! they arrived in (never buffered whole), and only the small JSON messages of the
 //! error (3) and resize (4) channels are collected, up to [`MAX_CONTROL_MESSAGE`].
 //! Frames from the client are masked (RFC 6455 §5.3); the parser unmasks a copy.
+//! In the base64 variants a message is the channel as an ASCII digit (`'1'`), then
+//! the data in standard base64; it is decoded piece by piece too (a quad split
+//! across pieces waits for its end).
+
+use base64::Engine;
 
 /// The subprotocols whose framing [`ChannelDecoder`] understands.
-pub const PARSED_PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+pub const PARSED_PROTOCOLS: [&str; 4] =
+    ["v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "base64.channel.k8s.io"];
 
 /// The largest error or resize message kept (they are a few hundred bytes).
 pub const MAX_CONTROL_MESSAGE: usize = 64 * 1024;
@@ -71,6 +78,9 @@ pub enum ParseError {
     /// Continuation without a message, or a new message inside one.
     #[error("WebSocket fragments are out of order")]
     Fragments,
+    /// A base64-protocol message that is not a channel digit and base64 text.
+    #[error("a base64 channel message is not a channel digit followed by base64 text")]
+    Base64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -268,6 +278,43 @@ pub struct ChannelDecoder {
     fin: bool,
     /// Collected bytes of an error, resize or close message.
     small: Vec<u8>,
+    /// The base64 variants: the decoder of the current message.
+    base64: Option<Base64>,
+}
+
+/// Piecewise decoding of one message's base64 text.
+#[derive(Debug, Default)]
+struct Base64 {
+    /// The start of a quad that the next piece completes.
+    carry: [u8; 4],
+    have: usize,
+    /// The decoded bytes of the last piece.
+    out: Vec<u8>,
+}
+
+impl Base64 {
+    /// Decodes `text` after what came before in this message.
+    fn decode(&mut self, mut text: &[u8]) -> Result<&[u8], ParseError> {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        self.out.clear();
+        if self.have > 0 {
+            let take = (4 - self.have).min(text.len());
+            self.carry[self.have..self.have + take].copy_from_slice(&text[..take]);
+            self.have += take;
+            text = &text[take..];
+            if self.have < 4 {
+                return Ok(&self.out);
+            }
+            engine.decode_vec(self.carry, &mut self.out).map_err(|_| ParseError::Base64)?;
+            self.have = 0;
+        }
+        let whole = text.len() / 4 * 4;
+        engine.decode_vec(&text[..whole], &mut self.out).map_err(|_| ParseError::Base64)?;
+        let rest = &text[whole..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.have = rest.len();
+        Ok(&self.out)
+    }
 }
 
 impl ChannelDecoder {
@@ -275,9 +322,10 @@ impl ChannelDecoder {
     /// which direction (the client's frames are masked). `None` for a protocol whose
     /// framing this module does not read.
     pub fn new(protocol: &str, from_client: bool) -> Option<ChannelDecoder> {
-        let v5 = match protocol {
-            "v5.channel.k8s.io" => true,
-            "v4.channel.k8s.io" => false,
+        let (v5, base64) = match protocol {
+            "v5.channel.k8s.io" => (true, false),
+            "v4.channel.k8s.io" => (false, false),
+            "v4.base64.channel.k8s.io" | "base64.channel.k8s.io" => (false, true),
             _ => return None,
         };
         Some(ChannelDecoder {
@@ -288,6 +336,7 @@ impl ChannelDecoder {
             in_close: false,
             fin: false,
             small: Vec::new(),
+            base64: base64.then(Base64::default),
         })
     }
 
@@ -308,13 +357,24 @@ impl ChannelDecoder {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<usize, ParseError> {
         let v5 = self.v5;
-        let (current, in_data, in_close, fin_frame, small) =
-            (&mut self.current, &mut self.in_data, &mut self.in_close, &mut self.fin, &mut self.small);
-        self.frames.feed(data, stop_at_boundary, &mut |f| match f {
+        let (current, in_data, in_close, fin_frame, small, base64) = (
+            &mut self.current,
+            &mut self.in_data,
+            &mut self.in_close,
+            &mut self.fin,
+            &mut self.small,
+            &mut self.base64,
+        );
+        let mut bad = None;
+        let used = self.frames.feed(data, stop_at_boundary, &mut |f| match f {
+            _ if bad.is_some() => {}
             Frame::Start { opcode: op, fin, .. } => {
                 if op == opcode::TEXT || op == opcode::BINARY {
                     *current = None;
                     small.clear();
+                    if let Some(b) = base64.as_mut() {
+                        b.have = 0;
+                    }
                 }
                 *in_data = op < 8;
                 *in_close = op == opcode::CLOSE;
@@ -326,8 +386,25 @@ impl ChannelDecoder {
                 }
                 if current.is_none() {
                     let Some((&c, rest)) = p.split_first() else { return };
+                    let c = match base64 {
+                        None => c,
+                        Some(_) if c.is_ascii_digit() => c - b'0',
+                        Some(_) => {
+                            bad = Some(ParseError::Base64);
+                            return;
+                        }
+                    };
                     *current = Some(c);
                     p = rest;
+                }
+                if let Some(b) = base64.as_mut() {
+                    match b.decode(p) {
+                        Ok(d) => p = d,
+                        Err(e) => {
+                            bad = Some(e);
+                            return;
+                        }
+                    }
                 }
                 match *current {
                     Some(channel::STDIN | channel::STDOUT | channel::STDERR) if p.is_empty() => {}
@@ -352,13 +429,21 @@ impl ChannelDecoder {
                 }
                 *in_data = false;
                 if *fin_frame {
+                    if base64.as_ref().is_some_and(|b| b.have > 0) {
+                        bad = Some(ParseError::Base64);
+                        return;
+                    }
                     if let Some(c) = current.take() {
                         finish(c, v5, small, on);
                     }
                     small.clear();
                 }
             }
-        })
+        })?;
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(used),
+        }
     }
 }
 
@@ -545,6 +630,49 @@ mod tests {
         assert_eq!(decode("v4.channel.k8s.io", false, &server_frame(255, &[0]), 1), vec![]);
     }
 
+    fn b64(channel: char, data: &[u8]) -> Vec<u8> {
+        format!("{channel}{}", base64::engine::general_purpose::STANDARD.encode(data)).into_bytes()
+    }
+
+    #[test]
+    fn base64_variants_both_directions() {
+        let status = br#"{"metadata":{},"status":"Success"}"#;
+        // Binary output, every byte value, long enough for a 64-bit frame length.
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+        let mut s = raw_frame(opcode::TEXT, &b64('1', b"out\xff"));
+        s.extend(raw_frame(opcode::TEXT, &b64('2', b"e"))); // "2ZQ==": padding
+        s.extend(raw_frame(opcode::TEXT, &b64('1', &big)));
+        s.extend(raw_frame(opcode::TEXT, &b64('3', status)));
+        s.extend(server_close(1000, ""));
+        let key = [9, 8, 7, 6];
+        let mut c = client_frame(true, 1, &b64('4', br#"{"Width":80,"Height":20}"#), key);
+        // One stdin message in two fragments, split inside a base64 quad.
+        let hello = b64('0', b"hello"); // "0aGVsbG8="
+        c.extend(client_frame(false, 1, &hello[..4], key));
+        c.extend(client_frame(true, 0, &hello[4..], key));
+        for protocol in ["v4.base64.channel.k8s.io", "base64.channel.k8s.io"] {
+            for step in [1, 3, 5, 4096, s.len()] {
+                let got = decode(protocol, false, &s, step);
+                assert_eq!(got.len(), 5, "{protocol} step {step}: {got:?}");
+                assert_eq!(got[0], Owned::Data(1, b"out\xff".to_vec()));
+                assert_eq!(got[1], Owned::Data(2, b"e".to_vec()));
+                assert_eq!(got[2], Owned::Data(1, big.clone()));
+                assert_eq!(got[3], Owned::Status(String::from_utf8_lossy(status).into_owned()));
+                assert_eq!(got[4], Owned::Closed);
+                let got = decode(protocol, true, &c, step);
+                assert_eq!(got, vec![Owned::Resize(80, 20), Owned::Data(0, b"hello".to_vec())], "{protocol} {step}");
+            }
+        }
+        let bad = |payload: &[u8]| {
+            let mut d = ChannelDecoder::new("v4.base64.channel.k8s.io", false).unwrap();
+            d.feed(&raw_frame(opcode::TEXT, payload), false, &mut |_| {})
+        };
+        assert_eq!(bad(b"xaGk="), Err(ParseError::Base64)); // no channel digit
+        assert_eq!(bad(b"1aGk"), Err(ParseError::Base64)); // a quad cut short at the end
+        assert_eq!(bad(b"1a!k="), Err(ParseError::Base64)); // not base64
+        assert_eq!(bad(b"1aGk=").map(drop), Ok(())); // "hi"
+    }
+
     #[test]
     fn stops_at_message_boundaries() {
         let mut s = server_frame(1, b"first");
@@ -573,7 +701,7 @@ mod tests {
         let huge = [0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(p.feed(&huge, false, &mut |_| {}), Err(ParseError::Length));
         assert!(ChannelDecoder::new("channel.k8s.io", false).is_none());
-        assert!(ChannelDecoder::new("v4.base64.channel.k8s.io", false).is_none());
+        assert!(ChannelDecoder::new("v3.channel.k8s.io", false).is_none());
         assert_eq!(parse_resize(b"{\"Width\":-1}"), None);
     }
 }

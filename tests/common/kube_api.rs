@@ -1,12 +1,17 @@
 //! A Kubernetes API-server double for kubectl, on HTTPS with its own rcgen CA:
 //! `/version`, `/api`, `/apis`, `/api/v1` discovery, pods in namespace `default`
 //! (list, get, and a chunked watch that sends an event when the test says so), and
-//! `pods/NAME/exec` and `pods/NAME/attach` over WebSocket (`v5.channel.k8s.io`, or
-//! `v4`): `cat` echoes stdin to stdout, `sh` (and attach) is a tiny terminal shell
-//! that echoes what is typed, runs `echo WORDS`, and ends with `exit N` as an exit
-//! status on the error channel; resizes are kept for the test to read. A SPDY/3.1
-//! upgrade is answered with a 101 and the line `spdy-session-started`, then closed
-//! (enough to show the upgrade passed; the double does not speak SPDY). Its discovery
+//! `pods/NAME/exec` and `pods/NAME/attach` over WebSocket (it picks the first of
+//! [`KubeApi::set_protocols`] the client offers: `v5.channel.k8s.io` and `v4` by
+//! default; the `base64` variants on request): `cat` echoes stdin to stdout, `sh`
+//! (and attach) is a tiny terminal shell that echoes what is typed, runs
+//! `echo WORDS`, and ends with `exit N` as an exit status on the error channel;
+//! resizes are kept for the test to read. A SPDY/3.1 upgrade is answered with a 101
+//! and the line `spdy-session-started`, then closed (enough to show the upgrade
+//! passed; the double does not speak SPDY). `pods/NAME/portforward` is upgraded
+//! (WebSocket `SPDY/3.1+portforward.k8s.io`, as kubectl >= 1.31 asks, or SPDY/3.1)
+//! and held open until the client goes, reading and discarding what it sends: enough
+//! for `kubectl port-forward` to start listening, not to carry a connection. Its discovery
 //! documents and pod objects are the files in fixtures/kube/. It demands its own
 //! bearer token and records the headers of every
 //! request so tests can assert what the oneport backend sent.
@@ -68,7 +73,14 @@ struct State {
     execs: AtomicUsize,
     connections: AtomicUsize,
     resizes: Mutex<Vec<(u16, u16)>>,
+    /// Exec subprotocols the double accepts, in its order of preference.
+    protocols: Mutex<Vec<String>>,
+    port_forwards: AtomicUsize,
 }
+
+/// The exec subprotocols the double speaks.
+pub const EXEC_PROTOCOLS: [&str; 4] =
+    ["v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "base64.channel.k8s.io"];
 
 /// A running double; stops when dropped.
 pub struct KubeApi {
@@ -142,6 +154,8 @@ impl KubeApi {
             execs: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             resizes: Mutex::new(Vec::new()),
+            protocols: Mutex::new(EXEC_PROTOCOLS[..2].iter().map(|p| p.to_string()).collect()),
+            port_forwards: AtomicUsize::new(0),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -182,6 +196,18 @@ impl KubeApi {
     /// Exec sessions upgraded so far.
     pub fn execs(&self) -> usize {
         self.state.execs.load(Ordering::SeqCst)
+    }
+
+    /// Port-forward sessions upgraded so far.
+    pub fn port_forwards(&self) -> usize {
+        self.state.port_forwards.load(Ordering::SeqCst)
+    }
+
+    /// The exec subprotocols to accept from now on, preferred first (each one of
+    /// [`EXEC_PROTOCOLS`]); e.g. `["v4.channel.k8s.io"]` makes kubectl fall back to v4.
+    pub fn set_protocols(&self, protocols: &[&str]) {
+        assert!(protocols.iter().all(|p| EXEC_PROTOCOLS.contains(p)), "the double does not speak {protocols:?}");
+        *self.state.protocols.lock().unwrap() = protocols.iter().map(|p| p.to_string()).collect();
     }
 
     /// Terminal sizes received on the resize channel so far.
@@ -244,6 +270,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         }
         ("GET", p) if p == format!("{pods}/{POD}") => json_response(StatusCode::OK, &pod(POD)),
         (_, p) if p == format!("{pods}/{POD}/exec") || p == format!("{pods}/{POD}/attach") => exec(st, req),
+        (_, p) if p == format!("{pods}/{POD}/portforward") => port_forward(st, req),
         (m, p) => status(StatusCode::NOT_FOUND, "NotFound", &format!("the double has no {m} {p}")),
     }
 }
@@ -309,8 +336,8 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes())) else {
         return status(StatusCode::BAD_REQUEST, "BadRequest", "the double only speaks WebSocket exec");
     };
-    let Some(proto) = ["v5.channel.k8s.io", "v4.channel.k8s.io"].into_iter().find(|p| offered.iter().any(|o| o == p))
-    else {
+    let accepted = st.protocols.lock().unwrap().clone();
+    let Some(proto) = accepted.into_iter().find(|p| offered.iter().any(|o| o == p)) else {
         return status(StatusCode::BAD_REQUEST, "BadRequest", &format!("no supported subprotocol in {offered:?}"));
     };
     let query = req.uri().query().unwrap_or("").to_string();
@@ -321,11 +348,17 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         .collect();
     let shell = req.uri().path().ends_with("/attach") || command.first().is_some_and(|c| c == "sh");
     let upgrade = hyper::upgrade::on(&mut req);
+    let base64 = proto.contains("base64");
     tokio::spawn(async move {
         let Ok(up) = upgrade.await else { return };
         st.execs.fetch_add(1, Ordering::SeqCst);
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
         let out = |channel: u8, data: &[u8]| {
+            if base64 {
+                use base64::Engine;
+                let text = format!("{channel}{}", base64::engine::general_purpose::STANDARD.encode(data));
+                return Message::Text(text.into());
+            }
             let mut v = vec![channel];
             v.extend_from_slice(data);
             Message::Binary(v.into())
@@ -336,7 +369,20 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         let mut line = Vec::new();
         let mut exit_code = 0u32;
         while let Some(Ok(msg)) = ws.next().await {
-            let Message::Binary(data) = msg else { continue };
+            let data: Vec<u8> = match msg {
+                Message::Binary(b) if !base64 => b.to_vec(),
+                // Channel as an ASCII digit, then the data in base64.
+                Message::Text(t) if base64 && !t.is_empty() => {
+                    use base64::Engine;
+                    let Some(channel) = t.as_bytes()[0].checked_sub(b'0') else { continue };
+                    let Ok(mut d) = base64::engine::general_purpose::STANDARD.decode(&t.as_bytes()[1..]) else {
+                        continue;
+                    };
+                    d.insert(0, channel);
+                    d
+                }
+                _ => continue,
+            };
             match data.first() {
                 Some(0) if !shell && ws.send(out(1, &data[1..])).await.is_err() => return,
                 Some(0) if !shell => {}
@@ -407,6 +453,55 @@ fn exec(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     h.insert("connection", "Upgrade".parse().unwrap());
     h.insert("sec-websocket-accept", key.parse().unwrap());
     h.insert("sec-websocket-protocol", proto.parse().unwrap());
+    r
+}
+
+/// `pods/NAME/portforward`: the 101 for WebSocket-tunnelled SPDY or for SPDY/3.1,
+/// then the stream held open (what the client sends read and dropped) until it ends.
+fn port_forward(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    const TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+    let spdy =
+        req.headers().get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|u| u.eq_ignore_ascii_case("SPDY/3.1"));
+    let key = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+    let tunnel = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == TUNNEL);
+    if !spdy && (key.is_none() || !tunnel) {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "the double forwards ports over SPDY/3.1 or its tunnel");
+    }
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else { return };
+        st.port_forwards.fetch_add(1, Ordering::SeqCst);
+        let mut io = TokioIo::new(up);
+        if spdy {
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut io, &mut sink).await;
+            return;
+        }
+        // Reading answers the client's pings.
+        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let mut r = Response::new(Full::new(Bytes::new()).boxed_unsync());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("connection", "Upgrade".parse().unwrap());
+    match key {
+        Some(key) if !spdy => {
+            h.insert("upgrade", "websocket".parse().unwrap());
+            h.insert("sec-websocket-accept", key.parse().unwrap());
+            h.insert("sec-websocket-protocol", TUNNEL.parse().unwrap());
+        }
+        _ => {
+            h.insert("upgrade", "SPDY/3.1".parse().unwrap());
+            h.insert("x-stream-protocol-version", "portforward.k8s.io".parse().unwrap());
+        }
+    }
     r
 }
 

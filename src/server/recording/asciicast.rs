@@ -7,6 +7,11 @@
 //! character are carried over to the next event; bytes that are not UTF-8 become
 //! U+FFFD (asciicast events are JSON strings). [`read_header`] and [`Events`] read
 //! a file back for `recordings ls` and `recordings play`.
+//!
+//! The event path is the recorder's hot loop (50 MiB of `cat` output is 50 MiB of
+//! JSON string): valid UTF-8 is not copied, the string is escaped eight bytes at a
+//! time where nothing needs escaping (the same bytes `serde_json` writes), and each
+//! line goes to the writer in one call.
 
 use std::io::{self, BufRead, Read, Write};
 use std::time::Duration;
@@ -85,6 +90,8 @@ pub struct Writer<W: Write> {
     header: Option<Header>,
     /// Incomplete UTF-8 tails of output and input.
     carry: [Vec<u8>; 2],
+    /// The line being built.
+    line: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
@@ -93,7 +100,7 @@ impl<W: Write> Writer<W> {
         let title = title(&meta);
         let (width, height) = DEFAULT_SIZE;
         let header = Header { version: 2, width, height, timestamp, title, meta };
-        Writer { out, header: Some(header), carry: [Vec::new(), Vec::new()] }
+        Writer { out, header: Some(header), carry: [Vec::new(), Vec::new()], line: Vec::new() }
     }
 
     fn header_out(&mut self, size: Option<(u16, u16)>) -> io::Result<bool> {
@@ -130,6 +137,7 @@ impl<W: Write> Writer<W> {
         self.header_out(None)?;
         let carry = &mut self.carry[stream as usize];
         let text = take_utf8(carry, data);
+        let text: &str = &text;
         if text.is_empty() {
             return Ok(());
         }
@@ -137,7 +145,7 @@ impl<W: Write> Writer<W> {
             Stream::Output => "o",
             Stream::Input => "i",
         };
-        self.line(at, kind, &text)
+        self.line(at, kind, text)
     }
 
     /// Records a terminal size: the header's size if nothing came before, else an
@@ -162,9 +170,16 @@ impl<W: Write> Writer<W> {
     }
 
     fn line(&mut self, at: Duration, kind: &str, text: &str) -> io::Result<()> {
-        write!(self.out, "[{:.6}, \"{kind}\", ", at.as_secs_f64())?;
-        serde_json::to_writer(&mut self.out, text)?;
-        self.out.write_all(b"]\n")
+        let line = &mut self.line;
+        line.clear();
+        write!(line, "[{:.6}, \"{kind}\", \"", at.as_secs_f64())?;
+        escape_json(line, text);
+        line.extend_from_slice(b"\"]\n");
+        self.out.write_all(line)?;
+        if line.capacity() > 1 << 20 {
+            *line = Vec::new(); // an unusually large event: give the memory back
+        }
+        Ok(())
     }
 
     /// Flushes the underlying writer.
@@ -191,8 +206,69 @@ fn title(m: &Meta) -> String {
     t
 }
 
-/// `carry` + `data` as text, keeping an incomplete trailing character in `carry`.
-fn take_utf8(carry: &mut Vec<u8>, data: &[u8]) -> String {
+/// Appends `s` as the inside of a JSON string, escaped as `serde_json` does:
+/// `\"`, `\\`, `\b \f \n \r \t`, other control characters as `\u00XX`.
+fn escape_json(out: &mut Vec<u8>, s: &str) {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `w` (little-endian) that is below 0x20, `"` or
+    /// `\`; the lowest bit set marks the first such byte exactly (the borrows of
+    /// the subtractions only run upwards).
+    fn specials(w: u64) -> u64 {
+        let zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
+        (w.wrapping_sub(LOW * 0x20) & !w & HIGH)
+            | zero(w ^ (LOW * u64::from(b'"')))
+            | zero(w ^ (LOW * u64::from(b'\\')))
+    }
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    let (mut i, mut start) = (0, 0);
+    while i < b.len() {
+        if let Some(chunk) = b.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let m = specials(u64::from_le_bytes(w));
+            if m == 0 {
+                i += 8;
+                continue;
+            }
+            i += (m.trailing_zeros() / 8) as usize;
+        } else if b[i] >= 0x20 && b[i] != b'"' && b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let c = b[i];
+        out.extend_from_slice(&b[start..i]);
+        let short = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            _ => 0,
+        };
+        if short != 0 {
+            out.extend_from_slice(&[b'\\', short]);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+        }
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+/// `carry` + `data` as text, keeping an incomplete trailing character in `carry`
+/// (valid UTF-8 with nothing carried, the common case, is borrowed, not copied).
+fn take_utf8<'a>(carry: &mut Vec<u8>, data: &'a [u8]) -> std::borrow::Cow<'a, str> {
+    if carry.is_empty() {
+        if let Ok(s) = std::str::from_utf8(data) {
+            return s.into();
+        }
+    }
     let joined: std::borrow::Cow<'_, [u8]> = if carry.is_empty() {
         data.into()
     } else {
@@ -216,7 +292,7 @@ fn take_utf8(carry: &mut Vec<u8>, data: &[u8]) -> String {
         }
     };
     carry.extend_from_slice(&joined[cut..]);
-    String::from_utf8_lossy(&joined[..cut]).into_owned()
+    String::from_utf8_lossy(&joined[..cut]).into_owned().into()
 }
 
 /// Reads the header line of a recording.
@@ -329,6 +405,30 @@ mod tests {
         w.data(Duration::ZERO, Stream::Output, &[0, 7, 0x1b]).unwrap();
         let text = String::from_utf8(w.out).unwrap();
         assert_eq!(parse_event(text.lines().nth(1).unwrap()).unwrap().data, "\0\x07\x1b");
+    }
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        let mut all: String = (0u8..=0x7f).map(char::from).collect();
+        all.push_str("caf\u{e9} \u{20ac} \u{1f600} \"q\" back\\slash");
+        let long = "0123456789abcdef".repeat(9) + "\n";
+        let cases = [
+            "",
+            "a",
+            "plain text that is longer than eight bytes",
+            "\"",
+            "1234567\"",
+            "12345678\\",
+            "\x1b[0m\x7f",
+            all.as_str(),
+            long.as_str(),
+        ];
+        for s in cases {
+            let mut mine = Vec::new();
+            escape_json(&mut mine, s);
+            let theirs = serde_json::to_string(s).unwrap();
+            assert_eq!(String::from_utf8(mine).unwrap(), theirs[1..theirs.len() - 1], "{s:?}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn unrecordable(up: &Upgrade) -> Option<String> {
             "the client offered the WebSocket subprotocols [{}], none of which the server can record \
              (it reads {}): use kubectl >= 1.30",
             offered.join(", "),
-            PARSED_PROTOCOLS.join(" and ")
+            PARSED_PROTOCOLS.join(", ")
         )),
         Upgrade::Spdy => Some(
             "this client speaks SPDY/3.1, which the server cannot record: use a kubectl that speaks WebSocket \
@@ -261,7 +261,14 @@ mod tests {
         assert_eq!(Upgrade::of(&headers(&[("upgrade", "SPDY/3.1")])), Upgrade::Spdy);
         assert!(unrecordable(&Upgrade::Spdy).unwrap().contains("kubectl >= 1.30"));
         let b64 = headers(&[("upgrade", "websocket"), ("sec-websocket-protocol", "base64.channel.k8s.io")]);
-        assert!(unrecordable(&Upgrade::of(&b64)).unwrap().contains("base64.channel.k8s.io"));
+        assert_eq!(unrecordable(&Upgrade::of(&b64)), None);
+        let v1 = headers(&[("upgrade", "websocket"), ("sec-websocket-protocol", "channel.k8s.io")]);
+        assert_eq!(
+            unrecordable(&Upgrade::of(&v1)).unwrap(),
+            "the client offered the WebSocket subprotocols [channel.k8s.io], none of which the server can record \
+             (it reads v5.channel.k8s.io, v4.channel.k8s.io, v4.base64.channel.k8s.io, base64.channel.k8s.io): \
+             use kubectl >= 1.30"
+        );
         assert!(unrecordable(&Upgrade::of(&headers(&[("upgrade", "h2c")]))).unwrap().contains("cannot be verified"));
         let mut mixed = headers(&[
             ("upgrade", "websocket"),
@@ -269,7 +276,7 @@ mod tests {
             ("sec-websocket-protocol", "channel.k8s.io, v4.channel.k8s.io"),
         ]);
         narrow_offer(&mut mixed);
-        assert_eq!(offered(&mixed), ["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+        assert_eq!(offered(&mixed), ["base64.channel.k8s.io", "v5.channel.k8s.io", "v4.channel.k8s.io"]);
     }
 
     #[test]

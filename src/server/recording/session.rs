@@ -3,8 +3,11 @@
 //! to the recorder, and the audit line at the end.
 //!
 //! The recorder runs on a blocking thread behind a bounded queue ([`QUEUE`] events
-//! of at most one read, 64 KiB, each), so the relay never waits on the disk unless
-//! the disk falls that far behind, and memory stays bounded. When the recording
+//! of at most one read, 64 KiB, each: what one read carried on a direction is one
+//! event), so the relay never waits on the disk unless the disk falls that far
+//! behind, and memory stays bounded. A disk slower than the session slows the
+//! session to its pace (both modes: nothing is dropped from a recording); one that
+//! takes nothing for [`STALL`] counts as a failed recording. When the recording
 //! fails mid-session: under `required` the relay stops passing stdin on, lets the
 //! output reach the end of the WebSocket message in flight, then puts a `Status`
 //! on the error channel (3) and a close frame, and ends the session; under
@@ -34,6 +37,9 @@ use crate::proto::kube_status;
 pub const QUEUE: usize = 64;
 /// Bytes read at a time in each direction (and so the largest event).
 const BUF: usize = 64 * 1024;
+/// How long the relay waits for a recorder that takes no event (a stalled disk)
+/// before the recording counts as failed.
+pub const STALL: Duration = Duration::from_secs(10);
 /// How long the output may take to finish the message in flight before a failed
 /// `required` session is cut without the error-channel message.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -75,6 +81,8 @@ pub struct Handler {
     /// Why the session is not recorded.
     why_not: Option<String>,
     started: SystemTime,
+    /// See [`STALL`].
+    stall: Duration,
 }
 
 impl fmt::Debug for Handler {
@@ -106,7 +114,7 @@ impl Handler {
         why_not: Option<String>,
         started: SystemTime,
     ) -> Handler {
-        Handler { meta, mode, recorder, why_not, started }
+        Handler { meta, mode, recorder, why_not, started, stall: STALL }
     }
 
     /// Whether the session will be recorded.
@@ -128,9 +136,17 @@ impl Handler {
             Some(mut rec) if decoders => {
                 rec.begin(&self.meta);
                 let name = rec.name();
-                let (tap, writer) = Tap::spawn(rec, begun);
+                let (tap, writer) = Tap::spawn(rec, begun, self.stall);
                 let outcome = relay(client, upstream, &self.meta, self.mode, Some(tap)).await;
-                let result = writer.await.unwrap_or_else(|e| Err(format!("the recorder stopped: {e}")));
+                let joined = match outcome.failure {
+                    None => Ok(writer.await),
+                    // A recorder that failed may be stuck in a write (a stalled disk).
+                    Some(_) => tokio::time::timeout(DRAIN, writer).await,
+                };
+                let result = match joined {
+                    Ok(r) => r.unwrap_or_else(|e| Err(format!("the recorder stopped: {e}"))),
+                    Err(_) => Err("the recorder is stuck writing".to_string()),
+                };
                 if let (Err(e), None) = (&result, &outcome.failure) {
                     warn!(session = %self.meta.session_id, error = %e, "the recording could not be finished");
                 }
@@ -207,12 +223,17 @@ struct Tap {
     failed: watch::Receiver<Option<String>>,
     fail: Arc<watch::Sender<Option<String>>>,
     begun: Instant,
+    stall: Duration,
     /// Still recording (false once the recording failed).
     on: AtomicBool,
 }
 
 impl Tap {
-    fn spawn(mut rec: Box<dyn Recorder>, begun: Instant) -> (Tap, tokio::task::JoinHandle<Result<(), String>>) {
+    fn spawn(
+        mut rec: Box<dyn Recorder>,
+        begun: Instant,
+        stall: Duration,
+    ) -> (Tap, tokio::task::JoinHandle<Result<(), String>>) {
         let (tx, mut rx) = mpsc::channel::<(Duration, Event)>(QUEUE);
         let (fail_tx, failed) = watch::channel(None);
         let fail_tx = Arc::new(fail_tx);
@@ -235,13 +256,23 @@ impl Tap {
             }
             rec.flush().or_else(fail)
         });
-        (Tap { tx, failed, fail, begun, on: AtomicBool::new(true) }, writer)
+        (Tap { tx, failed, fail, begun, stall, on: AtomicBool::new(true) }, writer)
     }
 
+    /// Queues `ev`, waiting while the queue is full; a recorder that takes nothing
+    /// for [`STALL`] fails the recording.
     async fn record(&self, ev: Event) {
-        if self.on.load(Ordering::Relaxed) {
-            let _ = self.tx.send((self.begun.elapsed(), ev)).await;
+        if !self.on.load(Ordering::Relaxed) {
+            return;
         }
+        if let Err(mpsc::error::SendTimeoutError::Timeout(_)) =
+            self.tx.send_timeout((self.begun.elapsed(), ev), self.stall).await
+        {
+            self.on.store(false, Ordering::Relaxed);
+            let why = format!("the recording fell behind: its destination took nothing for {:?}", self.stall);
+            let _ = self.fail.send(Some(why));
+        }
+        // Closed: the writer ended on a failure, which it reported.
     }
 }
 
@@ -308,7 +339,7 @@ where
                 if tap.on.load(Ordering::Relaxed) {
                     let parsed = d.feed(&buf[..n], false, &mut |e| match e {
                         k8s_channel::Event::Data { channel: channel::STDIN, data } => {
-                            events.push(Event::Input(data.to_vec()))
+                            push_data(&mut events, false, data, n)
                         }
                         k8s_channel::Event::Resize { width, height } => events.push(Event::Resize(width, height)),
                         _ => {}
@@ -355,7 +386,7 @@ where
             }
             output_bytes += n as u64;
             if let (Some(d), Some(tap)) = (dec.as_mut(), tap) {
-                let parsed = d.feed(&buf[..n], false, &mut |e| collect_output(e, &mut events, &mut exit));
+                let parsed = d.feed(&buf[..n], false, &mut |e| collect_output(e, &mut events, &mut exit, n));
                 if let Err(e) = parsed {
                     unreadable(tap, meta, &format!("output: {e}"));
                     dec = None;
@@ -408,25 +439,43 @@ where
         tracing::debug!(session = %meta.session_id, error = %e, "session stream ended with an error");
     }
     if let Some(t) = tap {
-        if t.on.load(Ordering::Relaxed) {
-            let _ = t.tx.send((t.begun.elapsed(), Event::End(exit.clone()))).await;
-        }
+        t.record(Event::End(exit.clone())).await;
     }
     Outcome { exit, input: input_bytes, output: output_bytes, failure }
 }
 
-fn collect_output(e: k8s_channel::Event<'_>, events: &mut Vec<Event>, exit: &mut String) {
+/// Adds `data` to the last event if it is data of the same direction, else starts
+/// one (with room for the rest of a read of `read` bytes): one event per read, not
+/// one per message, keeps the recorder's per-event costs out of the way of large
+/// output.
+fn push_data(events: &mut Vec<Event>, output: bool, data: &[u8], read: usize) {
+    match events.last_mut() {
+        Some(Event::Output(v)) if output => v.extend_from_slice(data),
+        Some(Event::Input(v)) if !output => v.extend_from_slice(data),
+        _ => {
+            let mut v = Vec::with_capacity(read.max(data.len()));
+            v.extend_from_slice(data);
+            events.push(if output { Event::Output(v) } else { Event::Input(v) });
+        }
+    }
+}
+
+fn collect_output(e: k8s_channel::Event<'_>, events: &mut Vec<Event>, exit: &mut String, read: usize) {
     match e {
         k8s_channel::Event::Data { channel: channel::STDOUT | channel::STDERR, data } => {
-            events.push(Event::Output(data.to_vec()))
+            push_data(events, true, data, read)
         }
         k8s_channel::Event::Status(json) => {
             *exit = match k8s_channel::exit_code(json) {
                 Some(code) => format!("exit {code}"),
-                None => {
-                    let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
-                    format!("error: {}", v["message"].as_str().unwrap_or("unreadable status"))
-                }
+                None => match serde_json::from_slice::<serde_json::Value>(json) {
+                    Ok(v) => format!("error: {}", v["message"].as_str().unwrap_or("unreadable status")),
+                    // base64.channel.k8s.io (the v1 protocol) puts the error as text.
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(json);
+                        format!("error: {}", text.trim().chars().take(500).collect::<String>())
+                    }
+                },
             }
         }
         _ => {}
@@ -476,6 +525,17 @@ mod tests {
     }
 
     fn msg(channel: u8, data: &[u8]) -> Message {
+        msg_in("v5.channel.k8s.io", channel, data)
+    }
+
+    /// A channel message as `protocol` frames it.
+    fn msg_in(protocol: &str, channel: u8, data: &[u8]) -> Message {
+        if protocol.contains("base64") {
+            use base64::Engine;
+            return Message::Text(
+                format!("{channel}{}", base64::engine::general_purpose::STANDARD.encode(data)).into(),
+            );
+        }
         let mut v = vec![channel];
         v.extend_from_slice(data);
         Message::Binary(v.into())
@@ -518,8 +578,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_both_directions_v4_and_v5_unchanged() {
+    async fn records_both_directions_in_every_parsed_protocol_unchanged() {
         for protocol in PARSED_PROTOCOLS {
+            let msg = move |channel, data: &[u8]| msg_in(protocol, channel, data);
             let dir = tempfile::tempdir().unwrap();
             let sink = super::super::dir::DirSink::new(dir.path().to_path_buf());
             let m = meta(protocol);
@@ -594,6 +655,63 @@ mod tests {
         while let Some(Ok(m)) = s.next().await {
             assert!(!matches!(&m, Message::Binary(b) if b.first() == Some(&0)), "stdin reached the pod: {m:?}");
         }
+    }
+
+    /// A recorder that blocks in its first write until released (a hung disk).
+    struct Stuck {
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Recorder for Stuck {
+        fn name(&self) -> String {
+            "stuck".into()
+        }
+        fn begin(&mut self, _: &Meta) {}
+        fn write(&mut self, _: Duration, _: &Event) -> std::io::Result<()> {
+            let _ = self.release.recv();
+            Err(std::io::Error::other("released"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn discard(self: Box<Self>) {}
+    }
+
+    #[tokio::test]
+    async fn a_stalled_recording_ends_a_required_session() {
+        let (release, rx) = std::sync::mpsc::channel();
+        let mut h = Handler::new(
+            meta("v5.channel.k8s.io"),
+            Mode::Required,
+            Some(Box::new(Stuck { release: rx })),
+            None,
+            SystemTime::now(),
+        );
+        h.stall = Duration::from_millis(200);
+        let (mut c, mut s, task) = pair(h).await;
+        let server = tokio::spawn(async move {
+            // Output until the relay stops reading: the queue fills, then waits.
+            let chunk = vec![b'x'; 16 * 1024];
+            while s.send(msg(1, &chunk)).await.is_ok() {}
+        });
+        let mut status = None;
+        while let Some(Ok(m)) = c.next().await {
+            if let Message::Binary(b) = &m {
+                if b.first() == Some(&3) {
+                    status = Some(String::from_utf8_lossy(&b[1..]).into_owned());
+                }
+            }
+        }
+        let status = status.expect("no error-channel status");
+        assert!(
+            status.contains("exec session on kube cluster prod ended: it must be recorded, and the recording failed: the recording fell behind: its destination took nothing for 200ms"),
+            "{status}"
+        );
+        drop(c);
+        // The handler does not wait for the stuck writer beyond DRAIN.
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("the session did not end").unwrap();
+        let _ = release.send(());
+        server.abort();
     }
 
     #[tokio::test]
