@@ -131,13 +131,24 @@ async fn refusals_are_specific_and_reach_no_backend() {
         let err = run_tunnel(&d, &echo_target(&srv, &alice, "echo"), "echo").await;
         assert!(err.contains("rejected the client certificate as expired"), "{err}");
 
-        // Wrong CA: the client trusts another CA than the one that signed the server.
+        // Wrong CA: the client trusts another CA than the one that signed the server
+        // (an identity file without a CA, so the routing TLS trusts the --ca).
         let other = oneport::identity::pki::make_ca("other").unwrap();
         let other_path = srv.dir.path().join("other-ca.pem");
         std::fs::write(&other_path, &other.cert_pem).unwrap();
+        let bare = oneport::identity::pki::make_client_cert(
+            &ca,
+            "alice",
+            &[],
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let bare_path = srv.dir.path().join("alice-without-ca.pem");
+        std::fs::write(&bare_path, oneport::identity::pki::identity_pem(&bare, "")).unwrap();
         let over = oneport::client::context::Overrides {
             proxy: Some(proxy.clone()),
-            identity: Some(alice.clone()),
+            identity: Some(bare_path),
             ca: Some(other_path),
             insecure: false,
         };
