@@ -326,7 +326,7 @@ impl Results {
     }
 
     /// The goals of issue 11, as ratios within this run: each direction must meet
-    /// its goal. `None` when a figure it needs was not measured.
+    /// its goal; a goal whose figures were not measured says so.
     fn print_goals(&self, o: &mut String, n: usize) {
         let _ = writeln!(o, "\nGoals of issue 11 (ratios within this run; each direction must meet them)");
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
