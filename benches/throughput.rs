@@ -1,7 +1,8 @@
 //! The benchmark of docs/benchmarks.md: throughput, new connections per second and
 //! memory per idle connection of `oneport proxy app` + `oneport server start` (the
-//! release binary, two processes), against plain loopback TCP and an stunnel pair
-//! measured in the same run. Run on demand, never in CI:
+//! release binary, two processes), against plain loopback TCP, the no-crypto ceiling
+//! (two socat relays), an stunnel pair and a wstunnel pair (direct and through
+//! nginx) measured in the same run. Run on demand, never in CI:
 //!
 //!     cargo bench --bench throughput
 //!     BENCH_SECONDS=1 BENCH_CONNS=200 BENCH_ROUNDS=1 cargo bench --bench throughput
@@ -14,7 +15,9 @@
 //! - BENCH_IDLE_BULK_KIB: the second idle-memory case, connections that first moved
 //!   this much each way (default 256; 0 skips it).
 //! - BENCH_CONCURRENCY: connections opened at once in the second rate (default 8).
-//! - BENCH_PEERS: a subset of `plain,stunnel,oneport,baseline,upgraded`.
+//! - BENCH_PEERS: a subset of `plain,ceiling,stunnel,wstunnel,oneport,baseline,upgraded,wstunnel-nginx`.
+//! - BENCH_WSTUNNEL_BIN=PATH: a wstunnel binary (10.6.2 or later); unset, the two
+//!   wstunnel peers are left out with a note.
 //! - BENCH_STAGES: a subset of `throughput,connect,idle`.
 //! - BENCH_UPGRADE=off: leaves out the load-balancer peer (`proxy app` upgraded
 //!   through nginx, see `peers::upgraded`), measured by default when nginx is
@@ -64,28 +67,39 @@ struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Plain,
+    Ceiling,
     Stunnel,
+    Wstunnel,
     Oneport,
     Baseline,
     Upgraded,
+    WstunnelNginx,
 }
 
 impl Kind {
     fn parse(s: &str) -> Result<Kind> {
         Ok(match s.trim() {
             "plain" => Kind::Plain,
+            "ceiling" => Kind::Ceiling,
             "stunnel" => Kind::Stunnel,
+            "wstunnel" => Kind::Wstunnel,
+            "wstunnel-nginx" => Kind::WstunnelNginx,
             "oneport" => Kind::Oneport,
             "upgraded" => Kind::Upgraded,
             "baseline" => Kind::Baseline,
-            other => bail!("BENCH_PEERS: unknown peer {other:?} (plain, stunnel, oneport, baseline, upgraded)"),
+            other => bail!(
+                "BENCH_PEERS: unknown peer {other:?} (plain, ceiling, stunnel, wstunnel, oneport, baseline, upgraded, wstunnel-nginx)"
+            ),
         })
     }
 
     async fn start(self, pki: &Pki, backend: SocketAddr) -> Result<Peer> {
         match self {
             Kind::Plain => Ok(peers::plain(backend)),
+            Kind::Ceiling => peers::ceiling(pki, backend).await,
             Kind::Stunnel => peers::stunnel_pair(pki, backend).await,
+            Kind::Wstunnel => peers::wstunnel_pair(pki).await,
+            Kind::WstunnelNginx => peers::wstunnel_via_nginx(pki).await,
             Kind::Oneport => peers::oneport_pair(pki).await,
             Kind::Baseline => {
                 let bin = std::env::var_os(peers::BASELINE_ENV)
@@ -112,17 +126,39 @@ impl Settings {
         }
         let mut peers = match std::env::var("BENCH_PEERS") {
             Ok(v) => v.split(',').filter(|s| !s.trim().is_empty()).map(Kind::parse).collect::<Result<Vec<_>>>()?,
-            Err(_) => vec![Kind::Plain, Kind::Stunnel, Kind::Oneport, Kind::Upgraded],
+            Err(_) => vec![
+                Kind::Plain,
+                Kind::Ceiling,
+                Kind::Stunnel,
+                Kind::Wstunnel,
+                Kind::Oneport,
+                Kind::Upgraded,
+                Kind::WstunnelNginx,
+            ],
         };
+        let lb = |k: &Kind| matches!(k, Kind::Upgraded | Kind::WstunnelNginx);
         match std::env::var(peers::UPGRADE_ENV).as_deref() {
             Ok("nginx") if !peers.contains(&Kind::Upgraded) => peers.push(Kind::Upgraded),
-            Ok("off") => peers.retain(|k| *k != Kind::Upgraded),
+            Ok("off") => peers.retain(|k| !lb(k)),
             Ok("nginx") | Err(_) => {}
             Ok(other) => bail!("{}={other:?}: nginx or off", peers::UPGRADE_ENV),
         }
-        if peers.contains(&Kind::Upgraded) && peers::nginx_bin().is_none() {
-            eprintln!("note: nginx is not installed (apt-get install nginx); measuring without the upgraded path");
-            peers.retain(|k| *k != Kind::Upgraded);
+        if peers.iter().any(lb) && peers::nginx_bin().is_none() {
+            eprintln!(
+                "note: nginx is not installed (apt-get install nginx); measuring without the load-balancer paths"
+            );
+            peers.retain(|k| !lb(k));
+        }
+        if peers.iter().any(|k| matches!(k, Kind::Wstunnel | Kind::WstunnelNginx)) && peers::wstunnel_bin().is_none() {
+            eprintln!(
+                "note: {} is not set (a wstunnel binary, 10.6.2 or later, see docs/benchmarks.md); measuring without the wstunnel peers",
+                peers::WSTUNNEL_ENV
+            );
+            peers.retain(|k| !matches!(k, Kind::Wstunnel | Kind::WstunnelNginx));
+        }
+        if peers.contains(&Kind::Ceiling) && peers::socat_bin().is_none() {
+            eprintln!("note: socat is not installed (apt-get install socat); measuring without the no-crypto ceiling");
+            peers.retain(|k| *k != Kind::Ceiling);
         }
         if std::env::var_os(peers::BASELINE_ENV).is_some() && !peers.contains(&Kind::Baseline) {
             peers.push(Kind::Baseline);
@@ -219,7 +255,10 @@ async fn run() -> Result<()> {
 fn peer_name(k: Kind) -> String {
     match k {
         Kind::Plain => "plain TCP",
+        Kind::Ceiling => "no-crypto ceiling (socat)",
         Kind::Stunnel => "stunnel",
+        Kind::Wstunnel => "wstunnel",
+        Kind::WstunnelNginx => "wstunnel via nginx (WS)",
         Kind::Oneport => "oneport",
         Kind::Baseline => "oneport baseline",
         Kind::Upgraded => "oneport via nginx (WS)",
@@ -269,9 +308,15 @@ pub enum Dir {
     Down,
 }
 
+/// The no-crypto ceiling is a throughput figure only: its relays fork a process per
+/// connection, which says nothing about connection set-up or idle memory.
+fn bulk_only(k: Kind) -> bool {
+    k == Kind::Ceiling
+}
+
 async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
     for r in 0..s.rounds {
-        for (_, p) in order(peers, r) {
+        for (_, p) in order(peers, r).into_iter().filter(|(k, _)| !bulk_only(*k)) {
             for c in [1, s.concurrency] {
                 eprintln!("  round {}: new connections {} (concurrency {c})", r + 1, p.name);
                 let got: Result<ConnRate> = async {
@@ -295,7 +340,7 @@ async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
 async fn idle(s: &Settings, pki: &Pki, backend: SocketAddr, res: &mut Results) {
     let bulks: Vec<usize> =
         [0, s.idle_bulk_kib * 1024].into_iter().filter(|&b| b == 0 || s.idle_bulk_kib > 0).collect();
-    for &k in s.peers.iter().filter(|&&k| k != Kind::Plain) {
+    for &k in s.peers.iter().filter(|&&k| k != Kind::Plain && !bulk_only(k)) {
         for &bulk in &bulks {
             eprintln!("  idle memory {} ({} connections, {} KiB each way first)", peer_name(k), s.conns, bulk / 1024);
             let got: Result<Vec<Rss>> = async {

@@ -1,7 +1,10 @@
 //! The backend behind every peer: one loopback listener in the bench process. The
 //! first byte a connection sends picks what it does:
-//! - [`UPLOAD`]: a sink. It checks every byte against the [`Pattern`] and, at EOF,
-//!   answers with the byte count (u64 BE) and a verdict byte (1 = intact).
+//! - [`UPLOAD`]: a sink. It checks every byte against the [`Pattern`] and, each
+//!   time the count reaches a multiple of [`REPORT`] and once more at EOF, answers
+//!   with the byte count (u64 BE) and a verdict byte (1 = intact). The reports let
+//!   the client end an upload without a half-close, which wstunnel does not carry
+//!   (it closes the whole tunnel at the first EOF).
 //! - [`DOWNLOAD`]: a source. It writes the pattern until the client goes away.
 //! - [`PING`]: answers one byte (`p`), then holds the connection open until EOF.
 //! - [`ECHO`]: sends back everything it receives, until EOF.
@@ -26,6 +29,8 @@ pub const PONG: u8 = b'p';
 
 /// Read and write chunk size of the bench's own sockets.
 pub const CHUNK: usize = 64 * 1024;
+/// The sink reports its count each time it reaches a multiple of this.
+pub const REPORT: u64 = 1 << 20;
 /// The pattern's period: a prime, so chunk boundaries never line up with it.
 const PERIOD: usize = 251;
 
@@ -118,17 +123,26 @@ async fn sink(mut s: TcpStream, pattern: &Pattern) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     let mut intact = true;
+    let answer = |total: u64, intact: bool| {
+        let mut a = total.to_be_bytes().to_vec();
+        a.push(u8::from(intact));
+        a
+    };
     loop {
         let n = s.read(&mut buf).await?;
         if n == 0 {
             break;
         }
         intact &= pattern.matches(total, &buf[..n]);
+        let before = total;
         total += n as u64;
+        // The read that reaches or passes a multiple: a client that stops on one
+        // gets its exact count in this report.
+        if total / REPORT > before / REPORT {
+            s.write_all(&answer(total, intact)).await?;
+        }
     }
-    let mut answer = total.to_be_bytes().to_vec();
-    answer.push(u8::from(intact));
-    s.write_all(&answer).await?;
+    s.write_all(&answer(total, intact)).await?;
     s.shutdown().await
 }
 

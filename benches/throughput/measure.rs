@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::backend::{Pattern, CHUNK, DOWNLOAD, ECHO, PING, PONG, UPLOAD};
+use crate::backend::{Pattern, CHUNK, DOWNLOAD, ECHO, PING, PONG, REPORT, UPLOAD};
 
 /// Deadline for any one network step of the bench's own client.
 const STEP: Duration = Duration::from_secs(20);
@@ -56,39 +56,75 @@ impl Rate {
     }
 }
 
-/// CPU time (user + system, all threads) used so far by `pids`, in seconds, from
-/// /proc/PID/stat (clock ticks of 1/100 s: Linux's USER_HZ).
+/// CPU time (user + system, all threads) used so far by `pids` and every process
+/// they started (socat forks one per connection): each one's own time plus that of
+/// its children already waited for, from /proc/PID/stat (clock ticks of 1/100 s:
+/// Linux's USER_HZ). A child that exited counts once: in its parent once reaped,
+/// as a zombie before.
 pub fn cpu_secs(pids: &[u32]) -> Result<f64> {
-    let mut ticks = 0u64;
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
-        // The command name (field 2) may hold spaces: count fields after its ')'.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-        for i in [11, 12] {
-            ticks += f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+    let mut all: Vec<(u32, u32, u64)> = Vec::new(); // (pid, parent, ticks)
+    for e in std::fs::read_dir("/proc").context("reading /proc")?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // Processes come and go while we read: one that is gone is not ours.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            if let Some((ppid, ticks)) = parse_stat(&stat) {
+                all.push((pid, ppid, ticks));
+            }
         }
     }
+    let mut tree: Vec<u32> = pids.to_vec();
+    for p in pids {
+        if !all.iter().any(|a| a.0 == *p) {
+            bail!("process {p} of the path is gone (or its /proc/{p}/stat is unreadable)");
+        }
+    }
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(all.iter().filter(|a| a.1 == parent && !tree.contains(&a.0)).map(|a| a.0).collect::<Vec<_>>());
+        i += 1;
+    }
+    let ticks: u64 = all.iter().filter(|a| tree.contains(&a.0)).map(|a| a.2).sum();
     Ok(ticks as f64 / 100.0)
 }
 
-/// Client → backend for `dur`: write the pattern, half-close, and wait for the
-/// backend's count. The time runs until that answer, so bytes still in buffers
-/// along the path count only once they have arrived.
+/// (parent pid, utime + stime + cutime + cstime) from a /proc/PID/stat line.
+fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // ppid is field 4 of the line (index 1 after ')'); utime, stime, cutime and
+    // cstime are fields 14 to 17 (indices 11 to 14).
+    let ppid = f.get(1)?.parse().ok()?;
+    let mut ticks = 0u64;
+    for i in 11..=14 {
+        ticks += f.get(i)?.parse::<u64>().ok()?;
+    }
+    Some((ppid, ticks))
+}
+
+/// Client → backend for `dur`: write the pattern, then on up to the next multiple
+/// of [`REPORT`], and wait for the backend's report of exactly that count. The time
+/// runs until that answer, so bytes still in buffers along the path count only once
+/// they have arrived. (No half-close: wstunnel would close the tunnel at it.)
 pub async fn upload(addr: SocketAddr, dur: Duration, pattern: &Pattern) -> Result<Rate> {
     let mut s = connect(addr).await?;
     let start = Instant::now();
     step("request", s.write_all(&[UPLOAD])).await?;
     let mut sent = 0u64;
-    while start.elapsed() < dur {
-        sent += step("upload write", s.write(pattern.at(sent, CHUNK))).await? as u64;
+    while start.elapsed() < dur || sent % REPORT != 0 {
+        let n = (REPORT - sent % REPORT).min(CHUNK as u64) as usize;
+        sent += step("upload write", s.write(pattern.at(sent, n))).await? as u64;
     }
-    step("half-close", s.shutdown()).await?;
     let mut answer = [0u8; 9];
-    step("backend's count", s.read_exact(&mut answer)).await?;
+    let got = loop {
+        step("backend's count", s.read_exact(&mut answer)).await?;
+        let got = u64::from_be_bytes(answer[..8].try_into().expect("8 bytes"));
+        if got >= sent {
+            break got;
+        }
+    };
     let secs = start.elapsed().as_secs_f64();
-    let got = u64::from_be_bytes(answer[..8].try_into().expect("8 bytes"));
     if got != sent {
         bail!("upload: sent {sent} bytes, the backend received {got}");
     }

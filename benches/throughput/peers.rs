@@ -1,7 +1,9 @@
 //! The paths under test. Each [`Peer`] is a loopback address that leads to the
 //! backend, plus the processes that make up the path (so their memory can be read):
-//! plain TCP, an stunnel client/server pair, and `oneport proxy app` + `oneport
-//! server start`. [`upgraded`] is the extension point for the load-balancer path.
+//! plain TCP, the no-crypto ceiling (two socat relays), an stunnel client/server
+//! pair, a wstunnel client/server pair (direct, and through nginx) and `oneport
+//! proxy app` + `oneport server start` (direct, and through nginx). [`upgraded`] is
+//! the extension point for the load-balancer path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -304,6 +306,99 @@ pub fn stunnel_resumption(pki: &Pki) -> (usize, usize) {
     (log.matches("previous session reused").count(), log.matches("new session negotiated").count())
 }
 
+/// The socat binary, if installed.
+pub fn socat_bin() -> Option<PathBuf> {
+    ["/usr/bin/socat", "/usr/local/bin/socat"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// The no-crypto ceiling: the same three loopback hops as every two-process peer
+/// (client → relay → relay → backend) through two plain `socat -b 131072` relays,
+/// one process per connection each (`fork`; their CPU is counted with the parent).
+pub async fn ceiling(pki: &Pki, backend: SocketAddr) -> Result<Peer> {
+    let bin = socat_bin().ok_or_else(|| anyhow!("socat is not installed (apt-get install socat)"))?;
+    let (far_port, near_port) = (free_port()?, free_port()?);
+    let relay = |role: &'static str, port: u16, to: SocketAddr, log: &str| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-b", "131072"])
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"))
+            .arg(format!("TCP:{to},nodelay"))
+            .stdout(Stdio::null());
+        Proc::spawn(role, cmd, &pki.path(log))
+    };
+    let far = SocketAddr::from(([127, 0, 0, 1], far_port));
+    let server = relay("server", far_port, backend, "socat-server.log")?;
+    wait_port(far, &pki.path("socat-server.log")).await?;
+    let near = SocketAddr::from(([127, 0, 0, 1], near_port));
+    let client = relay("client", near_port, far, "socat-client.log")?;
+    wait_port(near, &pki.path("socat-client.log")).await?;
+    Ok(Peer { name: "no-crypto ceiling (socat)".into(), addr: near, procs: vec![client, server] })
+}
+
+/// The environment variable naming a wstunnel binary (10.6.2 or later, built from
+/// its public source); unset, the wstunnel peers are left out.
+pub const WSTUNNEL_ENV: &str = "BENCH_WSTUNNEL_BIN";
+
+/// The wstunnel binary [`WSTUNNEL_ENV`] names, if set.
+pub fn wstunnel_bin() -> Option<PathBuf> {
+    std::env::var_os(WSTUNNEL_ENV).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// `wstunnel server` on `port` with the server certificate (ECDSA P-256, the very
+/// keys every peer uses), restricted to the backend; with `mutual`, it requires a
+/// client certificate from the bench's CA.
+async fn start_wstunnel_server(pki: &Pki, bin: &Path, port: u16, mutual: bool, log: &str) -> Result<Proc> {
+    let (cert, key) = pki.server_cert();
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("RUST_LOG").args(["server", "--no-color", "--log-lvl", "WARN", "--tls-certificate"]);
+    cmd.arg(cert).arg("--tls-private-key").arg(key);
+    if mutual {
+        cmd.arg("--tls-client-ca-certs").arg(pki.ca());
+    }
+    cmd.args(["--restrict-to", &pki.backend.to_string(), &format!("wss://127.0.0.1:{port}")]).stdout(Stdio::null());
+    let p = Proc::spawn("server", cmd, &pki.path(log))?;
+    wait_port(SocketAddr::from(([127, 0, 0, 1], port)), &pki.path(log)).await?;
+    Ok(p)
+}
+
+/// `wstunnel client -L tcp://127.0.0.1:PORT:BACKEND wss://SERVER`, presenting the
+/// bench's identity (certificate and key in one PEM).
+async fn start_wstunnel_client(pki: &Pki, bin: &Path, server: SocketAddr, log: &str) -> Result<(Proc, SocketAddr)> {
+    let port = free_port()?;
+    let id = pki.identity();
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("RUST_LOG").args(["client", "--no-color", "--log-lvl", "WARN", "--tls-certificate"]);
+    cmd.arg(&id).arg("--tls-private-key").arg(&id);
+    cmd.args(["-L", &format!("tcp://127.0.0.1:{port}:{}", pki.backend), &format!("wss://{server}")]);
+    cmd.stdout(Stdio::null());
+    let p = Proc::spawn("client", cmd, &pki.path(log))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_port(addr, &pki.path(log)).await?;
+    Ok((p, addr))
+}
+
+/// wstunnel client → wstunnel server (WebSocket over mutual TLS), direct.
+pub async fn wstunnel_pair(pki: &Pki) -> Result<Peer> {
+    let bin = wstunnel_bin().ok_or_else(|| anyhow!("{WSTUNNEL_ENV} is not set"))?;
+    let port = free_port()?;
+    let server = start_wstunnel_server(pki, &bin, port, true, "wstunnel-server.log").await?;
+    let router = SocketAddr::from(([127, 0, 0, 1], port));
+    let (client, addr) = start_wstunnel_client(pki, &bin, router, "wstunnel-client.log").await?;
+    Ok(Peer { name: "wstunnel".into(), addr, procs: vec![client, server] })
+}
+
+/// wstunnel client → nginx (TLS terminated, the same `fixtures/lb/nginx.conf` as
+/// the upgraded oneport peer, its `location /` passing wstunnel's `/v1/...` upgrade
+/// on) → wstunnel server over TLS. nginx does not pass a client certificate on, so
+/// this server does not ask for one (the oneport peer's inner TLS still does).
+pub async fn wstunnel_via_nginx(pki: &Pki) -> Result<Peer> {
+    let bin = wstunnel_bin().ok_or_else(|| anyhow!("{WSTUNNEL_ENV} is not set"))?;
+    let port = free_port()?;
+    let server = start_wstunnel_server(pki, &bin, port, false, "wstunnel-nginx-server.log").await?;
+    let (nginx, lb) = start_nginx(pki, SocketAddr::from(([127, 0, 0, 1], port)), "nginx-wstunnel").await?;
+    let (client, addr) = start_wstunnel_client(pki, &bin, lb, "wstunnel-nginx-client.log").await?;
+    Ok(Peer { name: "wstunnel via nginx (WS)".into(), addr, procs: vec![client, nginx, server] })
+}
+
 // ============================================================================
 // THE LOAD-BALANCER PATH (the extension point of issue 2, now filled in).
 //
@@ -324,7 +419,7 @@ pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
 /// `oneport proxy app` through nginx.
 pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
     let (server, router) = start_server(pki, Path::new(&oneport_bin()), free_port()?, "server-upgraded.log").await?;
-    let (nginx, lb) = start_nginx(pki, router).await?;
+    let (nginx, lb) = start_nginx(pki, router, "nginx").await?;
     let mut peer = upgraded(pki, lb).await?;
     peer.procs.extend([nginx, server]);
     Ok(peer)
@@ -342,9 +437,9 @@ pub async fn upgraded(pki: &Pki, lb: SocketAddr) -> Result<Peer> {
 /// nginx as the layer 7 load balancer of real-programs.md, in front of the
 /// `oneport server` at `router`. One process (`master_process off`) so that
 /// stopping it leaves no worker behind.
-async fn start_nginx(pki: &Pki, router: SocketAddr) -> Result<(Proc, SocketAddr)> {
+async fn start_nginx(pki: &Pki, router: SocketAddr, dir: &str) -> Result<(Proc, SocketAddr)> {
     let port = free_port()?;
-    let dir = pki.path("nginx");
+    let dir = pki.path(dir);
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = pki.server_cert();
     // The tests' nginx (fixtures/lb/nginx.conf): TLS terminated here, WebSocket and

@@ -1,6 +1,6 @@
 //! Collects the figures (keeping the best of the rounds: on a shared machine, noise
 //! only ever slows a run down) and prints the compact table, with the aims of
-//! issue 2 checked at the end.
+//! issue 2 and the goals of issue 11 checked at the end.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +14,9 @@ const STUNNEL: &str = "stunnel";
 const ONEPORT: &str = "oneport";
 const PLAIN: &str = "plain TCP";
 const UPGRADED: &str = "oneport via nginx (WS)";
+const CEILING: &str = "no-crypto ceiling (socat)";
+const WSTUNNEL: &str = "wstunnel";
+const WSTUNNEL_NGINX: &str = "wstunnel via nginx (WS)";
 
 /// Everything measured, by peer name.
 #[derive(Debug, Default)]
@@ -137,6 +140,7 @@ impl Results {
         self.print_conns(&mut o, peers, concurrency);
         self.print_idle(&mut o, peers, n_idle);
         self.print_aims(&mut o, n_idle, concurrency);
+        self.print_goals(&mut o, n_idle);
         for (peer, why) in &self.failures {
             let _ = writeln!(o, "FAILED {peer}: {why}");
         }
@@ -150,8 +154,8 @@ impl Results {
         let _ = writeln!(o, "Throughput, MiB/s (one connection, every byte checked); CPU s/GiB = CPU time of the path's processes per GiB moved");
         let _ = writeln!(
             o,
-            "  {:<24} {:>9} {:>9} {:>14} {:>14} {:>13}",
-            "peer", "upload", "download", "vs plain u/d", "vs stunnel u/d", "CPU s/GiB u/d"
+            "  {:<26} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
+            "peer", "upload", "download", "vs plain u/d", "vs ceiling u/d", "vs stunnel u/d", "CPU s/GiB u/d"
         );
         for p in peers {
             let (up, down) = (self.rate(p, true), self.rate(p, false));
@@ -169,11 +173,12 @@ impl Results {
             };
             let _ = writeln!(
                 o,
-                "  {:<24} {:>9} {:>9} {:>14} {:>14} {:>13}",
+                "  {:<26} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
                 p,
                 f(up),
                 f(down),
                 vs(PLAIN),
+                vs(CEILING),
                 vs(STUNNEL),
                 cpu
             );
@@ -188,7 +193,7 @@ impl Results {
         let _ = writeln!(o, "New connections per second (connect, 1-byte round trip, close)");
         let _ = writeln!(
             o,
-            "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
+            "  {:<26} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
             "peer",
             "sequential",
             "p50 ms",
@@ -214,7 +219,7 @@ impl Results {
             let cpu = [seq, par].iter().filter_map(|c| c.and_then(ConnRate::cpu_ms_per_conn)).reduce(f64::min);
             let _ = writeln!(
                 o,
-                "  {:<24} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
+                "  {:<26} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
                 p,
                 rate(seq),
                 ms(seq.map(|c| c.p50_ms)),
@@ -241,7 +246,7 @@ impl Results {
         );
         let _ = writeln!(
             o,
-            "  {:<24} {:<8} {:<20} {:>11} {:>11} {:>10}",
+            "  {:<26} {:<8} {:<20} {:>11} {:>11} {:>10}",
             "peer", "process", "before idling", "before MiB", "after MiB", "KiB/conn"
         );
         let mut bulks: Vec<usize> = self.idle.keys().map(|k| k.1).collect();
@@ -253,7 +258,7 @@ impl Results {
                 for r in self.idle.get(&(p.clone(), b)).into_iter().flatten() {
                     let _ = writeln!(
                         o,
-                        "  {:<24} {:<8} {:<20} {:>11.1} {:>11.1} {:>10.1}",
+                        "  {:<26} {:<8} {:<20} {:>11.1} {:>11.1} {:>10.1}",
                         p,
                         r.role,
                         what,
@@ -312,6 +317,98 @@ impl Results {
             }
             None => {
                 let _ = writeln!(o, "  client memory < 64 KiB per idle connection: not measured in this run");
+            }
+        }
+    }
+
+    fn cpu(&self, peer: &str, up: bool) -> Option<f64> {
+        self.cpu_per_gib.get(&(peer.to_string(), up)).copied()
+    }
+
+    /// The goals of issue 11, as ratios within this run: each direction must meet
+    /// its goal; a goal whose figures were not measured says so.
+    fn print_goals(&self, o: &mut String, n: usize) {
+        let _ = writeln!(o, "\nGoals of issue 11 (ratios within this run; each direction must meet them)");
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let line =
+            |o: &mut String, goal: &str, r: [Option<(f64, f64)>; 2], ok: &dyn Fn(f64) -> bool, needs: &str| match r {
+                [Some((u, ub)), Some((d, db))] => {
+                    let (ru, rd) = (u / ub, d / db);
+                    let _ = writeln!(o, "  {goal}: upload {ru:.2}x, download {rd:.2}x: {}", verdict(ok(ru) && ok(rd)));
+                }
+                _ => {
+                    let _ = writeln!(o, "  {goal}: not measured in this run (needs {needs})");
+                }
+            };
+        // The faster (throughput) and the leaner (CPU) of stunnel and wstunnel, per direction.
+        let best = |up: bool, f: &dyn Fn(&str, bool) -> Option<f64>, pick: fn(f64, f64) -> f64| match (
+            f(STUNNEL, up),
+            f(WSTUNNEL, up),
+        ) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            _ => None,
+        };
+        let rate = |p: &str, up: bool| self.rate(p, up);
+        let cpu = |p: &str, up: bool| self.cpu(p, up);
+        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+        let both = "stunnel and wstunnel (BENCH_WSTUNNEL_BIN)";
+        line(
+            o,
+            "direct throughput >= 1.05x the faster of stunnel and wstunnel",
+            [true, false].map(|up| pair(rate(ONEPORT, up), best(up, &rate, f64::max))),
+            &|r| r >= 1.05,
+            both,
+        );
+        line(
+            o,
+            "direct throughput >= 0.9x the no-crypto ceiling",
+            [true, false].map(|up| pair(rate(ONEPORT, up), rate(CEILING, up))),
+            &|r| r >= 0.9,
+            "socat",
+        );
+        line(
+            o,
+            "direct CPU s/GiB <= 0.95x the leaner of stunnel and wstunnel",
+            [true, false].map(|up| pair(cpu(ONEPORT, up), best(up, &cpu, f64::min))),
+            &|r| r <= 0.95,
+            both,
+        );
+        line(
+            o,
+            "upgraded throughput >= 1.1x wstunnel through the same nginx",
+            [true, false].map(|up| pair(rate(UPGRADED, up), rate(WSTUNNEL_NGINX, up))),
+            &|r| r >= 1.1,
+            "nginx and BENCH_WSTUNNEL_BIN",
+        );
+        let _ = writeln!(
+            o,
+            "  upgraded CPU s/GiB vs wstunnel through nginx (no goal; nginx included): upload {}, download {}",
+            Self::ratio(cpu(UPGRADED, true), cpu(WSTUNNEL_NGINX, true)),
+            Self::ratio(cpu(UPGRADED, false), cpu(WSTUNNEL_NGINX, false))
+        );
+        // Idle memory: every oneport process, direct and upgraded, fresh and after bulk.
+        let mut worst: Option<(f64, String)> = None;
+        for ((peer, bulk), v) in &self.idle {
+            if peer != ONEPORT && peer != UPGRADED {
+                continue;
+            }
+            for r in v.iter().filter(|r| r.role != "nginx") {
+                let k = r.per_conn_kib(n);
+                if worst.as_ref().is_none_or(|w| k > w.0) {
+                    worst = Some((k, format!("{peer} {} after {} KiB each way", r.role, bulk / 1024)));
+                }
+            }
+        }
+        match worst {
+            Some((k, what)) => {
+                let _ = writeln!(
+                    o,
+                    "  <= 64 KiB per idle connection (goal at 9,000: BENCH_CONNS=9000; here {n}), every oneport process, direct and upgraded, after bulk too: worst {k:.1} KiB ({what}): {}",
+                    verdict(k <= 64.0)
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  <= 64 KiB per idle connection: not measured in this run");
             }
         }
     }

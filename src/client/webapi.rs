@@ -50,7 +50,9 @@ async fn get_checked<T: DeserializeOwned>(
         let why = match &first {
             _ if upgraded => None,
             Err(Error::WebApiStatus { status: StatusCode::UNAUTHORIZED, message, .. }) if message == CERT_REQUIRED => {
-                Some(format!("{proxy}{path} answered 401 ({CERT_REQUIRED}) to a connection that presented one"))
+                // Without the `via` the client adds for the server's sentences.
+                let shown = path.split("&via=").next().unwrap_or(path);
+                Some(format!("{proxy}{shown} answered 401 ({CERT_REQUIRED}) to a connection that presented one"))
             }
             Ok(v) => terminated(v),
             Err(_) => None,

@@ -1,5 +1,6 @@
-//! TLS configuration for both ends, on the ring crypto provider (chosen because it
-//! builds with no C toolchain beyond `cc` and fast on small machines; see README).
+//! TLS configuration for both ends, on the aws-lc-rs crypto provider (faster bulk
+//! AES-GCM than ring, measured in docs/benchmarks.md; it builds with `cc` alone
+//! here, no cmake; see README).
 //!
 //! Client: trusts the proxy CA (plus, for the outer hop through a load balancer, the
 //! `--ca` anchors and the system roots), presents the identity, keeps one session-resumption store per
@@ -28,7 +29,7 @@ use crate::identity::{Caller, Identity};
 /// The crypto provider every config uses.
 pub fn provider() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+    P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())).clone()
 }
 
 fn session_store() -> Arc<dyn ClientSessionStore> {
@@ -246,7 +247,8 @@ impl ServerTls {
             .allow_unauthenticated()
             .build()
             .map_err(verr)?;
-        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| Error::config(format!("TLS tickets: {e}")))?;
+        let ticketer =
+            rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| Error::config(format!("TLS tickets: {e}")))?;
         let mut with_ca = chain.clone();
         with_ca.extend(client_ca.iter().filter(|c| !chain.contains(c)).cloned());
         Ok(ServerTls {
@@ -285,7 +287,7 @@ impl ServerTls {
         // the versions are the provider's own.
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .expect("ring provider supports the default protocol versions");
+            .expect("the crypto provider supports the default protocol versions");
         let mut cfg = builder.with_client_cert_verifier(verifier).with_cert_resolver(Arc::new(OneCert(cert)));
         cfg.alpn_protocols = alpn;
         cfg.ticketer = self.ticketer.clone();
