@@ -289,6 +289,12 @@ async fn server_side_warnings_and_refusals() {
         "{err}"
     );
     assert_eq!(std::fs::read(&id).unwrap(), before, "the file is untouched");
+    // A lifetime of nothing would write an identity that is expired when made.
+    let (code, _, err) =
+        run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i, "--force", "--ttl", "0s"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"0s\" is no time at all: give a lifetime such as 1h, 12h or 7d"), "{err}");
+    assert_eq!(std::fs::read(&id).unwrap(), before, "the file is untouched");
     let (code, _, err) =
         run(home.path(), &["server", "issue", "--dir", d, "--user", "bob", "--out", i, "--force", "--ttl", "90d"])
             .await;
@@ -416,6 +422,16 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let proxy = srv.addr.to_string();
+        // A reader that left (`oneport doctor | head -1`) is no reason to panic.
+        let mut c = oneport(home.path());
+        c.args(["--proxy", &proxy, "--identity", id.to_str().unwrap(), "doctor"]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        drop(child.stdout.take());
+        let gone = child.wait_with_output().await.unwrap();
+        let err = String::from_utf8_lossy(&gone.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(gone.status.code(), Some(0), "{err}");
         let (code, out, _) = run(home.path(), &["--proxy", &proxy, "--identity", id.to_str().unwrap(), "doctor"]).await;
         assert_eq!(code, 0, "{out}");
         assert!(
@@ -424,6 +440,10 @@ async fn doctor_direct_and_with_the_wrong_ca() {
         );
         assert!(out.contains("[ok]   ALPN         probe: ALPN negotiated (direct TLS routing works)"), "{out}");
         assert!(out.contains("[ok]   mTLS         the proxy knows you as alice"), "{out}");
+        assert!(
+            out.contains("[--]   backend      not checked: `oneport doctor --resource KIND/NAME` (e.g. db/pg1) asks the proxy to reach one"),
+            "{out}"
+        );
         assert!(out.contains("All checks passed."), "{out}");
         let (code, out, _) = run(
             home.path(),

@@ -1094,10 +1094,10 @@ async fn bad_request_targets_never_reach_the_api_server() {
     .await;
 }
 
-/// An identity that expires while `proxy kube` runs: kubectl then gets a 401 Status
+/// An identity that expires while `proxy kube` runs: kubectl then gets a 403 Status
 /// with the sentence (not a TLS error), and nothing reaches the API server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_kube_after_the_identity_expired_answers_a_401_status() {
+async fn proxy_kube_after_the_identity_expired_answers_a_403_status() {
     if !have(KUBECTL) {
         return;
     }
@@ -1119,7 +1119,7 @@ async fn proxy_kube_after_the_identity_expired_answers_a_401_status() {
         })
         .await;
         let seen = api.requests().len();
-        assert!(stderr.contains("the identity for alice expired at "), "{stderr}");
+        assert!(stderr.contains("Error from server (Forbidden): the identity for alice expired at "), "{stderr}");
         assert!(stderr.contains(" ago): get a new one and run `oneport login`"), "{stderr}");
         assert!(!stderr.contains("https://docs.rs"), "{stderr}");
         let mut c = home.kubectl(&p.kubeconfig);

@@ -34,13 +34,13 @@ struct Report {
 
 impl Report {
     fn ok(&self, layer: &str, msg: impl AsRef<str>) {
-        println!("  [ok]   {layer:<12} {}", msg.as_ref());
+        crate::cli::say!("  [ok]   {layer:<12} {}", msg.as_ref());
     }
     fn info(&self, layer: &str, msg: impl AsRef<str>) {
-        println!("  [--]   {layer:<12} {}", msg.as_ref());
+        crate::cli::say!("  [--]   {layer:<12} {}", msg.as_ref());
     }
     fn fail(&mut self, layer: &str, msg: impl AsRef<str>, hint: &str) {
-        println!("  [FAIL] {layer:<12} {}", msg.as_ref());
+        crate::cli::say!("  [FAIL] {layer:<12} {}", msg.as_ref());
         if self.failed.is_none() {
             self.failed = Some(format!("{layer}: {hint}"));
         }
@@ -55,7 +55,7 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     let ctx = Context::resolve_even_expired(&g.overrides())?;
     let dialer = Arc::new(Dialer::new(ctx.clone()));
     let mut r = Report { failed: None };
-    println!("oneport doctor: proxy {}", ctx.proxy);
+    crate::cli::say!("oneport doctor: proxy {}", ctx.proxy);
     // A resource that cannot be named fails before anything touches the network.
     let resource = match a.resource.as_deref().map(parse_resource).transpose() {
         Ok(x) => x,
@@ -74,8 +74,13 @@ pub async fn run(g: &Global, a: DoctorArgs) -> anyhow::Result<u8> {
     let by_proxy_ca = tls_layer(&mut r, &ctx, io).await;
     upgrade_layer(&mut r, &dialer, by_proxy_ca).await;
     web_api_layer(&mut r, &dialer).await;
-    if let Some(res) = &resource {
-        resource_layer(&mut r, &dialer, res).await;
+    match &resource {
+        Some(res) => resource_layer(&mut r, &dialer, res).await,
+        None if r.failed.is_none() => r.info(
+            "backend",
+            "not checked: `oneport doctor --resource KIND/NAME` (e.g. db/pg1) asks the proxy to reach one",
+        ),
+        None => {}
     }
     Ok(finish(r))
 }
@@ -342,11 +347,11 @@ async fn resource_layer(r: &mut Report, dialer: &Dialer, res_ref: &ResourceRef) 
 fn finish(r: Report) -> u8 {
     match r.failed {
         None => {
-            println!("All checks passed.");
+            crate::cli::say!("All checks passed.");
             0
         }
         Some(where_) => {
-            println!("Where it breaks: {where_}");
+            crate::cli::say!("Where it breaks: {where_}");
             1
         }
     }

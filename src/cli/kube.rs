@@ -153,10 +153,12 @@ pub async fn kubectl(g: &Global, a: KubectlArgs) -> anyhow::Result<u8> {
             KubeProxy::start(dialer.clone(), &ping.cluster_name, std::slice::from_ref(&name), loopback, None).await?;
         command.env("KUBECONFIG", proxy.kubeconfig());
         let shutdown = CancellationToken::new();
-        // Bare spawn: awaited below; the proxy drains its own connections.
-        // kubectl has exited: what is still open gets a moment, not a drain.
-        let server = tokio::spawn(proxy.serve(shutdown.clone(), std::time::Duration::from_secs(2)));
+        let tasks = proxy.tasks().clone();
+        // Bare spawn: awaited below.
+        let server = tokio::spawn(proxy.serve(shutdown.clone(), std::time::Duration::ZERO));
         let status = process::run(command, "kubectl", Signals::SecondKills).await;
+        // kubectl has exited: what it kept open (keep-alive) is closed now, quietly.
+        tasks.force_close();
         shutdown.cancel();
         server.await.context("the local proxy task failed")??;
         return Ok(exit_code(status?));

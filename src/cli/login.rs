@@ -107,7 +107,10 @@ async fn login_token(g: &Global, token: &str) -> anyhow::Result<u8> {
     let dirs = Dirs::locate()?;
     let id_copy = dirs.identity_copy(&proxy);
     fsutil::write_private(&id_copy, enrolled.identity_pem.as_bytes())?;
-    println!("Enrolled: a key pair made on this machine, certificate {} signed by the proxy.", enrolled.issued.serial);
+    crate::cli::say!(
+        "Enrolled: a key pair made on this machine, certificate {} signed by the proxy.",
+        enrolled.issued.serial
+    );
     let mut over = g.overrides();
     over.proxy = Some(proxy.to_string());
     over.identity = Some(id_copy);
@@ -127,7 +130,7 @@ async fn renew(g: &Global) -> anyhow::Result<u8> {
     profile.expires = issued.not_after;
     profile.renewable_until = Some(issued.renewable_until);
     profile.save(&dirs)?;
-    println!(
+    crate::cli::say!(
         "Renewed: certificate {} for {}, valid for {}; renewable until {}.",
         issued.serial,
         who(&issued.user, &issued.groups),
@@ -256,25 +259,28 @@ async fn store_login(
     };
     profile.save(&dirs)?;
     profile.activate(&dirs)?;
-    println!(
+    crate::cli::say!(
         "Logged in to {} (cluster {}, server {}) as {}",
         ctx.proxy,
         ping.cluster_name,
         ping.server_version,
         who(&caller.user, &caller.groups)
     );
-    println!("Identity valid for {}.", crate::util::duration::format(caller.remaining()));
+    crate::cli::say!("Identity valid for {}.", crate::util::duration::format(caller.remaining()));
     if let Some(r) = renewable_until {
-        println!("Renewed automatically by long-running proxies (or `oneport login --renew`) until {}.", when(r));
+        crate::cli::say!(
+            "Renewed automatically by long-running proxies (or `oneport login --renew`) until {}.",
+            when(r)
+        );
     }
     if upgrade.required {
-        println!(
+        crate::cli::say!(
             "A layer 7 load balancer is in front: connections are tunnelled through {} ({}).",
             crate::proto::upgrade::PATH,
             upgrade.reason
         );
     }
-    println!("{} resource(s) available: run `oneport ls`.", ping.resources.len());
+    crate::cli::say!("{} resource(s) available: run `oneport ls`.", ping.resources.len());
     Ok(0)
 }
 

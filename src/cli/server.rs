@@ -171,7 +171,7 @@ pub struct IssueArgs {
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
     /// Validity, e.g. 12h, 7d (above 7d you get a warning).
-    #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse)]
+    #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse_lifetime)]
     pub ttl: std::time::Duration,
     /// Where to write the identity file.
     #[arg(long)]
@@ -197,13 +197,13 @@ pub struct InviteArgs {
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
     /// Validity of each certificate, e.g. 12h.
-    #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse)]
+    #[arg(long, default_value = "12h", value_parser = crate::util::duration::parse_lifetime)]
     pub ttl: std::time::Duration,
     /// How long after enrollment the identity may be renewed, e.g. 30d.
-    #[arg(long, default_value = "7d", value_parser = crate::util::duration::parse)]
+    #[arg(long, default_value = "7d", value_parser = crate::util::duration::parse_lifetime)]
     pub renewable_for: std::time::Duration,
     /// How long the token may be used, e.g. 1h.
-    #[arg(long, default_value = "1h", value_parser = crate::util::duration::parse)]
+    #[arg(long, default_value = "1h", value_parser = crate::util::duration::parse_lifetime)]
     pub expires_in: std::time::Duration,
     /// The proxy address to print in the login command (default: public_addr).
     #[arg(long, value_name = "HOST:PORT")]
@@ -278,10 +278,10 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
             if let Some(w) = warning {
                 crate::cli::tell!("warning: {w}");
             }
-            println!("Wrote CA, server certificate and {}.", cfg.display());
-            println!("Next: add resources to it, then");
-            println!("  oneport server start --config {}", cfg.display());
-            println!("  oneport server invite --dir {} --user alice --group dev", a.dir.display());
+            crate::cli::say!("Wrote CA, server certificate and {}.", cfg.display());
+            crate::cli::say!("Next: add resources to it, then");
+            crate::cli::say!("  oneport server start --config {}", cfg.display());
+            crate::cli::say!("  oneport server invite --dir {} --user alice --group dev", a.dir.display());
             Ok(0)
         }
         ServerCommand::Issue(a) => {
@@ -307,7 +307,7 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}; {} was written but cannot be revoked by user", a.out.display()))?;
             let groups = if a.groups.is_empty() { String::new() } else { format!(" in {}", a.groups.join(", ")) };
-            println!(
+            crate::cli::say!(
                 "Wrote {} for {}{groups}, valid for {}.",
                 a.out.display(),
                 a.user,
@@ -339,18 +339,24 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
                 for r in recording::dir::list(&dir).map_err(anyhow::Error::msg)? {
                     match r {
                         Ok(l) => rows.push(l),
-                        Err(e) => eprintln!("warning: {e}"),
+                        Err(e) => crate::cli::tell!("warning: {e}"),
                     }
                 }
             }
             rows.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
             if rows.is_empty() {
-                println!("No recordings.");
+                crate::cli::say!("No recordings.");
                 return Ok(0);
             }
-            println!(
+            crate::cli::say!(
                 "{:<36}  {:<20}  {:>9}  {:>9}  {:<10}  {:<10}  {:<24}  COMMAND",
-                "SESSION", "START (UTC)", "DURATION", "SIZE", "USER", "CLUSTER", "POD"
+                "SESSION",
+                "START (UTC)",
+                "DURATION",
+                "SIZE",
+                "USER",
+                "CLUSTER",
+                "POD"
             );
             for l in rows {
                 let m = &l.header.meta;
@@ -361,7 +367,7 @@ pub async fn run(cmd: ServerCommand) -> anyhow::Result<u8> {
                 } else {
                     m.command.iter().map(|c| crate::tools::process::shell_quote(c)).collect::<Vec<_>>().join(" ")
                 };
-                println!(
+                crate::cli::say!(
                     "{:<36}  {:<20}  {:>9}  {:>9}  {:<10}  {:<10}  {:<24}  {what}",
                     m.session_id,
                     start,
@@ -455,15 +461,15 @@ async fn invite(a: InviteArgs) -> anyhow::Result<u8> {
     let proxy = a.proxy.unwrap_or_else(|| cfg.public_addr.clone());
     let groups = if a.groups.is_empty() { String::new() } else { format!(" (groups: {})", a.groups.join(", ")) };
     let fmt = crate::util::duration::format;
-    println!(
+    crate::cli::say!(
         "Invite for {}{groups}: certificates valid {}, renewable for {}; the token works once, within {}.",
         a.user,
         fmt(a.ttl),
         fmt(a.renewable_for),
         fmt(a.expires_in)
     );
-    println!("Run on the user's machine:");
-    println!("  oneport login --proxy {proxy} --token {token}");
+    crate::cli::say!("Run on the user's machine:");
+    crate::cli::say!("  oneport login --proxy {proxy} --token {token}");
     Ok(0)
 }
 
@@ -477,9 +483,9 @@ async fn revoke(a: RevokeArgs) -> anyhow::Result<u8> {
     };
     let done = server::auth::revoke(store.as_ref(), sel, &a.reason).await?;
     for r in &done {
-        println!("Revoked {} for {} ({}).", r.serial, r.user, r.reason);
+        crate::cli::say!("Revoked {} for {} ({}).", r.serial, r.user, r.reason);
     }
-    println!("Running servers refuse them within {}.", crate::util::duration::format(cfg.state_refresh));
+    crate::cli::say!("Running servers refuse them within {}.", crate::util::duration::format(cfg.state_refresh));
     Ok(0)
 }
 
@@ -491,12 +497,12 @@ async fn identities_ls(a: IdentitiesLsArgs) -> anyhow::Result<u8> {
     let revoked: std::collections::HashMap<String, server::store::Revocation> =
         store.revocations().await?.into_iter().map(|r| (r.serial.clone(), r)).collect();
     let when = server::auth::when;
-    println!("{:<32}  {:<16} {:<20} {:<20} {:<20} REVOKED", "SERIAL", "USER", "GROUPS", "ISSUED", "EXPIRES");
+    crate::cli::say!("{:<32}  {:<16} {:<20} {:<20} {:<20} REVOKED", "SERIAL", "USER", "GROUPS", "ISSUED", "EXPIRES");
     for r in issued {
         let rev =
             revoked.get(&r.serial).map(|x| format!("{} ({})", when(x.at), x.reason)).unwrap_or_else(|| "-".into());
         let groups = if r.groups.is_empty() { "-".to_string() } else { r.groups.join(",") };
-        println!(
+        crate::cli::say!(
             "{:<32}  {:<16} {:<20} {:<20} {:<20} {rev}",
             r.serial,
             r.user,

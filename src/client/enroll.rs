@@ -258,7 +258,11 @@ pub async fn keep_renewed(
         }
         match renew(&dialer, &path).await {
             Ok(issued) => {
-                info!(serial = %issued.serial, expires = issued.not_after, "identity renewed");
+                info!(
+                    serial = %issued.serial,
+                    expires = %format!("{} UTC", crate::util::utc::format_or_epoch(issued.not_after, "-", " ", ":")),
+                    "identity renewed"
+                );
                 on_renewed(&issued);
                 retry = Duration::from_secs(5);
                 // The dialer re-reads the file on its next dial; make that now.

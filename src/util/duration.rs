@@ -5,6 +5,19 @@ use std::time::Duration;
 /// The longest duration accepted anywhere (100 years).
 pub const MAX: Duration = Duration::from_secs(100 * 365 * 86400);
 
+/// As [`parse`], refusing zero: a lifetime of nothing (a certificate that is
+/// expired when made, a token that cannot be used) is never what was meant.
+///
+/// # Errors
+/// As [`parse`], and for a zero duration.
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let d = parse(s)?;
+    if d.is_zero() {
+        return Err(format!("{:?} is no time at all: give a lifetime such as 1h, 12h or 7d", s.trim()));
+    }
+    Ok(d)
+}
+
 /// Parses a human duration (see the module docs), at most [`MAX`].
 ///
 /// # Errors
@@ -103,6 +116,20 @@ pub mod serde_human {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_lifetime_is_never_zero() {
+        assert_eq!(super::parse_lifetime("12h"), Ok(std::time::Duration::from_secs(43200)));
+        assert_eq!(
+            super::parse_lifetime("0s").unwrap_err(),
+            "\"0s\" is no time at all: give a lifetime such as 1h, 12h or 7d"
+        );
+        assert_eq!(
+            super::parse_lifetime("0ms").unwrap_err(),
+            "\"0ms\" is no time at all: give a lifetime such as 1h, 12h or 7d"
+        );
+        assert!(super::parse_lifetime("x").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -15,7 +15,8 @@
 //! Each request goes upstream through [`Dialer::dial`] (which does any load-balancer
 //! upgrade) over HTTP/1.1, on a small pool of dialled connections per cluster
 //! ([`http_forward::forward`]). Once the identity has expired, requests are answered
-//! with a 401 `Status` that says so and what to do.
+//! with a 403 `Status` that says so and what to do (kubectl prints a 403's message;
+//! a 401's it replaces with its own "You must be logged in").
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -299,7 +300,7 @@ async fn route(state: &State, sni: &str, req: Request<Incoming>) -> Response<Bod
     if let Some(sentence) = local::expired(&state.dialer) {
         error!(kube = %cluster.name, "{sentence}");
         state.meter.error(sentence.clone());
-        return kube_status::for_path(req.uri().path(), StatusCode::UNAUTHORIZED, &sentence);
+        return kube_status::for_path(req.uri().path(), StatusCode::FORBIDDEN, &sentence);
     }
     debug!(kube = %cluster.name, method = %req.method(), path = %req.uri().path(), "local kube request");
     let resp = http_forward::forward(&cluster.pool, req).await;
