@@ -154,7 +154,14 @@ async fn refusals_are_specific_and_reach_no_backend() {
         };
         let d = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
         let err = d.dial(&echo_target(&srv, &alice, "echo")).await.unwrap_err().to_string();
-        assert!(err.contains("is not signed by the expected CA"), "{err}");
+        assert!(
+            err.contains(
+                "is not signed by the expected CA (the CA of the identity's cluster): the identity belongs to another \
+                 cluster, or something else answers on that address"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("--insecure"), "an error never advertises turning verification off: {err}");
 
         // No client certificate.
         let ctx = srv.context(&alice);
@@ -394,6 +401,31 @@ async fn curl_through_proxy_app() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.trim_end().ends_with("421"), "{text}");
         assert!(text.contains("refused to stop DNS rebinding"), "{text}");
+        // On every address, the suggested command uses loopback (0.0.0.0 is no place to go).
+        let port = free_port();
+        let mut cmd = oneport(home.path());
+        cmd.args(["--proxy", &srv.addr.to_string(), "--identity"]).arg(&id);
+        cmd.args(["proxy", "app", "site", "--bind-addr", "0.0.0.0", "--port", &port.to_string()]);
+        cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+        let mut wide = cmd.spawn().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(wide.stdout.take().unwrap()));
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if line.starts_with("  try:") {
+                break;
+            }
+        }
+        assert!(seen[0].starts_with(&format!("Listening on http://0.0.0.0:{port}/")), "{seen:?}");
+        assert_eq!(seen.last().unwrap(), &format!("  try: curl http://127.0.0.1:{port}/"), "{seen:?}");
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--fail", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://127.0.0.1:{port}/blob.bin"))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{}", String::from_utf8_lossy(&out.stderr));
+        let _ = wide.kill().await;
         let _ = http.kill().await;
         srv.stop().await;
     })

@@ -158,7 +158,7 @@ async fn login_status_ls_logout() {
         assert_eq!((code, out.as_str()), (0, "KIND   NAME                     PROTOCOL\napp    echo                     tcp\n"), "{err}");
         let (code, out, err) = run(h, &["ls", "database"]).await;
         assert_eq!(code, 0, "{err}");
-        assert_eq!(out, format!("No databases (see `oneport ls` for every kind) on proxy {} for alice.\n", srv.addr));
+        assert_eq!(out, format!("No databases on proxy {} for alice (`oneport ls` lists every kind).\n", srv.addr));
         let (code, _, err) = run(h, &["ls", "pods"]).await;
         assert_eq!(code, 2);
         assert!(

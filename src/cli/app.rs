@@ -55,16 +55,24 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     if !a.bind_addr.is_loopback() {
         crate::cli::tell!("WARNING: listening on {local}: anyone who can reach it uses app {} as you.", a.name);
     }
+    // On every address (0.0.0.0, ::): this machine reaches it on loopback.
+    let reach = if local.ip().is_unspecified() {
+        let lo: std::net::IpAddr =
+            if local.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        std::net::SocketAddr::new(lo, local.port())
+    } else {
+        local
+    };
     if protocol == Protocol::Http1 {
         crate::cli::say!(
             "Listening on http://{local}/ for HTTP app {:?} (through proxy {})",
             a.name,
             dialer.context().proxy
         );
-        crate::cli::say!("  try: curl http://{local}/");
+        crate::cli::say!("  try: curl http://{reach}/");
     } else {
         crate::cli::say!("Listening on {local} for TCP app {:?} (through proxy {})", a.name, dialer.context().proxy);
-        crate::cli::say!("  connect your client to {local}");
+        crate::cli::say!("  connect your client to {reach}");
     }
     crate::cli::say!("Press Ctrl-C to stop.");
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());

@@ -151,7 +151,7 @@ fn man_pages_under(cmd: clap::Command, parent: Option<&str>, out: &mut Vec<(Path
 const ENVIRONMENT: &[(&str, &str)] = &[
     ("ONEPORT_PROXY", "The proxy, HOST:PORT; as --proxy."),
     ("ONEPORT_IDENTITY", "An identity file from `oneport server issue`; as --identity."),
-    ("ONEPORT_CA", "A CA bundle to verify the proxy with; as --ca."),
+    ("ONEPORT_CA", "An extra CA for the load balancer in front of the proxy (the routing TLS trusts the identity's cluster CA); as --ca."),
     ("ONEPORT_INSECURE", "`true`: do not verify the proxy's certificate; as --insecure (test setups only)."),
     ("ONEPORT_TOKEN", "The invite token for `oneport login`; as --token, and kept out of the shell history."),
     ("ONEPORT_HOME", "One folder for the profiles and the stored identities instead of the XDG directories."),

@@ -104,9 +104,14 @@ pub async fn run(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if resources.is_empty() {
-        let what =
-            a.kind.map(|k| format!("{} (see `oneport ls` for every kind)", plural(k))).unwrap_or("resources".into());
-        crate::cli::say!("No {what} on proxy {proxy} for {}.", caller.user);
+        match a.kind {
+            Some(k) => crate::cli::say!(
+                "No {} on proxy {proxy} for {} (`oneport ls` lists every kind).",
+                plural(k),
+                caller.user
+            ),
+            None => crate::cli::say!("No resources on proxy {proxy} for {}.", caller.user),
+        }
         return Ok(0);
     }
     crate::cli::say!("{:<6} {:<24} PROTOCOL", "KIND", "NAME");

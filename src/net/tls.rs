@@ -448,7 +448,7 @@ pub fn explain_client_error(err: &std::io::Error, proxy: &str) -> String {
             format!("{proxy} requires a client certificate: give --identity or `oneport login`")
         }
         Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => format!(
-            "the certificate presented by {proxy} is not signed by the expected CA (wrong --ca, or something else answers on that address); --insecure skips the check"
+            "the certificate presented by {proxy} is not signed by the expected CA (the CA of the identity's cluster): the identity belongs to another cluster, or something else answers on that address"
         ),
         Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { expected, presented })) => {
             format!("{proxy} presented a certificate for {} (we asked for {expected:?})", presented.join(", "))

@@ -139,6 +139,12 @@ fn check_addr(what: &str, addr: &str) -> std::result::Result<(), String> {
     crate::util::addr::HostPort::parse(addr).map(|_| ()).map_err(|e| format!("{what}: {e}"))
 }
 
+/// The default `max_connections`: a ceiling the server lowers, without a warning,
+/// to what the open-files limit carries.
+pub fn default_max_connections() -> usize {
+    10_000
+}
+
 mod defaults {
     use std::time::Duration;
     pub(super) fn ping_interval() -> Duration {
@@ -154,7 +160,7 @@ mod defaults {
         Duration::from_secs(10)
     }
     pub(super) fn max_connections() -> usize {
-        10_000
+        super::default_max_connections()
     }
     pub(super) fn state_refresh() -> Duration {
         Duration::from_secs(3)

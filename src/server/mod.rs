@@ -245,12 +245,19 @@ fn limits(cfg: &Config) -> Limits {
         Some(l) => {
             let (capped, lowered) = fdlimit::cap(max, l.soft);
             if lowered {
-                warn!(
+                let why = format!(
                     "max_connections {max} lowered to {capped}: the open-files limit is {} (hard limit {}) and each \
                      proxied connection holds two descriptors; raise the limit (ulimit -n, systemd LimitNOFILE=) \
                      to serve more",
                     l.soft, l.hard
                 );
+                // The default is a ceiling, fitted to the descriptors without alarm
+                // (20,000 open files carry 9,950); a value someone chose is warned about.
+                if max == crate::server::config::default_max_connections() {
+                    info!("{why}");
+                } else {
+                    warn!("{why}");
+                }
             } else {
                 info!(
                     open_files = l.soft,

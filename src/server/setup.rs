@@ -113,10 +113,11 @@ ping_interval: 30s
 handshake_timeout: 10s
 connect_timeout: 10s
 shutdown_grace: 10s
-# Limits (docs/limits.md): connections at once (lowered at start to what the
-# open-files limit allows, two descriptors each), connections per source address
-# that have not authenticated yet (0: no limit), TCP keepalive (0s: off).
-max_connections: 10000
+# Limits (docs/limits.md): connections at once (default 10000, lowered at start to
+# what the open-files limit allows, two descriptors each; a value set here is
+# lowered with a warning), connections per source address that have not
+# authenticated yet (0: no limit), TCP keepalive (0s: off).
+# max_connections: 10000
 max_unauthenticated_per_source: 1024
 tcp_keepalive: 60s
 # Connections without a verified client certificate yet, at once (64 KiB each at most).
