@@ -53,6 +53,14 @@ async fn login(home: &Path, proxy: &str, token: &str, env: &[(&str, &str)]) -> s
     output(cmd).await
 }
 
+/// `db connect pg1 --db-user postgres` from `home`, selecting `word`.
+async fn db_through(home: &Path, word: &str) -> std::process::Output {
+    let mut cmd = oneport(home);
+    let q = format!("select '{word}'");
+    cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--", "-X", "-A", "-t", "-c", &q]);
+    output(cmd).await
+}
+
 /// The identity file `login` stored in `home`.
 fn stored_identity(home: &Path) -> PathBuf {
     std::fs::read_dir(home)
@@ -298,6 +306,18 @@ async fn enrollment_through_nginx() {
         let out = output(cmd).await;
         assert!(out.status.success(), "db connect through nginx with the stored --ca: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout).trim(), "ca-ok");
+
+        // A load balancer holding the cluster's own certificate: the CA the invite
+        // pins is the cluster CA, trusted for that hop without --ca.
+        let cluster_pki = LbPki::cluster_cert(srv.dir.path());
+        let nginx2 = lb::nginx(&cluster_pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(30)).await;
+        let (token, _) = invite(srv.dir.path(), &[]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &nginx2.addr.to_string(), &token, &[]).await;
+        assert!(out.status.success(), "login --token through nginx with the cluster cert: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("load balancer is in front"), "{}", text(&out.stdout));
+        let out = db_through(home.path(), "cluster-ok").await;
+        assert_eq!(text(&out.stdout).trim(), "cluster-ok", "{}", text(&out.stderr));
         srv.stop().await;
     })
     .await;
