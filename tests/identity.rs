@@ -348,6 +348,64 @@ async fn enrollment_and_renewal_through_an_https_proxy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn login_identity_does_not_silently_replace_a_renewable_one() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let proxy = srv.addr.to_string();
+        let (token, _) = invite(srv.dir.path(), &["--renewable-for", "7d"]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &proxy, &token, &[]).await;
+        assert!(out.status.success(), "login --token: {}", text(&out.stderr));
+        let alice = stored_identity(home.path());
+        let alice_pem = std::fs::read(&alice).unwrap();
+        let files = tempfile::tempdir().unwrap();
+        let carol = files.path().join("carol.pem");
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "issue", "--dir"]).arg(srv.dir.path()).args(["--user", "carol", "--out"]).arg(&carol);
+        let out = output(cmd).await;
+        assert!(out.status.success(), "server issue: {}", text(&out.stderr));
+
+        let login_id = |file: PathBuf, extra: &'static [&'static str]| {
+            let mut cmd = oneport(home.path());
+            cmd.args(["login", "--proxy", &proxy, "--identity"]).arg(file).args(extra);
+            output(cmd)
+        };
+        let out = login_id(carol.clone(), &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("the profile for {proxy} holds alice's renewable identity (renewable until 20")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "); `oneport login --proxy {proxy} --identity {} --force` replaces it, or `oneport logout --proxy {proxy}` first",
+                carol.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&alice).unwrap(), alice_pem, "alice's identity is kept");
+
+        // The same identity again (a copy of alice's own file) is fine.
+        let copy = files.path().join("alice.pem");
+        std::fs::write(&copy, &alice_pem).unwrap();
+        let out = login_id(copy, &[]).await;
+        assert!(out.status.success(), "login --identity with the same key: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("Renewed automatically by long-running proxies (or `oneport login --renew`) until 20"),
+            "the same identity stays renewable: {}",
+            text(&out.stdout)
+        );
+
+        let out = login_id(carol.clone(), &["--force"]).await;
+        assert!(out.status.success(), "login --identity --force: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("as carol"), "{}", text(&out.stdout));
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn proxy_db_renews_and_keeps_serving_past_the_first_expiry() {
     if !realdb::have_postgres() {
         return;
