@@ -441,6 +441,34 @@ mod tests {
     }
 
     #[test]
+    fn lb_hop_holds_what_the_roots_refuse_until_the_pinned_ca_settles_it() {
+        let ca = pki::make_ca("t").unwrap();
+        let leaf = pki::make_server_cert(&ca, &["lb.example".into()], &[], Duration::from_secs(3600)).unwrap();
+        let (ca_der, leaf_der) = (cert_der(&ca.cert_pem), cert_der(&leaf.cert_pem));
+        let name = ServerName::try_from("lb.example").unwrap();
+        let hop = LbHop::new(&Trust { system: true, ..Trust::default() }).unwrap();
+        // Nothing held: nothing to settle.
+        assert!(hop.settle(None, "lb.example:443").is_ok());
+        // Held, then settled by the CA that signed it.
+        assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+        assert!(hop.settle(Some(&ca_der), "lb.example:443").is_ok());
+        // Held, and another CA (or none) known: the load balancer's refusal.
+        let other = cert_der(&pki::make_ca("t").unwrap().cert_pem);
+        for ca in [Some(&other), None] {
+            assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+            let err = hop.settle(ca, "lb.example:443").unwrap_err().to_string();
+            assert!(
+                err.contains("the load balancer at lb.example:443 presented a certificate no trusted CA signed: give the CA that signs it with --ca FILE"),
+                "{err}"
+            );
+        }
+        // `--ca` trusts it outright: nothing is held.
+        let hop = LbHop::new(&Trust { system: true, lb_ca: vec![ca_der], ..Trust::default() }).unwrap();
+        assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+        assert!(hop.take().is_none());
+    }
+
+    #[test]
     fn assemble_checks_key_and_pin() {
         let ca = pki::make_ca("t").unwrap();
         let (key, csr) = pki::make_csr("x").unwrap();
