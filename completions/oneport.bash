@@ -1232,7 +1232,7 @@ _oneport() {
             return 0
             ;;
         oneport__subcmd__login)
-            opts="-v -h -V --token --renew --proxy --identity --ca --insecure --verbose --help --version"
+            opts="-v -h -V --token --renew --force --proxy --identity --ca --insecure --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -50,6 +50,7 @@ complete -c oneport -n "__fish_oneport_using_subcommand login" -l proxy -d 'The 
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l identity -d 'Identity file from `oneport server issue`. Overrides the login profile' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l ca -d 'An extra CA to trust for a load balancer in front of the proxy (a corporate CA, say), beside the system roots and the cluster CA. The proxy\'s own TLS trusts only the CA in the identity file (this CA when the file has none)' -r -F
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l renew -d 'Renew the current identity now (same user and groups, a fresh key pair), as long as the invite\'s renewable period lasts'
+complete -c oneport -n "__fish_oneport_using_subcommand login" -l force -d 'With --identity: replace an enrolled, renewable identity stored for this proxy (another user\'s or another key\'s) instead of refusing'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -l insecure -d 'Do not verify the proxy\'s certificate. Anyone on the path can then read and change the traffic; for throwaway test setups only'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv trace). RUST_LOG overrides'
 complete -c oneport -n "__fish_oneport_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'

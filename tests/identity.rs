@@ -53,6 +53,14 @@ async fn login(home: &Path, proxy: &str, token: &str, env: &[(&str, &str)]) -> s
     output(cmd).await
 }
 
+/// `db connect pg1 --db-user postgres` from `home`, selecting `word`.
+async fn db_through(home: &Path, word: &str) -> std::process::Output {
+    let mut cmd = oneport(home);
+    let q = format!("select '{word}'");
+    cmd.args(["db", "connect", "pg1", "--db-user", "postgres", "--", "-X", "-A", "-t", "-c", &q]);
+    output(cmd).await
+}
+
 /// The identity file `login` stored in `home`.
 fn stored_identity(home: &Path) -> PathBuf {
     std::fs::read_dir(home)
@@ -298,6 +306,18 @@ async fn enrollment_through_nginx() {
         let out = output(cmd).await;
         assert!(out.status.success(), "db connect through nginx with the stored --ca: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout).trim(), "ca-ok");
+
+        // A load balancer holding the cluster's own certificate: the CA the invite
+        // pins is the cluster CA, trusted for that hop without --ca.
+        let cluster_pki = LbPki::cluster_cert(srv.dir.path());
+        let nginx2 = lb::nginx(&cluster_pki, srv.addr, NginxMode::PassUpgrades, false, Duration::from_secs(30)).await;
+        let (token, _) = invite(srv.dir.path(), &[]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &nginx2.addr.to_string(), &token, &[]).await;
+        assert!(out.status.success(), "login --token through nginx with the cluster cert: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("load balancer is in front"), "{}", text(&out.stdout));
+        let out = db_through(home.path(), "cluster-ok").await;
+        assert_eq!(text(&out.stdout).trim(), "cluster-ok", "{}", text(&out.stderr));
         srv.stop().await;
     })
     .await;
@@ -322,6 +342,64 @@ async fn enrollment_and_renewal_through_an_https_proxy() {
         let out = output(cmd).await;
         assert!(out.status.success(), "login --renew through squid: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("Renewed: certificate"), "{}", text(&out.stdout));
+        srv.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_identity_does_not_silently_replace_a_renewable_one() {
+    deadline(async {
+        let srv = TestServer::start(|_| {}).await;
+        let proxy = srv.addr.to_string();
+        let (token, _) = invite(srv.dir.path(), &["--renewable-for", "7d"]).await;
+        let home = tempfile::tempdir().unwrap();
+        let out = login(home.path(), &proxy, &token, &[]).await;
+        assert!(out.status.success(), "login --token: {}", text(&out.stderr));
+        let alice = stored_identity(home.path());
+        let alice_pem = std::fs::read(&alice).unwrap();
+        let files = tempfile::tempdir().unwrap();
+        let carol = files.path().join("carol.pem");
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "issue", "--dir"]).arg(srv.dir.path()).args(["--user", "carol", "--out"]).arg(&carol);
+        let out = output(cmd).await;
+        assert!(out.status.success(), "server issue: {}", text(&out.stderr));
+
+        let login_id = |file: PathBuf, extra: &'static [&'static str]| {
+            let mut cmd = oneport(home.path());
+            cmd.args(["login", "--proxy", &proxy, "--identity"]).arg(file).args(extra);
+            output(cmd)
+        };
+        let out = login_id(carol.clone(), &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("the profile for {proxy} holds alice's renewable identity (renewable until 20")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "); `oneport login --proxy {proxy} --identity {} --force` replaces it, or `oneport logout --proxy {proxy}` first",
+                carol.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&alice).unwrap(), alice_pem, "alice's identity is kept");
+
+        // The same identity again (a copy of alice's own file) is fine.
+        let copy = files.path().join("alice.pem");
+        std::fs::write(&copy, &alice_pem).unwrap();
+        let out = login_id(copy, &[]).await;
+        assert!(out.status.success(), "login --identity with the same key: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("Renewed automatically by long-running proxies (or `oneport login --renew`) until 20"),
+            "the same identity stays renewable: {}",
+            text(&out.stdout)
+        );
+
+        let out = login_id(carol.clone(), &["--force"]).await;
+        assert!(out.status.success(), "login --identity --force: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("as carol"), "{}", text(&out.stdout));
         srv.stop().await;
     })
     .await;

@@ -24,6 +24,10 @@ pub struct LoginArgs {
     /// as long as the invite's renewable period lasts.
     #[arg(long)]
     pub renew: bool,
+    /// With --identity: replace an enrolled, renewable identity stored for this
+    /// proxy (another user's or another key's) instead of refusing.
+    #[arg(long, conflicts_with_all = ["renew", "token"])]
+    pub force: bool,
 }
 
 /// Arguments of `oneport logout`.
@@ -73,6 +77,9 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
         );
     };
     let mut renewable_until = None;
+    if let Some(given) = &over.identity {
+        renewable_until = check_replacing(&proxy, given, a.force)?;
+    }
     if over.identity.is_none() {
         // `login --proxy B` alone: switch to B's stored profile (checked again).
         let dirs = Dirs::locate()?;
@@ -90,6 +97,35 @@ pub async fn login(g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
         renewable_until = stored.renewable_until;
     }
     store_login(g, over, renewable_until).await
+}
+
+/// Refuses `login --identity given` (unless `force`) when `proxy`'s stored profile
+/// holds an enrolled identity that can still be renewed and `given` is another key;
+/// a file that does not load is left to the login's own error. `Some` is the
+/// renewable-until to keep: `given` is the stored identity's key again.
+fn check_replacing(proxy: &str, given: &std::path::Path, force: bool) -> anyhow::Result<Option<i64>> {
+    let dirs = Dirs::locate()?;
+    let Some(stored) = Profile::select(&dirs, Some(proxy))? else { return Ok(None) };
+    let Some(until) = stored.renewable_until.filter(|u| *u > now()) else { return Ok(None) };
+    let key_of = |p: &std::path::Path| {
+        crate::identity::Identity::load(p)
+            .ok()
+            .and_then(|id| id.chain.first().and_then(|c| crate::proto::auth::pin_of_cert(c).ok()))
+    };
+    let (Some(old), Some(new)) = (key_of(&stored.identity), key_of(given)) else { return Ok(None) };
+    if old == new {
+        return Ok(Some(until));
+    }
+    if force {
+        return Ok(None);
+    }
+    anyhow::bail!(
+        "the profile for {p} holds {user}'s renewable identity (renewable until {until}); `oneport login --proxy {p} --identity {file} --force` replaces it, or `oneport logout --proxy {p}` first",
+        p = stored.proxy,
+        user = stored.user,
+        until = when(until),
+        file = given.display(),
+    )
 }
 
 /// `login --token`: enroll, write the identity, then log in with it.

@@ -6,7 +6,9 @@
 //! liar there can only make the next step fail), then opens the auth route with a
 //! verifier that accepts the server only if the chain carries a CA whose public key
 //! hashes to the pin and the leaf verifies against that CA. The key pair is made
-//! here and never leaves the machine: the server gets a CSR.
+//! here and never leaves the machine: the server gets a CSR. A load balancer in
+//! front is trusted by the system roots, `--ca`, or the pinned CA (checked once
+//! the routing handshake inside has shown that CA, before the secret is sent).
 //!
 //! Renewal: the current identity is the client certificate; a fresh key, a CSR, a
 //! new certificate written over the identity file, which running dialers pick up.
@@ -40,12 +42,18 @@ pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PinnedVerifier {
     pin: [u8; 32],
     mismatch: Mutex<Option<String>>,
+    ca: Mutex<Option<CertificateDer<'static>>>,
 }
 
 impl PinnedVerifier {
     /// A verifier for `pin`.
     pub fn new(pin: [u8; 32]) -> PinnedVerifier {
-        PinnedVerifier { pin, mismatch: Mutex::new(None) }
+        PinnedVerifier { pin, mismatch: Mutex::new(None), ca: Mutex::new(None) }
+    }
+
+    /// The pinned CA, once a server's chain has shown it.
+    pub fn ca(&self) -> Option<CertificateDer<'static>> {
+        self.ca.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The pins of the certificates the server sent, when none matched.
@@ -78,7 +86,90 @@ impl CertCheck for PinnedVerifier {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), tls::provider())
             .build()
             .map_err(|e| rustls::Error::General(format!("pinned CA: {e}")))?;
-        inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
+        let verified = inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)?;
+        *self.ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(ca.clone().into_owned());
+        Ok(verified)
+    }
+}
+
+/// A load balancer's chain that neither the system roots nor `--ca` accept, held
+/// until the pinned CA is known.
+#[derive(Debug)]
+struct Held {
+    leaf: CertificateDer<'static>,
+    intermediates: Vec<CertificateDer<'static>>,
+    name: ServerName<'static>,
+    refusal: rustls::Error,
+}
+
+/// The load balancer's hop during enrollment: the system roots and `--ca`, or else
+/// the CA the invite pins (the cluster CA). The client has only the pin, so a chain
+/// the roots refuse is let through and held; [`LbHop::settle`] checks it against
+/// the CA the routing handshake inside showed, before anything is sent.
+#[derive(Debug)]
+pub struct LbHop {
+    roots: Arc<WebPkiServerVerifier>,
+    held: Mutex<Option<Held>>,
+}
+
+impl LbHop {
+    fn new(trust: &Trust) -> Result<LbHop> {
+        let roots = WebPkiServerVerifier::builder_with_provider(Arc::new(tls::root_store(trust)?), tls::provider())
+            .build()
+            .map_err(|e| Error::config(format!("TLS: {e}")))?;
+        Ok(LbHop { roots, held: Mutex::new(None) })
+    }
+
+    fn take(&self) -> Option<Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Accepts the held chain (if any) when its leaf verifies against `ca`, else
+    /// gives the load balancer's refusal, as a dial would have.
+    fn settle(&self, ca: Option<&CertificateDer<'static>>, lb: &str) -> Result<()> {
+        let Some(held) = self.take() else {
+            return Ok(());
+        };
+        let by_ca = ca.is_some_and(|ca| {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.clone()).is_ok()
+                && WebPkiServerVerifier::builder_with_provider(Arc::new(roots), tls::provider()).build().is_ok_and(
+                    |v| v.verify_server_cert(&held.leaf, &held.intermediates, &held.name, &[], UnixTime::now()).is_ok(),
+                )
+        });
+        if by_ca {
+            return Ok(());
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, held.refusal);
+        Err(Error::Tls {
+            layer: crate::error::Layer::LoadBalancer,
+            peer: format!("load balancer at {lb}"),
+            reason: tls::explain_lb_error(&io, lb),
+        })
+    }
+}
+
+impl CertCheck for LbHop {
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self.roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Ok(v) => Ok(v),
+            Err(refusal) => {
+                *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held {
+                    leaf: end_entity.clone().into_owned(),
+                    intermediates: intermediates.iter().map(|c| c.clone().into_owned()).collect(),
+                    name: server_name.to_owned(),
+                    refusal,
+                });
+                Ok(ServerCertVerified::assertion())
+            }
+        }
     }
 }
 
@@ -102,11 +193,25 @@ fn auth_err(who: &str, reason: impl Into<String>) -> Error {
 }
 
 /// Sends `req` on the auth route of `cluster` and reads the answer.
-async fn exchange(dialer: &Dialer, domain: &str, cluster: &str, req: &Request) -> Result<Issued> {
+/// With `lb`, the load balancer's hop is settled against the pinned CA before `req`
+/// is sent.
+async fn exchange(
+    dialer: &Dialer,
+    domain: &str,
+    cluster: &str,
+    req: &Request,
+    lb: Option<(&LbHop, &PinnedVerifier)>,
+) -> Result<Issued> {
     let proxy = dialer.context().proxy.to_string();
     let target = Target { sni: domain.to_string(), alpn: vec![wire::alpn(cluster).into_bytes()] };
     let work = async {
+        if let Some((hop, _)) = lb {
+            hop.take();
+        }
         let mut dialed = dialer.dial(&target).await?;
+        if let Some((hop, pinned)) = lb {
+            hop.settle(pinned.ca().as_ref(), &proxy)?;
+        }
         wire::write_frame(&mut dialed.stream, req).await.map_err(|e| auth_err(&proxy, e.to_string()))?;
         let resp: Response = wire::read_frame(&mut dialed.stream, wire::MAX_RESPONSE)
             .await
@@ -175,7 +280,17 @@ pub async fn enroll(
     let web = vec![b"http/1.1".to_vec()];
     // The cluster name is public; it is read without verification (see module docs).
     let ping_cfg = tls::client_config(&Trust { insecure: true, ..Trust::default() }, None, web.clone())?;
-    let outer = tls::client_config(&Trust { system: true, lb_ca: lb_ca.to_vec(), ..Trust::default() }, None, vec![])?;
+    // The load balancer's hop: the system roots, `--ca`, or the pinned cluster CA.
+    // No resumption: a resumed session would skip the hold that `settle` checks.
+    let hop = Arc::new(LbHop::new(&Trust { system: true, lb_ca: lb_ca.to_vec(), ..Trust::default() })?);
+    let mut outer = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(tls::Verifier(hop.clone())))
+        .with_no_client_auth();
+    outer.resumption = rustls::client::Resumption::disabled();
+    let outer = Arc::new(outer);
     let ping_dialer = Dialer::with_configs(ctx.clone(), vec![(web, ping_cfg)], outer.clone());
     let ping = webapi::ping(&ping_dialer).await?;
     let alpn = vec![wire::alpn(&ping.cluster_name).into_bytes()];
@@ -188,7 +303,7 @@ pub async fn enroll(
     auth_cfg.alpn_protocols = alpn.clone();
     let dialer = Dialer::with_configs(ctx, vec![(alpn, Arc::new(auth_cfg))], outer);
     let req = Request::Enroll { secret: wire::hex(&token.secret), csr };
-    let issued = match exchange(&dialer, &ping.routing_domain, &ping.cluster_name, &req).await {
+    let issued = match exchange(&dialer, &ping.routing_domain, &ping.cluster_name, &req, Some((&hop, &pinned))).await {
         Ok(i) => i,
         Err(e) => {
             return Err(match pinned.mismatch() {
@@ -214,7 +329,7 @@ pub async fn enroll(
 pub async fn renew(dialer: &Dialer, out: &Path) -> Result<Issued> {
     let (key_pem, csr) = pki::make_csr("oneport-renewal")?;
     let ctx = dialer.context();
-    let issued = exchange(dialer, &ctx.domain, &ctx.cluster, &Request::Renew { csr }).await?;
+    let issued = exchange(dialer, &ctx.domain, &ctx.cluster, &Request::Renew { csr }, None).await?;
     let pem = assemble(&issued, &key_pem, None)?;
     crate::util::fsutil::write_private(out, pem.as_bytes())?;
     Ok(issued)
@@ -327,6 +442,34 @@ mod tests {
         let leaf2 =
             pki::make_server_cert(&ca2, &["teleport.cluster.local".into()], &[], Duration::from_secs(3600)).unwrap();
         assert!(v.check(&cert_der(&leaf2.cert_pem), &[ca_der], &name, &[], now).is_err());
+    }
+
+    #[test]
+    fn lb_hop_holds_what_the_roots_refuse_until_the_pinned_ca_settles_it() {
+        let ca = pki::make_ca("t").unwrap();
+        let leaf = pki::make_server_cert(&ca, &["lb.example".into()], &[], Duration::from_secs(3600)).unwrap();
+        let (ca_der, leaf_der) = (cert_der(&ca.cert_pem), cert_der(&leaf.cert_pem));
+        let name = ServerName::try_from("lb.example").unwrap();
+        let hop = LbHop::new(&Trust { system: true, ..Trust::default() }).unwrap();
+        // Nothing held: nothing to settle.
+        assert!(hop.settle(None, "lb.example:443").is_ok());
+        // Held, then settled by the CA that signed it.
+        assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+        assert!(hop.settle(Some(&ca_der), "lb.example:443").is_ok());
+        // Held, and another CA (or none) known: the load balancer's refusal.
+        let other = cert_der(&pki::make_ca("t").unwrap().cert_pem);
+        for ca in [Some(&other), None] {
+            assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+            let err = hop.settle(ca, "lb.example:443").unwrap_err().to_string();
+            assert!(
+                err.contains("the load balancer at lb.example:443 presented a certificate no trusted CA signed: give the CA that signs it with --ca FILE"),
+                "{err}"
+            );
+        }
+        // `--ca` trusts it outright: nothing is held.
+        let hop = LbHop::new(&Trust { system: true, lb_ca: vec![ca_der], ..Trust::default() }).unwrap();
+        assert!(hop.check(&leaf_der, &[], &name, &[], UnixTime::now()).is_ok());
+        assert!(hop.take().is_none());
     }
 
     #[test]
