@@ -80,6 +80,7 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     // dial per connection.
     let session = Session::new(dialer, Kind::App, &a.name, protocol);
     session.warm_in_background();
+    crate::cli::live::watch_session(&session);
     let handler = if protocol == Protocol::Http1 {
         // Refuses requests that name a domain: DNS rebinding from a browser page.
         local::http_tunnel_handler(session, local.port())

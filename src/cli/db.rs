@@ -122,7 +122,10 @@ pub async fn proxy(g: &Global, a: ProxyDbArgs) -> anyhow::Result<u8> {
     }
     print_settings(&settings, &a.name, &dialer, a.port.is_none());
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
-    let handler = crate::client::local::db::handler(dialer, protocol, &a.name);
+    let session = crate::client::session::Session::new(dialer, Kind::Db, &a.name, protocol.protocol());
+    session.warm_in_background();
+    crate::cli::live::watch_session(&session);
+    let handler = crate::client::local::db::session_handler(session, protocol);
     local::serve_in(listener, handler, &tasks, &meter, shutdown, a.run.drain_timeout).await?;
     live.finish();
     Ok(0)

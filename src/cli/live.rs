@@ -41,6 +41,18 @@ const WARN_LEAD_MAX: Duration = Duration::from_secs(600);
 /// The status line, while one is shown.
 static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
+/// The session whose mode the status line shows (multiplexed or not), once known.
+static SESSION: Mutex<Option<Arc<crate::client::session::Session>>> = Mutex::new(None);
+
+/// Shows `session`'s mode on the status line.
+pub fn watch_session(session: &Arc<crate::client::session::Session>) {
+    *SESSION.lock().unwrap_or_else(|p| p.into_inner()) = Some(session.clone());
+}
+
+fn session_words() -> Option<&'static str> {
+    SESSION.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|s| s.mode_words())
+}
+
 fn bar() -> Option<ProgressBar> {
     BAR.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -165,7 +177,7 @@ pub fn start(
             }
             path = dialer.upgraded_now().or(path);
             if let Some(b) = bar() {
-                b.set_message(status_line(&meter.snapshot(), left, path));
+                b.set_message(status_line(&meter.snapshot(), left, path, session_words()));
             }
         }
     });
@@ -228,7 +240,7 @@ pub fn time_left(d: Duration) -> String {
 }
 
 /// The status line.
-pub fn status_line(s: &Snapshot, identity_left: Duration, upgraded: Option<bool>) -> String {
+pub fn status_line(s: &Snapshot, identity_left: Duration, upgraded: Option<bool>, mode: Option<&str>) -> String {
     let identity = if identity_left.is_zero() {
         "identity EXPIRED (new connections refused)".to_string()
     } else {
@@ -246,6 +258,9 @@ pub fn status_line(s: &Snapshot, identity_left: Duration, upgraded: Option<bool>
         human_bytes(s.up),
         human_bytes(s.down)
     );
+    if let Some(m) = mode {
+        line.push_str(&format!(", {m}"));
+    }
     if let Some((at, msg)) = &s.last_error {
         let unix = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
         let stamp = crate::util::utc::format_or_epoch(unix, "-", " ", ":");
@@ -262,12 +277,16 @@ mod tests {
     fn status_line_shows_counts_bytes_identity_path_and_last_error() {
         let mut s = Snapshot { open: 1, total: 3, up: 77, down: 2048, last_error: None };
         assert_eq!(
-            status_line(&s, Duration::from_secs(7200 + 61), Some(false)),
+            status_line(&s, Duration::from_secs(7200 + 61), Some(false), None),
             "1 open / 3 total | up 77 B | down 2.0 KiB | identity 2h 1m left | direct"
+        );
+        assert_eq!(
+            status_line(&s, Duration::from_secs(59), Some(false), Some("multiplexed")),
+            "1 open / 3 total | up 77 B | down 2.0 KiB | identity 59s left | direct, multiplexed"
         );
         s.last_error = Some((UNIX_EPOCH + Duration::from_secs(1_796_156_123), "database pg1: boom".into()));
         assert_eq!(
-            status_line(&s, Duration::ZERO, Some(true)),
+            status_line(&s, Duration::ZERO, Some(true), None),
             "1 open / 3 total | up 77 B | down 2.0 KiB | identity EXPIRED (new connections refused) | upgraded \
              (through the load balancer) | last error 20:15:23: database pg1: boom"
         );

@@ -141,6 +141,17 @@ impl Session {
         *mode = m;
     }
 
+    /// How new connections travel, in a word or two for a status line: `None` when
+    /// the resource's protocol has no multiplexed variant (each connection dials).
+    pub fn mode_words(&self) -> Option<&'static str> {
+        self.muxed.as_ref()?;
+        match self.mode() {
+            Mode::Unknown => None,
+            Mode::Multiplexed(_) => Some("multiplexed"),
+            Mode::PerConnection(_) => Some("not multiplexed (the proxy does not offer it)"),
+        }
+    }
+
     fn multiplexing(&self) -> Option<&Target> {
         if matches!(self.mode(), Mode::PerConnection(_)) || SystemTime::now() >= expiry(&self.dialer.identity()) {
             return None;
