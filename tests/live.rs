@@ -175,6 +175,102 @@ async fn http_app_with_its_backend_down_answers_502_with_the_sentence() {
     .await;
 }
 
+/// An HTTP app whose proxy is down: curl gets 502 and the local proxy's sentence
+/// naming the proxy and what to do, not an empty reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_app_with_the_proxy_down_answers_502_with_the_sentence() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let backend = http_backend().await;
+        let srv = TestServer::start(|c| c.apps.push(http_app("web", backend))).await;
+        let addr = srv.addr;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = as_user(&srv, &id, home.path());
+        cmd.args(["proxy", "app", "web"]);
+        let mut p = Proxy::start(cmd).await;
+        assert_eq!(curl(&format!("http://{}/", p.addr)).await, ("ok\n".to_string(), "200".to_string()));
+        srv.stop().await;
+        for _ in 0..2 {
+            let (body, code) = curl(&format!("http://{}/some/page", p.addr)).await;
+            assert_eq!(code, "502");
+            assert_eq!(
+                body,
+                format!(
+                    "oneport: app web: cannot reach the proxy: cannot connect to {addr}: Connection refused (os error \
+                     111) (is the server running? `oneport doctor` walks the path)\n"
+                )
+            );
+        }
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+    })
+    .await;
+}
+
+/// A running `proxy app` whose identity is revoked: curl gets 403 with the
+/// revocation's sentence (asked of /webapi/ping), logged once per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_app_with_a_revoked_identity_answers_403_with_the_reason() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let backend = http_backend().await;
+        let srv = TestServer::start(|c| {
+            c.state_refresh = Duration::from_secs(1);
+            c.apps.push(http_app("web", backend));
+        })
+        .await;
+        // Logged in with an invite, so the server has a record of the identity.
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "invite", "--dir"]).arg(srv.dir.path()).args(["--user", "alice"]);
+        let out = cmd.output().await.unwrap();
+        let stdout = text(&out.stdout);
+        let token = stdout.rsplit_once("--token ").map(|(_, t)| t.trim().to_string()).expect("a login line");
+        let mut cmd = oneport(home.path());
+        cmd.args(["login", "--proxy", &srv.addr.to_string(), "--token", &token]);
+        let out = cmd.output().await.unwrap();
+        assert!(out.status.success(), "login: {}", text(&out.stderr));
+        let id = std::fs::read_dir(home.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("identity-"))
+            .expect("an identity file in the home");
+        let serial = oneport::identity::Identity::load(&id).unwrap().caller.serial;
+        let mut cmd = oneport(home.path());
+        cmd.args(["proxy", "app", "web"]);
+        let mut p = Proxy::start(cmd).await;
+        assert_eq!(curl(&format!("http://{}/", p.addr)).await, ("ok\n".to_string(), "200".to_string()));
+        let mut cmd = oneport(home.path());
+        cmd.args(["server", "revoke", "--dir"]).arg(srv.dir.path()).args([
+            "--serial",
+            &serial,
+            "--reason",
+            "laptop lost",
+        ]);
+        let out = cmd.output().await.unwrap();
+        assert!(out.status.success(), "revoke: {}", text(&out.stderr));
+        let sentence = format!("identity {serial} for alice was revoked: laptop lost");
+        let url = format!("http://{}/some/page", p.addr);
+        let (body, code) = poll_until(Duration::from_secs(20), "the revocation to be enforced", || {
+            let url = url.clone();
+            async move { Some(curl(&url).await).filter(|(_, code)| code != "200") }
+        })
+        .await;
+        assert_eq!((code.as_str(), body), ("403", format!("oneport: {sentence}\n")));
+        let line = p.wait_line(&format!("app web: {sentence}")).await;
+        assert!(line.contains(" ERROR "), "{line}");
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// Without a terminal: one line per connection (peer, duration, bytes); Ctrl-C with
 /// a connection open says what the drain waits for (`--drain-timeout`), and a second
 /// one closes at once.
