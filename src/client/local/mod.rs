@@ -2,7 +2,9 @@
 //! loopback, each connection counted by a [`Meter`] and handed to a handler (by
 //! default: dial the target and relay), and draining on shutdown. Listeners bind
 //! 127.0.0.1 unless told otherwise. Once the identity has expired, handlers refuse
-//! new connections with [`expired`]'s sentence instead of dialling. The
+//! new connections with [`expired`]'s sentence instead of dialling; an HTTP request
+//! that cannot be carried (proxy down, identity revoked: see [`explain`]) is
+//! answered with [`unreachable_page`] instead of an empty reply. The
 //! per-protocol handlers live beside it: [`db`] (Postgres and MySQL clients),
 //! [`kube`] (the HTTPS endpoint for kubectl), [`hostcheck`] (DNS-rebinding and
 //! cross-site protection for HTTP apps, on every request of a connection).
@@ -436,4 +438,33 @@ pub fn tunnel_handler(session: Arc<Session>) -> Handler {
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_pages_say_which_layer_failed() {
+        let refused = Error::Refused("identity ab for alice was revoked: laptop lost".into());
+        assert_eq!(
+            unreachable_page("app web", &refused),
+            Refusal { status: 403, why: "identity ab for alice was revoked: laptop lost".into() }
+        );
+        let down = Error::Connect {
+            target: "localhost:3080".into(),
+            cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let page = unreachable_page("app web", &down);
+        assert_eq!(page.status, 502);
+        assert_eq!(
+            page.why,
+            "app web: cannot reach the proxy: cannot connect to localhost:3080: connection refused (is the server \
+             running? `oneport doctor` walks the path)"
+        );
+        let cut = Error::Tunnel { what: "app web".into(), proxy: "p:3080".into(), reason: "cut".into() };
+        assert_eq!(unreachable_page("app web", &cut).why, "connection to app web through p:3080 ended: cut");
+        let body = String::from_utf8(hostcheck::refusal(&page)).unwrap();
+        assert!(body.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{body}");
+    }
 }
