@@ -2,8 +2,9 @@
 //! (tmux), one line per connection when stderr is not a terminal, `--quiet`,
 //! Ctrl-C (what the drain waits for; a second one closes at once;
 //! `--drain-timeout`), an HTTP app whose backend is down (curl gets 502 with the
-//! server's sentence), and an identity that expires while the proxy runs (warned
-//! before; psql and curl get the sentence after).
+//! server's sentence) or whose proxy is down (502 with the local proxy's), and an
+//! identity that expires (warned before; psql and curl get the sentence after) or is
+//! revoked while the proxy runs (curl gets 403, psql FATAL, with the reason).
 
 mod common;
 
@@ -168,6 +169,107 @@ async fn http_app_with_its_backend_down_answers_502_with_the_sentence() {
             assert_eq!(code, "502");
             assert_eq!(body, format!("app web: the proxy cannot reach {dead}: connection refused\n"));
         }
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Logs alice in to `srv` in `home` with an invite (so the server has a record of
+/// the identity, and can revoke it); its serial.
+async fn log_in_alice(srv: &TestServer, home: &Path) -> String {
+    let mut cmd = oneport(home);
+    cmd.args(["server", "invite", "--dir"]).arg(srv.dir.path()).args(["--user", "alice"]);
+    let out = cmd.output().await.unwrap();
+    let stdout = text(&out.stdout);
+    let token = stdout.rsplit_once("--token ").map(|(_, t)| t.trim().to_string()).expect("a login line");
+    let mut cmd = oneport(home);
+    cmd.args(["login", "--proxy", &srv.addr.to_string(), "--token", &token]);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "login: {}", text(&out.stderr));
+    let id = std::fs::read_dir(home)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("identity-"))
+        .expect("an identity file in the home");
+    oneport::identity::Identity::load(&id).unwrap().caller.serial
+}
+
+/// `server revoke` of `serial` ("laptop lost"); the sentence that refuses it.
+async fn revoke(srv: &TestServer, home: &Path, serial: &str) -> String {
+    let mut cmd = oneport(home);
+    cmd.args(["server", "revoke", "--dir"]).arg(srv.dir.path()).args(["--serial", serial, "--reason", "laptop lost"]);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "revoke: {}", text(&out.stderr));
+    format!("identity {serial} for alice was revoked: laptop lost")
+}
+
+/// An HTTP app whose proxy is down: curl gets 502 and the local proxy's sentence
+/// naming the proxy and what to do, not an empty reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_app_with_the_proxy_down_answers_502_with_the_sentence() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let backend = http_backend().await;
+        let srv = TestServer::start(|c| c.apps.push(http_app("web", backend))).await;
+        let addr = srv.addr;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = as_user(&srv, &id, home.path());
+        cmd.args(["proxy", "app", "web"]);
+        let mut p = Proxy::start(cmd).await;
+        assert_eq!(curl(&format!("http://{}/", p.addr)).await, ("ok\n".to_string(), "200".to_string()));
+        srv.stop().await;
+        for _ in 0..2 {
+            let (body, code) = curl(&format!("http://{}/some/page", p.addr)).await;
+            assert_eq!(code, "502");
+            assert_eq!(
+                body,
+                format!(
+                    "oneport: app web: cannot reach the proxy: cannot connect to {addr}: Connection refused (os error \
+                     111) (is the server running? `oneport doctor` walks the path)\n"
+                )
+            );
+        }
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+    })
+    .await;
+}
+
+/// A running `proxy app` whose identity is revoked: curl gets 403 with the
+/// revocation's sentence (asked of /webapi/ping), logged once per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_app_with_a_revoked_identity_answers_403_with_the_reason() {
+    if !have("curl") {
+        return;
+    }
+    deadline(async {
+        let backend = http_backend().await;
+        let srv = TestServer::start(|c| {
+            c.state_refresh = Duration::from_secs(1);
+            c.apps.push(http_app("web", backend));
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let serial = log_in_alice(&srv, home.path()).await;
+        let mut cmd = oneport(home.path());
+        cmd.args(["proxy", "app", "web"]);
+        let mut p = Proxy::start(cmd).await;
+        assert_eq!(curl(&format!("http://{}/", p.addr)).await, ("ok\n".to_string(), "200".to_string()));
+        let sentence = revoke(&srv, home.path(), &serial).await;
+        let url = format!("http://{}/some/page", p.addr);
+        let (body, code) = poll_until(Duration::from_secs(20), "the revocation to be enforced", || {
+            let url = url.clone();
+            async move { Some(curl(&url).await).filter(|(_, code)| code != "200") }
+        })
+        .await;
+        assert_eq!((code.as_str(), body), ("403", format!("oneport: {sentence}\n")));
+        let line = p.wait_line(&format!("app web: {sentence}")).await;
+        assert!(line.contains(" ERROR "), "{line}");
         p.signal("-INT");
         assert!(p.exit_within(Duration::from_secs(20)).await.success());
         srv.stop().await;
@@ -436,6 +538,45 @@ async fn expired_identity_is_told_to_psql() {
         assert!(stderr.contains("FATAL:  the identity for alice expired at "), "{stderr}");
         assert!(stderr.contains(" ago): get a new one and run `oneport login`"), "{stderr}");
         assert!(!stderr.contains("https://"), "{stderr}");
+        p.signal("-INT");
+        assert!(p.exit_within(Duration::from_secs(20)).await.success());
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// An identity revoked while `proxy db` runs: psql prints the revocation's sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_identity_is_told_to_psql() {
+    if !have_postgres() {
+        return;
+    }
+    deadline(async {
+        let pg = Postgres::start().await;
+        let addr = pg.addr().to_string();
+        let srv = TestServer::start(|c| {
+            c.state_refresh = Duration::from_secs(1);
+            c.databases.push(common::realdb::db("pg1", DbProtocol::Postgres, &addr, &["alice"]));
+        })
+        .await;
+        let home = tempfile::tempdir().unwrap();
+        let serial = log_in_alice(&srv, home.path()).await;
+        let mut cmd = oneport(home.path());
+        cmd.args(["proxy", "db", "pg1", "--db-user", "postgres"]);
+        let mut p = Proxy::start(cmd).await;
+        let mut q = psql(p.addr, "postgres");
+        q.args(["-c", "select 40 + 2"]);
+        let out = q.output().await.unwrap();
+        assert_eq!(text(&out.stdout).trim(), "42", "{}", text(&out.stderr));
+        let sentence = revoke(&srv, home.path(), &serial).await;
+        let stderr = poll_until(Duration::from_secs(20), "psql to be refused", || async {
+            let mut q = psql(p.addr, "postgres");
+            q.args(["-c", "select 1"]);
+            let out = q.output().await.unwrap();
+            (!out.status.success()).then(|| text(&out.stderr))
+        })
+        .await;
+        assert!(stderr.contains(&format!("FATAL:  {sentence}")), "{stderr}");
         p.signal("-INT");
         assert!(p.exit_within(Duration::from_secs(20)).await.success());
         srv.stop().await;

@@ -41,8 +41,8 @@ pub enum Body {
 /// A refused request: the status to answer and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// 421 (DNS rebinding), 403 (cross-site), 400 (unreadable request), or 401
-    /// (the identity expired).
+    /// 421 (DNS rebinding), 403 (cross-site, or the proxy refused), 400 (unreadable
+    /// request), 401 (the identity expired), or 502 (the proxy cannot be reached).
     pub status: u16,
     /// The sentence for the user.
     pub why: String,
@@ -190,6 +190,7 @@ pub fn refusal(r: &Refusal) -> Vec<u8> {
         403 => "Forbidden",
         421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
         _ => "Refused",
     };
     let body = format!("oneport: {}\n", r.why);

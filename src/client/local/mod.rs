@@ -2,7 +2,9 @@
 //! loopback, each connection counted by a [`Meter`] and handed to a handler (by
 //! default: dial the target and relay), and draining on shutdown. Listeners bind
 //! 127.0.0.1 unless told otherwise. Once the identity has expired, handlers refuse
-//! new connections with [`expired`]'s sentence instead of dialling. The
+//! new connections with [`expired`]'s sentence instead of dialling; an HTTP request
+//! that cannot be carried (proxy down, identity revoked: see [`explain`]) is
+//! answered with [`unreachable_page`] instead of an empty reply. The
 //! per-protocol handlers live beside it: [`db`] (Postgres and MySQL clients),
 //! [`kube`] (the HTTPS endpoint for kubectl), [`hostcheck`] (DNS-rebinding and
 //! cross-site protection for HTTP apps, on every request of a connection).
@@ -12,6 +14,7 @@ pub mod hostcheck;
 pub mod kube;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -176,14 +179,39 @@ fn after_handshake(e: &std::io::Error, res: &ResourceRef, proxy: &str) -> Error 
     Error::Tunnel { what: ResourceRef::new(res.kind, res.name.clone()).to_string(), proxy: proxy.to_string(), reason }
 }
 
-/// Replaces a refusal (`access denied` alert) with the proxy's own sentence.
+/// How long asking the web API why a tunnel was cut may take.
+const WHY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replaces a refusal (`access denied` alert) with the proxy's own sentence, and a
+/// tunnel cut after the handshake with the sentence refusing the identity (revoked,
+/// say), when `/webapi/ping` has one (asked once, bounded by [`WHY_TIMEOUT`]).
 pub async fn explain(dialer: &Dialer, res: &ResourceRef, err: Error) -> Error {
-    if !matches!(err, Error::AccessDenied { .. }) {
-        return err;
-    }
-    match webapi::resolve(dialer, res).await {
-        Ok(r) if r.outcome != Outcome::Allowed => Error::Refused(r.message),
+    match err {
+        Error::AccessDenied { .. } => match webapi::resolve(dialer, res).await {
+            Ok(r) if r.outcome != Outcome::Allowed => Error::Refused(r.message),
+            _ => err,
+        },
+        Error::Tunnel { .. } => match tokio::time::timeout(WHY_TIMEOUT, webapi::ping(dialer)).await {
+            Ok(Ok(ping)) => ping.refused.map_or(err, Error::Refused),
+            _ => err,
+        },
         _ => err,
+    }
+}
+
+/// The page a local HTTP client gets when its request could not be carried: 403
+/// with the proxy's sentence for a refusal, else 502 saying the proxy could not be
+/// reached (or the tunnel to it ended) and what to do.
+pub fn unreachable_page(what: &str, err: &Error) -> Refusal {
+    match err {
+        Error::Refused(sentence) => Refusal { status: 403, why: sentence.clone() },
+        Error::Tunnel { .. } => Refusal { status: 502, why: err.to_string() },
+        _ => Refusal {
+            status: 502,
+            why: format!(
+                "{what}: cannot reach the proxy: {err} (is the server running? `oneport doctor` walks the path)"
+            ),
+        },
     }
 }
 
@@ -240,6 +268,15 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                     if let Err(e) = r {
                         error!("{what}: {e}");
                         meter.error(format!("{what}: {e}"));
+                        // Nothing from the app reached the client: answer in its place.
+                        if !gate.wrote.load(Ordering::Relaxed) && gate.refusal().is_none() {
+                            let page = hostcheck::refusal(&unreachable_page(&what, &e));
+                            let _ = tokio::time::timeout(WHY_TIMEOUT, async {
+                                local.write_all(&page).await?;
+                                local.shutdown().await
+                            })
+                            .await;
+                        }
                     }
                 }
                 _ = drained => debug!("the app did not finish within {}s of a refused request; closed",
@@ -279,6 +316,8 @@ struct Gate {
     refusal: std::sync::Mutex<Option<Vec<u8>>>,
     why: std::sync::Mutex<Option<Refusal>>,
     refused: tokio::sync::Notify,
+    /// Whether any of the app's bytes were written to the client.
+    wrote: AtomicBool,
 }
 
 impl Gate {
@@ -352,7 +391,11 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Announcing<W> {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.gate.wrote.store(true, Ordering::Relaxed);
+        }
+        r
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
@@ -395,4 +438,33 @@ pub fn tunnel_handler(session: Arc<Session>) -> Handler {
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_pages_say_which_layer_failed() {
+        let refused = Error::Refused("identity ab for alice was revoked: laptop lost".into());
+        assert_eq!(
+            unreachable_page("app web", &refused),
+            Refusal { status: 403, why: "identity ab for alice was revoked: laptop lost".into() }
+        );
+        let down = Error::Connect {
+            target: "localhost:3080".into(),
+            cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let page = unreachable_page("app web", &down);
+        assert_eq!(page.status, 502);
+        assert_eq!(
+            page.why,
+            "app web: cannot reach the proxy: cannot connect to localhost:3080: connection refused (is the server \
+             running? `oneport doctor` walks the path)"
+        );
+        let cut = Error::Tunnel { what: "app web".into(), proxy: "p:3080".into(), reason: "cut".into() };
+        assert_eq!(unreachable_page("app web", &cut).why, "connection to app web through p:3080 ended: cut");
+        let body = String::from_utf8(hostcheck::refusal(&page)).unwrap();
+        assert!(body.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{body}");
+    }
 }
