@@ -468,6 +468,47 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
     .await;
 }
 
+/// A TCP app's status line says its connections ride one multiplexed session (the
+/// session is opened at start, so it shows before the first connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_terminal_a_tcp_app_shows_its_multiplexed_session() {
+    if !have("tmux") {
+        return;
+    }
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let script = format!(
+            "trap 'true' INT\nenv -i PATH=\"$PATH\" TERM=\"$TERM\" ONEPORT_HOME={home} NO_COLOR=1 {bin} --proxy {proxy} --identity {id} \
+             proxy app echo --port {port}\necho \"EXITED $?\"\nsleep 600\n",
+            home = home.path().display(),
+            bin = env!("CARGO_BIN_EXE_oneport"),
+            proxy = srv.addr,
+            id = id.display(),
+        );
+        let tmux = Tmux::start(home.path(), &script);
+        tmux.wait_for("the multiplexed session", |s| s.contains("0 open / 0 total | up 0 B | down 0 B | identity 59m "))
+            .await;
+        let screen = tmux.wait_for("the session mode", |s| s.contains(" | direct, multiplexed")).await;
+        assert!(!screen.contains("not multiplexed"), "{screen}");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(b"ping").await.unwrap();
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ping");
+        drop(s);
+        tmux.wait_for("1 total", |s| s.contains("0 open / 1 total | up 4 B | down 4 B") && s.contains("direct, multiplexed"))
+            .await;
+        tmux.ctrl_c();
+        tmux.wait_for("the exit", |s| s.contains("EXITED 0")).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// An identity that expires while `proxy app` runs: a warning before; after it,
 /// curl gets 401 with the sentence (not an empty reply).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
