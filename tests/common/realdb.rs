@@ -172,10 +172,15 @@ impl Mariadb {
     pub async fn start() -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // A temporary directory of its own: servers sharing /tmp have collided on
+        // their temporary table files ("Error on delete of '/tmp/#sql-temptable-...'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         run_ok(
             Command::new("mariadb-install-db")
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"]),
             "mariadb-install-db",
         )
@@ -216,6 +221,7 @@ fn mariadbd(dir: &Path, data: &Path, port: u16, err_log: &Path) -> Child {
     Command::new("mariadbd")
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--tmpdir={}", dir.join("tmp").display()))
         .args(["--user=root", "--bind-address=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--socket={}", dir.join("sock").display()))
