@@ -424,14 +424,7 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let port = free_port();
-        let script = format!(
-            "trap 'true' INT\nenv -i PATH=\"$PATH\" TERM=\"$TERM\" ONEPORT_HOME={home} NO_COLOR=1 {bin} --proxy {proxy} --identity {id} \
-             proxy app web --port {port}\necho \"EXITED $?\"\nsleep 600\n",
-            home = home.path().display(),
-            bin = env!("CARGO_BIN_EXE_oneport"),
-            proxy = srv.addr,
-            id = id.display(),
-        );
+        let script = proxy_app_script(home.path(), &srv, &id, "web", port);
         let tmux = Tmux::start(home.path(), &script);
         tmux.wait_for("the status line", |s| s.contains("0 open / 0 total | up 0 B | down 0 B | identity 59m ")).await;
         let url = format!("http://127.0.0.1:{port}/");
@@ -454,7 +447,9 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
         tmux.wait_for("1 open / 4 total", |s| s.contains("1 open / 4 total | up ")).await;
         tmux.ctrl_c();
         tmux.wait_for("the drain sentence", |s| {
-            s.contains("Stopping: waiting up to 10s for 1 open connection to finish; press Ctrl-C again to close it now.")
+            s.contains(
+                "Stopping: waiting up to 10s for 1 open connection to finish; press Ctrl-C again to close it now.",
+            )
         })
         .await;
         let started = tokio::time::Instant::now();
@@ -466,6 +461,19 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
         srv.stop().await;
     })
     .await;
+}
+
+/// The shell script a tmux test runs: `proxy app APP` on `port` in a clean
+/// environment (Ctrl-C reaches oneport, not the shell), then its exit status.
+fn proxy_app_script(home: &Path, srv: &TestServer, id: &Path, app: &str, port: u16) -> String {
+    format!(
+        "trap 'true' INT\nenv -i PATH=\"$PATH\" TERM=\"$TERM\" ONEPORT_HOME={home} NO_COLOR=1 {bin} --proxy {proxy} --identity {id} \
+         proxy app {app} --port {port}\necho \"EXITED $?\"\nsleep 600\n",
+        home = home.display(),
+        bin = env!("CARGO_BIN_EXE_oneport"),
+        proxy = srv.addr,
+        id = id.display(),
+    )
 }
 
 /// A TCP app's status line says its connections ride one multiplexed session (the
@@ -481,17 +489,12 @@ async fn in_a_terminal_a_tcp_app_shows_its_multiplexed_session() {
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
         let port = free_port();
-        let script = format!(
-            "trap 'true' INT\nenv -i PATH=\"$PATH\" TERM=\"$TERM\" ONEPORT_HOME={home} NO_COLOR=1 {bin} --proxy {proxy} --identity {id} \
-             proxy app echo --port {port}\necho \"EXITED $?\"\nsleep 600\n",
-            home = home.path().display(),
-            bin = env!("CARGO_BIN_EXE_oneport"),
-            proxy = srv.addr,
-            id = id.display(),
-        );
+        let script = proxy_app_script(home.path(), &srv, &id, "echo", port);
         let tmux = Tmux::start(home.path(), &script);
-        tmux.wait_for("the multiplexed session", |s| s.contains("0 open / 0 total | up 0 B | down 0 B | identity 59m "))
-            .await;
+        tmux.wait_for("the multiplexed session", |s| {
+            s.contains("0 open / 0 total | up 0 B | down 0 B | identity 59m ")
+        })
+        .await;
         let screen = tmux.wait_for("the session mode", |s| s.contains(" | direct, multiplexed")).await;
         assert!(!screen.contains("not multiplexed"), "{screen}");
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -500,8 +503,10 @@ async fn in_a_terminal_a_tcp_app_shows_its_multiplexed_session() {
         s.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"ping");
         drop(s);
-        tmux.wait_for("1 total", |s| s.contains("0 open / 1 total | up 4 B | down 4 B") && s.contains("direct, multiplexed"))
-            .await;
+        tmux.wait_for("1 total", |s| {
+            s.contains("0 open / 1 total | up 4 B | down 4 B") && s.contains("direct, multiplexed")
+        })
+        .await;
         tmux.ctrl_c();
         tmux.wait_for("the exit", |s| s.contains("EXITED 0")).await;
         srv.stop().await;
