@@ -172,6 +172,7 @@ async fn invite_login_db_connect_replay_and_revoke() {
         .await;
         let s = text(&status.stdout);
         assert!(s.contains("Renews at:") && s.contains("Renewable until:"), "{s}");
+        assert!(s.contains(" (while the certificate is valid; a lapsed one needs a new invite)"), "{s}");
 
         // The key was made on the client: neither the store nor the log has it, nor
         // the token's secret.
@@ -392,7 +393,8 @@ async fn login_identity_does_not_silently_replace_a_renewable_one() {
         let out = login_id(copy, &[]).await;
         assert!(out.status.success(), "login --identity with the same key: {}", text(&out.stderr));
         assert!(
-            text(&out.stdout).contains("Renewed automatically by long-running proxies (or `oneport login --renew`) until 20"),
+            text(&out.stdout).contains("Renewed automatically by long-running proxies (or `oneport login --renew`) until 20")
+                && text(&out.stdout).contains(", as long as it has not expired: renewal presents the current certificate, so one that lapsed (a laptop closed past its expiry) needs a new invite."),
             "the same identity stays renewable: {}",
             text(&out.stdout)
         );

@@ -305,7 +305,9 @@ async fn store_login(
     crate::cli::say!("Identity valid for {}.", crate::util::duration::format(caller.remaining()));
     if let Some(r) = renewable_until {
         crate::cli::say!(
-            "Renewed automatically by long-running proxies (or `oneport login --renew`) until {}.",
+            "Renewed automatically by long-running proxies (or `oneport login --renew`) until {}, as long as \
+             it has not expired: renewal presents the current certificate, so one that lapsed (a laptop closed \
+             past its expiry) needs a new invite.",
             when(r)
         );
     }
@@ -598,7 +600,7 @@ pub fn status(g: &Global, a: StatusArgs) -> anyhow::Result<u8> {
     say!("Identity:  {id_path}{id_note}");
     if let (Some(at), Some(until)) = (&renews_at, renewable) {
         say!("Renews at: {at}");
-        say!("Renewable until: {}", when(until));
+        say!("Renewable until: {} (while the certificate is valid; a lapsed one needs a new invite)", when(until));
     }
     if insecure {
         say!("TLS:       NOT verified (--insecure)");
