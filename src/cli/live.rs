@@ -82,6 +82,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
+/// Prints a line on stdout, above the status line if one is shown (so the banner
+/// printed after the line first appears does not leave a stale copy of it on the
+/// screen). A closed stdout is ignored.
+pub fn say(line: &str) {
+    let print = || {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(format!("{line}\n").as_bytes());
+        let _ = out.flush();
+    };
+    match bar() {
+        Some(b) => b.suspend(print),
+        None => print(),
+    }
+}
+
 /// Prints a line on stderr (in one write), above the status line if one is shown.
 pub fn tell(line: &str) {
     let _ = LogWriter.write_all(format!("{line}\n").as_bytes());

@@ -1,12 +1,12 @@
 //! The command line: clap definitions (this file) and one module per command group
 //! that turns arguments into library calls. clap types live only here.
 
-/// Prints a line on stdout. A closed or full-and-gone stdout (a pipe whose reader
-/// exited) is not fatal: the error is ignored, never a panic like `println!`.
+/// Prints a line on stdout (above a running proxy's status line, if one is shown).
+/// A closed or full-and-gone stdout (a pipe whose reader exited) is not fatal: the
+/// error is ignored, never a panic like `println!`.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        crate::cli::live::say(&format!($($arg)*));
     }};
 }
 
