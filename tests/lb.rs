@@ -116,6 +116,20 @@ async fn nginx_plain_upstream_and_legacy_mode() {
     .await;
 }
 
+/// `oneport ARGS` as `id` through the load balancer at `lb`, trusting `ca` (the
+/// load balancer's) as a system root.
+async fn through_lb(
+    home: &Path,
+    ca: &Path,
+    lb: std::net::SocketAddr,
+    id: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    let mut c = oneport(home);
+    c.env("SSL_CERT_FILE", ca).args(["--proxy", &lb.to_string(), "--identity"]).arg(id).args(args);
+    c.output().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_refusing_upgrades_gives_the_layer_specific_error() {
     if !have("nginx") {
@@ -127,14 +141,7 @@ async fn nginx_refusing_upgrades_gives_the_layer_specific_error() {
         let nginx = lb::nginx(&pki, srv.addr, NginxMode::Refuse400, false, LB_IDLE).await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
-        let out = oneport(home.path())
-            .env("SSL_CERT_FILE", &pki.ca)
-            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
-            .arg(&id)
-            .args(["ls"])
-            .output()
-            .await
-            .unwrap();
+        let out = through_lb(home.path(), &pki.ca, nginx.addr, &id, &["ls"]).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
@@ -611,14 +618,7 @@ async fn nginx_without_upgrade_headers_is_named() {
         let nginx = lb::nginx(&pki, srv.addr, NginxMode::NoUpgradeHeaders, false, LB_IDLE).await;
         let id = srv.identity("alice", &[]);
         let home = tempfile::tempdir().unwrap();
-        let out = oneport(home.path())
-            .env("SSL_CERT_FILE", &pki.ca)
-            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
-            .arg(&id)
-            .args(["ls"])
-            .output()
-            .await
-            .unwrap();
+        let out = through_lb(home.path(), &pki.ca, nginx.addr, &id, &["ls"]).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(
@@ -629,14 +629,7 @@ async fn nginx_without_upgrade_headers_is_named() {
             "{err}"
         );
         // doctor names the upgrade, not the identity.
-        let out = oneport(home.path())
-            .env("SSL_CERT_FILE", &pki.ca)
-            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
-            .arg(&id)
-            .args(["doctor"])
-            .output()
-            .await
-            .unwrap();
+        let out = through_lb(home.path(), &pki.ca, nginx.addr, &id, &["doctor"]).await;
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(text.contains("[FAIL] upgrade      the load balancer at"), "{text}");
