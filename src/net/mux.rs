@@ -384,12 +384,13 @@ impl AsyncWrite for H2Stream {
         }
         let this = &mut *self;
         this.send.reserve_capacity(data.len());
-        match ready!(this.send.poll_capacity(cx)) {
-            Some(Ok(0)) => {
-                // No window yet; h2 wakes us when the peer grants some.
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
+        let mut granted = this.send.poll_capacity(cx);
+        // Older h2 releases could report a grant of 0 (hyperium/h2#270); asking
+        // again registers for the next window update instead of spinning.
+        while matches!(granted, Poll::Ready(Some(Ok(0)))) {
+            granted = this.send.poll_capacity(cx);
+        }
+        match ready!(granted) {
             Some(Ok(n)) => {
                 let n = n.min(data.len());
                 match this.send.send_data(Bytes::copy_from_slice(&data[..n]), false) {
