@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::StatusCode;
-use tokio::task::JoinSet;
 use tracing::{debug, info, Instrument};
 
 use std::net::SocketAddr;
@@ -149,13 +149,18 @@ pub async fn serve(
         }
     };
     tokio::pin!(keepalive);
-    let mut streams = JoinSet::new();
+    // The streams run inside this task, beside the HTTP/2 connection they read and
+    // write through: a stream's DATA and the connection's TLS I/O then wake each
+    // other within one task instead of across worker threads (benches/throughput:
+    // spawned stream tasks made bulk on a session ~30% slower than a dedicated
+    // connection). A session is then one task, as a per-connection tunnel is.
+    let mut streams = FuturesUnordered::new();
     let mut next: u64 = 0;
     loop {
         let accepted = tokio::select! {
             a = conn.accept() => a,
             why = &mut keepalive => { info!(reason = %why, "multiplexed session closed"); break }
-            Some(_) = streams.join_next(), if !streams.is_empty() => continue,
+            Some(()) = streams.next(), if !streams.is_empty() => continue,
         };
         let (req, mut respond) = match accepted {
             Some(Ok(x)) => x,
@@ -205,13 +210,13 @@ pub async fn serve(
             counters,
         );
         let (srv, route, caller) = (srv.clone(), route.clone(), caller.clone());
-        streams.spawn(
+        streams.push(
             async move { record.end(backend::serve(srv, stream, route, caller, peer).await) }
                 .instrument(tracing::debug_span!("stream", n = next)),
         );
     }
     // Streams cannot outlive their session's connection.
-    streams.shutdown().await;
+    drop(streams);
     drop(slot);
 }
 
