@@ -28,6 +28,9 @@ mod measure;
 #[allow(dead_code)]
 #[path = "throughput/peers.rs"]
 mod peers;
+#[allow(dead_code)]
+#[path = "throughput/wan.rs"]
+mod wan;
 #[path = "../tests/common/ports.rs"]
 mod ports;
 #[path = "soak/run.rs"]

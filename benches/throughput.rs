@@ -15,10 +15,12 @@
 //! - BENCH_IDLE_BULK_KIB: the second idle-memory case, connections that first moved
 //!   this much each way (default 256; 0 skips it).
 //! - BENCH_CONCURRENCY: connections opened at once in the second rate (default 8).
-//! - BENCH_PEERS: a subset of `plain,ceiling,stunnel,wstunnel,oneport,baseline,upgraded,wstunnel-nginx`.
+//! - BENCH_PEERS: a subset of `plain,ceiling,stunnel,wstunnel,oneport,percon,baseline,upgraded,wstunnel-nginx`.
 //! - BENCH_WSTUNNEL_BIN=PATH: a wstunnel binary (10.6.2 or later); unset, the two
 //!   wstunnel peers are left out with a note.
-//! - BENCH_STAGES: a subset of `throughput,connect,idle`.
+//! - BENCH_STAGES: a subset of `throughput,connect,rtt,contend,idle` (all by default).
+//! - BENCH_ONE_WAY_MS: the one-way delay of the `rtt` stage (default 25).
+//! - BENCH_RTT_CONNS: connections per path in the `rtt` stage (default 10).
 //! - BENCH_UPGRADE=off: leaves out the load-balancer peer (`proxy app` upgraded
 //!   through nginx, see `peers::upgraded`), measured by default when nginx is
 //!   installed; `nginx` adds it to a BENCH_PEERS list.
@@ -41,6 +43,8 @@ mod peers;
 mod ports;
 #[path = "throughput/report.rs"]
 mod report;
+#[path = "throughput/wan.rs"]
+mod wan;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,9 +63,14 @@ struct Settings {
     conns: usize,
     idle_bulk_kib: usize,
     concurrency: usize,
+    one_way: Duration,
+    rtt_conns: usize,
     peers: Vec<Kind>,
     stages: Vec<String>,
 }
+
+/// The stages, in the order they run.
+const STAGES: [&str; 5] = ["throughput", "connect", "rtt", "contend", "idle"];
 
 /// The peers the bench knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +80,7 @@ enum Kind {
     Stunnel,
     Wstunnel,
     Oneport,
+    Percon,
     Baseline,
     Upgraded,
     WstunnelNginx,
@@ -85,10 +95,11 @@ impl Kind {
             "wstunnel" => Kind::Wstunnel,
             "wstunnel-nginx" => Kind::WstunnelNginx,
             "oneport" => Kind::Oneport,
+            "percon" => Kind::Percon,
             "upgraded" => Kind::Upgraded,
             "baseline" => Kind::Baseline,
             other => bail!(
-                "BENCH_PEERS: unknown peer {other:?} (plain, ceiling, stunnel, wstunnel, oneport, baseline, upgraded, wstunnel-nginx)"
+                "BENCH_PEERS: unknown peer {other:?} (plain, ceiling, stunnel, wstunnel, oneport, percon, baseline, upgraded, wstunnel-nginx)"
             ),
         })
     }
@@ -101,6 +112,7 @@ impl Kind {
             Kind::Wstunnel => peers::wstunnel_pair(pki).await,
             Kind::WstunnelNginx => peers::wstunnel_via_nginx(pki).await,
             Kind::Oneport => peers::oneport_pair(pki).await,
+            Kind::Percon => peers::percon_pair(pki).await,
             Kind::Baseline => {
                 let bin = std::env::var_os(peers::BASELINE_ENV)
                     .ok_or_else(|| anyhow!("{} is not set", peers::BASELINE_ENV))?;
@@ -132,6 +144,7 @@ impl Settings {
                 Kind::Stunnel,
                 Kind::Wstunnel,
                 Kind::Oneport,
+                Kind::Percon,
                 Kind::Upgraded,
                 Kind::WstunnelNginx,
             ],
@@ -167,12 +180,12 @@ impl Settings {
             eprintln!("note: stunnel is not installed (apt-get install stunnel4); measuring without it");
             peers.retain(|k| *k != Kind::Stunnel);
         }
-        let stages = match std::env::var("BENCH_STAGES") {
+        let stages: Vec<String> = match std::env::var("BENCH_STAGES") {
             Ok(v) => v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-            Err(_) => vec!["throughput".into(), "connect".into(), "idle".into()],
+            Err(_) => STAGES.iter().map(|s| s.to_string()).collect(),
         };
-        if let Some(bad) = stages.iter().find(|s| !["throughput", "connect", "idle"].contains(&s.as_str())) {
-            bail!("BENCH_STAGES: unknown stage {bad:?} (throughput, connect, idle)");
+        if let Some(bad) = stages.iter().find(|s| !STAGES.contains(&s.as_str())) {
+            bail!("BENCH_STAGES: unknown stage {bad:?} ({})", STAGES.join(", "));
         }
         Ok(Settings {
             secs: Duration::from_secs_f64(secs),
@@ -180,6 +193,8 @@ impl Settings {
             conns: env_num("BENCH_CONNS", 1000usize)?.max(1),
             idle_bulk_kib: env_num("BENCH_IDLE_BULK_KIB", 256usize)?,
             concurrency: env_num("BENCH_CONCURRENCY", 8usize)?.max(1),
+            one_way: Duration::from_millis(env_num("BENCH_ONE_WAY_MS", 25u64)?.max(1)),
+            rtt_conns: env_num("BENCH_RTT_CONNS", 10usize)?.max(2),
             peers,
             stages,
         })
@@ -239,8 +254,14 @@ async fn run() -> Result<()> {
             results.resumption(peer, peers::oneport_resumption(&pki, log));
         }
     }
+    if s.stage("contend") {
+        contend(&s, &started, &mut results).await;
+    }
     for (_, p) in started {
         p.stop().await;
+    }
+    if s.stage("rtt") {
+        rtt(&s, &pki, backend, &mut results).await;
     }
     if s.stage("idle") {
         idle(&s, &pki, backend, &mut results).await;
@@ -260,6 +281,7 @@ fn peer_name(k: Kind) -> String {
         Kind::Wstunnel => "wstunnel",
         Kind::WstunnelNginx => "wstunnel via nginx (WS)",
         Kind::Oneport => "oneport",
+        Kind::Percon => "oneport per connection",
         Kind::Baseline => "oneport baseline",
         Kind::Upgraded => "oneport via nginx (WS)",
     }
@@ -332,6 +354,34 @@ async fn connect(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
                 res.conn_rate(&p.name, c, got.map_err(|e| format!("{e:#}")));
             }
         }
+    }
+}
+
+/// Round trips to the first answer, on peers started afresh behind a delay relay.
+async fn rtt(s: &Settings, pki: &Pki, backend: SocketAddr, res: &mut Results) {
+    wan::set_delay(Some(s.one_way));
+    for &k in s.peers.iter().filter(|&&k| !bulk_only(k)) {
+        eprintln!("  round trips {} (one-way delay {} ms)", peer_name(k), s.one_way.as_millis());
+        let got: Result<wan::Rtts> = async {
+            let p = match k {
+                Kind::Plain => peers::plain(wan::front(backend).await?),
+                _ => k.start(pki, backend).await?,
+            };
+            let r = wan::rtts(p.addr, s.one_way, s.rtt_conns).await;
+            p.stop().await;
+            r
+        }
+        .await;
+        res.rtts(&peer_name(k), got.map_err(|e| format!("{e:#}")));
+    }
+    wan::set_delay(None);
+}
+
+/// Echo latency alone and during a download on the same path.
+async fn contend(s: &Settings, peers: &[(Kind, Peer)], res: &mut Results) {
+    for (_, p) in peers.iter().filter(|(k, _)| !bulk_only(*k)) {
+        eprintln!("  echo latency {} (alone, then beside a download)", p.name);
+        res.contention(&p.name, wan::contention(p.addr, s.secs).await.map_err(|e| format!("{e:#}")));
     }
 }
 

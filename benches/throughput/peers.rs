@@ -175,8 +175,28 @@ pub async fn oneport_pair(pki: &Pki) -> Result<Peer> {
     let bin = oneport_bin();
     let bin = Path::new(&bin);
     let (server, router) = start_server(pki, bin, pki.server_port, "server.log").await?;
+    let router = crate::wan::front(router).await?;
     let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app.log").await?;
     Ok(Peer { name: "oneport".into(), addr, procs: vec![client, server] })
+}
+
+/// The same pair on a server with `mux: { enabled: false }`: one routing
+/// connection per local connection (the fallback, and what every connection cost
+/// before multiplexed sessions). Beside "oneport" it shows what a stream on a
+/// shared session costs against a dedicated connection.
+pub async fn percon_pair(pki: &Pki) -> Result<Peer> {
+    let bin = oneport_bin();
+    let bin = Path::new(&bin);
+    let port = free_port()?;
+    let config = pki.path(&format!("server-{port}.yaml"));
+    write_config(pki, port, pki.backend, &config)?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("mux: { enabled: false }\n");
+    std::fs::write(&config, text)?;
+    let (server, router) = start_server(pki, bin, port, "server-percon.log").await?;
+    let router = crate::wan::front(router).await?;
+    let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app-percon.log").await?;
+    Ok(Peer { name: "oneport per connection".into(), addr, procs: vec![client, server] })
 }
 
 /// The environment variable naming another `oneport` build to measure beside this
@@ -186,16 +206,20 @@ pub const BASELINE_ENV: &str = "BENCH_BASELINE_BIN";
 /// The same pair, run from the build named by [`BASELINE_ENV`].
 pub async fn baseline_pair(pki: &Pki, bin: &Path) -> Result<Peer> {
     let (server, router) = start_server(pki, bin, free_port()?, "server-baseline.log").await?;
+    let router = crate::wan::front(router).await?;
     let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app-baseline.log").await?;
     Ok(Peer { name: "oneport baseline".into(), addr, procs: vec![client, server] })
 }
 
 /// `oneport server start` on `port` (the bench's config, moved to that port).
 async fn start_server(pki: &Pki, bin: &Path, port: u16, log: &str) -> Result<(Proc, SocketAddr)> {
+    let config = pki.path(&format!("server-{port}.yaml"));
     let config = if port == pki.server_port {
         pki.config()
+    } else if config.exists() {
+        config
     } else {
-        write_config(pki, port, pki.backend, &pki.path(&format!("server-{port}.yaml")))?
+        write_config(pki, port, pki.backend, &config)?
     };
     let mut cmd = pki.oneport_with(bin);
     cmd.args(["server", "start", "--config"]).arg(config).stdout(Stdio::null());
@@ -237,8 +261,9 @@ async fn start_proxy_app(
 }
 
 /// The `proxy app` log file of each oneport peer.
-pub const CLIENT_LOGS: [(&str, &str); 3] = [
+pub const CLIENT_LOGS: [(&str, &str); 4] = [
     ("oneport", "proxy-app.log"),
+    ("oneport per connection", "proxy-app-percon.log"),
     ("oneport baseline", "proxy-app-baseline.log"),
     ("oneport via nginx (WS)", "proxy-app-upgraded.log"),
 ];
@@ -268,8 +293,8 @@ pub async fn stunnel_pair(pki: &Pki, backend: SocketAddr) -> Result<Peer> {
     let (ca, id) = (pki.ca().display().to_string(), pki.identity().display().to_string());
     let srv_log = pki.path("stunnel-server.log").display().to_string();
     let cli_log = pki.path("stunnel-client.log").display().to_string();
-    let (srv_port_s, cli_port_s, srv_addr) =
-        (srv_port.to_string(), cli_port.to_string(), format!("127.0.0.1:{srv_port}"));
+    let srv_addr = crate::wan::front(SocketAddr::from(([127, 0, 0, 1], srv_port))).await?.to_string();
+    let (srv_port_s, cli_port_s) = (srv_port.to_string(), cli_port.to_string());
     render_to(
         "bench/stunnel-server.conf",
         &[
@@ -381,7 +406,7 @@ pub async fn wstunnel_pair(pki: &Pki) -> Result<Peer> {
     let bin = wstunnel_bin().ok_or_else(|| anyhow!("{WSTUNNEL_ENV} is not set"))?;
     let port = free_port()?;
     let server = start_wstunnel_server(pki, &bin, port, true, "wstunnel-server.log").await?;
-    let router = SocketAddr::from(([127, 0, 0, 1], port));
+    let router = crate::wan::front(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let (client, addr) = start_wstunnel_client(pki, &bin, router, "wstunnel-client.log").await?;
     Ok(Peer { name: "wstunnel".into(), addr, procs: vec![client, server] })
 }
@@ -395,6 +420,7 @@ pub async fn wstunnel_via_nginx(pki: &Pki) -> Result<Peer> {
     let port = free_port()?;
     let server = start_wstunnel_server(pki, &bin, port, false, "wstunnel-nginx-server.log").await?;
     let (nginx, lb) = start_nginx(pki, SocketAddr::from(([127, 0, 0, 1], port)), "nginx-wstunnel").await?;
+    let lb = crate::wan::front(lb).await?;
     let (client, addr) = start_wstunnel_client(pki, &bin, lb, "wstunnel-nginx-client.log").await?;
     Ok(Peer { name: "wstunnel via nginx (WS)".into(), addr, procs: vec![client, nginx, server] })
 }
@@ -420,7 +446,7 @@ pub const UPGRADE_ENV: &str = "BENCH_UPGRADE";
 pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
     let (server, router) = start_server(pki, Path::new(&oneport_bin()), free_port()?, "server-upgraded.log").await?;
     let (nginx, lb) = start_nginx(pki, router, "nginx").await?;
-    let mut peer = upgraded(pki, lb).await?;
+    let mut peer = upgraded(pki, crate::wan::front(lb).await?).await?;
     peer.procs.extend([nginx, server]);
     Ok(peer)
 }

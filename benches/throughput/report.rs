@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::measure::{ConnRate, Rate, Rss};
+use crate::wan::{Contention, Rtts};
 use crate::Dir;
 
 /// The stunnel and oneport peer names, as the table shows them.
@@ -17,6 +18,7 @@ const UPGRADED: &str = "oneport via nginx (WS)";
 const CEILING: &str = "no-crypto ceiling (socat)";
 const WSTUNNEL: &str = "wstunnel";
 const WSTUNNEL_NGINX: &str = "wstunnel via nginx (WS)";
+const PERCON: &str = "oneport per connection";
 
 /// Everything measured, by peer name.
 #[derive(Debug, Default)]
@@ -28,6 +30,8 @@ pub struct Results {
     conns: BTreeMap<(String, usize), ConnRate>,
     resumption: Vec<(String, (usize, usize))>,
     idle: BTreeMap<(String, usize), Vec<Rss>>,
+    rtts: BTreeMap<String, Rtts>,
+    contention: BTreeMap<String, Contention>,
 }
 
 /// One line about the machine and the run.
@@ -121,6 +125,60 @@ impl Results {
         }
     }
 
+    /// A round-trip run.
+    pub fn rtts(&mut self, peer: &str, r: Result<Rtts, String>) {
+        match r {
+            Ok(v) => {
+                self.rtts.insert(peer.to_string(), v);
+            }
+            Err(e) => self.failed(peer, format!("round trips: {e}")),
+        }
+    }
+
+    /// An echo-latency run.
+    pub fn contention(&mut self, peer: &str, r: Result<Contention, String>) {
+        match r {
+            Ok(v) => {
+                self.contention.insert(peer.to_string(), v);
+            }
+            Err(e) => self.failed(peer, format!("echo latency: {e}")),
+        }
+    }
+
+    fn print_wan(&self, o: &mut String, peers: &[String]) {
+        if !self.rtts.is_empty() {
+            let _ = writeln!(
+                o,
+                "Round trips from a local connect to the backend's first answer (delay relay in front of the server)"
+            );
+            let _ = writeln!(o, "  {:<28} {:>10} {:>10}", "peer", "first", "Nth (median)");
+            for p in peers {
+                if let Some(r) = self.rtts.get(p) {
+                    let _ = writeln!(o, "  {p:<28} {:>7.2} RTT {:>7.2} RTT", r.first, r.nth);
+                }
+            }
+            let _ = writeln!(o);
+        }
+        if !self.contention.is_empty() {
+            let _ = writeln!(o, "One-byte echo latency, ms: alone, and while another connection of the path downloads");
+            let _ = writeln!(
+                o,
+                "  {:<28} {:>9} {:>9} {:>11} {:>11} {:>10}",
+                "peer", "alone p50", "p99", "loaded p50", "p99", "bulk MiB/s"
+            );
+            for p in peers {
+                if let Some(c) = self.contention.get(p) {
+                    let _ = writeln!(
+                        o,
+                        "  {p:<28} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>10.0}",
+                        c.alone.0, c.alone.1, c.loaded.0, c.loaded.1, c.bulk_mib_s
+                    );
+                }
+            }
+            let _ = writeln!(o);
+        }
+    }
+
     fn rate(&self, peer: &str, up: bool) -> Option<f64> {
         self.throughput.get(&(peer.to_string(), up)).map(Rate::mib_s)
     }
@@ -139,8 +197,9 @@ impl Results {
         self.print_throughput(&mut o, peers);
         self.print_conns(&mut o, peers, concurrency);
         self.print_idle(&mut o, peers, n_idle);
-        self.print_aims(&mut o, n_idle, concurrency);
+        self.print_wan(&mut o, peers);
         self.print_goals(&mut o, n_idle);
+        self.print_goals_12(&mut o, concurrency);
         for (peer, why) in &self.failures {
             let _ = writeln!(o, "FAILED {peer}: {why}");
         }
@@ -272,51 +331,77 @@ impl Results {
         let _ = writeln!(o);
     }
 
-    fn print_aims(&self, o: &mut String, n: usize, concurrency: usize) {
-        let _ = writeln!(o, "Aims of issue 2");
+    /// The goals of issue 12, as ratios within this run.
+    fn print_goals_12(&self, o: &mut String, concurrency: usize) {
+        let _ = writeln!(o, "\nGoals of issue 12 (multiplexed sessions; within this run)");
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-        let up = self.rate(ONEPORT, true).zip(self.rate(STUNNEL, true)).map(|(a, b)| a / b);
-        let down = self.rate(ONEPORT, false).zip(self.rate(STUNNEL, false)).map(|(a, b)| a / b);
-        match (up, down) {
-            (Some(u), Some(d)) => {
-                let _ = writeln!(
-                    o,
-                    "  throughput >= 1.6x stunnel: upload {u:.2}x, download {d:.2}x: {}",
-                    verdict(u >= 1.6 && d >= 1.6)
-                );
-            }
-            _ => {
-                let _ = writeln!(o, "  throughput >= 1.6x stunnel: not measured in this run");
+        for (peer, floor) in [(ONEPORT, PLAIN), (UPGRADED, PLAIN)] {
+            match (self.rtts.get(peer), self.rtts.get(floor)) {
+                (Some(r), Some(f)) => {
+                    let _ = writeln!(
+                        o,
+                        "  {peer}: a new connection (Nth) reaches the backend's answer in {:.2} RTT, plain TCP in {:.2} (its handshake + the exchange), goal <= 1.25 RTT (the exchange alone): {}",
+                        r.nth,
+                        f.nth,
+                        verdict(r.nth <= 1.25)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(o, "  {peer}: round trips not measured in this run (the rtt stage, with plain)");
+                }
             }
         }
         let ws = [1, concurrency].map(|c| {
             self.conns
                 .get(&(ONEPORT.to_string(), c))
-                .zip(self.conns.get(&(UPGRADED.to_string(), c)))
+                .zip(self.conns.get(&(WSTUNNEL.to_string(), c)))
                 .map(|(a, b)| a.per_sec / b.per_sec)
         });
         match ws {
-            [Some(s), Some(c)] => {
+            [Some(a), Some(b)] => {
                 let _ = writeln!(
                     o,
-                    "  new connections >= 1.5x the WebSocket tunnel: sequential {s:.2}x, {concurrency} at once {c:.2}x: {}",
-                    verdict(s >= 1.5 && c >= 1.5)
+                    "  new connections per second >= 1.5x wstunnel: sequential {a:.2}x, {concurrency} at once {b:.2}x: {}",
+                    verdict(a >= 1.5 && b >= 1.5)
                 );
             }
             _ => {
-                let _ = writeln!(
-                    o,
-                    "  new connections >= 1.5x the WebSocket tunnel: not measured in this run (needs nginx)"
-                );
+                let _ = writeln!(o, "  new connections per second >= 1.5x wstunnel: not measured in this run (needs BENCH_WSTUNNEL_BIN)");
             }
         }
-        match self.idle.get(&(ONEPORT.to_string(), 0)).and_then(|v| v.iter().find(|r| r.role == "client")) {
-            Some(r) => {
-                let k = r.per_conn_kib(n);
-                let _ = writeln!(o, "  client memory < 64 KiB per idle connection: {k:.1} KiB: {}", verdict(k < 64.0));
-            }
-            None => {
-                let _ = writeln!(o, "  client memory < 64 KiB per idle connection: not measured in this run");
+        let rate = |p: &str, up: bool| self.rate(p, up);
+        let cpu = |p: &str, up: bool| self.cpu(p, up);
+        let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+        let line =
+            |o: &mut String, goal: &str, r: [Option<(f64, f64)>; 2], ok: &dyn Fn(f64) -> bool, needs: &str| match r {
+                [Some((u, ub)), Some((d, db))] => {
+                    let (ru, rd) = (u / ub, d / db);
+                    let _ = writeln!(o, "  {goal}: upload {ru:.2}x, download {rd:.2}x: {}", verdict(ok(ru) && ok(rd)));
+                }
+                _ => {
+                    let _ = writeln!(o, "  {goal}: not measured in this run (needs {needs})");
+                }
+            };
+        line(
+            o,
+            "one stream on the multiplexed session >= 0.9x a dedicated connection (mux off)",
+            [true, false].map(|up| pair(rate(ONEPORT, up), rate(PERCON, up))),
+            &|r| r >= 0.9,
+            "the percon peer",
+        );
+        let _ = writeln!(
+            o,
+            "  CPU s/GiB, multiplexed vs dedicated (no goal): upload {}, download {}",
+            Self::ratio(cpu(ONEPORT, true), cpu(PERCON, true)),
+            Self::ratio(cpu(ONEPORT, false), cpu(PERCON, false))
+        );
+        for p in [ONEPORT, PERCON] {
+            if let Some(c) = self.contention.get(p) {
+                let _ = writeln!(
+                    o,
+                    "  {p}: echo p99 {:.2} ms beside a download ({:.0} MiB/s) against {:.2} ms alone (no goal: a stream stays responsive)",
+                    c.loaded.1, c.bulk_mib_s, c.alone.1
+                );
             }
         }
     }
