@@ -151,9 +151,8 @@ pub async fn serve(
     tokio::pin!(keepalive);
     // The streams run inside this task, beside the HTTP/2 connection they read and
     // write through: a stream's DATA and the connection's TLS I/O then wake each
-    // other within one task instead of across worker threads (benches/throughput:
-    // spawned stream tasks made bulk on a session ~30% slower than a dedicated
-    // connection). A session is then one task, as a per-connection tunnel is.
+    // other within one task instead of across worker threads. A session is then
+    // one task (one core at a time), as a per-connection tunnel is.
     let mut streams = FuturesUnordered::new();
     let mut next: u64 = 0;
     loop {
