@@ -420,3 +420,23 @@ pub fn second_config(
     std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
     (path, port)
 }
+
+/// A TCP forwarder in front of `to` that counts the connections it accepted (the
+/// routing connections a client opened, when `to` is the server).
+pub async fn counting_forwarder(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut a, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut b) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    });
+    (addr, n)
+}
