@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tracing::{debug, info};
 
 use crate::client::dial::{Dialer, Target};
@@ -27,9 +28,6 @@ use crate::proto::naming::{Alpn, Kind, Protocol, ResourceRef};
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a ping may go unanswered before the session is dropped.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a new connection waits for the session to take another stream before
-/// dialling a routing connection of its own.
-const READY_WAIT: Duration = Duration::from_secs(2);
 /// How long [`Session::open_answered`] waits for the proxy to accept a stream.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait between background re-open attempts.
@@ -247,12 +245,9 @@ impl Session {
             debug!("the multiplexed session is at its stream limit; this connection dials its own");
             return Ok(self.dialer.dial(&self.plain).await?.stream);
         };
-        // h2 holds one not-yet-sent stream open per session at a time, so a burst of
-        // connections (wrk's 8 at once) waits a moment for its turn; a session that
-        // stays unready (stuck transport) is not waited on for long.
-        let mut send = match tokio::time::timeout(READY_WAIT, live.send.clone().ready()).await {
-            Ok(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
-            Err(_) => {
+        let mut send = match live.send.clone().ready().now_or_never() {
+            Some(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
+            None => {
                 debug!("the multiplexed session is not ready for a stream; this connection dials its own");
                 return Ok(self.dialer.dial(&self.plain).await?.stream);
             }
