@@ -2,7 +2,9 @@
 //! routing server, routed by SNI) and `proxy kube` (kubectl to the local HTTPS proxy),
 //! the server's impersonating backend in front of an API-server double, watches that
 //! idle past 10 s (and 3 s behind nginx's 1 s cut-off), `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
-//! and the Status 403 for callers outside the allow-list.
+//! the Status 403 for callers outside the allow-list, and `proxy kube` on one
+//! `teleport-http-mux` session (get, watch and exec; the fallback without it; a reload
+//! that removes the user).
 
 mod common;
 

@@ -298,37 +298,6 @@ async fn pgbench_with_8_clients_through_one_session() {
 /// The SNI of app `site` (under the internal domain: the proxy is addressed by IP).
 const SITE_SNI: &str = "site.app.teleport.cluster.local";
 
-/// A keep-alive HTTP/1.1 app answering every GET `ok`; counts its connections.
-async fn http_app() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let n = Arc::new(AtomicUsize::new(0));
-    let count = n.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                }
-            });
-        }
-    });
-    (addr, n)
-}
-
 /// `oneport proxy app site` through `front` (no upgrade probe); its address and
 /// its stderr lines.
 async fn proxy_http_app(
