@@ -1455,3 +1455,31 @@ async fn a_reload_that_removes_the_user_refuses_kube_streams() {
     })
     .await;
 }
+
+/// Through nginx (the connection upgrade), `proxy kube` keeps its one session:
+/// kubectl get and exec open streams on it, and nginx opens no new connection to the
+/// router for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_proxy_kube_rides_one_session() {
+    assert!(have(KUBECTL) && have("nginx"), "kubectl and nginx are needed (scripts/install-deps)");
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start().await;
+        let (router, dials) = counting_forwarder(srv.addr).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let mut c = home.oneport_via(&nginx.addr.to_string(), &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca).env_remove("RUST_LOG");
+        let mut p = proxy_kube_spawn(c, &["dev"], Stdio::piped()).await;
+        let lines = collect_lines(p.child.stderr.take().unwrap());
+        wait_line(&lines, DEV_MULTIPLEXED).await;
+        let before = dials.load(Ordering::SeqCst);
+        version_and_pods(&home, &p.kubeconfig).await;
+        exec_cat(&home, &p.kubeconfig, b"through nginx\n").await;
+        assert_eq!(api.execs(), 1);
+        assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "kubectl's connections are streams of the session");
+        let _ = p.child.start_kill();
+        drop(nginx);
+        srv.stop().await;
+    })
+    .await;
+}
