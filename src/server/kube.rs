@@ -8,7 +8,10 @@
 //!
 //! Authorization happens here, per request, not in the TLS handshake: a caller
 //! outside the allow-list completes the handshake and gets a Kubernetes `Status` 403
-//! that kubectl prints, and nothing reaches the API server.
+//! that kubectl prints, and nothing reaches the API server. Each request is judged
+//! against the configuration and revocation list in force ([`Server::latest`]), so a
+//! kept-alive connection or a multiplexed stream that outlives a reload removing
+//! the caller sends nothing more upstream.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

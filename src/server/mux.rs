@@ -1,14 +1,16 @@
 //! The server end of a multiplexed session (docs/protocol.md §13): HTTP/2 on the
 //! authenticated routing TLS of a `-mux` route, one CONNECT stream per client
-//! connection (a byte tunnel's connection, or one HTTP/1.1 connection to an HTTP app
-//! or a kube cluster on `teleport-http-mux`). Every stream open is judged again (the certificate's expiry and
-//! revocation, the resource's allow-list in the configuration in force: [`judge`]; kube
-//! callers are judged per request by the kube backend, as on a per-connection route); an
-//! accepted stream is handed to `backend::serve` exactly like a per-connection tunnel (the
-//! backend is dialled then, and half-close travels both ways through the relay);
-//! a refused one gets a 403 whose body is the sentence a refused connection gets
-//! from `/webapi/resolve`. Limits: `mux.max_streams_per_session` (HTTP/2's own
-//! SETTINGS_MAX_CONCURRENT_STREAMS) and `mux.max_sessions_per_user`.
+//! connection (a byte tunnel's connection, or one HTTP/1.1 connection to an HTTP
+//! app or a kube cluster on `teleport-http-mux`). Every stream open is judged again
+//! (the certificate's expiry and revocation, the resource's allow-list in the
+//! configuration in force: [`judge`]; kube callers are judged per request by the kube
+//! backend, as on a per-connection route) and takes the route in force
+//! ([`current_route`]); an accepted stream is handed to `backend::serve` exactly like
+//! a per-connection tunnel (the backend is dialled then, and half-close travels both
+//! ways through the relay); a refused one gets a 403 whose body is the sentence a
+//! refused connection gets from `/webapi/resolve`. Limits:
+//! `mux.max_streams_per_session` (HTTP/2's own SETTINGS_MAX_CONCURRENT_STREAMS) and
+//! `mux.max_sessions_per_user`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
