@@ -1449,6 +1449,37 @@ async fn a_reload_that_removes_the_user_refuses_kube_streams() {
             "{stderr}"
         );
         assert_eq!(api.requests().len(), seen, "nothing of alice reaches the API server after the reload");
+
+        // The configuration in force, both ways: a reload that lets alice back in lets
+        // her requests through on the same session ...
+        let reload = |kube: Vec<Kube>| {
+            let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            cfg.kube = kube;
+            std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+            send_signal(server.id().unwrap(), "-HUP");
+        };
+        let reloads = || server_lines.lock().unwrap().iter().filter(|l| l.contains("config reloaded")).count();
+        let wait_reloads =
+            |n: usize| {
+                poll_until(Duration::from_secs(30), "the config reload", move || async move {
+                    (reloads() >= n).then_some(())
+                })
+            };
+        reload(vec![kube_cluster(&api, "dev", &["dev"])]);
+        wait_reloads(2).await;
+        version_and_pods(&home, &p.kubeconfig).await;
+        // ... and one that removes the cluster refuses them (a kept stream per request,
+        // a new one at its open: both a Status 403 kubectl prints).
+        reload(vec![]);
+        wait_reloads(3).await;
+        let seen = api.requests().len();
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("Error from server (Forbidden)") && stderr.contains("kube cluster dev"), "{stderr}");
+        assert_eq!(api.requests().len(), seen, "nothing reaches the removed cluster's API server");
         let _ = p.child.start_kill();
         stop_with_sigterm(&mut server).await;
         srv.stop().await;
