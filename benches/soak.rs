@@ -28,13 +28,13 @@ mod measure;
 #[allow(dead_code)]
 #[path = "throughput/peers.rs"]
 mod peers;
-#[allow(dead_code)]
-#[path = "throughput/wan.rs"]
-mod wan;
 #[path = "../tests/common/ports.rs"]
 mod ports;
 #[path = "soak/run.rs"]
 mod soak;
+#[allow(dead_code)]
+#[path = "throughput/wan.rs"]
+mod wan;
 
 use std::time::Duration;
 

@@ -474,56 +474,6 @@ async fn doctor_direct_and_with_the_wrong_ca() {
     .await;
 }
 
-/// Sends SIGTERM and waits for a clean exit (status 0) within 20 s.
-async fn stop_with_sigterm(child: &mut tokio::process::Child) {
-    send_signal(child.id().unwrap(), "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
-    assert!(status.success(), "{status:?}");
-}
-
-/// Sends `sig` (`-HUP`, `-TERM`) via the `kill` program.
-fn send_signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
-/// Collects a child's stderr lines as they come.
-fn collect_lines(stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    use tokio::io::AsyncBufReadExt;
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let l = lines.clone();
-    tokio::spawn(async move {
-        let mut r = tokio::io::BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = r.next_line().await {
-            l.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-/// Waits until a collected line contains `needle`; returns it.
-async fn wait_line(lines: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, needle: &str) -> String {
-    poll_until(Duration::from_secs(30), needle, || async move {
-        lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
-    })
-    .await
-}
-
-/// A second server config on a free port, written beside the test server's.
-fn second_config(
-    srv: &TestServer,
-    name: &str,
-    edit: impl FnOnce(&mut oneport::server::Config),
-) -> (std::path::PathBuf, u16) {
-    let mut cfg = srv.config.clone();
-    let port = free_port();
-    cfg.listen = format!("127.0.0.1:{port}");
-    edit(&mut cfg);
-    let path = srv.dir.path().join(name);
-    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
-    (path, port)
-}
-
 /// With a low open-files limit, `server start` raises what it can and lowers
 /// `max_connections` to what the descriptors carry (two per connection), saying so;
 /// silent connections from one address beyond `max_unauthenticated_per_source` are

@@ -2,12 +2,16 @@
 //! routing server, routed by SNI) and `proxy kube` (kubectl to the local HTTPS proxy),
 //! the server's impersonating backend in front of an API-server double, watches that
 //! idle past 10 s (and 3 s behind nginx's 1 s cut-off), `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
-//! and the Status 403 for callers outside the allow-list.
+//! the Status 403 for callers outside the allow-list, and `proxy kube` on one
+//! `teleport-http-mux` session (get, watch and exec; the fallback without it; a reload
+//! that removes the user).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::kube_api::{KubeApi, POD};
@@ -203,8 +207,21 @@ async fn both_ways(home: &Home, srv: &TestServer, id: &Path) -> (String, KubePro
     (kc, proxy_kube(home, srv, id, &["dev"]).await)
 }
 
-async fn proxy_kube_cmd(mut c: Command, names: &[&str]) -> KubeProxy {
-    c.args(["proxy", "kube"]).args(names).stdout(Stdio::piped()).stderr(Stdio::inherit());
+async fn proxy_kube_cmd(c: Command, names: &[&str]) -> KubeProxy {
+    proxy_kube_spawn(c, names, Stdio::inherit()).await
+}
+
+/// As [`proxy_kube_cmd`], without the upgrade probe (so `via` may be a plain TCP
+/// forwarder), and with its stderr lines collected.
+async fn proxy_kube_logged(mut c: Command, names: &[&str]) -> (KubeProxy, Arc<std::sync::Mutex<Vec<String>>>) {
+    c.env("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "false").env_remove("RUST_LOG");
+    let mut p = proxy_kube_spawn(c, names, Stdio::piped()).await;
+    let lines = collect_lines(p.child.stderr.take().unwrap());
+    (p, lines)
+}
+
+async fn proxy_kube_spawn(mut c: Command, names: &[&str], stderr: Stdio) -> KubeProxy {
+    c.args(["proxy", "kube"]).args(names).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (addr, kubeconfig) = tokio::time::timeout(Duration::from_secs(60), async {
@@ -1287,6 +1304,213 @@ async fn oneport_kubectl_behind_nginx() {
         kubectl_wrapper_works(&b.home, &b.via, &b.id, &[("SSL_CERT_FILE", b.pki.ca.as_path())]).await;
         assert!(b.api.requests().iter().all(|r| r.all("impersonate-user") == ["alice"]));
         b.stop().await;
+    })
+    .await;
+}
+
+/// The line `proxy kube` logs when cluster `dev`'s session is multiplexed.
+const DEV_MULTIPLEXED: &str =
+    "kube cluster dev: multiplexed session (teleport-http-mux); new connections open streams on it";
+
+/// `kubectl exec -i POD -- cat` of `payload` through `kubeconfig`.
+async fn exec_cat(home: &Home, kubeconfig: &str, payload: &[u8]) {
+    let mut c = home.kubectl(kubeconfig);
+    c.args(["exec", "-i", POD, "--", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = payload.to_vec();
+    let writer = tokio::spawn(async move {
+        stdin.write_all(&data).await.unwrap();
+        stdin.shutdown().await.unwrap();
+    });
+    let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output()).await.unwrap().unwrap();
+    writer.await.unwrap();
+    assert!(out.status.success(), "kubectl exec failed: {}", text(&out.stderr));
+    assert_eq!(sha256(&out.stdout), sha256(payload), "exec: bytes changed ({})", text(&out.stderr));
+}
+
+/// `proxy kube` keeps one `teleport-http-mux` session to the cluster: `kubectl get`,
+/// a `get --watch` that stays open and receives an event, and `exec` (upgraded to
+/// WebSocket inside its stream) all ride it; the server sees no new routing
+/// connection for any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_carries_get_watch_and_exec_on_one_session() {
+    assert!(have(KUBECTL), "kubectl is needed (scripts/install-deps)");
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start().await;
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let c = home.oneport_via(&front.to_string(), &id, "/nonexistent/never-used");
+        let (mut p, lines) = proxy_kube_logged(c, &["dev"]).await;
+        wait_line(&lines, DEV_MULTIPLEXED).await;
+        let before = dials.load(Ordering::SeqCst);
+        version_and_pods(&home, &p.kubeconfig).await;
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+        let mut watch = c.spawn().unwrap();
+        let mut watched = BufReader::new(watch.stdout.take().unwrap()).lines();
+        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
+            (api.watches() >= 1).then_some(())
+        })
+        .await;
+        // While the watch is open on its stream, exec and get run on others.
+        exec_cat(&home, &p.kubeconfig, &random_bytes(256 << 10, 5)).await;
+        api.send_event("muxed-pod");
+        let got = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = watched.next_line().await.unwrap() {
+                if line.contains("muxed-pod") {
+                    return line;
+                }
+            }
+            panic!("the watch ended without the event");
+        })
+        .await
+        .expect("the watch did not print the event within 30s");
+        assert!(got.contains("Running"), "{got}");
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        assert!(ok(c, "kubectl get pods beside the watch").await.contains(POD));
+        assert_eq!(api.execs(), 1);
+        assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "every kubectl connection is a stream of the session");
+        let _ = watch.start_kill();
+        let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Against a server with `mux: { enabled: false }`, `proxy kube` negotiates
+/// `http/1.1`, says so, and dials a routing connection per upstream connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_kube_falls_back_without_mux() {
+    assert!(have(KUBECTL), "kubectl is needed (scripts/install-deps)");
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start_as(&["dev"], |c| c.mux.enabled = false).await;
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let c = home.oneport_via(&front.to_string(), &id, "/nonexistent/never-used");
+        let (mut p, lines) = proxy_kube_logged(c, &["dev"]).await;
+        wait_line(
+            &lines,
+            "kube cluster dev: the proxy does not offer multiplexing: one routing connection per local connection \
+             (http/1.1)",
+        )
+        .await;
+        let before = dials.load(Ordering::SeqCst);
+        version_and_pods(&home, &p.kubeconfig).await;
+        exec_cat(&home, &p.kubeconfig, b"fallback\n").await;
+        assert_eq!(api.execs(), 1);
+        assert!(dials.load(Ordering::SeqCst) > before, "per-connection routing dials");
+        assert!(!lines.lock().unwrap().iter().any(|l| l.contains(DEV_MULTIPLEXED)));
+        let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A reload that takes the user off the cluster's allow-list reaches `proxy kube`'s
+/// open session: the next request (on a kept-alive stream or a new one) gets the
+/// Status 403 kubectl prints, and the API server sees nothing more of the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_the_user_refuses_kube_streams() {
+    assert!(have(KUBECTL), "kubectl is needed (scripts/install-deps)");
+    deadline(async {
+        let api = KubeApi::start().await;
+        let srv = TestServer::start(|_| {}).await;
+        let (path, port) =
+            second_config(&srv, "kube-reload.yaml", |c| c.kube = vec![kube_cluster(&api, "dev", &["dev"])]);
+        let mut server = oneport(srv.dir.path())
+            .args(["server", "start", "--config", path.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let server_lines = collect_lines(server.stderr.take().unwrap());
+        wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30)).await;
+        let id = srv.identity("alice", &["dev"]);
+        let home = Home::new();
+        let c = home.oneport_via(&format!("127.0.0.1:{port}"), &id, "/nonexistent/never-used");
+        let (mut p, lines) = proxy_kube_logged(c, &["dev"]).await;
+        wait_line(&lines, DEV_MULTIPLEXED).await;
+        version_and_pods(&home, &p.kubeconfig).await;
+
+        let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg.kube = vec![kube_cluster(&api, "dev", &["ops"])];
+        std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+        send_signal(server.id().unwrap(), "-HUP");
+        wait_line(&server_lines, "config reloaded").await;
+        let seen = api.requests().len();
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("Error from server (Forbidden): access to kube cluster dev denied for user alice"),
+            "{stderr}"
+        );
+        assert_eq!(api.requests().len(), seen, "nothing of alice reaches the API server after the reload");
+
+        // The configuration in force, both ways: a reload that lets alice back in lets
+        // her requests through on the same session ...
+        let reload = |kube: Vec<Kube>| {
+            let mut cfg: oneport::server::Config = serde_yaml_ng::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            cfg.kube = kube;
+            std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+            send_signal(server.id().unwrap(), "-HUP");
+        };
+        let reloads = || server_lines.lock().unwrap().iter().filter(|l| l.contains("config reloaded")).count();
+        let wait_reloads =
+            |n: usize| {
+                poll_until(Duration::from_secs(30), "the config reload", move || async move {
+                    (reloads() >= n).then_some(())
+                })
+            };
+        reload(vec![kube_cluster(&api, "dev", &["dev"])]);
+        wait_reloads(2).await;
+        version_and_pods(&home, &p.kubeconfig).await;
+        // ... and one that removes the cluster refuses them (a kept stream per request,
+        // a new one at its open: both a Status 403 kubectl prints).
+        reload(vec![]);
+        wait_reloads(3).await;
+        let seen = api.requests().len();
+        let mut c = home.kubectl(&p.kubeconfig);
+        c.args(["get", "pods"]);
+        let out = output(c).await;
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("Error from server (Forbidden)") && stderr.contains("kube cluster dev"), "{stderr}");
+        assert_eq!(api.requests().len(), seen, "nothing reaches the removed cluster's API server");
+        let _ = p.child.start_kill();
+        stop_with_sigterm(&mut server).await;
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Through nginx (the connection upgrade), `proxy kube` keeps its one session:
+/// kubectl get and exec open streams on it, and nginx opens no new connection to the
+/// router for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_proxy_kube_rides_one_session() {
+    assert!(have(KUBECTL) && have("nginx"), "kubectl and nginx are needed (scripts/install-deps)");
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start().await;
+        let (router, dials) = counting_forwarder(srv.addr).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let mut c = home.oneport_via(&nginx.addr.to_string(), &id, "/nonexistent/never-used");
+        c.env("SSL_CERT_FILE", &pki.ca).env_remove("RUST_LOG");
+        let mut p = proxy_kube_spawn(c, &["dev"], Stdio::piped()).await;
+        let lines = collect_lines(p.child.stderr.take().unwrap());
+        wait_line(&lines, DEV_MULTIPLEXED).await;
+        let before = dials.load(Ordering::SeqCst);
+        version_and_pods(&home, &p.kubeconfig).await;
+        exec_cat(&home, &p.kubeconfig, b"through nginx\n").await;
+        assert_eq!(api.execs(), 1);
+        assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "kubectl's connections are streams of the session");
+        let _ = p.child.start_kill();
+        drop(nginx);
+        srv.stop().await;
     })
     .await;
 }

@@ -1,7 +1,8 @@
 //! Through real layer 7 load balancers and an HTTPS proxy, with no flag given: the
 //! client detects the load balancer and tunnels through the connection upgrade.
 //! nginx and HAProxy cut idle streams (after 1 s, or 5 s at realistic values); the
-//! server's pings keep sessions up, and without them the same sessions are cut.
+//! server's pings keep sessions up, and without them the same sessions are cut. An
+//! HTTP app's connections ride one multiplexed session through nginx.
 
 mod common;
 
@@ -731,6 +732,72 @@ async fn an_idle_cut_names_the_ping_interval() {
             "{err}"
         );
         assert!(!err.contains("WebSocket protocol error"), "{err}");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Through nginx (the connection upgrade), `proxy app` on an HTTP app keeps one
+/// `teleport-http-mux` session: curl after curl opens streams on it, and nginx
+/// opens no new connection to the router for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_carries_an_http_app_on_one_multiplexed_session() {
+    assert!(have("nginx") && have("curl"), "nginx and curl are needed (scripts/install-deps)");
+    deadline(async {
+        let (app, conns) = http_app().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(oneport::server::config::App {
+                kind: oneport::server::config::AppKind::Http,
+                ..tcp_app("site", app, &["alice"])
+            })
+        })
+        .await;
+        let (router, dials) = counting_forwarder(srv.addr).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.env("SSL_CERT_FILE", &pki.ca)
+            .env_remove("RUST_LOG")
+            .args(["--proxy", &nginx.addr.to_string(), "--identity"])
+            .arg(&id)
+            .args(["proxy", "app", "site"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let lines = collect_lines(child.stderr.take().unwrap());
+        let stdout = child.stdout.take().unwrap();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            use tokio::io::AsyncBufReadExt;
+            let mut out = tokio::io::BufReader::new(stdout).lines();
+            while let Some(line) = out.next_line().await.unwrap() {
+                if let Some(a) = find_loopback_addr(&line) {
+                    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+                    return a;
+                }
+            }
+            panic!("proxy app exited without printing an address");
+        })
+        .await
+        .expect("proxy app printed no address within 60s");
+        wait_line(&lines, "app site: multiplexed session (teleport-http-mux)").await;
+        let before = dials.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..5 {
+            let out = tokio::process::Command::new("curl")
+                .args(["-sS", "--fail", "--max-time", "30"])
+                .arg(format!("http://{addr}/"))
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 5, "one app connection per curl");
+        let routed = dials.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(routed, 0, "5 curls through nginx: streams of the open session, no new router connection");
+        drop(child);
         srv.stop().await;
     })
     .await;

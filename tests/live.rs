@@ -440,7 +440,8 @@ async fn in_a_terminal_a_status_line_counts_connections_and_bytes() {
         assert!(text(&out.stdout).contains("refused to stop DNS rebinding"), "{}", text(&out.stdout));
         let screen = tmux.wait_for("the last error", |s| s.contains("0 open / 3 total | up ")).await;
         let line = screen.lines().find(|l| l.contains("0 open / 3 total")).unwrap();
-        assert!(line.contains(" | direct | last error "), "{line}");
+        // An HTTP app's connections ride its `teleport-http-mux` session.
+        assert!(line.contains(" | direct, multiplexed | last error "), "{line}");
         assert!(line.contains(": app web: request refused: Host \"attacker.example\" is a domain name"), "{line}");
         // A fourth connection, held open.
         let held = TcpStream::connect(("127.0.0.1", port)).await.unwrap();

@@ -1,8 +1,9 @@
 //! Multiplexed sessions (docs/protocol.md §13) end to end: many local connections on
 //! one routing connection, 64 MiB each way on a stream checked by hash, the
 //! per-stream re-check of an expired identity on an open session, the fallback
-//! against a server with `mux.enabled: false`, and pgbench with 8 clients through
-//! the real binary's `proxy db` on one session.
+//! against a server with `mux.enabled: false`, pgbench with 8 clients through
+//! the real binary's `proxy db` on one session, and curl and wrk through `proxy app`
+//! on an HTTP app (`teleport-http-mux`, and its fallback to `http/1.1`).
 
 mod common;
 
@@ -33,18 +34,28 @@ fn tcp_app(name: &str, addr: SocketAddr, users: &[&str]) -> App {
     }
 }
 
-/// A TCP forwarder in front of `to` that counts the connections it accepted.
-async fn counting_forwarder(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+/// A TCP forwarder in front of `to` that counts the connections whose first bytes
+/// (the ClientHello, in clear) carry `sni`: the routing connections to one resource,
+/// not the web API calls a local proxy makes beside them (asking why a connection
+/// the local client cut ended, say).
+async fn sni_counting_forwarder(to: SocketAddr, sni: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let n = Arc::new(AtomicUsize::new(0));
     let count = n.clone();
     tokio::spawn(async move {
         while let Ok((mut a, _)) = l.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
+            let count = count.clone();
             tokio::spawn(async move {
+                let mut first = vec![0u8; 16 * 1024];
+                let Ok(k) = a.read(&mut first).await else { return };
+                if first[..k].windows(sni.len()).any(|w| w == sni.as_bytes()) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
                 if let Ok(mut b) = TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                    if b.write_all(&first[..k]).await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                    }
                 }
             });
         }
@@ -279,6 +290,130 @@ async fn pgbench_with_8_clients_through_one_session() {
         let routed = dials.load(Ordering::SeqCst) - before;
         assert!(routed <= 1, "{routed} routing connections for 10+ client connections");
         drop(proxy);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// The SNI of app `site` (under the internal domain: the proxy is addressed by IP).
+const SITE_SNI: &str = "site.app.teleport.cluster.local";
+
+/// `oneport proxy app site` through `front` (no upgrade probe); its address and
+/// its stderr lines.
+async fn proxy_http_app(
+    home: &std::path::Path,
+    front: SocketAddr,
+    id: &std::path::Path,
+) -> (tokio::process::Child, SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = oneport(home);
+    cmd.env("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "false")
+        .env_remove("RUST_LOG")
+        .args(["--proxy", &front.to_string(), "--identity"])
+        .arg(id)
+        .args(["proxy", "app", "site"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("start oneport");
+    let lines = collect_lines(child.stderr.take().unwrap());
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if let Some(a) = find_loopback_addr(&line) {
+                return a;
+            }
+        }
+        panic!("proxy app exited without printing an address");
+    })
+    .await
+    .expect("proxy app printed no address within 60s");
+    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+    (child, addr, lines)
+}
+
+async fn curl_ok(addr: SocketAddr) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "30"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .await
+        .expect("curl is installed");
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
+
+/// curl and wrk through `proxy app` on an HTTP app: every local connection is a
+/// stream of one `teleport-http-mux` session, so the server sees ONE routing
+/// connection while the app sees one connection per local one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_and_wrk_through_proxy_app_ride_one_http_session() {
+    assert!(have("curl") && have("wrk"), "curl and wrk are needed (scripts/install-deps)");
+    deadline(async {
+        let (app, conns) = http_app().await;
+        let srv =
+            TestServer::start(|c| c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", app, &["alice"]) })).await;
+        let id = srv.identity("alice", &[]);
+        let (front, dials) = sni_counting_forwarder(srv.addr, SITE_SNI).await;
+        let home = tempfile::tempdir().unwrap();
+        let (child, addr, lines) = proxy_http_app(home.path(), front, &id).await;
+        wait_line(&lines, "app site: multiplexed session (teleport-http-mux); new connections open streams on it")
+            .await;
+        assert_eq!(dials.load(Ordering::SeqCst), 1, "the session");
+        for _ in 0..5 {
+            curl_ok(addr).await;
+        }
+        let wrk = tokio::process::Command::new("wrk")
+            .args(["-t", "2", "-c", "8", "-d", "2s", "--timeout", "10s"])
+            .arg(format!("http://{addr}/"))
+            .output()
+            .await
+            .expect("wrk is installed");
+        let report = String::from_utf8_lossy(&wrk.stdout).into_owned();
+        assert!(wrk.status.success(), "wrk: {report}{}", String::from_utf8_lossy(&wrk.stderr));
+        assert!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "{report}");
+        let requests: u64 = report
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no request count in {report}"));
+        assert!(requests >= 8, "{report}");
+        assert!(conns.load(Ordering::SeqCst) >= 13, "the app sees one connection per local connection");
+        let log = lines.lock().unwrap().join("\n");
+        let routed = dials.load(Ordering::SeqCst);
+        assert_eq!(routed, 1, "{requests}+5 requests on 13 local connections: all streams of one session\n{log}");
+        drop(child);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// Against a server with `mux: { enabled: false }`, `proxy app` on an HTTP app
+/// negotiates `http/1.1`, says so, and dials one routing connection per local one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_app_falls_back_to_one_routing_connection_per_local_connection() {
+    assert!(have("curl"), "curl is needed");
+    deadline(async {
+        let (app, _) = http_app().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", app, &["alice"]) });
+            c.mux.enabled = false;
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let home = tempfile::tempdir().unwrap();
+        let (child, addr, lines) = proxy_http_app(home.path(), front, &id).await;
+        wait_line(
+            &lines,
+            "app site: the proxy does not offer multiplexing: one routing connection per local connection (http/1.1)",
+        )
+        .await;
+        let before = dials.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            curl_ok(addr).await;
+        }
+        assert_eq!(dials.load(Ordering::SeqCst) - before, 3, "one routing connection per curl");
+        drop(child);
         srv.stop().await;
     })
     .await;

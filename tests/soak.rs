@@ -15,14 +15,14 @@ mod measure;
 #[allow(dead_code)]
 #[path = "../benches/throughput/peers.rs"]
 mod peers;
-#[allow(dead_code)]
-#[path = "../benches/throughput/wan.rs"]
-mod wan;
 #[path = "common/ports.rs"]
 mod ports;
 #[allow(dead_code)]
 #[path = "../benches/soak/run.rs"]
 mod soak;
+#[allow(dead_code)]
+#[path = "../benches/throughput/wan.rs"]
+mod wan;
 
 use std::time::Duration;
 

@@ -76,8 +76,8 @@ pub async fn run(g: &Global, a: ProxyAppArgs) -> anyhow::Result<u8> {
     }
     crate::cli::say!("Press Ctrl-C to stop.");
     crate::cli::login::spawn_renewal(&dialer, shutdown.clone());
-    // TCP apps keep a multiplexed session warm (docs/protocol.md §9); HTTP apps
-    // dial per connection.
+    // TCP and HTTP apps keep a multiplexed session warm (docs/protocol.md §13):
+    // each local connection is a stream on it (`teleport-tcp-mux`, `teleport-http-mux`).
     let session = Session::new(dialer, Kind::App, &a.name, protocol);
     session.warm_in_background();
     crate::cli::live::watch_session(&session);

@@ -363,6 +363,15 @@ pub async fn proxy(g: &Global, a: ProxyKubeArgs) -> anyhow::Result<u8> {
         a.names.clone()
     };
     let proxy = KubeProxy::start(dialer.clone(), &ping.cluster_name, &names, a.bind_addr, a.port).await?;
+    // One kept-warm session per cluster (docs/protocol.md §13): kubectl's
+    // connections are streams on it; the status line says which mode the proxy gave.
+    let sessions = proxy.sessions();
+    for s in &sessions {
+        s.warm_in_background();
+    }
+    if let Some(first) = sessions.first() {
+        crate::cli::live::watch_session(first);
+    }
     let (addr, kubeconfig) = (proxy.addr(), proxy.kubeconfig().to_path_buf());
     if !a.bind_addr.is_loopback() {
         crate::cli::tell!(

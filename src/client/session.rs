@@ -28,6 +28,8 @@ use crate::proto::naming::{Alpn, Kind, Protocol, ResourceRef};
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a ping may go unanswered before the session is dropped.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long [`Session::open_answered`] waits for the proxy to accept a stream.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait between background re-open attempts.
 const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -94,7 +96,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// A session for resource `kind`/`name` spoken with `protocol`. Protocols
-    /// without a `-mux` variant (HTTP apps, SSH) always dial per connection.
+    /// without a `-mux` variant (SSH, the web API's h2) always dial per connection.
     pub fn new(dialer: Arc<Dialer>, kind: Kind, name: &str, protocol: Protocol) -> Arc<Session> {
         let ctx = dialer.context();
         let plain = Target::resource(ctx, kind, name, protocol);
@@ -189,6 +191,21 @@ impl Session {
     /// # Errors
     /// The dial's error.
     pub async fn open(self: &Arc<Self>) -> Result<BoxIo> {
+        self.open_with(false).await
+    }
+
+    /// As [`Session::open`], but a stream is returned only once the proxy accepted
+    /// it (one round trip more, bounded by [`ANSWER_TIMEOUT`]): a refusal is
+    /// [`Error::Refused`] with the proxy's sentence, for callers that answer
+    /// requests themselves (`proxy kube`'s pool) rather than relay bytes.
+    ///
+    /// # Errors
+    /// The dial's error, or the refusal.
+    pub async fn open_answered(self: &Arc<Self>) -> Result<BoxIo> {
+        self.open_with(true).await
+    }
+
+    async fn open_with(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
         let Some(_) = self.multiplexing() else {
             return Ok(self.dialer.dial(&self.plain).await?.stream);
         };
@@ -207,9 +224,10 @@ impl Session {
                     },
                 }
             };
-            match self.stream_on(&live).await {
+            match self.stream_on(&live, answered).await {
                 Ok(s) => return Ok(s),
-                Err(e) if attempt == 0 => {
+                // A refusal is the proxy's answer; another session would get the same.
+                Err(e) if attempt == 0 && !matches!(e, Error::Refused(_)) => {
                     debug!(error = %e, "the session is gone; opening a new one");
                     self.forget(live.generation).await;
                 }
@@ -219,7 +237,7 @@ impl Session {
         Err(Error::config("the multiplexed session could not be re-opened"))
     }
 
-    async fn stream_on(&self, live: &Live) -> Result<BoxIo> {
+    async fn stream_on(&self, live: &Live, answered: bool) -> Result<BoxIo> {
         // A session at the proxy's `mux.max_streams_per_session` does not make the
         // connection wait for a slot: it gets a routing connection of its own, as
         // without multiplexing (a burst of long-lived connections is never stalled).
@@ -236,7 +254,30 @@ impl Session {
         };
         let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
         let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e, &live.tap))?;
-        Ok(Box::new(mux::Tapped::stream(H2Stream::client(stream, answer), live.tap.clone(), slot)))
+        let mut stream = H2Stream::client(stream, answer);
+        if answered {
+            match tokio::time::timeout(ANSWER_TIMEOUT, stream.answered()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(match mux::StreamRefused::of(&e) {
+                        Some(r) => Error::Refused(r.sentence.clone()),
+                        None => Error::Tunnel {
+                            what: self.res.to_string(),
+                            proxy: self.dialer.context().proxy.to_string(),
+                            reason: format!("the multiplexed session ended: {}", live.tap.explain(e)),
+                        },
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::Tunnel {
+                        what: self.res.to_string(),
+                        proxy: self.dialer.context().proxy.to_string(),
+                        reason: format!("the proxy did not answer a stream open within {}s", ANSWER_TIMEOUT.as_secs()),
+                    })
+                }
+            }
+        }
+        Ok(Box::new(mux::Tapped::stream(stream, live.tap.clone(), slot)))
     }
 
     fn lost(&self, e: &h2::Error, tap: &mux::AlertTap) -> Error {

@@ -293,6 +293,15 @@ impl H2Stream {
         H2Stream { send, read: ReadState::Body(body), buf: Bytes::new(), shut: false, refusal: None }
     }
 
+    /// Waits for the server's answer to the stream's CONNECT: `Ok` once accepted,
+    /// else the refusal (a [`StreamRefused`]) or the session's error.
+    ///
+    /// # Errors
+    /// As the stream's first read would.
+    pub async fn answered(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_answer(cx)).await
+    }
+
     fn refusal_error(&self) -> Option<io::Error> {
         self.refusal.clone().map(|r| io::Error::new(io::ErrorKind::PermissionDenied, r))
     }

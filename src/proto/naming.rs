@@ -24,6 +24,9 @@ pub const PING_SUFFIX: &str = "-ping";
 /// Suffix of ALPN names that carry a multiplexed session (HTTP/2 streams, one per
 /// client connection; docs/protocol.md §13).
 pub const MUX_SUFFIX: &str = "-mux";
+/// The family name of multiplexed HTTP/1.1 (`teleport-http-mux`): `http/1.1` plus
+/// `-mux` would not be a clean ALPN token (docs/protocol.md §2, §13).
+pub const HTTP_MUX_FAMILY: &str = "teleport-http";
 /// Separates a node's name from a requested port in its SNI label (`web1--2222`).
 pub const PORT_SEPARATOR: &str = "--";
 /// The port OpenSSH passes as `%p` when the user gave none. Asking for it (or for no
@@ -89,9 +92,27 @@ impl Protocol {
     }
 
     /// Whether the protocol has a `-mux` variant (docs/protocol.md §13): the byte
-    /// tunnels a local proxy opens many connections of.
+    /// tunnels a local proxy opens many connections of, and HTTP/1.1 (HTTP apps and
+    /// Kubernetes, as `teleport-http-mux`).
     pub fn has_mux(self) -> bool {
-        matches!(self, Protocol::Postgres | Protocol::Mysql | Protocol::Mongodb | Protocol::Redis | Protocol::Tcp)
+        matches!(
+            self,
+            Protocol::Postgres
+                | Protocol::Mysql
+                | Protocol::Mongodb
+                | Protocol::Redis
+                | Protocol::Tcp
+                | Protocol::Http1
+        )
+    }
+
+    /// The family name the `-mux` suffix is added to: the plain name, except
+    /// `teleport-http` for HTTP/1.1.
+    fn mux_family(self) -> &'static str {
+        match self {
+            Protocol::Http1 => HTTP_MUX_FAMILY,
+            other => other.alpn(),
+        }
     }
 
     /// The ALPN list a local proxy's kept-warm session offers: the `-mux` variant
@@ -100,7 +121,7 @@ impl Protocol {
     pub fn mux_offer(self) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(3);
         if self.has_mux() {
-            out.push(format!("{}{MUX_SUFFIX}", self.alpn()).into_bytes());
+            out.push(format!("{}{MUX_SUFFIX}", self.mux_family()).into_bytes());
         }
         out.extend(self.client_offer());
         out
@@ -147,7 +168,9 @@ impl Alpn {
         } else {
             (s, false, false)
         };
-        let protocol = Protocol::ALL.into_iter().find(|p| p.alpn() == base)?;
+        // A `-mux` name is the family name plus the suffix (`teleport-http-mux`, never
+        // `http/1.1-mux`).
+        let protocol = Protocol::ALL.into_iter().find(|p| if mux { p.mux_family() } else { p.alpn() } == base)?;
         if (ping && !protocol.has_ping()) || (mux && !protocol.has_mux()) {
             return None;
         }
@@ -167,7 +190,7 @@ impl Alpn {
 
 impl fmt::Display for Alpn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.protocol.alpn())?;
+        f.write_str(if self.mux { self.protocol.mux_family() } else { self.protocol.alpn() })?;
         if self.ping {
             f.write_str(PING_SUFFIX)?;
         }
@@ -477,6 +500,25 @@ mod tests {
         assert_eq!(Alpn::parse(&[0xff, 0xfe]), None);
         for p in Protocol::ALL {
             for raw in p.client_offer() {
+                assert_eq!(Alpn::parse(&raw).map(|a| a.to_bytes()), Some(raw));
+            }
+        }
+    }
+
+    #[test]
+    fn http_mux_is_teleport_http_mux() {
+        let http_mux = Alpn { protocol: Protocol::Http1, ping: false, mux: true };
+        assert_eq!(Alpn::parse(b"teleport-http-mux"), Some(http_mux));
+        assert_eq!(http_mux.to_string(), "teleport-http-mux");
+        assert_eq!(http_mux.to_bytes(), b"teleport-http-mux".to_vec());
+        assert_eq!(Alpn::parse(b"http/1.1-mux"), None, "not a clean token");
+        assert_eq!(Alpn::parse(b"teleport-http"), None, "only the -mux name uses the family name");
+        assert_eq!(Alpn::parse(b"teleport-http-ping"), None);
+        assert_eq!(Alpn::parse(b"h2-mux"), None);
+        assert_eq!(Protocol::Http1.mux_offer(), vec![b"teleport-http-mux".to_vec(), b"http/1.1".to_vec()]);
+        assert!(Protocol::Http1.has_mux() && !Protocol::Http2.has_mux() && !Protocol::ProxySsh.has_mux());
+        for p in Protocol::ALL {
+            for raw in p.mux_offer() {
                 assert_eq!(Alpn::parse(&raw).map(|a| a.to_bytes()), Some(raw));
             }
         }

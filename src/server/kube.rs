@@ -8,7 +8,10 @@
 //!
 //! Authorization happens here, per request, not in the TLS handshake: a caller
 //! outside the allow-list completes the handshake and gets a Kubernetes `Status` 403
-//! that kubectl prints, and nothing reaches the API server.
+//! that kubectl prints, and nothing reaches the API server. Each request is judged
+//! against the configuration and revocation list in force ([`Server::latest`]), so a
+//! kept-alive connection or a multiplexed stream that outlives a reload removing
+//! the caller sends nothing more upstream.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -362,13 +365,12 @@ pub fn impersonate(headers: &mut HeaderMap, caller: &Caller) -> std::result::Res
 
 /// What every request on one connection shares.
 struct ConnCtx {
-    up: Arc<Upstream>,
-    audit: Arc<crate::server::audit::Sink>,
+    /// The state the connection (or multiplexed stream) started under; each request
+    /// is judged against [`Server::latest`], the configuration in force.
+    srv: Arc<Server>,
     source: std::net::SocketAddr,
     caller: Caller,
     cluster: String,
-    /// `None` when the caller is allowed; else the sentence for the 403.
-    denied: Option<String>,
 }
 
 /// Serves one authenticated connection routed to a kube cluster; says how it ended.
@@ -379,13 +381,11 @@ pub async fn serve(
     caller: Caller,
     source: std::net::SocketAddr,
 ) -> String {
-    let Some(up) = srv.kube.get(&route.name).cloned() else {
+    if srv.kube.get(&route.name).is_none() {
         info!(kube = %route.name, "kube cluster has no upstream; closed");
         return "kube cluster has no upstream".to_string();
-    };
-    let denied = (!route.allow.permits(&caller))
-        .then(|| web::explain(&srv, &caller, &ResourceRef::new(Kind::Kube, route.name.clone())).message);
-    let ctx = Arc::new(ConnCtx { up, audit: srv.audit.clone(), source, caller, cluster: route.name.clone(), denied });
+    }
+    let ctx = Arc::new(ConnCtx { srv: srv.clone(), source, caller, cluster: route.name.clone() });
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
@@ -413,13 +413,33 @@ pub async fn serve(
     }
 }
 
+/// Why `caller` may not send a request to kube cluster `cluster` under the state
+/// `now` (the configuration and revocation list in force): the 403's sentence,
+/// the one `/webapi/resolve` gives. `None`: allowed.
+pub fn denial(now: &Server, caller: &Caller, cluster: &str) -> Option<String> {
+    if let Some(rev) = now.auth.revocation(caller) {
+        return Some(rev.sentence());
+    }
+    let allowed = now.kube.get(cluster).is_some()
+        && now.table.allow_of(Kind::Kube, cluster).is_some_and(|allow| allow.permits(caller));
+    (!allowed).then(|| web::explain(now, caller, &ResourceRef::new(Kind::Kube, cluster.to_string())).message)
+}
+
 async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    if let Some(msg) = &ctx.denied {
+    // Judged per request against the configuration in force: a keep-alive
+    // connection (or a multiplexed stream) that outlives a reload removing the
+    // caller sends nothing more upstream.
+    let now = ctx.srv.latest();
+    if let Some(msg) = denial(&now, &ctx.caller, &ctx.cluster) {
         let reason = format!("caller not in the allow-list ({method} {path})");
-        crate::server::audit::refused(&ctx.audit, Some(&ctx.caller), ctx.source, Kind::Kube, &ctx.cluster, &reason);
-        return kube_status::for_path(&path, StatusCode::FORBIDDEN, msg);
+        crate::server::audit::refused(&now.audit, Some(&ctx.caller), ctx.source, Kind::Kube, &ctx.cluster, &reason);
+        return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg);
     }
+    let Some(up) = now.kube.get(&ctx.cluster).cloned() else {
+        let msg = format!("kube cluster {} is no longer configured", ctx.cluster);
+        return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg);
+    };
     if ctx.caller.expired_at(SystemTime::now()) {
         let msg = format!("the identity of user {} has expired: get a new one and log in again", ctx.caller.user);
         return kube_status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
@@ -427,7 +447,7 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     if let Err(e) = impersonate(req.headers_mut(), &ctx.caller) {
         return kube_status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));
     }
-    match ctx.up.bearer() {
+    match up.bearer() {
         Ok(Some(v)) => {
             req.headers_mut().insert(AUTHORIZATION, v);
         }
@@ -438,8 +458,8 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
             return kube_status::for_path(&path, StatusCode::SERVICE_UNAVAILABLE, &msg);
         }
     }
-    req.headers_mut().insert(HOST, ctx.up.authority.clone());
-    let target = match origin_target(&ctx.up.prefix, req.uri()) {
+    req.headers_mut().insert(HOST, up.authority.clone());
+    let target = match origin_target(&up.prefix, req.uri()) {
         Ok(t) => t,
         Err(why) => {
             info!(kube = %ctx.cluster, user = %ctx.caller.user, %method, target = %req.uri(),
@@ -453,13 +473,13 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     }
     // exec/attach/port-forward: recorded, audited, or refused (fail closed).
     let uri = req.uri().clone();
-    let session = match recording::plan(&ctx.up.recording, &ctx.cluster, &ctx.caller, &uri, req.headers_mut()) {
+    let session = match recording::plan(&up.recording, &ctx.cluster, &ctx.caller, &uri, req.headers_mut()) {
         Plan::Pass => None,
         Plan::Refuse(msg) => return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg),
         Plan::Session(h) => Some(h as Box<dyn http_forward::UpgradeHandler>),
     };
     debug!(kube = %ctx.cluster, user = %ctx.caller.user, %method, %path, "kube request");
-    http_forward::forward_with(&ctx.up.pool, req, session).await
+    http_forward::forward_with(&up.pool, req, session).await
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! The server end of a multiplexed session (docs/protocol.md §13): HTTP/2 on the
 //! authenticated routing TLS of a `-mux` route, one CONNECT stream per client
-//! connection. Every stream open is judged again (the certificate's expiry and
-//! revocation, the resource's allow-list in the configuration in force: [`judge`]); an accepted
-//! stream is handed to `backend::serve` exactly like a per-connection tunnel (the
-//! backend is dialled then, and half-close travels both ways through the relay);
-//! a refused one gets a 403 whose body is the sentence a refused connection gets
-//! from `/webapi/resolve`. Limits: `mux.max_streams_per_session` (HTTP/2's own
-//! SETTINGS_MAX_CONCURRENT_STREAMS) and `mux.max_sessions_per_user`.
+//! connection (a byte tunnel's connection, or one HTTP/1.1 connection to an HTTP
+//! app or a kube cluster on `teleport-http-mux`). Every stream open is judged again
+//! (the certificate's expiry and revocation, the resource's allow-list in the
+//! configuration in force: [`judge`]; kube callers are judged per request by the kube
+//! backend, as on a per-connection route) and takes the route in force
+//! ([`current_route`]); an accepted stream is handed to `backend::serve` exactly like
+//! a per-connection tunnel (the backend is dialled then, and half-close travels both
+//! ways through the relay); a refused one gets a 403 whose body is the sentence a
+//! refused connection gets from `/webapi/resolve`. Limits:
+//! `mux.max_streams_per_session` (HTTP/2's own SETTINGS_MAX_CONCURRENT_STREAMS) and
+//! `mux.max_sessions_per_user`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,10 +26,10 @@ use std::net::SocketAddr;
 use crate::identity::Caller;
 use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::mux::{self, H2Stream};
-use crate::proto::naming::ResourceRef;
+use crate::proto::naming::{Alpn, Kind, ResourceRef};
 use crate::proto::webapi::Outcome;
 use crate::server::audit::{self, Via};
-use crate::server::routes::ResourceRoute;
+use crate::server::routes::{ResourceRoute, Route};
 use crate::server::{backend, web, Server};
 
 /// Open sessions per user, for `mux.max_sessions_per_user`.
@@ -106,12 +110,40 @@ pub fn judge(
         return Err(Refusal { status: StatusCode::FORBIDDEN, sentence: rev.sentence() });
     }
     // The allow-list in force now (srv.table is the configuration currently served),
-    // with the same sentence `/webapi/resolve` gives a refused connection.
+    // with the same sentence `/webapi/resolve` gives a refused connection. A kube
+    // stream outside the allow-list is let through, as a per-connection kube TLS
+    // connection is: the kube backend answers each of its requests with a `Status`
+    // 403 kubectl prints (judged per request against the configuration in force).
     let answer = web::explain(srv, caller, &ResourceRef::new(route.kind, route.name.clone()));
-    if answer.outcome != Outcome::Allowed {
+    let configured = srv.table.allow_of(route.kind, &route.name).is_some();
+    if answer.outcome != Outcome::Allowed && !(route.kind == Kind::Kube && configured) {
         return Err(Refusal { status: StatusCode::FORBIDDEN, sentence: answer.message });
     }
     Ok(())
+}
+
+/// The route of a stream accepted on the session of `session` (named by `sni`): the
+/// resource as the configuration in force describes it now (a reload may have moved
+/// an app's address or a kube cluster's API server), under the session's ALPN.
+///
+/// # Errors
+/// The 403 for a resource no longer configured as the session's.
+pub fn current_route(srv: &Server, session: &ResourceRoute, sni: &str) -> Result<ResourceRoute, Refusal> {
+    let plain = Alpn { mux: false, ..session.alpn }.to_bytes();
+    match srv.table.decide(Some(sni), [plain.as_slice()]) {
+        Route::Resource(r) if r.kind == session.kind && r.name == session.name => {
+            Ok(ResourceRoute { alpn: session.alpn, ..*r })
+        }
+        _ => Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            sentence: format!(
+                "{} {} is no longer configured on proxy {}",
+                session.kind.noun(),
+                session.name,
+                srv.cfg.public_addr
+            ),
+        }),
+    }
 }
 
 /// Serves a multiplexed session of `caller` on `tls`, routed to `route`.
@@ -179,16 +211,22 @@ pub async fn serve(
                 ),
             })
         } else {
-            judge(&srv.latest(), &route, &sni, &caller, &req, SystemTime::now())
+            let now = srv.latest();
+            judge(&now, &route, &sni, &caller, &req, SystemTime::now())
+                .and_then(|()| current_route(&now, &route, &sni))
+                .map(|r| (now, r))
         };
-        if let Err(r) = verdict {
-            debug!(stream = next, status = r.status.as_u16(), "refused stream: nothing dialled");
-            audit::refused(&srv.audit, Some(&caller), peer, route.kind, &route.name, &r.sentence);
-            if let Ok(mut send) = respond.send_response(mux::refused(r.status), false) {
-                let _ = send.send_data(Bytes::from(r.sentence), true);
+        let (now, current) = match verdict {
+            Ok(x) => x,
+            Err(r) => {
+                debug!(stream = next, status = r.status.as_u16(), "refused stream: nothing dialled");
+                audit::refused(&srv.audit, Some(&caller), peer, route.kind, &route.name, &r.sentence);
+                if let Ok(mut send) = respond.send_response(mux::refused(r.status), false) {
+                    let _ = send.send_data(Bytes::from(r.sentence), true);
+                }
+                continue;
             }
-            continue;
-        }
+        };
         let send = match respond.send_response(mux::accepted(), false) {
             Ok(s) => s,
             Err(e) => {
@@ -208,9 +246,11 @@ pub async fn serve(
             via,
             counters,
         );
-        let (srv, route, caller) = (srv.clone(), route.clone(), caller.clone());
+        // The stream is served by the state in force when it opened (its backend, its
+        // kube upstream); kube requests are judged again, each against the newest.
+        let caller = caller.clone();
         streams.push(
-            async move { record.end(backend::serve(srv, stream, route, caller, peer).await) }
+            async move { record.end(backend::serve(now, stream, current, caller, peer).await) }
                 .instrument(tracing::debug_span!("stream", n = next)),
         );
     }

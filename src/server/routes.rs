@@ -201,6 +201,8 @@ impl Table {
             Protocol::ReverseTunnel => return Some(Route::Probe),
             Protocol::Http2 => return if named.is_some() { None } else { Some(Route::Web { h2: true }) },
             Protocol::Http1 => match named {
+                // `teleport-http-mux` carries HTTP apps and Kubernetes only, never the web API.
+                None if alpn.mux => return None,
                 None => return Some(Route::Web { h2: false }),
                 Some((Kind::App, _)) => Kind::App,
                 Some((Kind::Kube, _)) => Kind::Kube,
@@ -330,6 +332,24 @@ kube: [ { name: dev, api_server: "https://127.0.0.1:6443" } ]
         let bare = format!("{}.{}", naming::KUBE_SNI_LABEL, naming::INTERNAL_DOMAIN);
         assert_eq!(res(t.decide(Some(&bare), [&b"h2"[..], b"http/1.1"])).1, "dev");
         assert_eq!(res(t.decide(Some(&sni(Kind::Kube, "dev")), [])).0, Kind::Kube);
+    }
+
+    #[test]
+    fn http_mux_reaches_http_apps_and_kube_only() {
+        let t = table();
+        let offer = [&b"teleport-http-mux"[..], b"http/1.1"];
+        assert_eq!(res(t.decide(Some(&sni(Kind::App, "site")), offer)).2, "teleport-http-mux");
+        assert_eq!(
+            res(t.decide(Some(&sni(Kind::Kube, "dev")), offer)),
+            (Kind::Kube, "dev".into(), "teleport-http-mux".into())
+        );
+        // Never the web API: the plain entry after it is taken.
+        assert!(matches!(t.decide(None, offer), Route::Web { h2: false }));
+        assert!(matches!(t.decide(None, [&b"teleport-http-mux"[..]]), Route::NoProtocol));
+        assert!(matches!(t.decide(Some(&sni(Kind::App, "echo")), offer), Route::Refuse { .. }), "a TCP app");
+        let mut cfg_off = t.clone();
+        cfg_off.mux = false;
+        assert_eq!(res(cfg_off.decide(Some(&sni(Kind::App, "site")), offer)).2, "http/1.1");
     }
 
     #[test]

@@ -370,3 +370,104 @@ where
     writer.await.unwrap();
     back
 }
+
+/// Sends SIGTERM and waits for a clean exit (status 0) within 20 s.
+pub async fn stop_with_sigterm(child: &mut tokio::process::Child) {
+    send_signal(child.id().unwrap(), "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("no exit").unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Sends `sig` (`-HUP`, `-TERM`) via the `kill` program.
+pub fn send_signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Collects a child's stderr lines as they come.
+pub fn collect_lines(stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = lines.clone();
+    tokio::spawn(async move {
+        let mut r = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = r.next_line().await {
+            l.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Waits until a collected line contains `needle`; returns it.
+pub async fn wait_line(lines: &std::sync::Arc<std::sync::Mutex<Vec<String>>>, needle: &str) -> String {
+    poll_until(Duration::from_secs(30), needle, || async move {
+        lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
+    })
+    .await
+}
+
+/// A second server config on a free port, written beside the test server's.
+pub fn second_config(
+    srv: &TestServer,
+    name: &str,
+    edit: impl FnOnce(&mut oneport::server::Config),
+) -> (std::path::PathBuf, u16) {
+    let mut cfg = srv.config.clone();
+    let port = free_port();
+    cfg.listen = format!("127.0.0.1:{port}");
+    edit(&mut cfg);
+    let path = srv.dir.path().join(name);
+    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+    (path, port)
+}
+
+/// A TCP forwarder in front of `to` that counts the connections it accepted (the
+/// routing connections a client opened, when `to` is the server).
+pub async fn counting_forwarder(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut a, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut b) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    });
+    (addr, n)
+}
+
+/// A keep-alive HTTP/1.1 app answering every GET `ok`; counts its connections.
+pub async fn http_app() -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, n)
+}

@@ -12,9 +12,12 @@
 //! Clusters are told apart by SNI, as on the routing server: each context's
 //! `tls-server-name` is the cluster's routing SNI (`<name>.kube-teleport-proxy-alpn.
 //! <domain>`), so request paths pass through untouched (no prefix to add or strip).
-//! Each request goes upstream through [`Dialer::dial`] (which does any load-balancer
-//! upgrade) over HTTP/1.1, on a small pool of dialled connections per cluster
-//! ([`http_forward::forward`]). Once the identity has expired, requests are answered
+//! Each request goes upstream over HTTP/1.1 on a small pool of connections per
+//! cluster ([`http_forward::forward`]); each connection is a stream on the cluster's
+//! kept-warm [`Session`] (`teleport-http-mux`, docs/protocol.md §13), or a routing
+//! connection of its own through [`Dialer::dial`] (which does any load-balancer
+//! upgrade) when the proxy does not multiplex. Long-lived `watch` and `exec`
+//! (upgraded) connections are streams like any other. Once the identity has expired, requests are answered
 //! with a 403 `Status` that says so and what to do (kubectl prints a 403's message;
 //! a 401's it replaces with its own "You must be logged in").
 
@@ -38,6 +41,7 @@ use tracing::{debug, error};
 
 use crate::client::dial::{Dialer, Target};
 use crate::client::local;
+use crate::client::session::Session;
 use crate::error::{Error, Result};
 use crate::identity::pki;
 use crate::identity::Caller;
@@ -46,7 +50,7 @@ use crate::net::meter::Meter;
 use crate::net::tasks::Tasks;
 use crate::net::tls::{ClientAuth, ServerTls};
 use crate::proto::kube_status;
-use crate::proto::naming::{self, Kind, Protocol, ResourceRef};
+use crate::proto::naming::{self, Kind, Protocol};
 use crate::tools::kube::entry_name;
 
 /// Deadline for kubectl's TLS handshake with the local proxy.
@@ -62,6 +66,8 @@ const LOCAL_USER: &str = "oneport-local-proxy";
 struct Cluster {
     name: String,
     pool: Arc<Pool>,
+    /// The kept-warm routing session the pool's connections are streams of.
+    session: Arc<Session>,
 }
 
 /// What every local connection shares.
@@ -121,8 +127,9 @@ impl KubeProxy {
         let tasks = Tasks::quiet();
         let mut clusters = HashMap::new();
         for (name, sni) in names.iter().zip(&snis) {
-            let pool = upstream_pool(dialer.clone(), name, &tasks);
-            clusters.insert(sni.clone(), Cluster { name: name.clone(), pool });
+            let session = Session::new(dialer.clone(), Kind::Kube, name, Protocol::Http1);
+            let pool = upstream_pool(session.clone(), &tasks);
+            clusters.insert(sni.clone(), Cluster { name: name.clone(), pool, session });
         }
         let contexts: Vec<String> = names.iter().map(|n| entry_name(cluster, n)).collect();
         let doc = kubeconfig(addr, &ca, &client, &contexts, &snis);
@@ -154,6 +161,12 @@ impl KubeProxy {
     /// The local connections' counters (for a status line).
     pub fn meter(&self) -> &Arc<Meter> {
         &self.state.meter
+    }
+
+    /// The kept-warm session of each cluster, in no particular order (for the
+    /// status line and to open them ahead of kubectl's first request).
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.state.clusters.values().map(|c| c.session.clone()).collect()
     }
 
     /// The connections' tasks (to force-close them on a second Ctrl-C).
@@ -194,18 +207,20 @@ fn pem_certs(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>
         .map_err(|e| Error::config(format!("local certificate: {e}")))
 }
 
-/// A pool of dialled streams to kube cluster `name`; a refusal is explained in the
-/// proxy's words.
-fn upstream_pool(dialer: Arc<Dialer>, name: &str, tasks: &Tasks) -> Arc<Pool> {
-    let target = Target::resource(dialer.context(), Kind::Kube, name, Protocol::Http1);
-    let res = ResourceRef::new(Kind::Kube, name);
-    let label = format!("kube cluster {name} through proxy {}", dialer.context().proxy);
+/// A pool of HTTP/1.1 connections to the session's kube cluster, each a stream on
+/// its kept-warm session (or a dialled routing connection when the proxy does not
+/// multiplex); a refusal is explained in the proxy's words.
+fn upstream_pool(session: Arc<Session>, tasks: &Tasks) -> Arc<Pool> {
+    let res = session.resource().clone();
+    let label = format!("{res} through proxy {}", session.dialer().context().proxy);
     let dial: DialFn = Arc::new(move || {
-        let (dialer, target, res) = (dialer.clone(), target.clone(), res.clone());
+        let (session, res) = (session.clone(), res.clone());
         Box::pin(async move {
-            match dialer.dial(&target).await {
-                Ok(d) => Ok(d.stream),
-                Err(e) => Err(local::explain(&dialer, &res, e).await),
+            // Answered before use: a refused stream becomes the proxy's sentence in
+            // a `Status` 403 (kubectl prints it), not a broken connection.
+            match session.open_answered().await {
+                Ok(stream) => Ok(stream),
+                Err(e) => Err(local::explain(session.dialer(), &res, e).await),
             }
         })
     });
