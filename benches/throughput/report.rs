@@ -372,17 +372,7 @@ impl Results {
         let rate = |p: &str, up: bool| self.rate(p, up);
         let cpu = |p: &str, up: bool| self.cpu(p, up);
         let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
-        let line =
-            |o: &mut String, goal: &str, r: [Option<(f64, f64)>; 2], ok: &dyn Fn(f64) -> bool, needs: &str| match r {
-                [Some((u, ub)), Some((d, db))] => {
-                    let (ru, rd) = (u / ub, d / db);
-                    let _ = writeln!(o, "  {goal}: upload {ru:.2}x, download {rd:.2}x: {}", verdict(ok(ru) && ok(rd)));
-                }
-                _ => {
-                    let _ = writeln!(o, "  {goal}: not measured in this run (needs {needs})");
-                }
-            };
-        line(
+        goal_line(
             o,
             "one stream on the multiplexed session >= 0.9x a dedicated connection (mux off)",
             [true, false].map(|up| pair(rate(ONEPORT, up), rate(PERCON, up))),
@@ -415,16 +405,6 @@ impl Results {
     fn print_goals(&self, o: &mut String, n: usize) {
         let _ = writeln!(o, "\nGoals of issue 11 (ratios within this run; each direction must meet them)");
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-        let line =
-            |o: &mut String, goal: &str, r: [Option<(f64, f64)>; 2], ok: &dyn Fn(f64) -> bool, needs: &str| match r {
-                [Some((u, ub)), Some((d, db))] => {
-                    let (ru, rd) = (u / ub, d / db);
-                    let _ = writeln!(o, "  {goal}: upload {ru:.2}x, download {rd:.2}x: {}", verdict(ok(ru) && ok(rd)));
-                }
-                _ => {
-                    let _ = writeln!(o, "  {goal}: not measured in this run (needs {needs})");
-                }
-            };
         // The faster (throughput) and the leaner (CPU) of stunnel and wstunnel, per direction.
         let best = |up: bool, f: &dyn Fn(&str, bool) -> Option<f64>, pick: fn(f64, f64) -> f64| match (
             f(STUNNEL, up),
@@ -437,28 +417,28 @@ impl Results {
         let cpu = |p: &str, up: bool| self.cpu(p, up);
         let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
         let both = "stunnel and wstunnel (BENCH_WSTUNNEL_BIN)";
-        line(
+        goal_line(
             o,
             "direct throughput >= 1.05x the faster of stunnel and wstunnel",
             [true, false].map(|up| pair(rate(ONEPORT, up), best(up, &rate, f64::max))),
             &|r| r >= 1.05,
             both,
         );
-        line(
+        goal_line(
             o,
             "direct throughput >= 0.9x the no-crypto ceiling",
             [true, false].map(|up| pair(rate(ONEPORT, up), rate(CEILING, up))),
             &|r| r >= 0.9,
             "socat",
         );
-        line(
+        goal_line(
             o,
             "direct CPU s/GiB <= 0.95x the leaner of stunnel and wstunnel",
             [true, false].map(|up| pair(cpu(ONEPORT, up), best(up, &cpu, f64::min))),
             &|r| r <= 0.95,
             both,
         );
-        line(
+        goal_line(
             o,
             "upgraded throughput >= 1.1x wstunnel through the same nginx",
             [true, false].map(|up| pair(rate(UPGRADED, up), rate(WSTUNNEL_NGINX, up))),
@@ -495,6 +475,21 @@ impl Results {
             None => {
                 let _ = writeln!(o, "  <= 64 KiB per idle connection: not measured in this run");
             }
+        }
+    }
+}
+
+/// One goal's line: the ratio of each direction (`r`: the value and its reference,
+/// upload then download) and the verdict, or what the run lacked to measure it.
+fn goal_line(o: &mut String, goal: &str, r: [Option<(f64, f64)>; 2], ok: &dyn Fn(f64) -> bool, needs: &str) {
+    match r {
+        [Some((u, ub)), Some((d, db))] => {
+            let (ru, rd) = (u / ub, d / db);
+            let verdict = if ok(ru) && ok(rd) { "met" } else { "MISSED" };
+            let _ = writeln!(o, "  {goal}: upload {ru:.2}x, download {rd:.2}x: {verdict}");
+        }
+        _ => {
+            let _ = writeln!(o, "  {goal}: not measured in this run (needs {needs})");
         }
     }
 }
