@@ -305,31 +305,15 @@ async fn proxy_http_app(
     front: SocketAddr,
     id: &std::path::Path,
 ) -> (tokio::process::Child, SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::AsyncBufReadExt;
     let mut cmd = oneport(home);
     cmd.env("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "false")
         .env_remove("RUST_LOG")
         .args(["--proxy", &front.to_string(), "--identity"])
         .arg(id)
         .args(["proxy", "app", "site"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("start oneport");
-    let lines = collect_lines(child.stderr.take().unwrap());
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = out.next_line().await.unwrap() {
-            if let Some(a) = find_loopback_addr(&line) {
-                return a;
-            }
-        }
-        panic!("proxy app exited without printing an address");
-    })
-    .await
-    .expect("proxy app printed no address within 60s");
-    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-    (child, addr, lines)
+    let (running, lines) = start_and_wait_addr_logged(cmd).await;
+    (running.child, running.addr, lines)
 }
 
 async fn curl_ok(addr: SocketAddr) {

@@ -233,7 +233,19 @@ pub struct Running {
 /// Starts `cmd` and waits (up to 60 s) for a stdout line with `127.0.0.1:PORT`.
 pub async fn start_and_wait_addr(mut cmd: Command) -> Running {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    wait_addr(cmd.spawn().expect("start oneport")).await
+}
+
+/// The same with stderr collected: the running process and its stderr lines.
+pub async fn start_and_wait_addr_logged(mut cmd: Command) -> (Running, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start oneport");
+    let lines = collect_lines(child.stderr.take().unwrap());
+    (wait_addr(child).await, lines)
+}
+
+/// Waits (up to 60 s) for `child` to print a line with `127.0.0.1:PORT` on stdout.
+async fn wait_addr(mut child: Child) -> Running {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut seen = Vec::new();
