@@ -251,6 +251,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         self.seen(r)
     }
+    // h2 writes a DATA frame as its head and its payload in one vectored write when
+    // the transport says it can; hiding that would cost a TLS record and a system
+    // call for each head.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.seen(r)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
         self.seen(r)

@@ -185,6 +185,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         Poll::Ready(Ok(n))
     }
 
+    /// The TLS inside hands over its records in one vectored write: they go out as
+    /// one message (up to [`crate::net::ping::MAX_WRITE_FRAME`]), not a message each.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>().min(crate::net::ping::MAX_WRITE_FRAME);
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(to_io)?;
+        let mut message = Vec::with_capacity(total);
+        for b in bufs {
+            let room = total - message.len();
+            if room == 0 {
+                break;
+            }
+            message.extend_from_slice(&b[..b.len().min(room)]);
+        }
+        Pin::new(&mut self.ws).start_send(Message::Binary(Bytes::from(message))).map_err(to_io)?;
+        Poll::Ready(Ok(total))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.ws).poll_flush(cx).map_err(to_io)
     }
@@ -233,6 +261,26 @@ mod tests {
         s.write_all(b"reply").await.unwrap();
         s.flush().await.unwrap();
         assert_eq!(&w.await.unwrap(), b"reply");
+    }
+
+    /// A vectored write is one message holding the slices in order, cut at the
+    /// largest message.
+    #[tokio::test]
+    async fn vectored_writes_are_one_message() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let client = WebSocketStream::from_raw_socket(a, Role::Client, Some(config())).await;
+        let mut server = WebSocketStream::from_raw_socket(b, Role::Server, Some(config())).await;
+        let mut c = WsStream::new(client, None);
+        let big = vec![7u8; crate::net::ping::MAX_WRITE_FRAME];
+        let slices = [io::IoSlice::new(b"head"), io::IoSlice::new(b""), io::IoSlice::new(&big)];
+        let n = c.write_vectored(&slices).await.unwrap();
+        assert_eq!(n, crate::net::ping::MAX_WRITE_FRAME);
+        c.flush().await.unwrap();
+        use futures_util::StreamExt;
+        let Some(Ok(Message::Binary(m))) = server.next().await else { panic!("no binary message") };
+        assert_eq!(m.len(), n);
+        assert_eq!(&m[..4], b"head");
+        assert!(m[4..].iter().all(|&x| x == 7));
     }
 
     /// A frame header announcing more than 64 KiB gets Close 1009 and an error at
