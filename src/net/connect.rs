@@ -95,7 +95,10 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     match tokio::time::timeout(limit, TlsConnector::from(config).connect(name, io)).await {
-        Ok(Ok(t)) => Ok(t),
+        Ok(Ok(mut t)) => {
+            t.get_mut().1.set_buffer_limit(Some(crate::net::tls::SEND_BUFFER_LIMIT));
+            Ok(t)
+        }
         Ok(Err(e)) => Err(TlsFailure::Failed(e)),
         Err(_) => Err(TlsFailure::Timeout(limit)),
     }

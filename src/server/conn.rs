@@ -145,7 +145,7 @@ where
         Route::Auth => srv.tls.auth_config(srv.table.auth_alpn.clone()),
         _ => srv.tls.config(alpn, with_revocation(auth, srv.auth.clone())),
     };
-    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config).into_fallible()).await {
+    let mut tls = match tokio::time::timeout_at(deadline, start.into_stream(config).into_fallible()).await {
         Ok(Ok(tls)) => tls,
         Ok(Err((e, mut io))) => {
             // rustls wrote its alert (access_denied for a refusal) but nothing flushed
@@ -164,6 +164,7 @@ where
         Some(Err(e)) => return info!(reason = %e, "refused: the client certificate names no usable identity; closed"),
     };
     pre.handshake_done();
+    tls.get_mut().1.set_buffer_limit(Some(crate::net::tls::SEND_BUFFER_LIMIT));
     // An expired certificate (a resumed session skips verification) is no identity.
     if caller.as_ref().is_some_and(|c| !c.expired_at(SystemTime::now())) {
         pre.authenticated();
