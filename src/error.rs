@@ -186,6 +186,10 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// The local client (the program using a local proxy, or ssh on the other end
+    /// of `proxy ssh`'s stdio) reset or dropped its side of a tunnel.
+    #[error("the local client cut its connection: {0}")]
+    LocalClient(io::Error),
     /// The proxy refused the route; the message names the resource and why.
     #[error("{0}")]
     Refused(String),

@@ -402,3 +402,48 @@ async fn http_app_falls_back_to_one_routing_connection_per_local_connection() {
     })
     .await;
 }
+
+/// A local client that resets its connection mid-session ends its stream, and
+/// only that: the proxy does not open a routing connection to ask the server why
+/// (the reset was the client's doing), and the next local connection rides the
+/// same session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_reset_costs_no_routing_connection() {
+    deadline(async {
+        let srv = server_with_echo(|_| {}).await;
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let id = srv.identity("alice", &[]);
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = oneport(home.path());
+        cmd.env("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "false")
+            .env("RUST_LOG", "oneport=debug")
+            .args(["--proxy", &front.to_string(), "--identity"])
+            .arg(&id)
+            .args(["proxy", "app", "echo"])
+            .kill_on_drop(true);
+        let (running, lines) = start_and_wait_addr_logged(cmd).await;
+        let mut first = TcpStream::connect(running.addr).await.unwrap();
+        let mut buf = [0u8; 5];
+        first.write_all(b"hello").await.unwrap();
+        first.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+        let before = dials.load(Ordering::SeqCst);
+        // SO_LINGER 0: closing sends RST, so the proxy's next read fails.
+        first.set_zero_linger().unwrap();
+        drop(first);
+        wait_line(&lines, "the local client cut its connection").await;
+        let mut second = TcpStream::connect(running.addr).await.unwrap();
+        second.write_all(b"again").await.unwrap();
+        second.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"again");
+        assert_eq!(dials.load(Ordering::SeqCst), before, "a local reset opened a routing connection");
+        assert!(
+            !lines.lock().unwrap().iter().any(|l| l.contains("ERROR")),
+            "a local reset was logged as an error: {:?}",
+            lines.lock().unwrap()
+        );
+        drop(running);
+        srv.stop().await;
+    })
+    .await;
+}

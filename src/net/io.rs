@@ -1,5 +1,6 @@
 //! Boxed byte streams: what the dialer returns and what the router hands to backends;
-//! a stream without its own half-close, and a byte-counting one.
+//! a stream without its own half-close, a byte-counting one, and one that notes
+//! whether an error came from its side of a relay.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -144,10 +145,85 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
+/// A stream that notes whether one of its own reads or writes failed, so that the
+/// caller of a relay can tell "the local client went away" from "the tunnel broke".
+#[derive(Debug)]
+pub struct Noted<S> {
+    inner: S,
+    failed: bool,
+}
+
+impl<S> Noted<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Noted<S> {
+        Noted { inner, failed: false }
+    }
+
+    /// Whether a read or write on this stream returned an error.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    fn seen<T>(&mut self, r: std::task::Poll<std::io::Result<T>>) -> std::task::Poll<std::io::Result<T>> {
+        if let std::task::Poll::Ready(Err(_)) = &r {
+            self.failed = true;
+        }
+        r
+    }
+}
+
+impl<S: AsyncRead + Unpin + ?Sized> AsyncRead for Noted<&mut S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_read(cx, buf);
+        self.seen(r)
+    }
+}
+
+impl<S: AsyncWrite + Unpin + ?Sized> AsyncWrite for Noted<&mut S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
+        self.seen(r)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_flush(cx);
+        self.seen(r)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx);
+        self.seen(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn noted_notes_its_own_errors_only() {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut a = a;
+        let mut noted = Noted::new(&mut a);
+        noted.write_all(b"x").await.unwrap();
+        assert!(!noted.failed());
+        drop(b);
+        assert!(noted.write_all(b"y").await.is_err());
+        assert!(noted.failed());
+    }
 
     #[tokio::test]
     async fn counted_counts_both_ways() {

@@ -30,7 +30,7 @@ use crate::client::session::Session;
 use crate::client::webapi;
 use crate::error::{Error, Result};
 use crate::net::accept;
-use crate::net::io::IoStream;
+use crate::net::io::{IoStream, Noted};
 use crate::net::meter::{Meter, Metered};
 use crate::net::mux::StreamRefused;
 use crate::net::relay::{relay, Counts};
@@ -126,10 +126,13 @@ pub async fn tunnel<L: IoStream + ?Sized>(
     res: &ResourceRef,
     local: &mut L,
 ) -> Result<Counts> {
+    let mut local = Noted::new(local);
     let result = async {
         let mut dialed = dialer.dial(target).await?;
         let proxy = dialer.context().proxy.to_string();
-        relay(local, &mut dialed.stream).await.map_err(|e| after_handshake(&e, res, &proxy))
+        relay(&mut local, &mut dialed.stream)
+            .await
+            .map_err(|e| local_or(&local, e, |e| after_handshake(&e, res, &proxy)))
     }
     .await;
     closed(dialer, res, result).await
@@ -143,24 +146,44 @@ pub async fn tunnel<L: IoStream + ?Sized>(
 /// The open or relay error, explained.
 pub async fn tunnel_on<L: IoStream + ?Sized>(session: &Arc<Session>, local: &mut L) -> Result<Counts> {
     let (dialer, res) = (session.dialer(), session.resource());
+    let mut local = Noted::new(local);
     let result = async {
         let mut remote = session.open().await?;
         let proxy = dialer.context().proxy.to_string();
-        relay(local, &mut remote).await.map_err(|e| match StreamRefused::of(&e) {
-            Some(r) => Error::Refused(r.sentence.clone()),
-            None => after_handshake(&e, res, &proxy),
+        relay(&mut local, &mut remote).await.map_err(|e| {
+            local_or(&local, e, |e| match StreamRefused::of(&e) {
+                Some(r) => Error::Refused(r.sentence.clone()),
+                None => after_handshake(&e, res, &proxy),
+            })
         })
     }
     .await;
     closed(dialer, res, result).await
 }
 
-/// How a tunnel ended: its counts, logged, or its error, explained.
+/// A relay error from the local side (the local client reset or vanished) is the
+/// client's doing, not the tunnel's: it is said as such, and nobody asks the proxy
+/// why (which would cost a routing connection for nothing). Any other error goes
+/// to `tunnel`.
+fn local_or<L>(local: &Noted<L>, e: std::io::Error, tunnel: impl FnOnce(std::io::Error) -> Error) -> Error {
+    if local.failed() {
+        Error::LocalClient(e)
+    } else {
+        tunnel(e)
+    }
+}
+
+/// How a tunnel ended: its counts, logged, or its error, explained. A local client
+/// that cut its connection ends the tunnel without an error.
 async fn closed(dialer: &Dialer, res: &ResourceRef, result: Result<Counts>) -> Result<Counts> {
     match result {
         Ok(c) => {
             debug!(sent = c.a_to_b, received = c.b_to_a, "tunnel closed");
             Ok(c)
+        }
+        Err(Error::LocalClient(e)) => {
+            debug!(error = %e, "the local client cut its connection; tunnel closed");
+            Ok(Counts::default())
         }
         Err(e) => Err(explain(dialer, res, e).await),
     }
