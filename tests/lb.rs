@@ -2,7 +2,9 @@
 //! client detects the load balancer and tunnels through the connection upgrade.
 //! nginx and HAProxy cut idle streams (after 1 s, or 5 s at realistic values); the
 //! server's pings keep sessions up, and without them the same sessions are cut. An
-//! HTTP app's connections ride one multiplexed session through nginx.
+//! HTTP app's connections ride one multiplexed session through nginx, and pgbench,
+//! psql, mysql, curl and wrk ride the sessions of `proxy db`/`proxy app` behind
+//! nginx, HAProxy and squid without one new connection to the router.
 
 mod common;
 
@@ -798,6 +800,146 @@ async fn nginx_carries_an_http_app_on_one_multiplexed_session() {
         let routed = dials.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(routed, 0, "5 curls through nginx: streams of the open session, no new router connection");
         drop(child);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// How a local proxy reaches the router in [`real_clients_ride_one_session_behind_each_front`].
+struct Front {
+    name: &'static str,
+    /// The `--proxy` value.
+    proxy: String,
+    /// Extra environment (squid: `HTTPS_PROXY`).
+    env: Vec<(&'static str, String)>,
+}
+
+/// `oneport proxy ARGS` through `front`, trusting the load balancer's CA, with
+/// its stderr collected; returns once the session to the resource is multiplexed.
+async fn muxed_proxy(front: &Front, home: &Path, id: &Path, pki: &LbPki, args: &[&str]) -> (Running, ArcLines) {
+    let mut cmd = oneport(home);
+    cmd.env("SSL_CERT_FILE", &pki.ca)
+        .env_remove("RUST_LOG")
+        .args(["--proxy", &front.proxy, "--identity"])
+        .arg(id)
+        .arg("proxy")
+        .args(args)
+        .kill_on_drop(true);
+    for (k, v) in &front.env {
+        cmd.env(k, v);
+    }
+    let (running, lines) = start_and_wait_addr_logged(cmd).await;
+    let line = wait_line(&lines, "new connections open streams on it").await;
+    assert!(line.contains("multiplexed session ("), "{}: {line}", front.name);
+    (running, lines)
+}
+
+type ArcLines = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The real clients through the multiplexed sessions of `proxy db` (PostgreSQL and
+/// MariaDB) and `proxy app` (an HTTP app) behind nginx (WebSocket upgrade),
+/// HAProxy (`mode http`, upgrade) and squid (CONNECT): pgbench with 8 clients,
+/// psql, mysql, curl and wrk all run, and not one of their connections reaches the
+/// router as a new connection: each is a stream of the session opened at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_clients_ride_one_session_behind_each_front() {
+    use common::realdb::{self, Mariadb, Postgres};
+    use oneport::server::config::{App, AppKind, DbProtocol};
+    use std::sync::atomic::Ordering;
+    for p in ["nginx", "haproxy", "squid", "curl", "wrk", "pgbench"] {
+        assert!(have(p), "{p} is needed (scripts/install-deps)");
+    }
+    assert!(realdb::have_postgres() && realdb::have_mariadb(), "PostgreSQL and MariaDB are needed");
+    deadline(async {
+        let (pg, maria) = tokio::join!(Postgres::start(), Mariadb::start());
+        let (app, conns) = http_app().await;
+        let srv = TestServer::start(|c| {
+            c.ping_interval = REAL_IDLE.pings;
+            c.databases.push(realdb::db("pg1", DbProtocol::Postgres, &pg.addr().to_string(), &["alice"]));
+            c.databases.push(realdb::db("my1", DbProtocol::Mysql, &maria.addr().to_string(), &["alice"]));
+            c.apps.push(App { kind: AppKind::Http, ..tcp_app("site", app, &["alice"]) });
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (router, dials) = counting_forwarder(srv.addr).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, LB_IDLE).await;
+        let haproxy = lb::haproxy(&pki, router, LB_IDLE).await;
+        let squid = lb::squid().await;
+        let fronts = [
+            Front { name: "nginx", proxy: nginx.addr.to_string(), env: vec![] },
+            Front { name: "HAProxy", proxy: haproxy.addr.to_string(), env: vec![] },
+            Front {
+                name: "squid",
+                proxy: router.to_string(),
+                env: vec![("HTTPS_PROXY", format!("http://{}", squid.addr))],
+            },
+        ];
+        for front in &fronts {
+            let who = front.name;
+            let home = tempfile::tempdir().unwrap();
+            let (pgp, _) = muxed_proxy(front, home.path(), &id, &pki, &["db", "pg1", "--db-user", "postgres"]).await;
+            let (myp, _) = muxed_proxy(front, home.path(), &id, &pki, &["db", "my1", "--db-user", "root"]).await;
+            let (site, site_log) = muxed_proxy(front, home.path(), &id, &pki, &["app", "site"]).await;
+            let before = dials.load(Ordering::SeqCst);
+            let app_before = conns.load(Ordering::SeqCst);
+
+            let addr = pgp.addr;
+            let pgbench = |args: &[&str]| {
+                let mut c = tokio::process::Command::new("pgbench");
+                c.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-U", "postgres"])
+                    .args(args)
+                    .arg("postgres")
+                    .env("PGCONNECT_TIMEOUT", "10")
+                    .env_remove("PGSSLMODE")
+                    .stdin(std::process::Stdio::null());
+                c
+            };
+            let init = realdb::output(pgbench(&["-i", "-q"])).await;
+            assert!(init.status.success(), "{who}: pgbench -i: {}", realdb::text(&init.stderr));
+            let run = realdb::output(pgbench(&["-c", "8", "-j", "2", "-t", "20"])).await;
+            let out = realdb::text(&run.stdout);
+            assert!(run.status.success(), "{who}: pgbench: {out}{}", realdb::text(&run.stderr));
+            assert!(out.contains("number of transactions actually processed: 160/160"), "{who}: {out}");
+            let mut psql = realdb::psql(addr, "postgres");
+            psql.args(["-c", "select count(*) from pgbench_branches"]);
+            let psql = realdb::output(psql).await;
+            assert_eq!(realdb::text(&psql.stdout).trim(), "1", "{who}: psql: {}", realdb::text(&psql.stderr));
+
+            let mut mysql = realdb::mysql(myp.addr, "root");
+            mysql.args(["-e", "select 6 * 7"]);
+            let mysql = realdb::output(mysql).await;
+            assert_eq!(realdb::text(&mysql.stdout).trim(), "42", "{who}: mysql: {}", realdb::text(&mysql.stderr));
+
+            for _ in 0..3 {
+                let out = tokio::process::Command::new("curl")
+                    .args(["-sS", "--fail", "--max-time", "30"])
+                    .arg(format!("http://{}/", site.addr))
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(out.status.success(), "{who}: curl: {}", String::from_utf8_lossy(&out.stderr));
+                assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{who}");
+            }
+            let wrk = tokio::process::Command::new("wrk")
+                .args(["-t", "2", "-c", "8", "-d", "1s", "--timeout", "10s"])
+                .arg(format!("http://{}/", site.addr))
+                .output()
+                .await
+                .unwrap();
+            let report = String::from_utf8_lossy(&wrk.stdout).into_owned();
+            assert!(wrk.status.success(), "{who}: wrk: {report}{}", String::from_utf8_lossy(&wrk.stderr));
+            assert!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "{who}: {report}");
+            assert!(
+                conns.load(Ordering::SeqCst) - app_before >= 11,
+                "{who}: the app sees a connection per local connection (3 curls, 8 wrk)"
+            );
+
+            let routed = dials.load(Ordering::SeqCst) - before;
+            let log = site_log.lock().unwrap().join("\n");
+            assert_eq!(routed, 0, "{who}: clients' connections reached the router as new connections\n{log}");
+            drop((pgp, myp, site));
+        }
         srv.stop().await;
     })
     .await;

@@ -3,7 +3,8 @@
 //! per-stream re-check of an expired identity on an open session, the fallback
 //! against a server with `mux.enabled: false`, pgbench with 8 clients through
 //! the real binary's `proxy db` on one session, and curl and wrk through `proxy app`
-//! on an HTTP app (`teleport-http-mux`, and its fallback to `http/1.1`).
+//! on an HTTP app (`teleport-http-mux`, and its fallback to `http/1.1`), and a local
+//! client's reset that ends its stream without a routing connection to ask why.
 
 mod common;
 

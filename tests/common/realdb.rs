@@ -260,6 +260,8 @@ pub struct ProxyDb {
     pub addr: SocketAddr,
     /// Stdout up to and including "Press Ctrl-C to stop.".
     pub lines: Vec<String>,
+    /// Stderr so far, a line each (for `wait_line`).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts `oneport ... proxy db ...` and reads its settings block. `Err` carries
@@ -271,16 +273,24 @@ pub async fn start_proxy_db(mut cmd: Command) -> Result<ProxyDb, String> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log_lines = log.clone();
     // Keep draining stderr (echoed for debugging) so the child never blocks on it.
     tokio::spawn(async move {
         let mut all = Vec::new();
         let mut buf = [0u8; 4096];
+        let mut line_start = 0;
         while let Ok(n) = stderr.read(&mut buf).await {
             if n == 0 {
                 break;
             }
             eprint!("{}", String::from_utf8_lossy(&buf[..n]));
             all.extend_from_slice(&buf[..n]);
+            while let Some(end) = all[line_start..].iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&all[line_start..line_start + end]).into_owned();
+                log_lines.lock().unwrap().push(line);
+                line_start += end + 1;
+            }
         }
         let _ = tx.send(String::from_utf8_lossy(&all).into_owned());
     });
@@ -302,7 +312,7 @@ pub async fn start_proxy_db(mut cmd: Command) -> Result<ProxyDb, String> {
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr = super::find_loopback_addr(&seen[0]).unwrap_or_else(|| panic!("no address on the first line: {seen:?}"));
-    Ok(ProxyDb { child, addr, lines: seen })
+    Ok(ProxyDb { child, addr, lines: seen, log })
 }
 
 /// A database entry for the server's config, allowing `users`.
