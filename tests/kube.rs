@@ -3,14 +3,14 @@
 //! the server's impersonating backend in front of an API-server double, watches that
 //! idle past 10 s (and 3 s behind nginx's 1 s cut-off), `kubectl exec` with stdin, kubeconfig merging by kubectl's rules,
 //! the Status 403 for callers outside the allow-list, and `proxy kube` on one
-//! `teleport-http-mux` session (get, watch and exec; the fallback without it; a reload
-//! that removes the user).
+//! `teleport-http-mux` session (get, watch and exec, direct and behind nginx, HAProxy
+//! and squid; the fallback without it; a reload that removes the user).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1329,10 +1329,54 @@ async fn exec_cat(home: &Home, kubeconfig: &str, payload: &[u8]) {
     assert_eq!(sha256(&out.stdout), sha256(payload), "exec: bytes changed ({})", text(&out.stderr));
 }
 
+/// On a running `proxy kube` whose session is multiplexed: `kubectl get`, a
+/// `get --watch` that stays open and receives an event, `exec` (upgraded to
+/// WebSocket inside its stream) while the watch is open, and another `get`. None of
+/// them may open a routing connection (`dials` counts those); `who` names the path.
+async fn get_watch_and_exec_ride_the_session(
+    api: &KubeApi,
+    home: &Home,
+    kubeconfig: &str,
+    dials: &AtomicUsize,
+    who: &str,
+) {
+    let before = dials.load(Ordering::SeqCst);
+    let (watches, execs) = (api.watches(), api.execs());
+    version_and_pods(home, kubeconfig).await;
+    let mut c = home.kubectl(kubeconfig);
+    c.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+    let mut watch = c.spawn().unwrap();
+    let mut watched = BufReader::new(watch.stdout.take().unwrap()).lines();
+    poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
+        (api.watches() > watches).then_some(())
+    })
+    .await;
+    // While the watch is open on its stream, exec and get run on others.
+    exec_cat(home, kubeconfig, &random_bytes(256 << 10, 5)).await;
+    let event = format!("muxed-pod-{}", api.watches());
+    api.send_event(&event);
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = watched.next_line().await.unwrap() {
+            if line.contains(&event) {
+                return line;
+            }
+        }
+        panic!("{who}: the watch ended without the event");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{who}: the watch did not print the event within 30s"));
+    assert!(got.contains("Running"), "{who}: {got}");
+    let mut c = home.kubectl(kubeconfig);
+    c.args(["get", "pods"]);
+    assert!(ok(c, "kubectl get pods beside the watch").await.contains(POD), "{who}");
+    assert_eq!(api.execs() - execs, 1, "{who}");
+    assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "{who}: every kubectl connection is a stream of the session");
+    let _ = watch.start_kill();
+}
+
 /// `proxy kube` keeps one `teleport-http-mux` session to the cluster: `kubectl get`,
-/// a `get --watch` that stays open and receives an event, and `exec` (upgraded to
-/// WebSocket inside its stream) all ride it; the server sees no new routing
-/// connection for any of them.
+/// a watch, and `exec` all ride it; the server sees no new routing connection for
+/// any of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_kube_carries_get_watch_and_exec_on_one_session() {
     assert!(have(KUBECTL), "kubectl is needed (scripts/install-deps)");
@@ -1342,37 +1386,46 @@ async fn proxy_kube_carries_get_watch_and_exec_on_one_session() {
         let c = home.oneport_via(&front.to_string(), &id, "/nonexistent/never-used");
         let (mut p, lines) = proxy_kube_logged(c, &["dev"]).await;
         wait_line(&lines, DEV_MULTIPLEXED).await;
-        let before = dials.load(Ordering::SeqCst);
-        version_and_pods(&home, &p.kubeconfig).await;
-        let mut c = home.kubectl(&p.kubeconfig);
-        c.args(["get", "pods", "--watch"]).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
-        let mut watch = c.spawn().unwrap();
-        let mut watched = BufReader::new(watch.stdout.take().unwrap()).lines();
-        poll_until(Duration::from_secs(60), "the watch to reach the API server", || async {
-            (api.watches() >= 1).then_some(())
-        })
-        .await;
-        // While the watch is open on its stream, exec and get run on others.
-        exec_cat(&home, &p.kubeconfig, &random_bytes(256 << 10, 5)).await;
-        api.send_event("muxed-pod");
-        let got = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = watched.next_line().await.unwrap() {
-                if line.contains("muxed-pod") {
-                    return line;
-                }
-            }
-            panic!("the watch ended without the event");
-        })
-        .await
-        .expect("the watch did not print the event within 30s");
-        assert!(got.contains("Running"), "{got}");
-        let mut c = home.kubectl(&p.kubeconfig);
-        c.args(["get", "pods"]);
-        assert!(ok(c, "kubectl get pods beside the watch").await.contains(POD));
-        assert_eq!(api.execs(), 1);
-        assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "every kubectl connection is a stream of the session");
-        let _ = watch.start_kill();
+        get_watch_and_exec_ride_the_session(&api, &home, &p.kubeconfig, &dials, "direct").await;
         let _ = p.child.start_kill();
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// The same behind nginx (WebSocket upgrade), HAProxy (`mode http`) and squid
+/// (CONNECT): `proxy kube` finds its way on its own, its session is multiplexed,
+/// and get, watch and exec open no new connection to the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_haproxy_and_squid_kubectl_rides_one_session() {
+    for p in [KUBECTL, "nginx", "haproxy", "squid"] {
+        assert!(have(p), "{p} is needed (scripts/install-deps)");
+    }
+    deadline(async {
+        let Dev { api, srv, id, home } = Dev::start_as(&["dev"], |c| c.ping_interval = REAL_IDLE.pings).await;
+        let (router, dials) = counting_forwarder(srv.addr).await;
+        let pki = LbPki::new();
+        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
+        let haproxy = lb::haproxy(&pki, router, Duration::from_secs(5)).await;
+        let squid = lb::squid().await;
+        let squid_url = format!("http://{}", squid.addr);
+        let fronts = [
+            ("nginx", nginx.addr.to_string(), None),
+            ("HAProxy", haproxy.addr.to_string(), None),
+            ("squid", router.to_string(), Some(squid_url.as_str())),
+        ];
+        for (who, via, https_proxy) in fronts {
+            let mut c = home.oneport_via(&via, &id, "/nonexistent/never-used");
+            c.env("SSL_CERT_FILE", &pki.ca).env_remove("RUST_LOG");
+            if let Some(url) = https_proxy {
+                c.env("HTTPS_PROXY", url);
+            }
+            let mut p = proxy_kube_spawn(c, &["dev"], Stdio::piped()).await;
+            let lines = collect_lines(p.child.stderr.take().unwrap());
+            wait_line(&lines, DEV_MULTIPLEXED).await;
+            get_watch_and_exec_ride_the_session(&api, &home, &p.kubeconfig, &dials, who).await;
+            let _ = p.child.start_kill();
+        }
         srv.stop().await;
     })
     .await;
@@ -1482,34 +1535,6 @@ async fn a_reload_that_removes_the_user_refuses_kube_streams() {
         assert_eq!(api.requests().len(), seen, "nothing reaches the removed cluster's API server");
         let _ = p.child.start_kill();
         stop_with_sigterm(&mut server).await;
-        srv.stop().await;
-    })
-    .await;
-}
-
-/// Through nginx (the connection upgrade), `proxy kube` keeps its one session:
-/// kubectl get and exec open streams on it, and nginx opens no new connection to the
-/// router for them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_nginx_proxy_kube_rides_one_session() {
-    assert!(have(KUBECTL) && have("nginx"), "kubectl and nginx are needed (scripts/install-deps)");
-    deadline(async {
-        let Dev { api, srv, id, home } = Dev::start().await;
-        let (router, dials) = counting_forwarder(srv.addr).await;
-        let pki = LbPki::new();
-        let nginx = lb::nginx(&pki, router, NginxMode::PassUpgrades, false, Duration::from_secs(5)).await;
-        let mut c = home.oneport_via(&nginx.addr.to_string(), &id, "/nonexistent/never-used");
-        c.env("SSL_CERT_FILE", &pki.ca).env_remove("RUST_LOG");
-        let mut p = proxy_kube_spawn(c, &["dev"], Stdio::piped()).await;
-        let lines = collect_lines(p.child.stderr.take().unwrap());
-        wait_line(&lines, DEV_MULTIPLEXED).await;
-        let before = dials.load(Ordering::SeqCst);
-        version_and_pods(&home, &p.kubeconfig).await;
-        exec_cat(&home, &p.kubeconfig, b"through nginx\n").await;
-        assert_eq!(api.execs(), 1);
-        assert_eq!(dials.load(Ordering::SeqCst) - before, 0, "kubectl's connections are streams of the session");
-        let _ = p.child.start_kill();
-        drop(nginx);
         srv.stop().await;
     })
     .await;
