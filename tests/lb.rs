@@ -885,19 +885,9 @@ async fn real_clients_ride_one_session_behind_each_front() {
             let app_before = conns.load(Ordering::SeqCst);
 
             let addr = pgp.addr;
-            let pgbench = |args: &[&str]| {
-                let mut c = tokio::process::Command::new("pgbench");
-                c.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-U", "postgres"])
-                    .args(args)
-                    .arg("postgres")
-                    .env("PGCONNECT_TIMEOUT", "10")
-                    .env_remove("PGSSLMODE")
-                    .stdin(std::process::Stdio::null());
-                c
-            };
-            let init = realdb::output(pgbench(&["-i", "-q"])).await;
+            let init = realdb::output(realdb::pgbench(addr, &["-i", "-q"])).await;
             assert!(init.status.success(), "{who}: pgbench -i: {}", realdb::text(&init.stderr));
-            let run = realdb::output(pgbench(&["-c", "8", "-j", "2", "-t", "20"])).await;
+            let run = realdb::output(realdb::pgbench(addr, &["-c", "8", "-j", "2", "-t", "20"])).await;
             let out = realdb::text(&run.stdout);
             assert!(run.status.success(), "{who}: pgbench: {out}{}", realdb::text(&run.stderr));
             assert!(out.contains("number of transactions actually processed: 160/160"), "{who}: {out}");

@@ -265,20 +265,10 @@ async fn pgbench_with_8_clients_through_one_session() {
             .args(["proxy", "db", "pg1", "--db-user", "postgres"]);
         let proxy = realdb::start_proxy_db(cmd).await.unwrap();
         let addr = proxy.addr;
-        let pgbench = |args: &[&str]| {
-            let mut c = tokio::process::Command::new("pgbench");
-            c.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-U", "postgres"])
-                .args(args)
-                .arg("postgres")
-                .env("PGCONNECT_TIMEOUT", "10")
-                .env_remove("PGSSLMODE")
-                .stdin(std::process::Stdio::null());
-            c
-        };
         let before = dials.load(Ordering::SeqCst);
-        let init = realdb::output(pgbench(&["-i", "-q"])).await;
+        let init = realdb::output(realdb::pgbench(addr, &["-i", "-q"])).await;
         assert!(init.status.success(), "pgbench -i: {}", realdb::text(&init.stderr));
-        let run = realdb::output(pgbench(&["-c", "8", "-j", "2", "-t", "50"])).await;
+        let run = realdb::output(realdb::pgbench(addr, &["-c", "8", "-j", "2", "-t", "50"])).await;
         let out = realdb::text(&run.stdout);
         assert!(run.status.success(), "pgbench: {out}{}", realdb::text(&run.stderr));
         assert!(out.contains("number of transactions actually processed: 400/400"), "{out}");

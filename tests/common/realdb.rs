@@ -160,6 +160,19 @@ pub fn psql(addr: SocketAddr, user: &str) -> Command {
     c
 }
 
+/// pgbench against `addr` as `postgres` on database `postgres`, with `args`
+/// (`-i -q`, `-c 8 -j 2 -t 20`): no TLS, a 10 s connect timeout, stdin from /dev/null.
+pub fn pgbench(addr: SocketAddr, args: &[&str]) -> Command {
+    let mut c = Command::new("pgbench");
+    c.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-U", "postgres"])
+        .args(args)
+        .arg("postgres")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGSSLMODE")
+        .stdin(Stdio::null());
+    c
+}
+
 /// A MariaDB server; `root` logs in without a password over TCP.
 pub struct Mariadb {
     pub dir: tempfile::TempDir,
