@@ -631,7 +631,8 @@ async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
         assert!(resumed);
         assert!(resolve.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{resolve}");
         assert!(
-            resolve.contains("the identity of user alice has expired: get a new one and log in again"),
+            resolve.contains("the identity for alice expired at ")
+                && resolve.contains(" ago): get a new one and run `oneport login`"),
             "{resolve}"
         );
         srv.stop().await;

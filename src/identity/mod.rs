@@ -86,17 +86,25 @@ impl Caller {
         )
     }
 
+    /// [`Caller::expired_sentence`] when the certificate has expired now, else `None`.
+    /// The client (before it dials) and the server (on every stream and request)
+    /// both say this, so a connection made in the second of expiry reads the same
+    /// whichever side noticed first.
+    pub fn expired_now(&self) -> Option<String> {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+        self.expired_at(now).then(|| self.expired_sentence(secs))
+    }
+
     /// Refuses an identity that has expired, before anything is dialled with it.
     ///
     /// # Errors
     /// [`Error::Config`] with [`Caller::expired_sentence`] when it has expired.
     pub fn check_current(&self) -> Result<()> {
-        let now = SystemTime::now();
-        if self.expired_at(now) {
-            let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
-            return Err(Error::config(self.expired_sentence(secs)));
+        match self.expired_now() {
+            Some(sentence) => Err(Error::config(sentence)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The time left until expiry (zero when expired).

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, HOST};
@@ -440,9 +440,9 @@ async fn handle(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
         let msg = format!("kube cluster {} is no longer configured", ctx.cluster);
         return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg);
     };
-    if ctx.caller.expired_at(SystemTime::now()) {
-        let msg = format!("the identity of user {} has expired: get a new one and log in again", ctx.caller.user);
-        return kube_status::for_path(&path, StatusCode::UNAUTHORIZED, &msg);
+    // 403, not 401: kubectl replaces a 401's text with "You must be logged in".
+    if let Some(msg) = ctx.caller.expired_now() {
+        return kube_status::for_path(&path, StatusCode::FORBIDDEN, &msg);
     }
     if let Err(e) = impersonate(req.headers_mut(), &ctx.caller) {
         return kube_status::for_path(&path, StatusCode::BAD_REQUEST, &format!("cannot impersonate: {e}"));

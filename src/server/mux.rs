@@ -102,7 +102,8 @@ pub fn judge(
         }
     }
     if caller.expired_at(now) {
-        let sentence = format!("the identity of user {} has expired: get a new one and log in again", caller.user);
+        let secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let sentence = caller.expired_sentence(secs);
         return Err(Refusal { status: StatusCode::FORBIDDEN, sentence });
     }
     // Revocations reach every server within `state_refresh` (server::auth).

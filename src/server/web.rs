@@ -232,17 +232,11 @@ async fn route(srv: Arc<Server>, ctx: Arc<Ctx>, slot: Slot, req: Request<Incomin
         }
         (&Method::GET, "/webapi/ping") => json(StatusCode::OK, &ping(&srv, caller)),
         (&Method::GET, "/webapi/resolve") => match (&ctx.caller, caller) {
-            (Some(c), None) => error(
-                StatusCode::UNAUTHORIZED,
-                &format!("the identity of user {} has expired: get a new one and log in again", c.user),
-            ),
+            (Some(c), None) => error(StatusCode::UNAUTHORIZED, &c.expired_sentence(crate::server::auth::now())),
             _ => resolve(&srv, caller, req.uri().query().unwrap_or("")),
         },
         (&Method::GET, "/webapi/reach") => match (&ctx.caller, caller) {
-            (Some(c), None) => error(
-                StatusCode::UNAUTHORIZED,
-                &format!("the identity of user {} has expired: get a new one and log in again", c.user),
-            ),
+            (Some(c), None) => error(StatusCode::UNAUTHORIZED, &c.expired_sentence(crate::server::auth::now())),
             _ => reach(&srv, caller, req.uri().query().unwrap_or("")).await,
         },
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {} {path}", req.method())),

@@ -16,7 +16,7 @@ pub mod kube;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -47,10 +47,7 @@ pub type Handler = Arc<dyn Fn(LocalConn) -> BoxFuture<'static, ()> + Send + Sync
 /// The sentence that refuses a new connection once the identity new connections
 /// would present has expired (renewal failed, or the identity is not renewable).
 pub fn expired(dialer: &Dialer) -> Option<String> {
-    let caller = dialer.identity().caller;
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
-    caller.expired_at(now).then(|| caller.expired_sentence(secs))
+    dialer.identity().caller.expired_now()
 }
 
 /// Binds `addr:port` (port 0 picks a free one) with the larger backlog of
