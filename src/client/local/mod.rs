@@ -290,7 +290,13 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                         meter.error(format!("{what}: {e}"));
                         // Nothing from the app reached the client: answer in its place.
                         if !gate.wrote.load(Ordering::Relaxed) && gate.refusal().is_none() {
-                            let page = hostcheck::refusal(&unreachable_page(&what, &e));
+                            let mut page = unreachable_page(&what, &e);
+                            // The proxy saw the expiry first (the same second): the
+                            // same 401 the check above gives.
+                            if matches!(e, Error::Refused(_)) && expired(session.dialer()).is_some() {
+                                page.status = 401;
+                            }
+                            let page = hostcheck::refusal(&page);
                             let _ = tokio::time::timeout(WHY_TIMEOUT, async {
                                 local.write_all(&page).await?;
                                 local.shutdown().await
