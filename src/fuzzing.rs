@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::client::upgrade::{http as client_http, proxy_env};
 use crate::net::ping::PingStream;
-use crate::net::websocket::{self, WsStream};
+use crate::net::websocket::WsStream;
 use crate::proto::db::{handshake, mysql, postgres};
 use crate::proto::naming;
 use crate::proto::upgrade::Sub;
@@ -199,9 +199,7 @@ pub fn websocket(data: &[u8]) {
         Some(b) if b & 1 == 1 => tokio_tungstenite::tungstenite::protocol::Role::Client,
         _ => tokio_tungstenite::tungstenite::protocol::Role::Server,
     };
-    let mem = Mem::new(data);
-    let ws = drive(tokio_tungstenite::WebSocketStream::from_raw_socket(mem, role, Some(websocket::config())));
-    let mut stream = WsStream::new(ws, None);
+    let mut stream = WsStream::new(Mem::new(data), role, None);
     let mut got = Vec::new();
     let _ = drive(stream.read_to_end(&mut got));
     let _ = drive(stream.write_all(b"reply"));

@@ -389,6 +389,11 @@ impl AsyncRead for H2Stream {
             if !this.buf.is_empty() {
                 let n = out.remaining().min(this.buf.len());
                 out.put_slice(&this.buf.split_to(n));
+                if this.buf.is_empty() {
+                    // An empty slice still holds the frame's whole read buffer:
+                    // an idle stream must hold nothing.
+                    this.buf = Bytes::new();
+                }
                 if let ReadState::Body(body) = &mut this.read {
                     let _ = body.flow_control().release_capacity(n);
                 }

@@ -13,11 +13,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info};
 
 use crate::net::ping::PingStream;
-use crate::net::websocket::{self, WsStream};
+use crate::net::websocket::WsStream;
 use crate::proto::upgrade::{Sub, LEGACY_HEADER};
 use crate::server::conn::{self, Via};
 use crate::server::Server;
@@ -125,9 +124,8 @@ pub async fn run(srv: Arc<Server>, p: Pending, mut pre: conn::PreAuth) {
             // Bounded beneath the WebSocket layer: its frame buffer holds whatever
             // the raw stream delivers.
             let io = pre.budget(io, Some(crate::net::budget::WS_CLOSE_TOO_BIG));
-            let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket::config())).await;
             let pings = (sub == Sub::AlpnPing).then_some(every);
-            conn::handle_tls(srv, WsStream::new(ws, pings), p.peer, Via::Upgrade, pre).await
+            conn::handle_tls(srv, WsStream::new(io, Role::Server, pings), p.peer, Via::Upgrade, pre).await
         }
         Choice::Legacy(Sub::AlpnPing) => {
             conn::handle_tls(srv, PingStream::new(io, Some(every)), p.peer, Via::Upgrade, pre).await

@@ -12,12 +12,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::client::upgrade::proxy_env::HttpProxy;
 use crate::net::io::BoxIo;
 use crate::net::ping::PingStream;
-use crate::net::websocket::{self, WsStream};
+use crate::net::websocket::WsStream;
 use crate::proto::upgrade::{Sub, LEGACY_HEADER, PATH};
 
 /// Deadline for one upgrade or CONNECT exchange.
@@ -101,8 +100,7 @@ pub async fn websocket(io: BoxIo, host: &str, sub: Sub) -> Result<BoxIo, Refusal
     let resp = switch(io, req).await?;
     check_websocket_answer(resp.headers(), &key, sub).map_err(Refusal::Invalid)?;
     let raw = finish(resp).await?;
-    let ws = WebSocketStream::from_raw_socket(raw, Role::Client, Some(websocket::config())).await;
-    Ok(Box::new(WsStream::new(ws, None).through_load_balancer()))
+    Ok(Box::new(WsStream::new(raw, Role::Client, None).through_load_balancer()))
 }
 
 /// A legacy upgrade (`Upgrade` and `X-Teleport-Upgrade` set to `sub`).
