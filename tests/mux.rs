@@ -115,6 +115,51 @@ async fn streams_share_one_session_and_move_64_mib_each_way() {
     .await;
 }
 
+/// Connections beyond a session's `mux.max_streams_per_session` ride extra
+/// sessions, up to the proxy's `mux.max_sessions_per_user`; past that (the proxy
+/// refuses streams on the session over its limit) they dial their own, and none of
+/// them fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sessions_open_extra_ones_up_to_the_proxys_limit() {
+    deadline(async {
+        let (echo, accepted) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.mux.max_streams_per_session = 2;
+            c.mux.max_sessions_per_user = 3;
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        session.warm().await;
+        let mut held = Vec::new();
+        let mut after = Vec::new();
+        for i in 0..8u8 {
+            let mut s = session.open().await.unwrap();
+            s.write_all(&[i; 10]).await.unwrap();
+            let mut got = [0u8; 10];
+            s.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, [i; 10], "connection {i}");
+            held.push(s);
+            after.push(dials.load(Ordering::SeqCst));
+        }
+        // Two streams on each of three sessions; the fourth session gets a 503 for
+        // its first stream, which then dials its own, as does the eighth.
+        assert_eq!(after, [1, 1, 2, 2, 3, 3, 5, 6], "routing connections after each local one");
+        for (i, s) in held.iter_mut().enumerate() {
+            s.write_all(b"again").await.unwrap();
+            let mut got = [0u8; 5];
+            s.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"again", "connection {i} after the others opened");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 8);
+        drop(held);
+        srv.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_when_the_server_does_not_offer_mux() {
     deadline(async {

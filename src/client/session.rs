@@ -6,6 +6,8 @@
 //! with HTTP/2 pings (and the upgrade's own pings behind a load balancer), re-opened
 //! in the background when it drops, and no longer used once the identity expires
 //! (its open streams finish; new connections then dial and meet the proxy's refusal).
+//! When every open session is at the proxy's stream limit, an extra one is opened
+//! (up to [`MAX_SESSIONS`]) and closed again once idle ([`EXTRA_IDLE`]).
 //!
 //! A proxy that does not negotiate `-mux` (an older server, or `mux.enabled:
 //! false`) gets today's behaviour: the connection dialled to find out is used as the
@@ -32,6 +34,16 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait between background re-open attempts.
 const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(30);
+/// Most sessions to one resource: the kept-warm one and the extra ones opened
+/// while every open one is at the proxy's `mux.max_streams_per_session` (256 by
+/// default, so 4,096 connections ride sessions; beyond that each dials its own).
+/// The proxy's `mux.max_sessions_per_user` (64) is shared by a user's resources.
+pub const MAX_SESSIONS: usize = 16;
+/// An extra session without a stream for this long is closed.
+pub const EXTRA_IDLE: Duration = Duration::from_secs(30);
+/// After the proxy refused a stream on a new extra session (its limit of sessions
+/// per user), no other is tried for this long.
+const EXTRA_RETRY: Duration = Duration::from_secs(30);
 
 /// What the session found out about the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +85,10 @@ struct Live {
 #[derive(Default)]
 struct Slot {
     live: Option<Live>,
+    /// Extra sessions, opened while the others were full; closed when idle.
+    extra: Vec<Live>,
+    /// No extra session is tried before then.
+    extra_blocked_until: Option<tokio::time::Instant>,
     generation: u64,
 }
 
@@ -178,7 +194,7 @@ impl Session {
         if slot.live.is_some() {
             return;
         }
-        match self.connect(&mut slot).await {
+        match self.connect(&mut slot, false).await {
             Ok(Opened::Session(_)) => {}
             Ok(Opened::Plain(stream)) => drop(stream), // no multiplexing: nothing to keep
             Err(e) => debug!(error = %e, "could not open the session ahead of the first connection"),
@@ -218,14 +234,15 @@ impl Session {
                     Some(l) => l,
                     // None open, or open under a certificate since renewed or replaced
                     // (its open streams finish on it).
-                    None => match self.connect(&mut slot).await? {
+                    None => match self.connect(&mut slot, false).await? {
                         Opened::Session(l) => l,
                         Opened::Plain(stream) => return Ok(stream),
                     },
                 }
             };
             match self.stream_on(&live, answered).await {
-                Ok(s) => return Ok(s),
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => return self.overflow(answered).await,
                 // A refusal is the proxy's answer; another session would get the same.
                 Err(e) if attempt == 0 && !matches!(e, Error::Refused(_)) => {
                     debug!(error = %e, "the session is gone; opening a new one");
@@ -237,20 +254,17 @@ impl Session {
         Err(Error::config("the multiplexed session could not be re-opened"))
     }
 
-    async fn stream_on(&self, live: &Live, answered: bool) -> Result<BoxIo> {
-        // A session at the proxy's `mux.max_streams_per_session` does not make the
-        // connection wait for a slot: it gets a routing connection of its own, as
-        // without multiplexing (a burst of long-lived connections is never stalled).
+    /// A stream on `live`, or `None` when it has no room now: a session at the
+    /// proxy's `mux.max_streams_per_session` does not make the connection wait for a
+    /// slot ([`Session::overflow`] finds it another way: a burst of long-lived
+    /// connections is never stalled).
+    async fn stream_on(&self, live: &Live, answered: bool) -> Result<Option<BoxIo>> {
         let Some(slot) = mux::StreamSlot::take(&live.open, live.send.current_max_send_streams()) else {
-            debug!("the multiplexed session is at its stream limit; this connection dials its own");
-            return Ok(self.dialer.dial(&self.plain).await?.stream);
+            return Ok(None);
         };
         let mut send = match live.send.clone().ready().now_or_never() {
             Some(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
-            None => {
-                debug!("the multiplexed session is not ready for a stream; this connection dials its own");
-                return Ok(self.dialer.dial(&self.plain).await?.stream);
-            }
+            None => return Ok(None),
         };
         let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
         let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e, &live.tap))?;
@@ -277,7 +291,69 @@ impl Session {
                 }
             }
         }
-        Ok(Box::new(mux::Tapped::stream(stream, live.tap.clone(), slot)))
+        Ok(Some(Box::new(mux::Tapped::stream(stream, live.tap.clone(), slot))))
+    }
+
+    /// A connection for which the kept-warm session has no room: a stream on an
+    /// extra session with room, or on a new one (up to [`MAX_SESSIONS`]; its first
+    /// stream waits for the proxy's answer, so that a proxy refusing more sessions
+    /// costs this connection nothing), else a routing connection of its own.
+    async fn overflow(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
+        let picked = {
+            let mut slot = self.slot.lock().await;
+            let serial = self.dialer.identity().caller.serial;
+            let roomy = slot
+                .extra
+                .iter()
+                .find(|l| {
+                    l.serial == serial
+                        && l.open.load(std::sync::atomic::Ordering::Acquire) < l.send.current_max_send_streams()
+                })
+                .cloned();
+            let may_open = slot.extra.len() + 1 < MAX_SESSIONS
+                && slot.extra_blocked_until.is_none_or(|t| tokio::time::Instant::now() >= t);
+            match roomy {
+                Some(l) => Some((l, false)),
+                None if may_open => match self.connect(&mut slot, true).await {
+                    Ok(Opened::Session(l)) => Some((l, true)),
+                    Ok(Opened::Plain(stream)) => return Ok(stream),
+                    Err(e) => {
+                        debug!(error = %e, "could not open an extra session");
+                        None
+                    }
+                },
+                None => None,
+            }
+        };
+        if let Some((live, fresh)) = picked {
+            match self.stream_on(&live, answered || fresh).await {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => {}
+                Err(Error::Refused(why)) if fresh => {
+                    debug!(reason = %why, "the proxy refused a stream on an extra session; connections beyond the session's limit dial their own for a while");
+                    self.forget(live.generation).await;
+                    self.slot.lock().await.extra_blocked_until = Some(tokio::time::Instant::now() + EXTRA_RETRY);
+                }
+                Err(e @ Error::Refused(_)) => return Err(e),
+                Err(e) => {
+                    debug!(error = %e, "an extra session failed; this connection dials its own");
+                    self.forget(live.generation).await;
+                }
+            }
+        }
+        debug!("every multiplexed session is at its stream limit; this connection dials its own");
+        Ok(self.dialer.dial(&self.plain).await?.stream)
+    }
+
+    /// Closes extra session `generation` if no stream is open on it (checked under
+    /// the slot, where streams are placed from). Whether it was.
+    async fn retire_if_idle(&self, generation: u64, open: &std::sync::atomic::AtomicUsize) -> bool {
+        let mut slot = self.slot.lock().await;
+        if open.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return false;
+        }
+        slot.extra.retain(|l| l.generation != generation);
+        true
     }
 
     fn lost(&self, e: &h2::Error, tap: &mux::AlertTap) -> Error {
@@ -296,10 +372,12 @@ impl Session {
         if slot.live.as_ref().is_some_and(|l| l.generation == generation) {
             slot.live = None;
         }
+        slot.extra.retain(|l| l.generation != generation);
     }
 
-    /// Dials the session (the caller holds the slot, so only one dial runs).
-    async fn connect(self: &Arc<Self>, slot: &mut Slot) -> Result<Opened> {
+    /// Dials the session, or an `extra` one (the caller holds the slot, so only one
+    /// dial runs).
+    async fn connect(self: &Arc<Self>, slot: &mut Slot, extra: bool) -> Result<Opened> {
         let Some(target) = self.multiplexing() else {
             return Ok(Opened::Plain(self.dialer.dial(&self.plain).await?.stream));
         };
@@ -330,13 +408,19 @@ impl Session {
             serial: identity.caller.serial.clone(),
             open: Arc::default(),
         };
-        slot.live = Some(live.clone());
+        if extra {
+            debug!(sessions = slot.extra.len() + 2, "every session is at its stream limit: an extra one is open");
+            slot.extra.push(live.clone());
+        } else {
+            slot.live = Some(live.clone());
+        }
         self.set_mode(Mode::Multiplexed(alpn));
         let mut conn = conn;
         let pings = conn.ping_pong();
         let weak = Arc::downgrade(self);
         let generation = live.generation;
         let expires = expiry(&identity);
+        let open = live.open.clone();
         tokio::spawn(async move {
             let keepalive = async {
                 match pings {
@@ -344,10 +428,24 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
+            // An extra session lasts while streams use it.
+            let idle = async {
+                if !extra {
+                    return std::future::pending().await;
+                }
+                loop {
+                    tokio::time::sleep(EXTRA_IDLE).await;
+                    match weak.upgrade() {
+                        Some(s) if !s.retire_if_idle(generation, &open).await => {}
+                        _ => return,
+                    }
+                }
+            };
             let until_expiry = expires.duration_since(SystemTime::now()).unwrap_or_default();
             let why = tokio::select! {
                 r = &mut conn => r.err().map(|e| e.to_string()).unwrap_or_else(|| "closed".into()),
                 why = keepalive => why,
+                () = idle => format!("an extra session without streams for {}s", EXTRA_IDLE.as_secs()),
                 _ = tokio::time::sleep(until_expiry) => {
                     // No new streams; the open ones finish on the connection.
                     if let Some(s) = weak.upgrade() {
@@ -357,8 +455,12 @@ impl Session {
                     r.err().map(|e| e.to_string()).unwrap_or_else(|| "the identity expired".into())
                 }
             };
-            debug!(reason = %why, "multiplexed session ended");
-            reopen(weak, generation).await;
+            debug!(reason = %why, extra, "multiplexed session ended");
+            if !extra {
+                reopen(weak, generation).await;
+            } else if let Some(s) = weak.upgrade() {
+                s.forget(generation).await;
+            }
         });
         Ok(Opened::Session(live))
     }
@@ -389,7 +491,7 @@ async fn reopen_loop(weak: Weak<Session>, generation: u64) {
             if slot.live.is_some() {
                 return; // a connection already opened a new one
             }
-            match s.connect(&mut slot).await {
+            match s.connect(&mut slot, false).await {
                 Ok(_) => return,
                 Err(e) => debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "re-opening the session failed"),
             }
