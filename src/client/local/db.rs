@@ -103,10 +103,15 @@ async fn serve_postgres<S: IoStream>(session: &Arc<Session>, mut io: S) -> Resul
     let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // A cancel request has no answer; a startup does, if nothing reached the client yet.
     if matches!(first, Startup::Startup { .. }) && !local.wrote {
-        let (code, text) = match refusal(dialer, res, &err).await {
-            Refusal::Denied => (postgres::SQLSTATE_DENIED, err.to_string()),
-            Refusal::Unknown => (postgres::SQLSTATE_UNKNOWN_DB, err.to_string()),
-            Refusal::Other => (postgres::SQLSTATE_CONNECTION_FAILURE, path_failure(res, &err)),
+        // Expired while this connection was set up (the proxy judged it a moment
+        // after we did): whatever ended it, that is the reason to give.
+        let (code, text) = match local::expired(dialer) {
+            Some(sentence) => (postgres::SQLSTATE_DENIED, sentence),
+            None => match refusal(dialer, res, &err).await {
+                Refusal::Denied => (postgres::SQLSTATE_DENIED, err.to_string()),
+                Refusal::Unknown => (postgres::SQLSTATE_UNKNOWN_DB, err.to_string()),
+                Refusal::Other => (postgres::SQLSTATE_CONNECTION_FAILURE, path_failure(res, &err)),
+            },
         };
         write_refusal(&mut local.inner, &postgres::error_response(code, &text)).await;
     }
@@ -125,10 +130,14 @@ async fn serve_mysql<S: IoStream>(session: &Arc<Session>, io: S) -> Result<(), E
     let Err(err) = local::tunnel_on(session, &mut local).await else { return Ok(()) };
     // Nothing written yet means the server's greeting never came: refuse in its place.
     if !local.wrote {
-        let (code, state, text) = match refusal(dialer, res, &err).await {
-            Refusal::Denied => (mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED, err.to_string()),
-            Refusal::Unknown => (mysql::ER_BAD_DB, mysql::SQLSTATE_BAD_DB, err.to_string()),
-            Refusal::Other => (mysql::ER_UNKNOWN, mysql::SQLSTATE_GENERAL, path_failure(res, &err)),
+        // As for PostgreSQL: expired while this connection was set up.
+        let (code, state, text) = match local::expired(dialer) {
+            Some(sentence) => (mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED, sentence),
+            None => match refusal(dialer, res, &err).await {
+                Refusal::Denied => (mysql::ER_ACCESS_DENIED, mysql::SQLSTATE_DENIED, err.to_string()),
+                Refusal::Unknown => (mysql::ER_BAD_DB, mysql::SQLSTATE_BAD_DB, err.to_string()),
+                Refusal::Other => (mysql::ER_UNKNOWN, mysql::SQLSTATE_GENERAL, path_failure(res, &err)),
+            },
         };
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse_mysql(&mut local.inner, code, state, &text)).await;
     }

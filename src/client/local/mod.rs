@@ -290,12 +290,12 @@ pub fn http_tunnel_handler(session: Arc<Session>, port: u16) -> Handler {
                         meter.error(format!("{what}: {e}"));
                         // Nothing from the app reached the client: answer in its place.
                         if !gate.wrote.load(Ordering::Relaxed) && gate.refusal().is_none() {
-                            let mut page = unreachable_page(&what, &e);
-                            // The proxy saw the expiry first (the same second): the
-                            // same 401 the check above gives.
-                            if matches!(e, Error::Refused(_)) && expired(session.dialer()).is_some() {
-                                page.status = 401;
-                            }
+                            // Expired while this request was set up (the proxy judged it
+                            // a moment after the check above): the same 401 that check gives.
+                            let page = match expired(session.dialer()) {
+                                Some(why) => Refusal { status: 401, why },
+                                None => unreachable_page(&what, &e),
+                            };
                             let page = hostcheck::refusal(&page);
                             let _ = tokio::time::timeout(WHY_TIMEOUT, async {
                                 local.write_all(&page).await?;
