@@ -502,9 +502,11 @@ async fn reopen_loop(weak: Weak<Session>, generation: u64) {
     }
 }
 
-/// When `id` stops being valid.
+/// When `id` stops being valid: the first instant [`crate::identity::Caller::expired_at`]
+/// says so (it counts whole seconds, as the proxy's checks do), so that the session
+/// is given up exactly when connections start being told of the expiry.
 fn expiry(id: &crate::identity::Identity) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(id.caller.not_after).unwrap_or(0))
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(id.caller.not_after).unwrap_or(0).saturating_add(1))
 }
 
 #[cfg(test)]
