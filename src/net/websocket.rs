@@ -387,9 +387,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         true
     }
 
+    /// A flush that empties the WebSocket's write buffer may leave it at rest: the
+    /// last thing a relay does after a download is write and flush, with its read
+    /// already waiting, so the read side alone would keep the WebSocket for good.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.state {
-            State::Active(ws) => Pin::new(&mut **ws).poll_flush(cx).map_err(to_io),
+        let this = &mut *self;
+        match &mut this.state {
+            State::Active(ws) => {
+                ready!(Pin::new(&mut **ws).poll_flush(cx)).map_err(to_io)?;
+                this.rest(cx);
+                Poll::Ready(Ok(()))
+            }
             // Nothing is buffered without a WebSocket.
             State::Idle(io) => Pin::new(io).poll_flush(cx),
             State::Gone => Poll::Ready(Err(gone())),
@@ -463,6 +471,40 @@ mod tests {
             let _ = read_now(&mut s);
             let _ = read_now(&mut c);
         }
+    }
+
+    /// The server's last act after a download is a write and a flush while its
+    /// read already waits: the flush alone lets the WebSocket go.
+    #[tokio::test]
+    async fn a_flush_at_rest_lets_it_go() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut c = WsStream::new(a, Role::Client, None);
+        let mut s = WsStream::new(b, Role::Server, None);
+        c.write_all(b"request").await.unwrap();
+        c.flush().await.unwrap();
+        let mut got = [0u8; 7];
+        s.read_exact(&mut got).await.unwrap();
+        assert!(read_now(&mut s).is_pending());
+        let bulk: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+        s.write_all(&bulk).await.unwrap();
+        assert!(s.is_active(), "a write makes a WebSocket");
+        s.flush().await.unwrap();
+        assert!(!s.is_active(), "the server kept its WebSocket after writing everything out");
+        let mut back = vec![0u8; bulk.len()];
+        c.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, bulk);
+        // A frame still arriving keeps it, whoever flushes.
+        let (mut peer, ours) = tokio::io::duplex(1 << 16);
+        let mut s = WsStream::new(ours, Role::Client, None);
+        peer.write_all(&[0x82, 10, b'0', b'1']).await.unwrap();
+        assert!(read_now(&mut s).is_pending());
+        s.write_all(b"x").await.unwrap();
+        s.flush().await.unwrap();
+        assert!(s.is_active(), "a frame half read was dropped by a flush");
+        peer.write_all(b"23456789").await.unwrap();
+        let mut got = [0u8; 10];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"0123456789");
     }
 
     /// A frame whose end has not arrived keeps the WebSocket: dropping it would
