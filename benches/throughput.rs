@@ -15,7 +15,8 @@
 //! - BENCH_IDLE_BULK_KIB: the second idle-memory case, connections that first moved
 //!   this much each way (default 256; 0 skips it).
 //! - BENCH_CONCURRENCY: connections opened at once in the second rate (default 8).
-//! - BENCH_PEERS: a subset of `plain,ceiling,stunnel,wstunnel,oneport,percon,baseline,upgraded,wstunnel-nginx`.
+//! - BENCH_PEERS: a subset of `plain,ceiling,stunnel,wstunnel,oneport,percon,baseline,upgraded,percon-upgraded,wstunnel-nginx`
+//!   (`percon-upgraded`: through nginx to a server without multiplexed sessions).
 //! - BENCH_WSTUNNEL_BIN=PATH: a wstunnel binary (10.6.2 or later); unset, the two
 //!   wstunnel peers are left out with a note.
 //! - BENCH_STAGES: a subset of `throughput,connect,rtt,contend,idle` (all by default).
@@ -83,6 +84,7 @@ enum Kind {
     Percon,
     Baseline,
     Upgraded,
+    UpgradedPercon,
     WstunnelNginx,
 }
 
@@ -97,9 +99,10 @@ impl Kind {
             "oneport" => Kind::Oneport,
             "percon" => Kind::Percon,
             "upgraded" => Kind::Upgraded,
+            "percon-upgraded" => Kind::UpgradedPercon,
             "baseline" => Kind::Baseline,
             other => bail!(
-                "BENCH_PEERS: unknown peer {other:?} (plain, ceiling, stunnel, wstunnel, oneport, percon, baseline, upgraded, wstunnel-nginx)"
+                "BENCH_PEERS: unknown peer {other:?} (plain, ceiling, stunnel, wstunnel, oneport, percon, baseline, upgraded, percon-upgraded, wstunnel-nginx)"
             ),
         })
     }
@@ -119,6 +122,7 @@ impl Kind {
                 peers::baseline_pair(pki, std::path::Path::new(&bin)).await
             }
             Kind::Upgraded => peers::upgraded_via_nginx(pki).await,
+            Kind::UpgradedPercon => peers::upgraded_percon_via_nginx(pki).await,
         }
     }
 }
@@ -146,10 +150,11 @@ impl Settings {
                 Kind::Oneport,
                 Kind::Percon,
                 Kind::Upgraded,
+                Kind::UpgradedPercon,
                 Kind::WstunnelNginx,
             ],
         };
-        let lb = |k: &Kind| matches!(k, Kind::Upgraded | Kind::WstunnelNginx);
+        let lb = |k: &Kind| matches!(k, Kind::Upgraded | Kind::UpgradedPercon | Kind::WstunnelNginx);
         match std::env::var(peers::UPGRADE_ENV).as_deref() {
             Ok("nginx") if !peers.contains(&Kind::Upgraded) => peers.push(Kind::Upgraded),
             Ok("off") => peers.retain(|k| !lb(k)),
@@ -284,6 +289,7 @@ fn peer_name(k: Kind) -> String {
         Kind::Percon => "oneport per connection",
         Kind::Baseline => "oneport baseline",
         Kind::Upgraded => "oneport via nginx (WS)",
+        Kind::UpgradedPercon => "oneport per connection via nginx (WS)",
     }
     .into()
 }

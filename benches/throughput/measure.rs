@@ -332,7 +332,8 @@ pub async fn idle(addr: SocketAddr, n: usize, bulk: usize, procs: &[(&'static st
 }
 
 /// Raises the soft RLIMIT_NOFILE to `need` with util-linux `prlimit` (children
-/// inherit it), or says how when the hard limit is lower.
+/// inherit it), or says how when the hard limit is lower; returns the soft limit
+/// in force (so `raise_nofile(0, ..)` reads it).
 pub fn raise_nofile(need: u64, knob: &str) -> Result<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").context("reading /proc/self/limits")?;
     let line =

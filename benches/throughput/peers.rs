@@ -187,12 +187,7 @@ pub async fn oneport_pair(pki: &Pki) -> Result<Peer> {
 pub async fn percon_pair(pki: &Pki) -> Result<Peer> {
     let bin = oneport_bin();
     let bin = Path::new(&bin);
-    let port = free_port()?;
-    let config = pki.path(&format!("server-{port}.yaml"));
-    write_config(pki, port, pki.backend, &config)?;
-    let mut text = std::fs::read_to_string(&config)?;
-    text.push_str("mux: { enabled: false }\n");
-    std::fs::write(&config, text)?;
+    let port = no_mux_config(pki)?;
     let (server, router) = start_server(pki, bin, port, "server-percon.log").await?;
     let router = crate::wan::front(router).await?;
     let (client, addr) = start_proxy_app(pki, bin, &router.to_string(), &[], "proxy-app-percon.log").await?;
@@ -451,6 +446,30 @@ pub async fn upgraded_via_nginx(pki: &Pki) -> Result<Peer> {
     Ok(peer)
 }
 
+/// The same through a server without multiplexed sessions: every connection its own
+/// upgrade (what a client gets from an older server, or beyond the session caps).
+pub async fn upgraded_percon_via_nginx(pki: &Pki) -> Result<Peer> {
+    let port = no_mux_config(pki)?;
+    let (server, router) = start_server(pki, Path::new(&oneport_bin()), port, "server-upgraded-percon.log").await?;
+    let (nginx, lb) = start_nginx(pki, router, "nginx-percon").await?;
+    let mut peer = upgraded(pki, crate::wan::front(lb).await?).await?;
+    peer.name = "oneport per connection via nginx (WS)".into();
+    peer.procs.extend([nginx, server]);
+    Ok(peer)
+}
+
+/// Writes the config of a server on a free port with multiplexed sessions off, and
+/// returns the port.
+fn no_mux_config(pki: &Pki) -> Result<u16> {
+    let port = free_port()?;
+    let config = pki.path(&format!("server-{port}.yaml"));
+    write_config(pki, port, pki.backend, &config)?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str("mux: { enabled: false }\n");
+    std::fs::write(&config, text)?;
+    Ok(port)
+}
+
 /// `oneport proxy app` through the load balancer at `lb`, forced to upgrade.
 pub async fn upgraded(pki: &Pki, lb: SocketAddr) -> Result<Peer> {
     let env = [("ONEPORT_TLS_ROUTING_CONN_UPGRADE", "true")];
@@ -468,6 +487,11 @@ async fn start_nginx(pki: &Pki, router: SocketAddr, dir: &str) -> Result<(Proc, 
     let dir = pki.path(dir);
     std::fs::create_dir_all(&dir)?;
     let (cert, key) = pki.server_cert();
+    // As many connections as nginx may open files: a per-connection upgrade takes
+    // two, and nginx starts closing connections still waiting for their request
+    // once fewer than 1/16 of its worker_connections are free (at 9,000 upgrades
+    // and 19,000 that cut the last hundred).
+    let worker_connections = crate::measure::raise_nofile(0, "BENCH_CONNS")?.clamp(2048, 1 << 20);
     // The tests' nginx (fixtures/lb/nginx.conf): TLS terminated here, WebSocket and
     // legacy upgrades passed through, no response buffering; long idle timeouts.
     render_to(
@@ -479,7 +503,7 @@ async fn start_nginx(pki: &Pki, router: SocketAddr, dir: &str) -> Result<(Proc, 
             ("KEY", &key.display().to_string()),
             ("UPSTREAM", &format!("https://{router}")),
             ("IDLE", "300s"),
-            ("WORKER_CONNECTIONS", "19000"),
+            ("WORKER_CONNECTIONS", &worker_connections.to_string()),
             ("EXTRA_LOCATIONS", ""),
         ],
         &dir.join("nginx.conf"),

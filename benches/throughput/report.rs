@@ -19,6 +19,7 @@ const CEILING: &str = "no-crypto ceiling (socat)";
 const WSTUNNEL: &str = "wstunnel";
 const WSTUNNEL_NGINX: &str = "wstunnel via nginx (WS)";
 const PERCON: &str = "oneport per connection";
+const UPGRADED_PERCON: &str = "oneport per connection via nginx (WS)";
 
 /// Everything measured, by peer name.
 #[derive(Debug, Default)]
@@ -151,10 +152,10 @@ impl Results {
                 o,
                 "Round trips from a local connect to the backend's first answer (delay relay in front of the server)"
             );
-            let _ = writeln!(o, "  {:<28} {:>10} {:>10}", "peer", "first", "Nth (median)");
+            let _ = writeln!(o, "  {:<37} {:>10} {:>10}", "peer", "first", "Nth (median)");
             for p in peers {
                 if let Some(r) = self.rtts.get(p) {
-                    let _ = writeln!(o, "  {p:<28} {:>7.2} RTT {:>7.2} RTT", r.first, r.nth);
+                    let _ = writeln!(o, "  {p:<37} {:>7.2} RTT {:>7.2} RTT", r.first, r.nth);
                 }
             }
             let _ = writeln!(o);
@@ -163,14 +164,14 @@ impl Results {
             let _ = writeln!(o, "One-byte echo latency, ms: alone, and while another connection of the path downloads");
             let _ = writeln!(
                 o,
-                "  {:<28} {:>9} {:>9} {:>11} {:>11} {:>10}",
+                "  {:<37} {:>9} {:>9} {:>11} {:>11} {:>10}",
                 "peer", "alone p50", "p99", "loaded p50", "p99", "bulk MiB/s"
             );
             for p in peers {
                 if let Some(c) = self.contention.get(p) {
                     let _ = writeln!(
                         o,
-                        "  {p:<28} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>10.0}",
+                        "  {p:<37} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>10.0}",
                         c.alone.0, c.alone.1, c.loaded.0, c.loaded.1, c.bulk_mib_s
                     );
                 }
@@ -213,7 +214,7 @@ impl Results {
         let _ = writeln!(o, "Throughput, MiB/s (one connection, every byte checked); CPU s/GiB = CPU time of the path's processes per GiB moved");
         let _ = writeln!(
             o,
-            "  {:<26} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
+            "  {:<37} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
             "peer", "upload", "download", "vs plain u/d", "vs ceiling u/d", "vs stunnel u/d", "CPU s/GiB u/d"
         );
         for p in peers {
@@ -232,7 +233,7 @@ impl Results {
             };
             let _ = writeln!(
                 o,
-                "  {:<26} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
+                "  {:<37} {:>7} {:>8} {:>14} {:>14} {:>14} {:>13}",
                 p,
                 f(up),
                 f(down),
@@ -252,7 +253,7 @@ impl Results {
         let _ = writeln!(o, "New connections per second (connect, 1-byte round trip, close)");
         let _ = writeln!(
             o,
-            "  {:<26} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
+            "  {:<37} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
             "peer",
             "sequential",
             "p50 ms",
@@ -278,7 +279,7 @@ impl Results {
             let cpu = [seq, par].iter().filter_map(|c| c.and_then(ConnRate::cpu_ms_per_conn)).reduce(f64::min);
             let _ = writeln!(
                 o,
-                "  {:<26} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
+                "  {:<37} {:>10} {:>8} {:>10} {:>8} {:>8} {:>16} {:>12}",
                 p,
                 rate(seq),
                 ms(seq.map(|c| c.p50_ms)),
@@ -305,7 +306,7 @@ impl Results {
         );
         let _ = writeln!(
             o,
-            "  {:<26} {:<8} {:<20} {:>11} {:>11} {:>10}",
+            "  {:<37} {:<8} {:<20} {:>11} {:>11} {:>10}",
             "peer", "process", "before idling", "before MiB", "after MiB", "KiB/conn"
         );
         let mut bulks: Vec<usize> = self.idle.keys().map(|k| k.1).collect();
@@ -317,7 +318,7 @@ impl Results {
                 for r in self.idle.get(&(p.clone(), b)).into_iter().flatten() {
                     let _ = writeln!(
                         o,
-                        "  {:<26} {:<8} {:<20} {:>11.1} {:>11.1} {:>10.1}",
+                        "  {:<37} {:<8} {:<20} {:>11.1} {:>11.1} {:>10.1}",
                         p,
                         r.role,
                         what,
@@ -451,10 +452,11 @@ impl Results {
             Self::ratio(cpu(UPGRADED, true), cpu(WSTUNNEL_NGINX, true)),
             Self::ratio(cpu(UPGRADED, false), cpu(WSTUNNEL_NGINX, false))
         );
-        // Idle memory: every oneport process, direct and upgraded, fresh and after bulk.
+        // Idle memory: every oneport process, direct and upgraded, on a session and
+        // per connection, fresh and after bulk.
         let mut worst: Option<(f64, String)> = None;
         for ((peer, bulk), v) in &self.idle {
-            if peer != ONEPORT && peer != UPGRADED {
+            if ![ONEPORT, UPGRADED, PERCON, UPGRADED_PERCON].contains(&peer.as_str()) {
                 continue;
             }
             for r in v.iter().filter(|r| r.role != "nginx") {
@@ -468,7 +470,7 @@ impl Results {
             Some((k, what)) => {
                 let _ = writeln!(
                     o,
-                    "  <= 64 KiB per idle connection (goal at 9,000: BENCH_CONNS=9000; here {n}), every oneport process, direct and upgraded, after bulk too: worst {k:.1} KiB ({what}): {}",
+                    "  <= 64 KiB per idle connection (goal at 9,000: BENCH_CONNS=9000; here {n}), every oneport process, direct and upgraded, on a session and per connection, after bulk too: worst {k:.1} KiB ({what}): {}",
                     verdict(k <= 64.0)
                 );
             }
