@@ -1,8 +1,48 @@
 //! Boxed byte streams: what the dialer returns and what the router hands to backends;
-//! a stream without its own half-close, a byte-counting one, and one that notes
-//! whether an error came from its side of a relay.
+//! a stream without its own half-close, a byte-counting one, one that notes
+//! whether an error came from its side of a relay, and `write_through!`, the write
+//! side of wrappers that only watch reads.
 
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Implements `AsyncWrite` for `$ty<S>` by handing every call, vectored writes
+/// included, to its field `$field`: for wrappers that only watch the read side.
+macro_rules! write_through {
+    ($ty:ident, $field:ident) => {
+        impl<S: ::tokio::io::AsyncWrite + Unpin> ::tokio::io::AsyncWrite for $ty<S> {
+            fn poll_write(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                buf: &[u8],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_write(cx, buf)
+            }
+            fn poll_write_vectored(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::task::Poll<::std::io::Result<usize>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_write_vectored(cx, bufs)
+            }
+            fn is_write_vectored(&self) -> bool {
+                self.$field.is_write_vectored()
+            }
+            fn poll_flush(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_flush(cx)
+            }
+            fn poll_shutdown(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::io::Result<()>> {
+                ::std::pin::Pin::new(&mut self.$field).poll_shutdown(cx)
+            }
+        }
+    };
+}
+pub(crate) use write_through;
 
 /// Any bidirectional byte stream that can move between tasks.
 pub trait IoStream: AsyncRead + AsyncWrite + Unpin + Send {}
