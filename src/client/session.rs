@@ -7,12 +7,15 @@
 //! in the background when it drops, and no longer used once the identity expires
 //! (its open streams finish; new connections then dial and meet the proxy's refusal).
 //! When every open session is at the proxy's stream limit, an extra one is opened
-//! (up to [`MAX_SESSIONS`]) and closed again once idle ([`EXTRA_IDLE`]).
+//! (up to [`MAX_SESSIONS`], one dial at a time, outside the lock that places
+//! streams) and closed again once idle ([`EXTRA_IDLE`]).
 //!
 //! A proxy that does not negotiate `-mux` (an older server, or `mux.enabled:
 //! false`) gets today's behaviour: the connection dialled to find out is used as the
 //! tunnel, and every later connection dials its own. [`Session::mode`] says which.
 
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,9 +44,13 @@ const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(30);
 pub const MAX_SESSIONS: usize = 16;
 /// An extra session without a stream for this long is closed.
 pub const EXTRA_IDLE: Duration = Duration::from_secs(30);
-/// After the proxy refused a stream on a new extra session (its limit of sessions
-/// per user), no other is tried for this long.
+/// After the proxy refused a new extra session (503: its limit of sessions per
+/// user), no other is tried for this long; a dial that failed backs off from 1 s,
+/// doubling, up to this.
 const EXTRA_RETRY: Duration = Duration::from_secs(30);
+/// How long a connection that found every session full waits for the extra one
+/// being dialled before it dials its own.
+const EXTRA_WAIT: Duration = Duration::from_secs(5);
 
 /// What the session found out about the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,17 +85,76 @@ struct Live {
     /// The serial of the certificate the session presented: when the identity is
     /// renewed or replaced on disk, new connections go to a new session under it.
     serial: String,
-    /// Streams open on it (against the proxy's SETTINGS_MAX_CONCURRENT_STREAMS).
-    open: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its streams (against the proxy's SETTINGS_MAX_CONCURRENT_STREAMS).
+    streams: Arc<mux::Streams>,
+    /// Whether the proxy's SETTINGS (its stream limit) are known.
+    settled: Arc<Settled>,
+}
+
+impl Live {
+    /// A place for one more stream, if the proxy's limit leaves one. Until the
+    /// proxy's SETTINGS are known the session takes one stream: h2 would otherwise
+    /// send a burst against its own default and then queue what the proxy's limit
+    /// does not admit behind streams that may never end.
+    fn place(&self) -> Option<mux::StreamSlot> {
+        let limit = if self.settled.is() { self.send.current_max_send_streams() } else { 1 };
+        self.streams.take(limit)
+    }
+
+    /// As [`Live::place`], but a session whose SETTINGS are not known yet is waited
+    /// for (up to [`PING_TIMEOUT`]) rather than taken as full.
+    async fn place_settled(&self) -> Option<mux::StreamSlot> {
+        if let Some(p) = self.place() {
+            return Some(p);
+        }
+        if self.settled.is() {
+            return None;
+        }
+        self.settled.wait(PING_TIMEOUT).await;
+        self.place()
+    }
+}
+
+/// Set once the proxy's SETTINGS have been applied to a session: its first ping
+/// answered (the proxy sends SETTINGS before anything else) or its first stream.
+#[derive(Default)]
+struct Settled {
+    flag: std::sync::atomic::AtomicBool,
+    woken: tokio::sync::Notify,
+}
+
+impl Settled {
+    fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.woken.notify_waiters();
+    }
+
+    fn is(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Waits until set, at most `timeout`.
+    async fn wait(&self, timeout: Duration) {
+        let woken = self.woken.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if !self.is() {
+            let _ = tokio::time::timeout(timeout, woken).await;
+        }
+    }
 }
 
 #[derive(Default)]
 struct Slot {
     live: Option<Live>,
-    /// Extra sessions, opened while the others were full; closed when idle.
+    /// Extra sessions, opened while the others were full, each once the proxy
+    /// accepted its first stream (so its SETTINGS, the stream limit, are known);
+    /// closed when idle.
     extra: Vec<Live>,
     /// No extra session is tried before then.
     extra_blocked_until: Option<tokio::time::Instant>,
+    /// Extra dials that failed in a row (for the back-off).
+    extra_failures: u32,
     generation: u64,
 }
 
@@ -102,6 +168,12 @@ pub struct Session {
     muxed: Option<Target>,
     slot: tokio::sync::Mutex<Slot>,
     mode: Mutex<Mode>,
+    /// An extra session is being dialled (set under `slot`; cleared by
+    /// [`Dialling`], which wakes `dialled`'s waiters).
+    dialling: std::sync::atomic::AtomicBool,
+    dialled: tokio::sync::Notify,
+    /// [`EXTRA_IDLE`] unless set otherwise, in milliseconds.
+    extra_idle_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Session {
@@ -123,8 +195,25 @@ impl Session {
             muxed,
             slot: tokio::sync::Mutex::new(Slot::default()),
             mode: Mutex::new(Mode::Unknown),
+            dialling: std::sync::atomic::AtomicBool::new(false),
+            dialled: tokio::sync::Notify::new(),
+            extra_idle_ms: std::sync::atomic::AtomicU64::new(EXTRA_IDLE.as_millis() as u64),
             dialer,
         })
+    }
+
+    /// Closes extra sessions after `idle` without a stream instead of
+    /// [`EXTRA_IDLE`] (for sessions opened from now on).
+    pub fn set_extra_idle(&self, idle: Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.extra_idle_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Multiplexed sessions open to the resource now: the kept-warm one and the
+    /// extra ones.
+    pub async fn sessions(&self) -> usize {
+        let slot = self.slot.lock().await;
+        usize::from(slot.live.is_some()) + slot.extra.len()
     }
 
     /// The dialer.
@@ -194,8 +283,13 @@ impl Session {
         if slot.live.is_some() {
             return;
         }
-        match self.connect(&mut slot, false).await {
-            Ok(Opened::Session(_)) => {}
+        match self.connect(&mut slot).await {
+            Ok(Opened::Session(live)) => {
+                drop(slot);
+                // Ready once the proxy's stream limit is known, so that a burst of
+                // first connections is spread by it.
+                live.settled.wait(PING_TIMEOUT).await;
+            }
             Ok(Opened::Plain(stream)) => drop(stream), // no multiplexing: nothing to keep
             Err(e) => debug!(error = %e, "could not open the session ahead of the first connection"),
         }
@@ -234,126 +328,186 @@ impl Session {
                     Some(l) => l,
                     // None open, or open under a certificate since renewed or replaced
                     // (its open streams finish on it).
-                    None => match self.connect(&mut slot, false).await? {
+                    None => match self.connect(&mut slot).await? {
                         Opened::Session(l) => l,
                         Opened::Plain(stream) => return Ok(stream),
                     },
                 }
             };
-            match self.stream_on(&live, answered).await {
+            let Some(place) = live.place_settled().await else { return self.overflow(answered).await };
+            match self.stream_on(&live, place, answered).await {
                 Ok(Some(s)) => return Ok(s),
                 Ok(None) => return self.overflow(answered).await,
                 // A refusal is the proxy's answer; another session would get the same.
-                Err(e) if attempt == 0 && !matches!(e, Error::Refused(_)) => {
-                    debug!(error = %e, "the session is gone; opening a new one");
+                Err(f) if attempt == 0 && f.status.is_none() => {
+                    debug!(error = %f.error, "the session is gone; opening a new one");
                     self.forget(live.generation).await;
                 }
-                Err(e) => return Err(e),
+                Err(f) => return Err(f.error),
             }
         }
         Err(Error::config("the multiplexed session could not be re-opened"))
     }
 
-    /// A stream on `live`, or `None` when it has no room now: a session at the
-    /// proxy's `mux.max_streams_per_session` does not make the connection wait for a
-    /// slot ([`Session::overflow`] finds it another way: a burst of long-lived
-    /// connections is never stalled).
-    async fn stream_on(&self, live: &Live, answered: bool) -> Result<Option<BoxIo>> {
-        let Some(slot) = mux::StreamSlot::take(&live.open, live.send.current_max_send_streams()) else {
-            return Ok(None);
-        };
+    /// A stream on `live` in `place`, or `None` when h2 cannot take one now: a
+    /// session at the proxy's `mux.max_streams_per_session` does not make the
+    /// connection wait for a slot ([`Session::overflow`] finds it another way: a
+    /// burst of long-lived connections is never stalled).
+    async fn stream_on(&self, live: &Live, place: mux::StreamSlot, answered: bool) -> Result<Option<BoxIo>, Failed> {
         let mut send = match live.send.clone().ready().now_or_never() {
-            Some(r) => r.map_err(|e| self.lost(&e, &live.tap))?,
+            Some(r) => r.map_err(|e| Failed::new(self.lost(&e, &live.tap)))?,
             None => return Ok(None),
         };
-        let req = mux::connect_request(&self.plain.sni).map_err(Error::config)?;
-        let (answer, stream) = send.send_request(req, false).map_err(|e| self.lost(&e, &live.tap))?;
+        let req = mux::connect_request(&self.plain.sni).map_err(|e| Failed::new(Error::config(e)))?;
+        let (answer, stream) = send.send_request(req, false).map_err(|e| Failed::new(self.lost(&e, &live.tap)))?;
         let mut stream = H2Stream::client(stream, answer);
         if answered {
             match tokio::time::timeout(ANSWER_TIMEOUT, stream.answered()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     return Err(match mux::StreamRefused::of(&e) {
-                        Some(r) => Error::Refused(r.sentence.clone()),
-                        None => Error::Tunnel {
+                        Some(r) => Failed { error: Error::Refused(r.sentence.clone()), status: Some(r.status) },
+                        None => Failed::new(Error::Tunnel {
                             what: self.res.to_string(),
                             proxy: self.dialer.context().proxy.to_string(),
                             reason: format!("the multiplexed session ended: {}", live.tap.explain(e)),
-                        },
+                        }),
                     })
                 }
                 Err(_) => {
-                    return Err(Error::Tunnel {
+                    return Err(Failed::new(Error::Tunnel {
                         what: self.res.to_string(),
                         proxy: self.dialer.context().proxy.to_string(),
                         reason: format!("the proxy did not answer a stream open within {}s", ANSWER_TIMEOUT.as_secs()),
-                    })
+                    }))
                 }
             }
         }
-        Ok(Some(Box::new(mux::Tapped::stream(stream, live.tap.clone(), slot))))
+        Ok(Some(Box::new(mux::Tapped::stream(stream, live.tap.clone(), place))))
     }
 
     /// A connection for which the kept-warm session has no room: a stream on an
-    /// extra session with room, or on a new one (up to [`MAX_SESSIONS`]; its first
-    /// stream waits for the proxy's answer, so that a proxy refusing more sessions
-    /// costs this connection nothing), else a routing connection of its own.
+    /// extra session with room; else, while one is being dialled, a wait for it (up
+    /// to [`EXTRA_WAIT`]); else a new one (up to [`MAX_SESSIONS`]); else a routing
+    /// connection of its own. Places are taken under the slot, but no dial runs
+    /// under it, so connections that find room elsewhere never wait for a dial.
     async fn overflow(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
-        let picked = {
-            let mut slot = self.slot.lock().await;
-            let serial = self.dialer.identity().caller.serial;
-            let roomy = slot
-                .extra
-                .iter()
-                .find(|l| {
-                    l.serial == serial
-                        && l.open.load(std::sync::atomic::Ordering::Acquire) < l.send.current_max_send_streams()
-                })
-                .cloned();
-            let may_open = slot.extra.len() + 1 < MAX_SESSIONS
-                && slot.extra_blocked_until.is_none_or(|t| tokio::time::Instant::now() >= t);
-            match roomy {
-                Some(l) => Some((l, false)),
-                None if may_open => match self.connect(&mut slot, true).await {
-                    Ok(Opened::Session(l)) => Some((l, true)),
-                    Ok(Opened::Plain(stream)) => return Ok(stream),
-                    Err(e) => {
-                        debug!(error = %e, "could not open an extra session");
-                        None
+        enum Next<'a> {
+            Use(Live, mux::StreamSlot),
+            Wait(Pin<Box<tokio::sync::futures::Notified<'a>>>),
+            Dial(Dialling<'a>),
+            Own,
+        }
+        // Bounded: each turn places the stream, waits for one dial, or leaves.
+        for _ in 0..=MAX_SESSIONS {
+            let next = {
+                let slot = self.slot.lock().await;
+                let serial = self.dialer.identity().caller.serial;
+                let found =
+                    slot.extra.iter().filter(|l| l.serial == serial).find_map(|l| l.place().map(|p| (l.clone(), p)));
+                match found {
+                    Some((l, p)) => Next::Use(l, p),
+                    None => {
+                        // Registered before the flag is read, so a dial that ends in
+                        // between still wakes it.
+                        let mut woken = Box::pin(self.dialled.notified());
+                        woken.as_mut().enable();
+                        let may_open = slot.extra.len() + 1 < MAX_SESSIONS
+                            && slot.extra_blocked_until.is_none_or(|t| tokio::time::Instant::now() >= t);
+                        if self.dialling.load(Ordering::Acquire) {
+                            Next::Wait(woken)
+                        } else if may_open
+                            && self.dialling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                        {
+                            Next::Dial(Dialling(self))
+                        } else {
+                            Next::Own
+                        }
+                    }
+                }
+            };
+            match next {
+                Next::Use(live, place) => match self.stream_on(&live, place, answered).await {
+                    Ok(Some(s)) => return Ok(s),
+                    Ok(None) => {}
+                    Err(f) if f.status.is_some() => return Err(f.error),
+                    Err(f) => {
+                        debug!(error = %f.error, "an extra session failed");
+                        self.forget(live.generation).await;
                     }
                 },
-                None => None,
-            }
-        };
-        if let Some((live, fresh)) = picked {
-            match self.stream_on(&live, answered || fresh).await {
-                Ok(Some(s)) => return Ok(s),
-                Ok(None) => {}
-                Err(Error::Refused(why)) if fresh => {
-                    debug!(reason = %why, "the proxy refused a stream on an extra session; connections beyond the session's limit dial their own for a while");
-                    self.forget(live.generation).await;
-                    self.slot.lock().await.extra_blocked_until = Some(tokio::time::Instant::now() + EXTRA_RETRY);
+                Next::Wait(woken) => {
+                    if tokio::time::timeout(EXTRA_WAIT, woken).await.is_err() {
+                        debug!("the extra session being dialled is slow; this connection dials its own");
+                        break;
+                    }
                 }
-                Err(e @ Error::Refused(_)) => return Err(e),
-                Err(e) => {
-                    debug!(error = %e, "an extra session failed; this connection dials its own");
-                    self.forget(live.generation).await;
-                }
+                Next::Dial(dialling) => return self.open_extra(dialling).await,
+                Next::Own => break,
             }
         }
         debug!("every multiplexed session is at its stream limit; this connection dials its own");
         Ok(self.dialer.dial(&self.plain).await?.stream)
     }
 
-    /// Closes extra session `generation` if no stream is open on it (checked under
-    /// the slot, where streams are placed from). Whether it was.
-    async fn retire_if_idle(&self, generation: u64, open: &std::sync::atomic::AtomicUsize) -> bool {
-        let mut slot = self.slot.lock().await;
-        if open.load(std::sync::atomic::Ordering::Acquire) > 0 {
-            return false;
+    /// Dials an extra session (while `dialling` is held) and opens this
+    /// connection's stream on it, waiting for the proxy's answer: only a session
+    /// whose first stream was accepted takes others, so a proxy refusing more
+    /// sessions costs this connection nothing, and the others place their streams
+    /// against the limit the proxy's SETTINGS gave.
+    async fn open_extra(self: &Arc<Self>, dialling: Dialling<'_>) -> Result<BoxIo> {
+        let dialled = match self.dial_session().await {
+            Ok(Dial::Session(d)) => d,
+            Ok(Dial::Plain(stream)) => return Ok(stream),
+            Err(e) => {
+                let wait = self.extra_failed().await;
+                debug!(error = %e, retry_in_s = wait.as_secs(), "could not open an extra session; this connection dials its own");
+                drop(dialling);
+                return Ok(self.dialer.dial(&self.plain).await?.stream);
+            }
+        };
+        let live = self.install(&mut *self.slot.lock().await, dialled, true);
+        let outcome = match live.place() {
+            Some(place) => self.stream_on(&live, place, true).await,
+            None => Ok(None),
+        };
+        match outcome {
+            Ok(Some(s)) => {
+                live.settled.set(); // its first stream was answered, after its SETTINGS
+                let mut slot = self.slot.lock().await;
+                slot.extra_failures = 0;
+                debug!(sessions = slot.extra.len() + 2, "every session was at its stream limit: an extra one is open");
+                slot.extra.push(live);
+                return Ok(s);
+            }
+            // The proxy's limit of sessions per user.
+            Err(f) if f.status == Some(503) => {
+                debug!(reason = %f.error, "the proxy refused an extra session; connections beyond the sessions' limit dial their own for a while");
+                self.slot.lock().await.extra_blocked_until = Some(tokio::time::Instant::now() + EXTRA_RETRY);
+            }
+            // Any other refusal (expiry, access) is the proxy's answer to this connection.
+            Err(f) if f.status.is_some() => return Err(f.error),
+            Err(Failed { error, .. }) => {
+                let wait = self.extra_failed().await;
+                debug!(%error, retry_in_s = wait.as_secs(), "a new extra session failed; this connection dials its own");
+            }
+            Ok(None) => {
+                self.extra_failed().await;
+            }
         }
-        slot.extra.retain(|l| l.generation != generation);
-        true
+        drop(live); // its connection ends with its last handle
+        drop(dialling);
+        Ok(self.dialer.dial(&self.plain).await?.stream)
+    }
+
+    /// Backs extra dials off after a failure: from 1 s, doubling, up to
+    /// [`EXTRA_RETRY`]. The wait.
+    async fn extra_failed(&self) -> Duration {
+        let mut slot = self.slot.lock().await;
+        slot.extra_failures = slot.extra_failures.saturating_add(1);
+        let wait = Duration::from_secs(1 << (slot.extra_failures - 1).min(5)).min(EXTRA_RETRY);
+        slot.extra_blocked_until = Some(tokio::time::Instant::now() + wait);
+        wait
     }
 
     fn lost(&self, e: &h2::Error, tap: &mux::AlertTap) -> Error {
@@ -363,7 +517,11 @@ impl Session {
         Error::Tunnel {
             what: self.res.to_string(),
             proxy: self.dialer.context().proxy.to_string(),
-            reason: format!("the multiplexed session ended: {e}"),
+            reason: if e.is_go_away() && e.reason() == Some(h2::Reason::NO_ERROR) {
+                "the proxy closed the multiplexed session (it is shutting down or restarting)".into()
+            } else {
+                format!("the multiplexed session ended: {e}")
+            },
         }
     }
 
@@ -375,11 +533,19 @@ impl Session {
         slot.extra.retain(|l| l.generation != generation);
     }
 
-    /// Dials the session, or an `extra` one (the caller holds the slot, so only one
-    /// dial runs).
-    async fn connect(self: &Arc<Self>, slot: &mut Slot, extra: bool) -> Result<Opened> {
+    /// Dials the kept-warm session (the caller holds the slot, so only one dial runs).
+    async fn connect(self: &Arc<Self>, slot: &mut Slot) -> Result<Opened> {
+        Ok(match self.dial_session().await? {
+            Dial::Session(d) => Opened::Session(self.install(slot, d, false)),
+            Dial::Plain(stream) => Opened::Plain(stream),
+        })
+    }
+
+    /// Dials a routing connection offering `-mux` and starts HTTP/2 on it, or
+    /// returns the connection itself when the proxy chose a per-connection protocol.
+    async fn dial_session(&self) -> Result<Dial> {
         let Some(target) = self.multiplexing() else {
-            return Ok(Opened::Plain(self.dialer.dial(&self.plain).await?.stream));
+            return Ok(Dial::Plain(self.dialer.dial(&self.plain).await?.stream));
         };
         let identity = self.dialer.identity();
         let dialed = self.dialer.dial(target).await?;
@@ -387,7 +553,7 @@ impl Session {
             Some(a) if a.mux => a,
             other => {
                 self.set_mode(Mode::PerConnection(other));
-                return Ok(Opened::Plain(dialed.stream));
+                return Ok(Dial::Plain(dialed.stream));
             }
         };
         // TLS 1.3 finishes the client's side before the proxy judges the certificate:
@@ -400,44 +566,75 @@ impl Session {
             proxy: self.dialer.context().proxy.to_string(),
             reason: format!("the HTTP/2 session did not start: {e}"),
         })?;
+        Ok(Dial::Session(Box::new(Dialled {
+            send,
+            conn,
+            tap,
+            alpn,
+            serial: identity.caller.serial.clone(),
+            expires: expiry(&identity),
+        })))
+    }
+
+    /// Gives `d` a generation and the task that drives it (pings, expiry, and for an
+    /// `extra` session the idle close); the kept-warm session goes into the slot at
+    /// once, an extra one only once its first stream is accepted.
+    fn install(self: &Arc<Self>, slot: &mut Slot, d: Box<Dialled>, extra: bool) -> Live {
+        let d = *d;
         slot.generation += 1;
         let live = Live {
-            send,
+            send: d.send,
             generation: slot.generation,
-            tap,
-            serial: identity.caller.serial.clone(),
-            open: Arc::default(),
+            tap: d.tap,
+            serial: d.serial,
+            streams: Arc::default(),
+            settled: Arc::default(),
         };
-        if extra {
-            debug!(sessions = slot.extra.len() + 2, "every session is at its stream limit: an extra one is open");
-            slot.extra.push(live.clone());
-        } else {
+        if !extra {
             slot.live = Some(live.clone());
         }
-        self.set_mode(Mode::Multiplexed(alpn));
-        let mut conn = conn;
+        self.set_mode(Mode::Multiplexed(d.alpn));
+        let mut conn = d.conn;
         let pings = conn.ping_pong();
         let weak = Arc::downgrade(self);
         let generation = live.generation;
-        let expires = expiry(&identity);
-        let open = live.open.clone();
+        let expires = d.expires;
+        let streams = live.streams.clone();
+        let settled = live.settled.clone();
+        let idle_for = Duration::from_millis(self.extra_idle_ms.load(Ordering::Relaxed));
         tokio::spawn(async move {
+            // The first ping answered settles the session (its SETTINGS applied).
             let keepalive = async {
                 match pings {
-                    Some(p) => mux::keepalive(p, PING_INTERVAL, PING_TIMEOUT).await,
-                    None => std::future::pending().await,
+                    Some(mut p) => {
+                        if let Err(why) = mux::settle(&mut p, PING_TIMEOUT).await {
+                            return why;
+                        }
+                        settled.set();
+                        mux::keepalive(p, PING_INTERVAL, PING_TIMEOUT).await
+                    }
+                    None => {
+                        settled.set();
+                        std::future::pending().await
+                    }
                 }
             };
-            // An extra session lasts while streams use it.
+            // An extra session lasts while streams use it: closed `idle_for` after
+            // its last stream ended (seen at a sixth of that).
             let idle = async {
                 if !extra {
                     return std::future::pending().await;
                 }
+                let every = (idle_for / 6).max(Duration::from_millis(10));
+                let mut seen = streams.opened();
+                let mut since = tokio::time::Instant::now();
                 loop {
-                    tokio::time::sleep(EXTRA_IDLE).await;
-                    match weak.upgrade() {
-                        Some(s) if !s.retire_if_idle(generation, &open).await => {}
-                        _ => return,
+                    tokio::time::sleep(every).await;
+                    let opened = streams.opened();
+                    if opened != seen || streams.open() > 0 {
+                        (seen, since) = (opened, tokio::time::Instant::now());
+                    } else if since.elapsed() >= idle_for && streams.close_if_idle() {
+                        return;
                     }
                 }
             };
@@ -445,7 +642,7 @@ impl Session {
             let why = tokio::select! {
                 r = &mut conn => r.err().map(|e| e.to_string()).unwrap_or_else(|| "closed".into()),
                 why = keepalive => why,
-                () = idle => format!("an extra session without streams for {}s", EXTRA_IDLE.as_secs()),
+                () = idle => format!("an extra session without streams for {} ms", idle_for.as_millis()),
                 _ = tokio::time::sleep(until_expiry) => {
                     // No new streams; the open ones finish on the connection.
                     if let Some(s) = weak.upgrade() {
@@ -462,7 +659,45 @@ impl Session {
                 s.forget(generation).await;
             }
         });
-        Ok(Opened::Session(live))
+        live
+    }
+}
+
+/// A session dialled, not yet installed.
+struct Dialled {
+    send: h2::client::SendRequest<Bytes>,
+    conn: h2::client::Connection<mux::Tapped<BoxIo>, Bytes>,
+    tap: mux::AlertTap,
+    alpn: Alpn,
+    serial: String,
+    expires: SystemTime,
+}
+
+enum Dial {
+    Session(Box<Dialled>),
+    Plain(BoxIo),
+}
+
+/// Why a stream was not opened, and the proxy's status when it refused it.
+struct Failed {
+    error: Error,
+    status: Option<u16>,
+}
+
+impl Failed {
+    fn new(error: Error) -> Failed {
+        Failed { error, status: None }
+    }
+}
+
+/// Held while an extra session is dialled; when dropped (the dial ended, or the
+/// connection that dialled went away) the connections waiting for it look again.
+struct Dialling<'a>(&'a Session);
+
+impl Drop for Dialling<'_> {
+    fn drop(&mut self) {
+        self.0.dialling.store(false, Ordering::Release);
+        self.0.dialled.notify_waiters();
     }
 }
 
@@ -491,7 +726,7 @@ async fn reopen_loop(weak: Weak<Session>, generation: u64) {
             if slot.live.is_some() {
                 return; // a connection already opened a new one
             }
-            match s.connect(&mut slot, false).await {
+            match s.connect(&mut slot).await {
                 Ok(_) => return,
                 Err(e) => debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "re-opening the session failed"),
             }

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -38,10 +38,17 @@ pub const MAX_REFUSAL: usize = 4 * 1024;
 /// The content type of a refusal body.
 pub const REFUSAL_TYPE: &str = "text/plain; charset=utf-8";
 
+/// Streams a client opens on a new session before the server's SETTINGS say how
+/// many it takes (h2's default is no limit, so a burst in the first round trip
+/// could exceed the server's and be refused). RFC 9113 §6.5.2 recommends servers
+/// allow at least 100; oneport's allows 256 unless configured lower.
+pub const INITIAL_MAX_SEND_STREAMS: usize = 100;
+
 /// An HTTP/2 client builder with oneport's windows.
 pub fn client_builder() -> h2::client::Builder {
     let mut b = h2::client::Builder::new();
-    b.initial_window_size(STREAM_WINDOW)
+    b.initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
+        .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
         .max_frame_size(MAX_FRAME)
@@ -177,26 +184,60 @@ impl AlertTap {
     }
 }
 
-/// A place among a session's open streams, given back when dropped. h2 queues a
-/// stream opened beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS until another
-/// closes (per handle, so clones do not see each other's), which would stall a
-/// connection behind long-lived ones; counting them ourselves lets the caller go
-/// another way instead.
-#[derive(Debug)]
-pub struct StreamSlot(Arc<AtomicUsize>);
+/// A session's streams, counted by the client: how many are open and how many were
+/// ever opened, and whether it was closed for being idle. h2 queues a stream opened
+/// beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS until another closes (per
+/// handle, so clones do not see each other's), which would stall a connection
+/// behind long-lived ones; counting them ourselves lets the caller go another way
+/// instead.
+#[derive(Debug, Default)]
+pub struct Streams {
+    open: AtomicUsize,
+    opened: AtomicU64,
+}
 
-impl StreamSlot {
-    /// A place among `open` if fewer than `max` are taken.
-    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<StreamSlot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| StreamSlot(open.clone()))
+/// What `open` holds once the session is closed: more than any limit, so no place
+/// is taken any more.
+const CLOSED: usize = usize::MAX;
+
+impl Streams {
+    /// A place if fewer than `max` are taken (and the session is not closed).
+    pub fn take(self: &Arc<Self>, max: usize) -> Option<StreamSlot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max && n != CLOSED).then_some(n + 1))
+            .ok()?;
+        self.opened.fetch_add(1, Ordering::AcqRel);
+        Some(StreamSlot(self.clone()))
+    }
+
+    /// Streams open now (0 once closed).
+    pub fn open(&self) -> usize {
+        match self.open.load(Ordering::Acquire) {
+            CLOSED => 0,
+            n => n,
+        }
+    }
+
+    /// Streams ever opened.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Acquire)
+    }
+
+    /// Closes the session if no stream is open, atomically with [`Streams::take`]:
+    /// after `true` no place is ever taken again. Whether it was closed.
+    pub fn close_if_idle(&self) -> bool {
+        self.open.compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 }
 
+/// A place among a session's open [`Streams`], given back when dropped.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<Streams>);
+
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        // Never at CLOSED: a session is closed only with no place taken.
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -456,6 +497,19 @@ impl AsyncWrite for H2Stream {
     }
 }
 
+/// One ping answered: every frame the peer sent before its PONG, its SETTINGS
+/// (the stream limit) included, has been applied.
+///
+/// # Errors
+/// The ping's failure, or no answer within `timeout`, in words.
+pub async fn settle(pings: &mut PingPong, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, pings.ping(Ping::opaque())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("HTTP/2 ping failed: {e}")),
+        Err(_) => Err(format!("no answer to an HTTP/2 ping within {}s", timeout.as_secs())),
+    }
+}
+
 /// Pings the peer every `interval`; returns why the session should end when a ping
 /// fails or goes unanswered for `timeout`.
 pub async fn keepalive(mut pings: PingPong, interval: Duration, timeout: Duration) -> String {
@@ -473,6 +527,23 @@ pub async fn keepalive(mut pings: PingPong, interval: Duration, timeout: Duratio
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn streams_count_places_and_close_only_when_idle() {
+        let streams = Arc::new(Streams::default());
+        let a = streams.take(2).expect("a first place");
+        let b = streams.take(2).expect("a second place");
+        assert!(streams.take(2).is_none(), "two is the limit");
+        assert_eq!((streams.open(), streams.opened()), (2, 2));
+        assert!(!streams.close_if_idle(), "not while streams are open");
+        drop(a);
+        assert!(!streams.close_if_idle());
+        drop(b);
+        assert!(streams.close_if_idle(), "idle now");
+        assert!(streams.take(usize::MAX).is_none(), "closed: no place, whatever the limit");
+        assert_eq!((streams.open(), streams.opened()), (0, 2));
+        assert!(!streams.close_if_idle(), "closed once");
+    }
 
     #[test]
     fn connect_request_is_authority_form() {
