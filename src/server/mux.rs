@@ -10,7 +10,8 @@
 //! ways through the relay); a refused one gets a 403 whose body is the sentence a
 //! refused connection gets from `/webapi/resolve`. Limits:
 //! `mux.max_streams_per_session` (HTTP/2's own SETTINGS_MAX_CONCURRENT_STREAMS) and
-//! `mux.max_sessions_per_user`.
+//! `mux.max_sessions_per_user`. When the server drains, each session gets a GOAWAY
+//! and ends with its last open stream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -188,11 +189,21 @@ pub async fn serve(
     // one task (one core at a time), as a per-connection tunnel is.
     let mut streams = FuturesUnordered::new();
     let mut next: u64 = 0;
+    // On shutdown: GOAWAY, so the client opens no new streams and sends them
+    // elsewhere; the session ends when its open streams have (drain waits for them).
+    let stop = srv.tasks.stopping().clone();
+    let mut closing = false;
     loop {
         let accepted = tokio::select! {
             a = conn.accept() => a,
             why = &mut keepalive => { info!(reason = %why, "multiplexed session closed"); break }
             Some(()) = streams.next(), if !streams.is_empty() => continue,
+            () = stop.cancelled(), if !closing => {
+                debug!(streams = streams.len(), "shutting down: the multiplexed session takes no new streams");
+                conn.graceful_shutdown();
+                closing = true;
+                continue;
+            }
         };
         let (req, mut respond) = match accepted {
             Some(Ok(x)) => x,
