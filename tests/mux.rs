@@ -160,6 +160,154 @@ async fn full_sessions_open_extra_ones_up_to_the_proxys_limit() {
     .await;
 }
 
+/// A burst that finds every session full shares the one extra session being
+/// dialled: the others wait for it instead of dialling their own or piling
+/// streams onto it before the proxy's SETTINGS say how many it takes (beyond the
+/// proxy's limit, h2 refuses them and the connection would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_limit_waits_for_the_extra_session_being_dialled() {
+    deadline(async {
+        let (echo, accepted) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.mux.max_streams_per_session = 2;
+            c.mux.max_sessions_per_user = 3;
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        session.warm().await;
+        let mut held = Vec::new();
+        for i in 0..2u8 {
+            let mut s = session.open().await.unwrap();
+            s.write_all(&[i; 4]).await.unwrap();
+            let mut got = [0u8; 4];
+            s.read_exact(&mut got).await.unwrap();
+            held.push(s);
+        }
+        assert_eq!(dials.load(Ordering::SeqCst), 1, "two streams on the kept-warm session");
+        let burst: Vec<_> = (10..14u8)
+            .map(|i| {
+                let s = session.clone();
+                tokio::spawn(async move {
+                    let mut c = s.open().await.map_err(|e| format!("connection {i}: {e}"))?;
+                    c.write_all(&[i; 1000]).await.map_err(|e| format!("connection {i}: {e}"))?;
+                    let mut got = vec![0u8; 1000];
+                    c.read_exact(&mut got).await.map_err(|e| format!("connection {i}: {e}"))?;
+                    assert_eq!(got, vec![i; 1000], "connection {i}");
+                    Ok::<_, String>(c)
+                })
+            })
+            .collect();
+        for t in burst {
+            held.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(dials.load(Ordering::SeqCst), 3, "four connections on two extra sessions, none of their own");
+        assert_eq!(session.sessions().await, 3);
+        assert_eq!(accepted.load(Ordering::SeqCst), 6);
+        drop(held);
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// An extra session closes once it has had no stream for its idle time, and not
+/// while a stream uses it; the next connection beyond the limit opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_extra_session_closes_and_a_busy_one_stays() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.mux.max_streams_per_session = 1;
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        let idle = Duration::from_millis(300);
+        session.set_extra_idle(idle);
+        session.warm().await;
+        let mut first = session.open().await.unwrap();
+        let extra = session.open().await.unwrap();
+        assert_eq!(echo_to_end(extra, b"extra").await, b"extra");
+        assert_eq!(dials.load(Ordering::SeqCst), 2, "the second connection rode an extra session");
+        poll_until(Duration::from_secs(10), "the idle extra session to close", || {
+            let s = session.clone();
+            async move { (s.sessions().await == 1).then_some(()) }
+        })
+        .await;
+        // A new one for the next connection beyond the limit, kept while it is used.
+        let mut busy = session.open().await.unwrap();
+        assert_eq!(dials.load(Ordering::SeqCst), 3);
+        // Not a readiness wait: time passing is what is tested (the idle close looks
+        // every sixth of `idle`).
+        tokio::time::sleep(idle * 3).await;
+        assert_eq!(session.sessions().await, 2, "a session with a stream open stays");
+        for (s, msg) in [(&mut busy, &b"still here"[..]), (&mut first, &b"first"[..])] {
+            s.write_all(msg).await.unwrap();
+            let mut got = vec![0u8; msg.len()];
+            s.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, msg);
+        }
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// A server shutting down tells its sessions (GOAWAY): an open stream finishes, and
+/// the server stops as soon as it has, however long its grace period, instead of
+/// waiting the grace out for sessions the clients keep warm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_open_streams_finish_and_does_not_wait_for_idle_sessions() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("echo", echo, &["alice"]));
+            c.shutdown_grace = Duration::from_secs(3600);
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, _) = counting_forwarder(srv.addr).await;
+        let srv_addr = front;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        session.warm().await;
+        let mut open = session.open().await.unwrap();
+        open.write_all(b"before").await.unwrap();
+        let mut got = [0u8; 6];
+        open.read_exact(&mut got).await.unwrap();
+        // TestServer::stop fails if the server has not stopped within 30 s.
+        let stopping = tokio::spawn(srv.stop());
+        // Once the GOAWAY is in, a new connection does not ride the session, and the
+        // proxy accepts no new routing connection.
+        let refused = poll_until(Duration::from_secs(10), "new connections to be refused", || {
+            let s = session.clone();
+            async move { s.open().await.err() }
+        })
+        .await;
+        assert!(refused.to_string().contains(&srv_addr.to_string()), "{refused}");
+        assert!(!stopping.is_finished(), "the server waits for the open stream");
+        assert_eq!(echo_to_end(open, b"during the drain").await, b"during the drain");
+        stopping.await.unwrap();
+        poll_until(Duration::from_secs(10), "the client to let the session go", || {
+            let s = session.clone();
+            async move { (s.sessions().await == 0).then_some(()) }
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Writes `msg` on `s`, half-closes and reads the echo to the end.
+async fn echo_to_end(mut s: oneport::net::io::BoxIo, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fallback_when_the_server_does_not_offer_mux() {
     deadline(async {
