@@ -204,7 +204,11 @@ impl Streams {
     /// A place if fewer than `max` are taken (and the session is not closed).
     pub fn take(self: &Arc<Self>, max: usize) -> Option<StreamSlot> {
         self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max && n != CLOSED).then_some(n + 1))
+            .fetch_update(
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                |n| if n != CLOSED && n < max { Some(n + 1) } else { None },
+            )
             .ok()?;
         self.opened.fetch_add(1, Ordering::AcqRel);
         Some(StreamSlot(self.clone()))
