@@ -89,6 +89,8 @@ struct Live {
     streams: Arc<mux::Streams>,
     /// Whether the proxy's SETTINGS (its stream limit) are known.
     settled: Arc<Settled>,
+    /// Set by the session's task when its connection ended.
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Live {
@@ -367,12 +369,16 @@ impl Session {
                 Ok(Err(e)) => {
                     return Err(match mux::StreamRefused::of(&e) {
                         Some(r) => Failed { error: Error::Refused(r.sentence.clone()), status: Some(r.status) },
+                        // The proxy refused the session's certificate at the handshake.
+                        None if live.tap.alert() == Some(rustls::AlertDescription::AccessDenied) => {
+                            Failed::new(Error::AccessDenied { proxy: self.dialer.context().proxy.to_string() })
+                        }
                         None => Failed::new(Error::Tunnel {
                             what: self.res.to_string(),
                             proxy: self.dialer.context().proxy.to_string(),
                             reason: format!("the multiplexed session ended: {}", live.tap.explain(e)),
                         }),
-                    })
+                    });
                 }
                 Err(_) => {
                     return Err(Failed::new(Error::Tunnel {
@@ -389,8 +395,10 @@ impl Session {
     /// A connection for which the kept-warm session has no room: a stream on an
     /// extra session with room; else, while one is being dialled, a wait for it (up
     /// to [`EXTRA_WAIT`]); else a new one (up to [`MAX_SESSIONS`]); else a routing
-    /// connection of its own. Places are taken under the slot, but no dial runs
-    /// under it, so connections that find room elsewhere never wait for a dial.
+    /// connection of its own. Places are taken under the slot, but no extra dial
+    /// runs under it, so connections that find room on an open session never wait
+    /// for one. (The kept-warm session's own re-dial does hold the slot: while it
+    /// runs, new connections wait for it, bounded by the dial's timeouts.)
     async fn overflow(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
         enum Next<'a> {
             Use(Live, mux::StreamSlot),
@@ -477,7 +485,9 @@ impl Session {
                 let mut slot = self.slot.lock().await;
                 slot.extra_failures = 0;
                 debug!(sessions = slot.extra.len() + 2, "every session was at its stream limit: an extra one is open");
-                slot.extra.push(live);
+                if !live.ended.load(Ordering::Acquire) {
+                    slot.extra.push(live);
+                }
                 return Ok(s);
             }
             // The proxy's limit of sessions per user.
@@ -485,8 +495,13 @@ impl Session {
                 debug!(reason = %f.error, "the proxy refused an extra session; connections beyond the sessions' limit dial their own for a while");
                 self.slot.lock().await.extra_blocked_until = Some(tokio::time::Instant::now() + EXTRA_RETRY);
             }
-            // Any other refusal (expiry, access) is the proxy's answer to this connection.
-            Err(f) if f.status.is_some() => return Err(f.error),
+            // Any other refusal (expiry, access) is the proxy's answer to this
+            // connection; the next extra dial waits its back-off (it would meet the
+            // same answer).
+            Err(f) if f.status.is_some() => {
+                self.extra_failed().await;
+                return Err(f.error);
+            }
             Err(Failed { error, .. }) => {
                 let wait = self.extra_failed().await;
                 debug!(%error, retry_in_s = wait.as_secs(), "a new extra session failed; this connection dials its own");
@@ -589,6 +604,7 @@ impl Session {
             serial: d.serial,
             streams: Arc::default(),
             settled: Arc::default(),
+            ended: Arc::default(),
         };
         if !extra {
             slot.live = Some(live.clone());
@@ -601,6 +617,7 @@ impl Session {
         let expires = d.expires;
         let streams = live.streams.clone();
         let settled = live.settled.clone();
+        let ended = live.ended.clone();
         let idle_for = Duration::from_millis(self.extra_idle_ms.load(Ordering::Relaxed));
         tokio::spawn(async move {
             // The first ping answered settles the session (its SETTINGS applied).
@@ -653,6 +670,10 @@ impl Session {
                 }
             };
             debug!(reason = %why, extra, "multiplexed session ended");
+            // Connections waiting for its SETTINGS look again (and find it gone), and
+            // an extra one being installed is not.
+            ended.store(true, Ordering::Release);
+            settled.set();
             if !extra {
                 reopen(weak, generation).await;
             } else if let Some(s) = weak.upgrade() {
