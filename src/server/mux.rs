@@ -33,6 +33,9 @@ use crate::server::audit::{self, Via};
 use crate::server::routes::{ResourceRoute, Route};
 use crate::server::{backend, web, Server};
 
+/// How long the streams of a session h2 closed may take to finish relaying.
+const STREAMS_FINISH: Duration = Duration::from_secs(10);
+
 /// Open sessions per user, for `mux.max_sessions_per_user`.
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -211,7 +214,16 @@ pub async fn serve(
                 debug!(error = %e, "multiplexed session ended with an error");
                 break;
             }
-            None => break,
+            None => {
+                // h2 ends the connection once its streams are closed at the protocol
+                // level, which can be before their relays have handed the last bytes
+                // and the half-close to the backends: let them finish (bounded).
+                let finish = async { while streams.next().await.is_some() {} };
+                if tokio::time::timeout(STREAMS_FINISH, finish).await.is_err() {
+                    debug!(streams = streams.len(), "streams still relaying after the session closed; dropped");
+                }
+                break;
+            }
         };
         next += 1;
         let verdict = if slot.is_none() {
