@@ -299,6 +299,93 @@ async fn shutdown_lets_open_streams_finish_and_does_not_wait_for_idle_sessions()
     .await;
 }
 
+/// A session the proxy refuses at the handshake (a caller outside the allow-list)
+/// ends before its SETTINGS are known: the connections waiting for them are told
+/// at once, not after the 20 s a first ping may take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_waiting_on_a_session_refused_at_the_handshake_fail_at_once() {
+    deadline(async {
+        let (echo, accepted) = spawn_echo().await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let id = srv.identity("bob", &[]);
+        let (front, _) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        // Well under the 20 s (PING_TIMEOUT) a wait for SETTINGS would otherwise last;
+        // this bounds a hang, it measures nothing.
+        let errors = tokio::time::timeout(Duration::from_secs(10), async {
+            session.warm().await;
+            let opens: Vec<_> = (0..3)
+                .map(|_| {
+                    let s = session.clone();
+                    tokio::spawn(async move { s.open_answered().await.err().map(|e| e.to_string()) })
+                })
+                .collect();
+            let mut errors = Vec::new();
+            for o in opens {
+                errors.push(o.await.unwrap());
+            }
+            errors
+        })
+        .await
+        .expect("connections to a refused session were told within 10 s");
+        for e in errors {
+            let e = e.expect("a refused caller gets no stream");
+            assert!(e.contains("access denied"), "{e}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing reached the app");
+        srv.stop().await;
+    })
+    .await;
+}
+
+/// During a drain, a stream whose backend spoke and closed first still delivers
+/// the client's last bytes and half-close to the backend, although h2 closes the
+/// session the moment that stream's END_STREAM arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_session_delivers_the_last_bytes_of_a_stream_to_its_backend() {
+    deadline(async {
+        // A backend that greets, closes its side, then reads the client to the end.
+        let backend = loopback_listener().await;
+        let addr = backend.local_addr().unwrap();
+        let (got_tx, got_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let (mut c, _) = backend.accept().await.unwrap();
+            c.write_all(b"hello").await.unwrap();
+            c.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).await.unwrap();
+            let _ = got_tx.send(got);
+        });
+        let srv = TestServer::start(|c| {
+            c.apps.push(tcp_app("greeter", addr, &["alice"]));
+            c.shutdown_grace = Duration::from_secs(3600);
+        })
+        .await;
+        let id = srv.identity("alice", &[]);
+        let (front, _) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "greeter", Protocol::Tcp);
+        session.warm().await;
+        let mut s = session.open().await.unwrap();
+        let mut hello = Vec::new();
+        s.read_to_end(&mut hello).await.unwrap();
+        assert_eq!(hello, b"hello");
+        let stopping = tokio::spawn(srv.stop());
+        poll_until(Duration::from_secs(10), "the drain to refuse new connections", || {
+            let se = session.clone();
+            async move { se.open().await.err() }
+        })
+        .await;
+        let last = vec![7u8; 100_000];
+        s.write_all(&last).await.unwrap();
+        s.shutdown().await.unwrap();
+        let got = got_rx.await.expect("the backend saw its connection end");
+        assert_eq!(got.len(), last.len(), "bytes the backend got after the drain began");
+        assert!(got == last);
+        stopping.await.unwrap();
+    })
+    .await;
+}
+
 /// Writes `msg` on `s`, half-closes and reads the echo to the end.
 async fn echo_to_end(mut s: oneport::net::io::BoxIo, msg: &[u8]) -> Vec<u8> {
     s.write_all(msg).await.unwrap();
