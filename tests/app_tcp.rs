@@ -585,6 +585,44 @@ async fn sessions_and_refusals_leave_audit_records() {
     .await;
 }
 
+/// Each client config keeps its own TLS tickets: a connection made with another
+/// config to the same host name (another route, identity or port) between two of
+/// this config's connections does not take this config's ticket (rustls resumes a
+/// ticket only in the config that made it, and dropped the one it took from a shared
+/// store, so the next connection here did a full handshake).
+#[tokio::test]
+async fn another_configs_connection_leaves_this_configs_ticket() {
+    deadline(async {
+        let (srv, _) = echo_server(|_| {}).await;
+        let ctx = srv.context(&srv.identity("alice", &[]));
+        let alpn = || vec![b"http/1.1".to_vec()];
+        let mine = oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), alpn()).unwrap();
+        let other = oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), alpn()).unwrap();
+        let ping = |cfg: Arc<rustls::ClientConfig>| {
+            let addr = srv.addr;
+            async move {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let req = "GET /webapi/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+                tls.write_all(req.as_bytes()).await.unwrap();
+                let mut out = Vec::new();
+                let _ = tls.read_to_end(&mut out).await;
+                let out = String::from_utf8_lossy(&out).into_owned();
+                assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+                resumed
+            }
+        };
+        assert!(!ping(mine.clone()).await, "the first connection is a full handshake");
+        assert!(!ping(other.clone()).await, "another config has no ticket of its own yet");
+        assert!(ping(mine.clone()).await, "this config's ticket is still there: the session resumes");
+        assert!(ping(other).await, "and so is the other config's");
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// A TLS session resumed after the client certificate expired skips certificate
 /// verification; the web API still treats the caller as expired: `/webapi/ping`
 /// names no caller and lists nothing, `/webapi/resolve` answers 401.

@@ -252,16 +252,10 @@ impl Dialer {
         if self.fixed {
             return Err(Error::config("this dialer cannot reach that protocol (internal: no TLS config for it)"));
         }
-        let c = match &fresh {
-            None => tls::client_config(&self.ctx.trust, Some(&self.ctx.identity), alpn.to_vec())?,
-            Some(id) => {
-                // A session resumed from the old certificate would keep presenting it.
-                let mut c = (*tls::client_config(&self.ctx.trust, Some(id), alpn.to_vec())?).clone();
-                c.resumption =
-                    rustls::client::Resumption::store(Arc::new(rustls::client::ClientSessionMemoryCache::new(256)));
-                Arc::new(c)
-            }
-        };
+        // A config has its own ticket store, so a renewed identity's config never
+        // resumes a session made with the old certificate.
+        let id = fresh.as_ref().unwrap_or(&self.ctx.identity);
+        let c = tls::client_config(&self.ctx.trust, Some(id), alpn.to_vec())?;
         map.insert(alpn.to_vec(), c.clone());
         Ok(c)
     }

@@ -12,7 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
+use rustls::client::{ClientSessionMemoryCache, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -41,10 +41,9 @@ pub fn provider() -> Arc<CryptoProvider> {
     P.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())).clone()
 }
 
-fn session_store() -> Arc<dyn ClientSessionStore> {
-    static S: OnceLock<Arc<dyn ClientSessionStore>> = OnceLock::new();
-    S.get_or_init(|| Arc::new(ClientSessionMemoryCache::new(1024))).clone()
-}
+/// How many server names one client config keeps tickets for (rustls keeps up to
+/// eight TLS 1.3 tickets per name).
+const SESSIONS_PER_CONFIG: usize = 64;
 
 /// Which certificates a client trusts for the server.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +81,14 @@ pub fn client_config(trust: &Trust, identity: Option<&Identity>, alpn: Vec<Vec<u
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = alpn;
-    cfg.resumption = Resumption::store(session_store());
+    // Each config has its own ticket store. rustls keys tickets by server name only
+    // and resumes a ticket only in a config with the same verifier and client
+    // certificate (the same `Arc`s), so it drops one taken by any other config. A
+    // store shared by every config in the process let a connection to the same name
+    // from another config (another route's ALPN, another identity, another port on
+    // the same host) take and waste the newest ticket: the next connection did a full
+    // handshake. Callers keep a config for as long as they dial with it.
+    cfg.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSIONS_PER_CONFIG)));
     Ok(Arc::new(cfg))
 }
 
