@@ -598,21 +598,10 @@ async fn another_configs_connection_leaves_this_configs_ticket() {
         let alpn = || vec![b"http/1.1".to_vec()];
         let mine = oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), alpn()).unwrap();
         let other = oneport::net::tls::client_config(&ctx.trust, Some(&ctx.identity), alpn()).unwrap();
-        let ping = |cfg: Arc<rustls::ClientConfig>| {
-            let addr = srv.addr;
-            async move {
-                let tcp = TcpStream::connect(addr).await.unwrap();
-                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-                let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
-                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                let req = "GET /webapi/ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-                tls.write_all(req.as_bytes()).await.unwrap();
-                let mut out = Vec::new();
-                let _ = tls.read_to_end(&mut out).await;
-                let out = String::from_utf8_lossy(&out).into_owned();
-                assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-                resumed
-            }
+        let ping = |cfg: Arc<rustls::ClientConfig>| async move {
+            let (resumed, out) = tls_get(cfg, srv.addr, "/webapi/ping").await;
+            assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+            resumed
         };
         assert!(!ping(mine.clone()).await, "the first connection is a full handshake");
         assert!(!ping(other.clone()).await, "another config has no ticket of its own yet");
@@ -638,21 +627,7 @@ async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
         let id = oneport::identity::Identity::from_pem(pem.as_bytes()).unwrap();
         let ctx = srv.context(&srv.identity("alice", &[]));
         let cfg = oneport::net::tls::client_config(&ctx.trust, Some(&id), vec![b"http/1.1".to_vec()]).unwrap();
-        let get = |path: &'static str| {
-            let cfg = cfg.clone();
-            let addr = srv.addr;
-            async move {
-                let tcp = TcpStream::connect(addr).await.unwrap();
-                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-                let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
-                let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-                tls.write_all(req.as_bytes()).await.unwrap();
-                let mut out = Vec::new();
-                let _ = tls.read_to_end(&mut out).await;
-                (resumed, String::from_utf8_lossy(&out).into_owned())
-            }
-        };
+        let get = |path: &'static str| tls_get(cfg.clone(), srv.addr, path);
         let (_, fresh) = get("/webapi/ping").await;
         assert!(fresh.contains(r#""user": "alice""#), "{fresh}");
         assert!(fresh.contains(r#""name": "echo""#), "{fresh}");
@@ -676,6 +651,20 @@ async fn resumed_session_with_an_expired_certificate_gets_no_answers() {
         srv.stop().await;
     })
     .await;
+}
+
+/// GET `path` over a TLS connection made with `cfg` (one request, `Connection:
+/// close`): whether the handshake resumed a session, and the whole answer.
+async fn tls_get(cfg: Arc<rustls::ClientConfig>, addr: std::net::SocketAddr, path: &str) -> (bool, String) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    (resumed, String::from_utf8_lossy(&out).into_owned())
 }
 
 /// A TCP connection to the server from `ip` (any 127/8 address works on loopback).
