@@ -51,6 +51,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> IoStream for T {}
 /// A boxed [`IoStream`].
 pub type BoxIo = Box<dyn IoStream>;
 
+/// A byte stream that takes and gives owned chunks (a multiplexed stream: its
+/// frames are `Bytes` already). Its `AsyncRead`/`AsyncWrite` still work, with a
+/// copy, for callers that want a plain byte stream.
+pub trait Chunks: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Sends a leading part of `data` (at least one byte when `data` is not empty)
+    /// and advances `data` past it.
+    ///
+    /// # Errors
+    /// As `poll_write` would.
+    fn poll_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        data: &mut bytes::Bytes,
+    ) -> std::task::Poll<std::io::Result<()>>;
+
+    /// The next chunk received, `None` at the end of the stream. The chunk's flow
+    /// control window is given back as it is handed over.
+    ///
+    /// # Errors
+    /// As `poll_read` would.
+    fn poll_chunk(&mut self, cx: &mut std::task::Context<'_>)
+        -> std::task::Poll<std::io::Result<Option<bytes::Bytes>>>;
+}
+
 /// A transport under the TLS-routing handshake whose write side is never shut down
 /// on its own: the TLS inside carries half-close as `close_notify`, while squid,
 /// nginx and many other middleboxes tear down both directions when they see a FIN.
@@ -182,6 +206,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Chunks> Chunks for Counted<S> {
+    fn poll_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        data: &mut bytes::Bytes,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = data.len();
+        let r = self.inner.poll_send(cx, data);
+        self.counters.written.fetch_add((before - data.len()) as u64, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+    fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<Option<bytes::Bytes>>> {
+        let r = self.inner.poll_chunk(cx);
+        if let std::task::Poll::Ready(Ok(Some(c))) = &r {
+            self.counters.read.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP/2 plumbing of multiplexed sessions (docs/protocol.md §13), for both ends:
 //! the `h2` builders with windows sized for bulk, a stream as a byte stream
-//! ([`H2Stream`]: DATA frames each way, END_STREAM = half-close of that direction),
+//! ([`H2Stream`]: DATA frames each way, END_STREAM = half-close of that direction;
+//! it also moves owned chunks, [`Chunks`], so the relay copies nothing through it),
 //! the CONNECT request that opens a stream and the refusal that answers one, and
 //! the PING keepalive.
 //!
@@ -21,6 +22,8 @@ use bytes::Bytes;
 use h2::{client::ResponseFuture, Ping, PingPong, RecvStream, SendStream};
 use http::{Method, Request, Response, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::net::io::Chunks;
 
 /// Receive window of one stream: what one local connection may have in flight.
 pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
@@ -320,6 +323,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
     }
 }
 
+impl<S: Chunks> Chunks for Tapped<S> {
+    fn poll_send(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>> {
+        let r = self.inner.poll_send(cx, data);
+        self.seen(r)
+    }
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        let r = self.inner.poll_chunk(cx);
+        if self.recording && matches!(r, Poll::Ready(Ok(Some(_)))) {
+            self.tap.heard();
+        }
+        self.seen(r)
+    }
+}
+
 enum ReadState {
     /// Waiting for the server's answer to the CONNECT.
     Answer(ResponseFuture),
@@ -426,24 +443,74 @@ impl H2Stream {
     }
 }
 
+impl H2Stream {
+    /// The next received chunk (the buffered rest first), its window given back.
+    fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        ready!(self.poll_answer(cx))?;
+        let chunk = if !self.buf.is_empty() {
+            std::mem::take(&mut self.buf)
+        } else {
+            let ReadState::Body(body) = &mut self.read else { return Poll::Ready(Ok(None)) };
+            match ready!(body.poll_data(cx)) {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => return Poll::Ready(Err(to_io(e))),
+                None => {
+                    self.read = ReadState::Eof;
+                    return Poll::Ready(Ok(None));
+                }
+            }
+        };
+        if let ReadState::Body(body) = &mut self.read {
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        Poll::Ready(Ok(Some(chunk)))
+    }
+
+    /// Window for up to `want` (> 0) bytes: how many may be sent now.
+    fn poll_grant(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+        self.send.reserve_capacity(want);
+        let mut granted = self.send.poll_capacity(cx);
+        // Older h2 releases could report a grant of 0 (hyperium/h2#270); asking
+        // again registers for the next window update instead of spinning.
+        while matches!(granted, Poll::Ready(Some(Ok(0)))) {
+            granted = self.send.poll_capacity(cx);
+        }
+        match ready!(granted) {
+            Some(Ok(n)) => Poll::Ready(Ok(n.min(want))),
+            Some(Err(e)) => self.write_failed(cx, to_io(e)),
+            None => {
+                self.write_failed(cx, io::Error::new(io::ErrorKind::BrokenPipe, "the multiplexed stream was closed"))
+            }
+        }
+    }
+
+    /// Sends as much of `data` as the stream's window takes now, without a copy.
+    fn poll_send_bytes(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let n = ready!(self.poll_grant(cx, data.len()))?;
+        match self.send.send_data(data.split_to(n), false) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => self.write_failed(cx, to_io(e)).map_ok(|_| ()),
+        }
+    }
+}
+
+impl Chunks for H2Stream {
+    fn poll_send(&mut self, cx: &mut Context<'_>, data: &mut Bytes) -> Poll<io::Result<()>> {
+        self.poll_send_bytes(cx, data)
+    }
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        self.poll_next_chunk(cx)
+    }
+}
+
 impl AsyncRead for H2Stream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         ready!(this.poll_answer(cx))?;
-        loop {
-            if !this.buf.is_empty() {
-                let n = out.remaining().min(this.buf.len());
-                out.put_slice(&this.buf.split_to(n));
-                if this.buf.is_empty() {
-                    // An empty slice still holds the frame's whole read buffer:
-                    // an idle stream must hold nothing.
-                    this.buf = Bytes::new();
-                }
-                if let ReadState::Body(body) = &mut this.read {
-                    let _ = body.flow_control().release_capacity(n);
-                }
-                return Poll::Ready(Ok(()));
-            }
+        if this.buf.is_empty() {
             let ReadState::Body(body) = &mut this.read else { return Poll::Ready(Ok(())) };
             match ready!(body.poll_data(cx)) {
                 Some(Ok(b)) => this.buf = b,
@@ -454,6 +521,17 @@ impl AsyncRead for H2Stream {
                 }
             }
         }
+        let n = out.remaining().min(this.buf.len());
+        out.put_slice(&this.buf.split_to(n));
+        if this.buf.is_empty() {
+            // An empty slice still holds the frame's whole read buffer: an idle
+            // stream must hold nothing.
+            this.buf = Bytes::new();
+        }
+        if let ReadState::Body(body) = &mut this.read {
+            let _ = body.flow_control().release_capacity(n);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -463,25 +541,10 @@ impl AsyncWrite for H2Stream {
             return Poll::Ready(Ok(0));
         }
         let this = &mut *self;
-        this.send.reserve_capacity(data.len());
-        let mut granted = this.send.poll_capacity(cx);
-        // Older h2 releases could report a grant of 0 (hyperium/h2#270); asking
-        // again registers for the next window update instead of spinning.
-        while matches!(granted, Poll::Ready(Some(Ok(0)))) {
-            granted = this.send.poll_capacity(cx);
-        }
-        match ready!(granted) {
-            Some(Ok(n)) => {
-                let n = n.min(data.len());
-                match this.send.send_data(Bytes::copy_from_slice(&data[..n]), false) {
-                    Ok(()) => Poll::Ready(Ok(n)),
-                    Err(e) => this.write_failed(cx, to_io(e)),
-                }
-            }
-            Some(Err(e)) => this.write_failed(cx, to_io(e)),
-            None => {
-                this.write_failed(cx, io::Error::new(io::ErrorKind::BrokenPipe, "the multiplexed stream was closed"))
-            }
+        let n = ready!(this.poll_grant(cx, data.len()))?;
+        match this.send.send_data(Bytes::copy_from_slice(&data[..n]), false) {
+            Ok(()) => Poll::Ready(Ok(n)),
+            Err(e) => this.write_failed(cx, to_io(e)),
         }
     }
 
@@ -631,5 +694,39 @@ mod tests {
             let r = StreamRefused::of(&e).expect("a refusal");
             assert_eq!((r.status, r.sentence.as_str()), (403, "access to app no denied for user t"));
         }
+    }
+
+    #[tokio::test]
+    async fn the_chunk_relay_moves_every_byte_both_ways_with_half_close() {
+        let send = pair().await;
+        let mut stream = open(&send, "x").await;
+        let (mut local, mut near) = tokio::io::duplex(1 << 16);
+        let relay = tokio::spawn(async move { crate::net::relay::relay_chunks(&mut near, &mut stream).await });
+        // Beyond the stream's window both ways, in writes of odd sizes.
+        let payload: Vec<u8> = (0..(5 * STREAM_WINDOW as usize / 2)).map(|i| (i % 251) as u8).collect();
+        let (mut r, mut w) = tokio::io::split(&mut local);
+        let writer = async {
+            for part in payload.chunks(77_777) {
+                w.write_all(part).await.unwrap();
+            }
+            w.shutdown().await.unwrap();
+        };
+        let mut got = Vec::new();
+        tokio::join!(writer, async { r.read_to_end(&mut got).await.unwrap() });
+        assert!(got == payload, "the echo differs: {} bytes back of {}", got.len(), payload.len());
+        let counts = relay.await.unwrap().unwrap();
+        let n = payload.len() as u64;
+        assert_eq!((counts.a_to_b, counts.b_to_a), (n, n));
+    }
+
+    #[tokio::test]
+    async fn the_chunk_relay_reports_a_refusal() {
+        let send = pair().await;
+        let mut stream = open(&send, "no").await;
+        let (mut local, mut near) = tokio::io::duplex(1 << 16);
+        local.write_all(b"sent before the answer").await.unwrap();
+        let e = crate::net::relay::relay_chunks(&mut near, &mut stream).await.unwrap_err();
+        let r = StreamRefused::of(&e).expect("a refusal");
+        assert_eq!((r.status, r.sentence.as_str()), (403, "access to app no denied for user t"));
     }
 }

@@ -9,13 +9,21 @@
 //! idle connection holds no relay buffer at all, however much it moved before
 //! (benches/throughput.rs measured 222 KiB per idle connection after a 256 KiB
 //! exchange when the buffers were kept).
+//!
+//! A multiplexed stream moves owned chunks ([`Chunks`]): towards it, each read lands
+//! in a fresh part of a `BytesMut` that is handed over whole; from it, each received
+//! frame is written out as it is. That saves a copy of every byte each way against
+//! copying through the relay's buffer ([`relay_link`] picks the way for a [`Link`]).
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::net::io::{BoxIo, Chunks};
 
 const INITIAL_BUF: usize = 8 * 1024;
 const MAX_BUF: usize = 64 * 1024;
@@ -27,6 +35,13 @@ pub struct Counts {
     pub a_to_b: u64,
     /// Bytes read from `b` and written to `a`.
     pub b_to_a: u64,
+}
+
+impl Counts {
+    /// The same counts seen from the other side.
+    pub fn swapped(self) -> Counts {
+        Counts { a_to_b: self.b_to_a, b_to_a: self.a_to_b }
+    }
 }
 
 /// Copies `a` ⇄ `b` until both directions have reached EOF (each EOF is passed on
@@ -139,6 +154,255 @@ impl OneWay {
                 ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
                 self.done = true;
                 self.buf = Vec::new();
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+/// One side of a tunnel: a plain byte stream, or one that moves owned chunks.
+pub enum Link {
+    /// Relayed through the relay's buffers.
+    Bytes(BoxIo),
+    /// Relayed chunk by chunk, without a copy (see [`Chunks`]).
+    Chunks(Box<dyn Chunks>),
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::Bytes(_) => "Link::Bytes",
+            Link::Chunks(_) => "Link::Chunks",
+        })
+    }
+}
+
+impl Link {
+    /// As a plain byte stream.
+    pub fn into_io(self) -> BoxIo {
+        match self {
+            Link::Bytes(io) => io,
+            Link::Chunks(c) => Box::new(c),
+        }
+    }
+
+    fn io(&mut self) -> Pin<&mut (dyn AsyncReadWrite + '_)> {
+        match self {
+            Link::Bytes(io) => Pin::new(io),
+            Link::Chunks(c) => Pin::new(c),
+        }
+    }
+}
+
+/// What [`Link`] delegates its own byte-stream impls to.
+trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin + ?Sized> AsyncReadWrite for T {}
+
+impl AsyncRead for Link {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Link {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.io().poll_write(cx, data)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io().poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Link::Bytes(io) => io.is_write_vectored(),
+            Link::Chunks(c) => c.is_write_vectored(),
+        }
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io().poll_shutdown(cx)
+    }
+}
+
+/// [`relay`] between `a` and the link `b`, chunk by chunk when `b` moves chunks.
+///
+/// # Errors
+/// As [`relay`].
+pub async fn relay_link<A>(a: &mut A, b: &mut Link) -> io::Result<Counts>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    match b {
+        Link::Bytes(io) => relay(a, io).await,
+        Link::Chunks(c) => relay_chunks(a, &mut **c).await,
+    }
+}
+
+/// [`relay`] where `b` moves owned chunks: no copy through a relay buffer.
+///
+/// # Errors
+/// As [`relay`].
+pub async fn relay_chunks<A, B>(a: &mut A, b: &mut B) -> io::Result<Counts>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: Chunks + ?Sized,
+{
+    let mut ab = ToChunks::new();
+    let mut ba = FromChunks::default();
+    poll_fn(|cx| {
+        let ab_done = ab.poll(cx, &mut *a, &mut *b)?.is_ready();
+        let ba_done = ba.poll(cx, &mut *b, &mut *a)?.is_ready();
+        if ab_done && ba_done {
+            Poll::Ready(Ok(Counts { a_to_b: ab.total, b_to_a: ba.total }))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A read needs at least this much room; with less, the next read gets a new buffer.
+const MIN_READ: usize = 4 * 1024;
+
+/// Bytes to a [`Chunks`] stream: each read fills the free part of `buf`, and what
+/// it read is split off and handed over whole.
+struct ToChunks {
+    /// The free room of the current buffer (always empty: what is read is split
+    /// off at once). No allocation while idle.
+    buf: BytesMut,
+    /// Read and not yet all sent.
+    hand: Bytes,
+    size: usize,
+    total: u64,
+    read_done: bool,
+    need_flush: bool,
+    done: bool,
+}
+
+impl ToChunks {
+    fn new() -> Self {
+        ToChunks {
+            buf: BytesMut::new(),
+            hand: Bytes::new(),
+            size: INITIAL_BUF,
+            total: 0,
+            read_done: false,
+            need_flush: false,
+            done: false,
+        }
+    }
+
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: Chunks + ?Sized,
+    {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if self.hand.is_empty() && !self.read_done {
+                if self.buf.capacity() < MIN_READ {
+                    self.buf = BytesMut::with_capacity(self.size);
+                }
+                let room = self.buf.capacity();
+                match tokio_util::io::poll_read_buf(Pin::new(&mut *r), cx, &mut self.buf) {
+                    Poll::Ready(Ok(0)) => self.read_done = true,
+                    Poll::Ready(Ok(n)) => {
+                        if n == room && self.size < MAX_BUF {
+                            self.size = (self.size * 2).min(MAX_BUF);
+                        }
+                        self.hand = self.buf.split().freeze();
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Nothing to read now: keep no buffer while idle (the stream
+                        // may still hold chunks split off it until they are sent).
+                        self.buf = BytesMut::new();
+                        if self.need_flush {
+                            ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            while !self.hand.is_empty() {
+                let before = self.hand.len();
+                ready!(w.poll_send(cx, &mut self.hand))?;
+                let sent = before - self.hand.len();
+                if sent == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.total += sent as u64;
+                self.need_flush = true;
+            }
+            self.hand = Bytes::new();
+            if self.read_done {
+                ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
+                self.done = true;
+                self.buf = BytesMut::new();
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+/// Bytes from a [`Chunks`] stream: each chunk is written out as it came.
+#[derive(Default)]
+struct FromChunks {
+    chunk: Bytes,
+    total: u64,
+    read_done: bool,
+    need_flush: bool,
+    done: bool,
+}
+
+impl FromChunks {
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W) -> Poll<io::Result<()>>
+    where
+        R: Chunks + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if self.chunk.is_empty() && !self.read_done {
+                match r.poll_chunk(cx) {
+                    Poll::Ready(Ok(Some(c))) => self.chunk = c,
+                    Poll::Ready(Ok(None)) => self.read_done = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        if self.need_flush {
+                            ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            while !self.chunk.is_empty() {
+                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.chunk))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.chunk.advance(n);
+                self.total += n as u64;
+                self.need_flush = true;
+            }
+            // An empty slice still holds the frame's whole buffer.
+            self.chunk = Bytes::new();
+            if self.read_done {
+                ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
+                self.done = true;
                 return Poll::Ready(Ok(()));
             }
         }
