@@ -231,7 +231,7 @@ async fn an_idle_extra_session_closes_and_a_busy_one_stays() {
         session.warm().await;
         let mut first = session.open().await.unwrap();
         let extra = session.open().await.unwrap();
-        assert_eq!(echo_to_end(extra, b"extra").await, b"extra");
+        assert_eq!(echo_to_end(extra.into_io(), b"extra").await, b"extra");
         assert_eq!(dials.load(Ordering::SeqCst), 2, "the second connection rode an extra session");
         poll_until(Duration::from_secs(10), "the idle extra session to close", || {
             let s = session.clone();
@@ -288,7 +288,7 @@ async fn shutdown_lets_open_streams_finish_and_does_not_wait_for_idle_sessions()
         .await;
         assert!(refused.to_string().contains(&srv_addr.to_string()), "{refused}");
         assert!(!stopping.is_finished(), "the server waits for the open stream");
-        assert_eq!(echo_to_end(open, b"during the drain").await, b"during the drain");
+        assert_eq!(echo_to_end(open.into_io(), b"during the drain").await, b"during the drain");
         stopping.await.unwrap();
         poll_until(Duration::from_secs(10), "the client to let the session go", || {
             let s = session.clone();

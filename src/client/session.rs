@@ -27,6 +27,7 @@ use crate::client::dial::{Dialer, Target};
 use crate::error::{Error, Result};
 use crate::net::io::BoxIo;
 use crate::net::mux::{self, H2Stream};
+use crate::net::relay::Link;
 use crate::proto::naming::{Alpn, Kind, Protocol, ResourceRef};
 
 /// Interval of the session's HTTP/2 pings.
@@ -302,7 +303,7 @@ impl Session {
     ///
     /// # Errors
     /// The dial's error.
-    pub async fn open(self: &Arc<Self>) -> Result<BoxIo> {
+    pub async fn open(self: &Arc<Self>) -> Result<Link> {
         self.open_with(false).await
     }
 
@@ -314,12 +315,12 @@ impl Session {
     /// # Errors
     /// The dial's error, or the refusal.
     pub async fn open_answered(self: &Arc<Self>) -> Result<BoxIo> {
-        self.open_with(true).await
+        Ok(self.open_with(true).await?.into_io())
     }
 
-    async fn open_with(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
+    async fn open_with(self: &Arc<Self>, answered: bool) -> Result<Link> {
         let Some(_) = self.multiplexing() else {
-            return Ok(self.dialer.dial(&self.plain).await?.stream);
+            return Ok(Link::Bytes(self.dialer.dial(&self.plain).await?.stream));
         };
         // One retry: a session that died since its last use is replaced once.
         for attempt in 0..2 {
@@ -332,7 +333,7 @@ impl Session {
                     // (its open streams finish on it).
                     None => match self.connect(&mut slot).await? {
                         Opened::Session(l) => l,
-                        Opened::Plain(stream) => return Ok(stream),
+                        Opened::Plain(stream) => return Ok(Link::Bytes(stream)),
                     },
                 }
             };
@@ -355,7 +356,7 @@ impl Session {
     /// session at the proxy's `mux.max_streams_per_session` does not make the
     /// connection wait for a slot ([`Session::overflow`] finds it another way: a
     /// burst of long-lived connections is never stalled).
-    async fn stream_on(&self, live: &Live, place: mux::StreamSlot, answered: bool) -> Result<Option<BoxIo>, Failed> {
+    async fn stream_on(&self, live: &Live, place: mux::StreamSlot, answered: bool) -> Result<Option<Link>, Failed> {
         let mut send = match live.send.clone().ready().now_or_never() {
             Some(r) => r.map_err(|e| Failed::new(self.lost(&e, &live.tap)))?,
             None => return Ok(None),
@@ -389,7 +390,7 @@ impl Session {
                 }
             }
         }
-        Ok(Some(Box::new(mux::Tapped::stream(stream, live.tap.clone(), place))))
+        Ok(Some(Link::Chunks(Box::new(mux::Tapped::stream(stream, live.tap.clone(), place)))))
     }
 
     /// A connection for which the kept-warm session has no room: a stream on an
@@ -399,7 +400,7 @@ impl Session {
     /// runs under it, so connections that find room on an open session never wait
     /// for one. (The kept-warm session's own re-dial does hold the slot: while it
     /// runs, new connections wait for it, bounded by the dial's timeouts.)
-    async fn overflow(self: &Arc<Self>, answered: bool) -> Result<BoxIo> {
+    async fn overflow(self: &Arc<Self>, answered: bool) -> Result<Link> {
         enum Next<'a> {
             Use(Live, mux::StreamSlot),
             Wait(Pin<Box<tokio::sync::futures::Notified<'a>>>),
@@ -455,7 +456,7 @@ impl Session {
             }
         }
         debug!("every multiplexed session is at its stream limit; this connection dials its own");
-        Ok(self.dialer.dial(&self.plain).await?.stream)
+        Ok(Link::Bytes(self.dialer.dial(&self.plain).await?.stream))
     }
 
     /// Dials an extra session (while `dialling` is held) and opens this
@@ -463,15 +464,15 @@ impl Session {
     /// whose first stream was accepted takes others, so a proxy refusing more
     /// sessions costs this connection nothing, and the others place their streams
     /// against the limit the proxy's SETTINGS gave.
-    async fn open_extra(self: &Arc<Self>, dialling: Dialling<'_>) -> Result<BoxIo> {
+    async fn open_extra(self: &Arc<Self>, dialling: Dialling<'_>) -> Result<Link> {
         let dialled = match self.dial_session().await {
             Ok(Dial::Session(d)) => d,
-            Ok(Dial::Plain(stream)) => return Ok(stream),
+            Ok(Dial::Plain(stream)) => return Ok(Link::Bytes(stream)),
             Err(e) => {
                 let wait = self.extra_failed().await;
                 debug!(error = %e, retry_in_s = wait.as_secs(), "could not open an extra session; this connection dials its own");
                 drop(dialling);
-                return Ok(self.dialer.dial(&self.plain).await?.stream);
+                return Ok(Link::Bytes(self.dialer.dial(&self.plain).await?.stream));
             }
         };
         let live = self.install(&mut *self.slot.lock().await, dialled, true);
@@ -512,7 +513,7 @@ impl Session {
         }
         drop(live); // its connection ends with its last handle
         drop(dialling);
-        Ok(self.dialer.dial(&self.plain).await?.stream)
+        Ok(Link::Bytes(self.dialer.dial(&self.plain).await?.stream))
     }
 
     /// Backs extra dials off after a failure: from 1 s, doubling, up to

@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use crate::error::{with_timeout, Error, Layer, Phase};
 use crate::identity::Caller;
 use crate::net::io::BoxIo;
-use crate::net::relay::relay;
+use crate::net::relay::{relay_link, Counts, Link};
 use crate::net::tls::{self, Trust};
 use crate::proto::db::{handshake, postgres, DbProtocol};
 use crate::proto::http;
@@ -35,7 +35,7 @@ use crate::server::Server;
 /// session's audit line).
 pub async fn serve(
     srv: Arc<Server>,
-    mut client: BoxIo,
+    mut client: Link,
     route: ResourceRoute,
     caller: Caller,
     source: SocketAddr,
@@ -45,7 +45,7 @@ pub async fn serve(
         Target::Node { addr, .. } => addr.clone(),
         Target::Database(d) => d.addr.clone(),
         Target::App(a) => a.addr.clone(),
-        Target::Kube(_) => return crate::server::kube::serve(srv, client, route, caller, source).await,
+        Target::Kube(_) => return crate::server::kube::serve(srv, client.into_io(), route, caller, source).await,
     };
     if let Target::Node { node, .. } = &route.target {
         if let Some(sentence) = own_listener(&srv, &node.name, &addr).await {
@@ -72,7 +72,7 @@ pub async fn serve(
         },
         _ => Box::new(tcp),
     };
-    match relay(&mut client, &mut backend).await {
+    match relay_link(&mut backend, &mut client).await.map(Counts::swapped) {
         Ok(c) => {
             debug!(to_backend = c.a_to_b, to_client = c.b_to_a, "connection closed");
             "closed".to_string()
@@ -148,7 +148,7 @@ fn short_reason(err: &Error) -> String {
 /// reached (so psql and mysql print it); an HTTP app's client gets a 502 with the
 /// sentence as a plain-text body; other resources just close. The reason is kept
 /// short: the database's address stays in the server's log.
-async fn tell_unreachable(srv: &Server, target: &Target, client: &mut BoxIo, err: &Error) {
+async fn tell_unreachable(srv: &Server, target: &Target, client: &mut Link, err: &Error) {
     if let Target::App(a) = target {
         if a.kind == AppKind::Http {
             let sentence = format!("app {}: the proxy cannot reach {}: {}", a.name, a.addr, dial_reason(err));
@@ -184,7 +184,7 @@ const BAD_GATEWAY_HEAD: usize = 16 * 1024;
 
 /// Reads the client's request head (so closing does not reset the connection under
 /// the answer), then answers 502 with `sentence` and closes; all within `limit`.
-async fn http_bad_gateway(client: &mut BoxIo, sentence: &str, limit: std::time::Duration) {
+async fn http_bad_gateway(client: &mut Link, sentence: &str, limit: std::time::Duration) {
     let _ = tokio::time::timeout(limit, async {
         let mut head = Vec::new();
         let mut chunk = [0u8; 4096];

@@ -21,6 +21,7 @@ use crate::identity::Caller;
 use crate::net::budget::{Budget, Lift};
 use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::ping::PingStream;
+use crate::net::relay::Link;
 use crate::net::tls::ClientAuth;
 use crate::proto::naming::{Kind, Protocol};
 use crate::server::audit::{self, Session};
@@ -339,7 +340,7 @@ async fn dispatch(
             // Written when the connection and whatever it spawned (an upgraded kube
             // stream) have all ended.
             crate::net::tasks::hold(session.clone());
-            let end = backend::serve(srv, stream, *r, caller, peer).await;
+            let end = backend::serve(srv, Link::Bytes(stream), *r, caller, peer).await;
             session.end(end);
         }
         Route::Refuse { reason, .. } => {

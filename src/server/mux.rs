@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use crate::identity::Caller;
 use crate::net::io::{BoxIo, Counted, Counters};
 use crate::net::mux::{self, H2Stream};
+use crate::net::relay::Link;
 use crate::proto::naming::{Alpn, Kind, ResourceRef};
 use crate::proto::webapi::Outcome;
 use crate::server::audit::{self, Via};
@@ -259,7 +260,7 @@ pub async fn serve(
             }
         };
         let counters = Arc::new(Counters::default());
-        let stream: BoxIo = Box::new(Counted::new(H2Stream::server(send, req.into_body()), counters.clone()));
+        let stream = Link::Chunks(Box::new(Counted::new(H2Stream::server(send, req.into_body()), counters.clone())));
         let record = audit::Session::start(
             srv.audit.clone(),
             caller.clone(),

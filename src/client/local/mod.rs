@@ -33,7 +33,7 @@ use crate::net::accept;
 use crate::net::io::{IoStream, Noted};
 use crate::net::meter::{Meter, Metered};
 use crate::net::mux::StreamRefused;
-use crate::net::relay::{relay, Counts};
+use crate::net::relay::{relay, relay_link, Counts};
 use crate::net::tasks::Tasks;
 use crate::proto::naming::ResourceRef;
 use crate::proto::webapi::Outcome;
@@ -147,7 +147,7 @@ pub async fn tunnel_on<L: IoStream + ?Sized>(session: &Arc<Session>, local: &mut
     let result = async {
         let mut remote = session.open().await?;
         let proxy = dialer.context().proxy.to_string();
-        relay(&mut local, &mut remote).await.map_err(|e| {
+        relay_link(&mut local, &mut remote).await.map_err(|e| {
             local_or(&local, e, |e| match StreamRefused::of(&e) {
                 Some(r) => Error::Refused(r.sentence.clone()),
                 None => after_handshake(&e, res, &proxy),
