@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use h2::{client::ResponseFuture, Ping, PingPong, RecvStream, SendStream};
 use http::{Method, Request, Response, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -490,8 +490,12 @@ impl H2Stream {
             return Poll::Ready(Ok(()));
         }
         let n = ready!(self.poll_grant(cx, data.len()))?;
-        match self.send.send_data(data.split_to(n), false) {
-            Ok(()) => Poll::Ready(Ok(())),
+        // `data` advances only past what h2 took.
+        match self.send.send_data(data.slice(..n), false) {
+            Ok(()) => {
+                data.advance(n);
+                Poll::Ready(Ok(()))
+            }
             Err(e) => self.write_failed(cx, to_io(e)).map_ok(|_| ()),
         }
     }
@@ -510,7 +514,8 @@ impl AsyncRead for H2Stream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         ready!(this.poll_answer(cx))?;
-        if this.buf.is_empty() {
+        // An empty frame is not the end of the stream: only END_STREAM is.
+        while this.buf.is_empty() {
             let ReadState::Body(body) = &mut this.read else { return Poll::Ready(Ok(())) };
             match ready!(body.poll_data(cx)) {
                 Some(Ok(b)) => this.buf = b,

@@ -266,7 +266,8 @@ where
     .await
 }
 
-/// A read needs at least this much room; with less, the next read gets a new buffer.
+/// A read needs at least this much room (and half the current size); with less, the
+/// next read gets a new buffer.
 const MIN_READ: usize = 4 * 1024;
 
 /// Bytes to a [`Chunks`] stream: each read fills the free part of `buf`, and what
@@ -307,7 +308,9 @@ impl ToChunks {
         }
         loop {
             if self.hand.is_empty() && !self.read_done {
-                if self.buf.capacity() < MIN_READ {
+                // A small rest of the last buffer would make small reads (and small
+                // DATA frames): a new one then.
+                if self.buf.capacity() < MIN_READ.max(self.size / 2) {
                     self.buf = BytesMut::with_capacity(self.size);
                 }
                 let room = self.buf.capacity();
