@@ -136,6 +136,7 @@ async fn sample_backend(listener: TcpListener, shutdown: CancellationToken) {
         max_unauthenticated_per_source: 0,
         keepalive: None,
         grace: Duration::from_secs(1),
+        shards: None,
     };
     let span = |_id: u64, _peer: std::net::SocketAddr| tracing::Span::current();
     accept::serve(listener, limits, &Tasks::new(), shutdown, "demo backend", span, |tcp, _peer| async move {

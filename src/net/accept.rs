@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn, Instrument, Span};
 
+use crate::net::shards::Shards;
 use crate::net::tasks::Tasks;
 
 /// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`).
@@ -63,6 +64,9 @@ pub struct Limits {
     pub keepalive: Option<Duration>,
     /// How long open connections may finish after shutdown.
     pub grace: Duration,
+    /// Spread connections over these single-threaded runtimes
+    /// ([`crate::net::shards`]); `None`: run them on the caller's runtime.
+    pub shards: Option<Arc<Shards>>,
 }
 
 /// Accepts on `listener` until `shutdown`, running `handler` for each connection in
@@ -99,17 +103,29 @@ pub async fn serve<H, F>(
         };
         crate::net::connect::tune(&tcp, limits.keepalive);
         next_id += 1;
+        // On a shard, the socket is registered with that shard's reactor before
+        // the handler sees it, and the connection is spawned there.
+        let (tcp, placed) = match &limits.shards {
+            Some(shards) => match shards.place(tcp) {
+                Ok((tcp, placed)) => (tcp, Some(placed)),
+                Err(e) => {
+                    warn!(error = %e, peer = %peer, "{what}: cannot hand the connection to a worker thread; closed");
+                    continue;
+                }
+            },
+            None => (tcp, None),
+        };
         let conn = handler(tcp, peer).instrument(span(next_id, peer));
         match sources.admit(peer.ip()) {
             Some(slot) => {
                 let unauth = slot.map(|s| Box::new(s) as Box<dyn Send + Sync>);
-                tasks.spawn_connection(Some(permit), unauth, conn);
+                tasks.spawn_connection(placed, Some(permit), unauth, conn);
             }
             None => {
                 // Over the cap: wait briefly for a place (a burst of real clients
                 // frees places as their handshakes finish), else close.
                 let (sources, ip, what) = (sources.clone(), peer.ip(), what.to_string());
-                tasks.spawn_connection(Some(permit), None, async move {
+                tasks.spawn_connection(placed, Some(permit), None, async move {
                     match sources.wait(ip).await {
                         Some(slot) => {
                             crate::net::tasks::unauthenticated(Box::new(slot));
@@ -346,6 +362,7 @@ mod tests {
             max_unauthenticated_per_source: 2,
             keepalive: Some(Duration::from_secs(30)),
             grace: Duration::from_secs(1),
+            shards: None,
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
@@ -395,8 +412,13 @@ mod tests {
     async fn over_the_cap_waits_for_a_freed_place() {
         let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
-        let limits =
-            Limits { max_connections: 10, max_unauthenticated_per_source: 1, keepalive: None, grace: Duration::ZERO };
+        let limits = Limits {
+            max_connections: 10,
+            max_unauthenticated_per_source: 1,
+            keepalive: None,
+            grace: Duration::ZERO,
+            shards: None,
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();

@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::net::shards::Placed;
 use tracing::{debug, info, warn, Instrument};
 
 /// What lives as long as a connection and every task spawned from it: its permit,
@@ -124,8 +126,11 @@ impl Tasks {
     }
 
     /// Spawns a connection's task with its permit and unauthenticated-source slot.
+    /// On `placed`, the connection runs on that shard and holds its seat there;
+    /// else on the current runtime.
     pub(crate) fn spawn_connection<F>(
         &self,
+        placed: Option<Placed>,
         permit: Option<OwnedSemaphorePermit>,
         unauth: Option<Box<dyn Send + Sync>>,
         fut: F,
@@ -134,23 +139,38 @@ impl Tasks {
     {
         let anchor = Arc::new(Anchor { _permit: permit, held: Mutex::new(Vec::new()) });
         let scope = ConnScope { anchor: Some(anchor), unauth: Mutex::new(unauth) };
-        self.spawn_inner(CONN.scope(scope, fut));
+        match placed {
+            Some(Placed { handle, seat }) => {
+                let fut = self.guarded(CONN.scope(scope, async move {
+                    let _seat = seat;
+                    fut.await
+                }));
+                self.tracker.spawn_on(fut, &handle);
+            }
+            None => self.spawn_inner(CONN.scope(scope, fut)),
+        }
     }
 
     fn spawn_inner<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.tracker.spawn(self.guarded(fut));
+    }
+
+    /// `fut`, ended by force-close, in the current span.
+    fn guarded<F>(&self, fut: F) -> impl Future<Output = ()> + Send + 'static
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let force = self.force.clone();
-        self.tracker.spawn(
-            async move {
-                tokio::select! {
-                    _ = fut => {}
-                    _ = force.cancelled() => tracing::debug!("closed at the end of the shutdown grace period"),
-                }
+        async move {
+            tokio::select! {
+                _ = fut => {}
+                _ = force.cancelled() => tracing::debug!("closed at the end of the shutdown grace period"),
             }
-            .in_current_span(),
-        );
+        }
+        .in_current_span()
     }
 
     /// Drains: signals [`Tasks::stopping`], waits up to `grace` for every task, then
@@ -206,7 +226,7 @@ mod tests {
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let inner = tasks.clone();
         let permit = limit.clone().try_acquire_owned().unwrap();
-        tasks.spawn_connection(Some(permit), None, async move {
+        tasks.spawn_connection(None, Some(permit), None, async move {
             inner.spawn(async move {
                 let _ = wait.await;
             });
@@ -261,7 +281,7 @@ mod tests {
         let tasks = Tasks::new();
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
         let (inner, d) = (tasks.clone(), dropped.clone());
-        tasks.spawn_connection(None, None, async move {
+        tasks.spawn_connection(None, None, None, async move {
             hold(Flag(d));
             inner.spawn(async move {
                 let _ = wait.await;
@@ -288,7 +308,7 @@ mod tests {
         let tasks = Tasks::new();
         let (f, seen) = (freed.clone(), Arc::new(std::sync::atomic::AtomicBool::new(false)));
         let s = seen.clone();
-        tasks.spawn_connection(None, Some(Box::new(Slot(freed.clone()))), async move {
+        tasks.spawn_connection(None, None, Some(Box::new(Slot(freed.clone()))), async move {
             assert!(!f.load(std::sync::atomic::Ordering::SeqCst));
             authenticated();
             s.store(f.load(std::sync::atomic::Ordering::SeqCst), std::sync::atomic::Ordering::SeqCst);

@@ -102,6 +102,8 @@ pub async fn serve_in(
         max_unauthenticated_per_source: 0,
         keepalive: Some(crate::net::connect::DEFAULT_KEEPALIVE),
         grace,
+        // A local proxy runs on the command's one thread (see main.rs).
+        shards: None,
     };
     let what = format!("local proxy on {local}");
     let span = |_id: u64, peer: SocketAddr| tracing::debug_span!("local", peer = %peer);
