@@ -1312,3 +1312,73 @@ async fn completion_offers_resource_names_from_the_proxy() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     srv.stop().await;
 }
+
+/// `workers` in the config: the server runs that many connection threads (named
+/// `oneport-conn-N`, each a runtime of its own), says so at start, and serves
+/// connections on them, several at once.
+#[tokio::test]
+async fn server_start_runs_the_configured_connection_threads() {
+    deadline(async {
+        let home = tempfile::tempdir().unwrap();
+        let srv = TestServer::start(|_| {}).await;
+        let (echo, _) = spawn_echo().await;
+        let (path, port) = second_config(&srv, "workers.yaml", |c| {
+            c.workers = Some(3);
+            c.apps = vec![tcp_app("echo", echo, &["alice"])];
+        });
+        let mut child = oneport(home.path())
+            .args(["server", "start", "--config", path.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = collect_lines(child.stderr.take().unwrap());
+        let line = wait_line(&lines, "oneport server listening").await;
+        assert!(line.contains("workers=3"), "{line}");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_port(addr, Duration::from_secs(30)).await;
+
+        let pid = child.id().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .filter(|n| n.starts_with("oneport-conn-"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["oneport-conn-0", "oneport-conn-1", "oneport-conn-2"]);
+
+        // Four connections open at once (more than the threads), each echoed.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let alice = srv.identity("alice", &[]);
+        let over = oneport::client::context::Overrides {
+            proxy: Some(addr.to_string()),
+            identity: Some(alice),
+            ca: None,
+            insecure: false,
+        };
+        let dialer = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+        let target = oneport::client::dial::Target::resource(
+            dialer.context(),
+            oneport::proto::naming::Kind::App,
+            "echo",
+            oneport::proto::naming::Protocol::Tcp,
+        );
+        let mut streams = Vec::new();
+        for _ in 0..4 {
+            streams.push(dialer.dial(&target).await.unwrap().stream);
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            let msg = format!("connection {i}");
+            s.write_all(msg.as_bytes()).await.unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            assert_eq!(back, msg.as_bytes());
+        }
+        drop(streams);
+
+        stop_with_sigterm(&mut child).await;
+        srv.stop().await;
+    })
+    .await;
+}

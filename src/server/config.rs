@@ -43,6 +43,10 @@ pub struct Config {
     /// at start to what the open-files limit carries (two descriptors each).
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Threads that serve connections, each running its own share of them from
+    /// accept to close (default: one per core). 1 keeps all on one thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Connections from one source address that have not authenticated yet (0: no
     /// limit). Clients behind one load balancer share its address.
     #[serde(default = "defaults::max_unauthenticated_per_source")]
@@ -557,6 +561,11 @@ impl Config {
         if !self.tcp_keepalive.is_zero() && self.tcp_keepalive < Duration::from_secs(1) {
             return Err("tcp_keepalive must be at least 1s (or 0s for off)".into());
         }
+        if let Some(w) = self.workers {
+            if w == 0 || w > 1024 {
+                return Err(format!("workers must be from 1 to 1024, got {w}"));
+            }
+        }
         if self.max_connections > 1_000_000 {
             return Err(format!("max_connections {} is more than 1000000", self.max_connections));
         }
@@ -911,6 +920,8 @@ apps: [ { name: grafana, kind: http, addr: "127.0.0.1:3000", allow: { groups: [d
         bad(&|c| c.databases[0].addr = "nohost".into(), "database");
         bad(&|c| c.listen = "x".into(), "listen");
         bad(&|c| c.max_connections = 0, "max_connections");
+        bad(&|c| c.workers = Some(0), "workers must be from 1 to 1024, got 0");
+        bad(&|c| c.workers = Some(5000), "workers must be from 1 to 1024, got 5000");
         bad(&|c| c.max_connections = usize::MAX, "more than 1000000");
         bad(&|c| c.state_refresh = Duration::ZERO, "state_refresh");
         bad(&|c| c.ping_interval = std::time::Duration::from_secs(90 * 86400), "longer than a day");

@@ -38,6 +38,7 @@ use tracing::{info, warn};
 use crate::error::{Error, Result};
 use crate::identity;
 use crate::net::accept::{self, Limits};
+use crate::net::shards;
 use crate::net::tasks::Tasks;
 use crate::net::tls::ServerTls;
 use crate::util::fdlimit;
@@ -100,6 +101,7 @@ impl Server {
                 self.cfg.max_unauthenticated_per_source != cfg.max_unauthenticated_per_source,
             ),
             ("tcp_keepalive", self.cfg.tcp_keepalive != cfg.tcp_keepalive),
+            ("workers", self.cfg.workers != cfg.workers),
         ];
         let new = Server::build(
             cfg,
@@ -208,7 +210,13 @@ pub async fn run_with_reload(
     config: Option<PathBuf>,
 ) -> Result<()> {
     let local = listener.local_addr()?;
-    let limits = limits(&server.cfg);
+    let mut limits = limits(&server.cfg);
+    let workers = server.cfg.workers.unwrap_or_else(shards::default_count);
+    let shards = shards::Shards::start(workers, "oneport-conn").map_err(|e| {
+        Error::Config(format!("cannot start {workers} connection worker threads (workers in the config): {e}"))
+    })?;
+    let shards = Arc::new(shards);
+    limits.shards = Some(shards.clone());
     let live = Arc::new(RwLock::new(server.clone()));
     server.make_current();
     if let Some(path) = config {
@@ -216,7 +224,7 @@ pub async fn run_with_reload(
     }
     info!(listen = %local, public_addr = %server.cfg.public_addr, cluster = %server.cfg.cluster_name,
         nodes = server.cfg.nodes.len(), databases = server.cfg.databases.len(), apps = server.cfg.apps.len(),
-        kube = server.cfg.kube.len(), max_connections = limits.max_connections, "oneport server listening");
+        kube = server.cfg.kube.len(), max_connections = limits.max_connections, workers, "oneport server listening");
     // The state store: migrated and the revocation list read before the first
     // connection (bounded: an unreachable store must not keep the port closed),
     // then re-read every few seconds until shutdown.
@@ -233,6 +241,8 @@ pub async fn run_with_reload(
         conn::handle_tcp(srv, tcp, peer)
     })
     .await;
+    // Every connection has drained; the worker threads end with their runtimes.
+    drop(shards);
     info!("server stopped");
     Ok(())
 }
@@ -276,6 +286,7 @@ fn limits(cfg: &Config) -> Limits {
         max_unauthenticated_per_source: cfg.max_unauthenticated_per_source,
         keepalive: cfg.keepalive(),
         grace: cfg.shutdown_grace,
+        shards: None,
     }
 }
 
