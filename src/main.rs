@@ -9,9 +9,15 @@ fn main() -> ExitCode {
     tune_malloc();
     let cli = oneport::cli::parse();
     init_tracing(cli.global.verbose, cli.quiet());
+    // Every command runs on one thread. A local proxy's connections share one
+    // multiplexed session, and on one thread its streams, the session's HTTP/2 task
+    // and the TLS I/O wake each other without crossing cores (benches/throughput:
+    // bulk on a session 1.5x faster). The routing server (`server start`, `demo`)
+    // accepts here and serves its connections on worker threads of their own, one
+    // single-threaded runtime each (`workers`, net/shards.rs).
     // TOKIO_WORKER_THREADS (tokio's own setting) asks for a multi-threaded runtime
     // of that many workers for any command.
-    let mut builder = if cli.runs_server() || std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+    let mut builder = if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()

@@ -1317,6 +1317,7 @@ async fn completion_offers_resource_names_from_the_proxy() {
 /// `oneport-conn-N`, each a runtime of its own), says so at start, and serves
 /// connections on them, several at once.
 #[tokio::test]
+#[cfg(target_os = "linux")]
 async fn server_start_runs_the_configured_connection_threads() {
     deadline(async {
         let home = tempfile::tempdir().unwrap();

@@ -52,15 +52,6 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Whether the command runs the routing server (`server ...`, `demo`): it then
-    /// gets a worker thread per core. Client commands run on one thread: a local
-    /// proxy's connections share one multiplexed session, and on one thread its
-    /// streams, the session's HTTP/2 task and the TLS I/O wake each other without
-    /// crossing cores (benches/throughput: bulk on a session 1.5x faster).
-    pub fn runs_server(&self) -> bool {
-        matches!(self.command, Command::Server(_) | Command::Demo(_))
-    }
-
     /// Whether logging shows warnings and errors only (unless `-v`): a proxy asked
     /// for `--quiet`, or one whose child owns the terminal (`db connect`,
     /// `proxy kube --exec`), where a normal run prints nothing of its own.

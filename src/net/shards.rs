@@ -16,8 +16,9 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// How long a stopping shard waits for its blocking work.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+/// How long a stopping shard waits for its blocking work (a session recording's
+/// file writer finishing its file) before the thread ends without it.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// One shard: its runtime's handle and its count of open connections.
 #[derive(Debug)]
@@ -77,8 +78,8 @@ impl Shards {
                 rt.block_on(async {
                     let _ = stopped.await;
                 });
-                // Blocking work still running (a recording's file writer) gets a
-                // moment; the thread does not wait on it forever.
+                // Blocking work still running (a recording's file writer) gets
+                // time to finish; the thread does not wait on it forever.
                 rt.shutdown_timeout(SHUTDOWN_WAIT);
             })?;
             shards.push(Shard { handle, open: Arc::new(AtomicUsize::new(0)), stop: Some(stop), thread: Some(thread) });

@@ -15,13 +15,16 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::net::shards::Placed;
+use crate::net::shards::{Placed, Seat};
 use tracing::{debug, info, warn, Instrument};
 
 /// What lives as long as a connection and every task spawned from it: its permit,
 /// and what [`hold`] put there.
 struct Anchor {
     _permit: Option<OwnedSemaphorePermit>,
+    /// The connection's place in its shard's count: an upgraded stream that goes on
+    /// in a spawned task still counts against the thread it runs on.
+    _seat: Option<Seat>,
     held: Mutex<Vec<Box<dyn Send + Sync>>>,
 }
 
@@ -126,8 +129,8 @@ impl Tasks {
     }
 
     /// Spawns a connection's task with its permit and unauthenticated-source slot.
-    /// On `placed`, the connection runs on that shard and holds its seat there;
-    /// else on the current runtime.
+    /// On `placed`, the connection runs on that shard, and it and every task it
+    /// spawns hold its seat there; else it runs on the current runtime.
     pub(crate) fn spawn_connection<F>(
         &self,
         placed: Option<Placed>,
@@ -137,14 +140,15 @@ impl Tasks {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        let anchor = Arc::new(Anchor { _permit: permit, held: Mutex::new(Vec::new()) });
+        let (handle, seat) = match placed {
+            Some(Placed { handle, seat }) => (Some(handle), Some(seat)),
+            None => (None, None),
+        };
+        let anchor = Arc::new(Anchor { _permit: permit, _seat: seat, held: Mutex::new(Vec::new()) });
         let scope = ConnScope { anchor: Some(anchor), unauth: Mutex::new(unauth) };
-        match placed {
-            Some(Placed { handle, seat }) => {
-                let fut = self.guarded(CONN.scope(scope, async move {
-                    let _seat = seat;
-                    fut.await
-                }));
+        match handle {
+            Some(handle) => {
+                let fut = self.guarded(CONN.scope(scope, fut));
                 self.tracker.spawn_on(fut, &handle);
             }
             None => self.spawn_inner(CONN.scope(scope, fut)),
