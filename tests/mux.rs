@@ -338,6 +338,34 @@ async fn connections_waiting_on_a_session_refused_at_the_handshake_fail_at_once(
     .await;
 }
 
+/// A kept-warm session the proxy refused (a caller outside the allow-list) is not
+/// re-dialled in the background: before, its end re-opened it at once, again and
+/// again (a full handshake, and a refusal in the proxy's log, each time, for as
+/// long as the local proxy ran). A local connection still dials once and gets the
+/// refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_session_is_not_redialled_in_the_background() {
+    deadline(async {
+        let (echo, _) = spawn_echo().await;
+        let srv = TestServer::start(|c| c.apps.push(tcp_app("echo", echo, &["alice"]))).await;
+        let id = srv.identity("bob", &[]);
+        let (front, dials) = counting_forwarder(srv.addr).await;
+        let session = Session::new(dialer_via(&srv, &id, front), Kind::App, "echo", Protocol::Tcp);
+        session.warm().await;
+        let e = session.open_answered().await.err().expect("a refused caller gets no stream").to_string();
+        assert!(e.contains("access denied"), "{e}");
+        let seen = dials.load(Ordering::SeqCst);
+        assert!(seen <= 2, "{seen} routing connections for the warm-up and one local connection");
+        // An observation window, not a wait for readiness: a re-dial came within
+        // milliseconds before, and the first background retry of a session that
+        // never settled comes after 200 ms.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(dials.load(Ordering::SeqCst), seen, "no routing connection without a local one");
+        srv.stop().await;
+    })
+    .await;
+}
+
 /// During a drain, a stream whose backend spoke and closed first still delivers
 /// the client's last bytes and half-close to the backend, although h2 closes the
 /// session the moment that stream's END_STREAM arrives.

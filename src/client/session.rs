@@ -177,6 +177,10 @@ pub struct Session {
     dialled: tokio::sync::Notify,
     /// [`EXTRA_IDLE`] unless set otherwise, in milliseconds.
     extra_idle_ms: std::sync::atomic::AtomicU64,
+    /// Kept-warm sessions in a row that ended before they were settled (the proxy
+    /// or something in front of it took the connection and dropped it): the
+    /// background re-open waits longer after each ([`reopen_delay`]).
+    unsettled_ends: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Session {
@@ -201,6 +205,7 @@ impl Session {
             dialling: std::sync::atomic::AtomicBool::new(false),
             dialled: tokio::sync::Notify::new(),
             extra_idle_ms: std::sync::atomic::AtomicU64::new(EXTRA_IDLE.as_millis() as u64),
+            unsettled_ends: std::sync::atomic::AtomicU32::new(0),
             dialer,
         })
     }
@@ -341,8 +346,10 @@ impl Session {
             match self.stream_on(&live, place, answered).await {
                 Ok(Some(s)) => return Ok(s),
                 Ok(None) => return self.overflow(answered).await,
-                // A refusal is the proxy's answer; another session would get the same.
-                Err(f) if attempt == 0 && f.status.is_none() => {
+                // A refusal is the proxy's answer (a status, or the access-denied
+                // alert of a session refused at its handshake); another session
+                // would get the same.
+                Err(f) if attempt == 0 && f.status.is_none() && !matches!(f.error, Error::AccessDenied { .. }) => {
                     debug!(error = %f.error, "the session is gone; opening a new one");
                     self.forget(live.generation).await;
                 }
@@ -619,6 +626,7 @@ impl Session {
         let streams = live.streams.clone();
         let settled = live.settled.clone();
         let ended = live.ended.clone();
+        let tap = live.tap.clone();
         let idle_for = Duration::from_millis(self.extra_idle_ms.load(Ordering::Relaxed));
         tokio::spawn(async move {
             // The first ping answered settles the session (its SETTINGS applied).
@@ -671,15 +679,31 @@ impl Session {
                 }
             };
             debug!(reason = %why, extra, "multiplexed session ended");
+            let was_settled = settled.is();
             // Connections waiting for its SETTINGS look again (and find it gone), and
             // an extra one being installed is not.
             ended.store(true, Ordering::Release);
             settled.set();
-            if !extra {
-                reopen(weak, generation).await;
-            } else if let Some(s) = weak.upgrade() {
-                s.forget(generation).await;
+            let Some(s) = weak.upgrade() else { return };
+            if extra {
+                return s.forget(generation).await;
             }
+            if tap.alert() == Some(rustls::AlertDescription::AccessDenied) {
+                // The proxy refused this caller: re-dialling in the background would
+                // only repeat the refusal (a full handshake and a line in the
+                // proxy's log each time, for as long as the local proxy runs).
+                // Each new local connection dials again and reports it.
+                s.forget(generation).await;
+                return debug!("the proxy refused the session (access denied); not re-opened in the background");
+            }
+            let unsettled = if was_settled {
+                s.unsettled_ends.store(0, Ordering::Relaxed);
+                0
+            } else {
+                s.unsettled_ends.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+            };
+            drop(s);
+            reopen(weak, generation, reopen_delay(unsettled)).await;
         });
         live
     }
@@ -728,15 +752,34 @@ enum Opened {
     Plain(BoxIo),
 }
 
-/// After session `generation` ended: forget it and open a new one in the
-/// background, with backoff, while the proxy runs and the identity is valid.
-fn reopen(weak: Weak<Session>, generation: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    // Boxed: `connect` spawns the task that calls this, so the future type is recursive.
-    Box::pin(reopen_loop(weak, generation))
+/// The first re-open's delay after `unsettled` kept-warm sessions in a row ended
+/// before they were settled: at once after a session that worked, then from
+/// 200 ms doubling up to [`MAX_REOPEN_BACKOFF`]. Without it, a connection the
+/// proxy (or a load balancer) takes and drops at once was re-dialled in a loop.
+fn reopen_delay(unsettled: u32) -> Duration {
+    match unsettled {
+        0 => Duration::ZERO,
+        n => Duration::from_millis(200).saturating_mul(1 << (n - 1).min(8)).min(MAX_REOPEN_BACKOFF),
+    }
 }
 
-async fn reopen_loop(weak: Weak<Session>, generation: u64) {
-    let mut backoff = Duration::from_millis(200);
+/// After session `generation` ended: forget it and, after `delay`, open a new one
+/// in the background, with backoff, while the proxy runs and the identity is valid.
+fn reopen(
+    weak: Weak<Session>,
+    generation: u64,
+    delay: Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    // Boxed: `connect` spawns the task that calls this, so the future type is recursive.
+    Box::pin(reopen_loop(weak, generation, delay))
+}
+
+async fn reopen_loop(weak: Weak<Session>, generation: u64, delay: Duration) {
+    if let Some(s) = weak.upgrade() {
+        s.forget(generation).await;
+    }
+    tokio::time::sleep(delay).await;
+    let mut backoff = delay.max(Duration::from_millis(200));
     loop {
         let Some(s) = weak.upgrade() else { return };
         s.forget(generation).await;
@@ -769,6 +812,13 @@ fn expiry(id: &crate::identity::Identity) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopen_waits_longer_after_each_session_that_never_settled() {
+        let ms = |n| reopen_delay(n).as_millis();
+        assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(8), ms(9)], [0, 200, 400, 800, 25_600, 30_000]);
+        assert_eq!(reopen_delay(u32::MAX), MAX_REOPEN_BACKOFF);
+    }
 
     #[test]
     fn modes_say_what_they_are() {
