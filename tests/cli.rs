@@ -531,20 +531,7 @@ async fn server_start_caps_max_connections_to_the_open_files_limit() {
         }
         wait_line(&lines, "too many unauthenticated connections from one address").await;
         // An authenticated session from another address is served meanwhile.
-        let alice = srv.identity("alice", &[]);
-        let over = oneport::client::context::Overrides {
-            proxy: Some(addr.to_string()),
-            identity: Some(alice),
-            ca: None,
-            insecure: false,
-        };
-        let dialer = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
-        let target = oneport::client::dial::Target::resource(
-            dialer.context(),
-            oneport::proto::naming::Kind::App,
-            "echo",
-            oneport::proto::naming::Protocol::Tcp,
-        );
+        let (dialer, target) = echo_dialer(&srv, "alice", addr);
         let mut s = dialer.dial(&target).await.unwrap().stream;
         s.write_all(b"served").await.unwrap();
         let mut back = [0u8; 6];
@@ -1351,20 +1338,7 @@ async fn server_start_runs_the_configured_connection_threads() {
 
         // Four connections open at once (more than the threads), each echoed.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let alice = srv.identity("alice", &[]);
-        let over = oneport::client::context::Overrides {
-            proxy: Some(addr.to_string()),
-            identity: Some(alice),
-            ca: None,
-            insecure: false,
-        };
-        let dialer = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
-        let target = oneport::client::dial::Target::resource(
-            dialer.context(),
-            oneport::proto::naming::Kind::App,
-            "echo",
-            oneport::proto::naming::Protocol::Tcp,
-        );
+        let (dialer, target) = echo_dialer(&srv, "alice", addr);
         let mut streams = Vec::new();
         for _ in 0..4 {
             streams.push(dialer.dial(&target).await.unwrap().stream);
@@ -1382,4 +1356,26 @@ async fn server_start_runs_the_configured_connection_threads() {
         srv.stop().await;
     })
     .await;
+}
+
+/// A direct dialer for `user` to the TCP app `echo` of the server at `addr`.
+fn echo_dialer(
+    srv: &TestServer,
+    user: &str,
+    addr: std::net::SocketAddr,
+) -> (oneport::client::dial::Dialer, oneport::client::dial::Target) {
+    let over = oneport::client::context::Overrides {
+        proxy: Some(addr.to_string()),
+        identity: Some(srv.identity(user, &[])),
+        ca: None,
+        insecure: false,
+    };
+    let dialer = oneport::client::dial::Dialer::new(oneport::client::context::Context::build(&over, None).unwrap());
+    let target = oneport::client::dial::Target::resource(
+        dialer.context(),
+        oneport::proto::naming::Kind::App,
+        "echo",
+        oneport::proto::naming::Protocol::Tcp,
+    );
+    (dialer, target)
 }
