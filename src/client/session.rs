@@ -583,7 +583,7 @@ impl Session {
         // a refusal arrives as an `access_denied` alert on the first read, which the
         // tap keeps for the streams to report.
         let tap = mux::AlertTap::default();
-        let transport = mux::Tapped::transport(dialed.stream, tap.clone());
+        let transport = mux::Tapped::transport(mux::Paced::new(dialed.stream), tap.clone());
         let (send, conn) = mux::client_builder().handshake::<_, Bytes>(transport).await.map_err(|e| Error::Tunnel {
             what: self.res.to_string(),
             proxy: self.dialer.context().proxy.to_string(),
@@ -712,7 +712,7 @@ impl Session {
 /// A session dialled, not yet installed.
 struct Dialled {
     send: h2::client::SendRequest<Bytes>,
-    conn: h2::client::Connection<mux::Tapped<BoxIo>, Bytes>,
+    conn: h2::client::Connection<mux::Tapped<mux::Paced<BoxIo>>, Bytes>,
     tap: mux::AlertTap,
     alpn: Alpn,
     serial: String,

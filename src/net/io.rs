@@ -51,6 +51,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> IoStream for T {}
 /// A boxed [`IoStream`].
 pub type BoxIo = Box<dyn IoStream>;
 
+/// Bytes a multiplexed session reads in one go, from its transport or from a local
+/// connection into a stream, before its task yields to the other side of the
+/// pipeline (`mux::Paced`, the relay towards a stream). A quarter of a MiB: a few
+/// DATA frames, and well under the windows.
+pub const RUN: usize = 256 * 1024;
+
 /// A byte stream that takes and gives owned chunks (a multiplexed stream: its
 /// frames are `Bytes` already). Its `AsyncRead`/`AsyncWrite` still work, with a
 /// copy, for callers that want a plain byte stream.

@@ -23,7 +23,7 @@ use h2::{client::ResponseFuture, Ping, PingPong, RecvStream, SendStream};
 use http::{Method, Request, Response, StatusCode, Uri};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::net::io::Chunks;
+use crate::net::io::{Chunks, RUN};
 
 /// Receive window of one stream: what one local connection may have in flight.
 pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
@@ -134,6 +134,66 @@ pub fn to_io(e: h2::Error) -> io::Error {
         return e.into_io().unwrap_or_else(|| io::Error::other("HTTP/2 I/O error"));
     }
     io::Error::other(format!("multiplexed stream: {e}"))
+}
+
+/// A session's transport that lets its task yield after [`RUN`] bytes read
+/// without the socket running dry. h2 otherwise reads all there is (up to the
+/// windows: megabytes) before the streams it fed write any of it out, and the
+/// bytes then wait in memory gone cold while the socket runs dry and the peer
+/// sleeps and is woken again (benches/throughput: a stream on a session moved
+/// 5-10% more each way with this; docs/benchmarks.md).
+#[derive(Debug)]
+pub struct Paced<S> {
+    inner: S,
+    /// Read since the socket last ran dry (or the task last yielded).
+    run: usize,
+}
+
+impl<S> Paced<S> {
+    /// `inner`, paced.
+    pub fn new(inner: S) -> Self {
+        Paced { inner, run: 0 }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Paced<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.run >= RUN {
+            self.run = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match r {
+            Poll::Ready(Ok(())) => self.run += buf.filled().len() - before,
+            Poll::Pending => self.run = 0,
+            Poll::Ready(Err(_)) => {}
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Paced<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// What the session's transport told us. HTTP/2 reports a transport error to its
@@ -615,6 +675,34 @@ mod tests {
         assert!(streams.take(usize::MAX).is_none(), "closed: no place, whatever the limit");
         assert_eq!((streams.open(), streams.opened()), (0, 2));
         assert!(!streams.close_if_idle(), "closed once");
+    }
+
+    #[tokio::test]
+    async fn a_paced_transport_yields_after_a_run_and_loses_nothing() {
+        let payload: Vec<u8> = (0..(3 * RUN + 1000)).map(|i| (i % 253) as u8).collect();
+        let (mut w, r) = tokio::io::duplex(4 * RUN);
+        w.write_all(&payload).await.unwrap();
+        drop(w);
+        let mut paced = Paced::new(r);
+        let (mut got, mut yields) = (Vec::new(), 0);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let mut rb = ReadBuf::new(&mut buf);
+            // The pipe always has bytes (or its end) ready: a Pending is the pacing.
+            let r = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut paced).poll_read(cx, &mut rb))).await;
+            match r {
+                Poll::Pending => yields += 1,
+                Poll::Ready(r) => {
+                    r.unwrap();
+                    if rb.filled().is_empty() {
+                        break;
+                    }
+                    got.extend_from_slice(rb.filled());
+                }
+            }
+        }
+        assert!(got == payload, "{} bytes of {}", got.len(), payload.len());
+        assert_eq!(yields, 3, "one yield per {RUN} bytes read in one go");
     }
 
     #[test]

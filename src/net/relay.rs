@@ -23,7 +23,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::net::io::{BoxIo, Chunks};
+use crate::net::io::{BoxIo, Chunks, RUN};
 
 const INITIAL_BUF: usize = 8 * 1024;
 const MAX_BUF: usize = 64 * 1024;
@@ -306,8 +306,15 @@ impl ToChunks {
         if self.done {
             return Poll::Ready(Ok(()));
         }
+        // Read in this poll: past RUN the task yields, so that the session's
+        // connection writes out what the stream queued (see `mux::Paced`).
+        let mut run = 0usize;
         loop {
             if self.hand.is_empty() && !self.read_done {
+                if run >= RUN {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 // A small rest of the last buffer would make small reads (and small
                 // DATA frames): a new one then.
                 if self.buf.capacity() < MIN_READ.max(self.size / 2) {
@@ -320,6 +327,7 @@ impl ToChunks {
                         if n == room && self.size < MAX_BUF {
                             self.size = (self.size * 2).min(MAX_BUF);
                         }
+                        run += n;
                         self.hand = self.buf.split().freeze();
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

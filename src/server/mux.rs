@@ -168,7 +168,7 @@ pub async fn serve(
 ) {
     let limits = srv.cfg.mux.clone();
     let slot = srv.mux_sessions.enter(&caller.user, limits.max_sessions_per_user);
-    let handshake = mux::server_builder(limits.max_streams_per_session).handshake::<_, Bytes>(tls);
+    let handshake = mux::server_builder(limits.max_streams_per_session).handshake::<_, Bytes>(mux::Paced::new(tls));
     let mut conn = match tokio::time::timeout(srv.cfg.handshake_timeout, handshake).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return info!(error = %e, "multiplexed session: HTTP/2 handshake failed"),
