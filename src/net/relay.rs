@@ -27,6 +27,9 @@ use crate::net::io::{BoxIo, Chunks, RUN};
 
 const INITIAL_BUF: usize = 8 * 1024;
 const MAX_BUF: usize = 64 * 1024;
+/// Largest read towards a multiplexed stream: one DATA frame of the most the
+/// session takes ([`crate::net::mux::MAX_FRAME`]).
+const MAX_CHUNK: usize = crate::net::mux::MAX_FRAME as usize;
 
 /// Bytes moved by a finished relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -324,8 +327,8 @@ impl ToChunks {
                 match tokio_util::io::poll_read_buf(Pin::new(&mut *r), cx, &mut self.buf) {
                     Poll::Ready(Ok(0)) => self.read_done = true,
                     Poll::Ready(Ok(n)) => {
-                        if n == room && self.size < MAX_BUF {
-                            self.size = (self.size * 2).min(MAX_BUF);
+                        if n == room && self.size < MAX_CHUNK {
+                            self.size = (self.size * 2).min(MAX_CHUNK);
                         }
                         run += n;
                         self.hand = self.buf.split().freeze();
