@@ -2,8 +2,8 @@
 //! the `h2` builders with windows sized for bulk, a stream as a byte stream
 //! ([`H2Stream`]: DATA frames each way, END_STREAM = half-close of that direction;
 //! it also moves owned chunks, [`Chunks`], so the relay copies nothing through it),
-//! the CONNECT request that opens a stream and the refusal that answers one, and
-//! the PING keepalive.
+//! the CONNECT request that opens a stream and the refusal that answers one, the
+//! pacing of a session's transport ([`Paced`]), and the PING keepalive.
 //!
 //! A client stream is usable at once: its bytes go out behind the request without
 //! waiting for the answer (so a new connection costs one round trip), and its first

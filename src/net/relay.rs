@@ -14,6 +14,9 @@
 //! in a fresh part of a `BytesMut` that is handed over whole; from it, each received
 //! frame is written out as it is. That saves a copy of every byte each way against
 //! copying through the relay's buffer ([`relay_link`] picks the way for a [`Link`]).
+//! Reads towards a stream grow to one DATA frame (128 KiB), and after
+//! [`crate::net::io::RUN`] bytes read in one poll the relay yields, so the session's
+//! connection writes them out before more are read.
 
 use std::future::poll_fn;
 use std::io;
