@@ -349,6 +349,8 @@ async fn demo_proves_a_round_trip() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("4. Round trip OK"), "{text}");
     assert!(text.contains(oneport::cli::demo::GREETING), "{text}");
+    // The protocol the round trip really used, not a fixed claim.
+    assert!(text.contains("(mutual TLS, multiplexed session (teleport-http-mux), SNI"), "{text}");
 }
 
 /// `server start` as a process stops on SIGTERM, draining.

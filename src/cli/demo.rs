@@ -84,7 +84,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     let local = local::bind(None, None).await?;
     let local_addr = local.local_addr()?;
     let session = crate::client::session::Session::new(dialer.clone(), Kind::App, "hello", Protocol::Http1);
-    let handler = local::http_tunnel_handler(session, local_addr.port());
+    let handler = local::http_tunnel_handler(session.clone(), local_addr.port());
     let proxy_task = tokio::spawn(local::serve(local, handler, shutdown.clone(), Duration::from_secs(2)));
     crate::cli::say!("3. `oneport proxy app hello` listening on http://{local_addr}/");
 
@@ -95,7 +95,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<u8> {
     }
     crate::cli::say!("4. Round trip OK in {:.1} ms: GET / answered {GREETING:?}", t.elapsed().as_secs_f64() * 1000.0);
     crate::cli::say!(
-        "   (mutual TLS, ALPN http/1.1, SNI hello.app.teleport.cluster.local; set up in {:.1}s)",
+        "   (mutual TLS, {}, SNI hello.app.teleport.cluster.local; set up in {:.1}s)",
+        session.mode(),
         started.elapsed().as_secs_f64()
     );
 
