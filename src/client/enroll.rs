@@ -104,7 +104,7 @@ struct Held {
 
 /// The load balancer's hop during enrollment: the system roots and `--ca`, or else
 /// the CA the invite pins (the cluster CA). The client has only the pin, so a chain
-/// the roots refuse is let through and held; [`LbHop::settle`] checks it against
+/// the roots refuse is let through and held; `LbHop::settle` checks it against
 /// the CA the routing handshake inside showed, before anything is sent.
 #[derive(Debug)]
 pub struct LbHop {

@@ -15,7 +15,7 @@ pub fn format(unix: i64, d: &str, mid: &str, t: &str) -> Option<String> {
     ))
 }
 
-/// [`format`], with the epoch for a time outside the calendar.
+/// [`format`](fn@format), with the epoch for a time outside the calendar.
 pub fn format_or_epoch(unix: i64, d: &str, mid: &str, t: &str) -> String {
     format(unix, d, mid, t).unwrap_or_else(|| format(0, d, mid, t).unwrap_or_default())
 }

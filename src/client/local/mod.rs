@@ -206,7 +206,7 @@ const WHY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Replaces a refusal (`access denied` alert) with the proxy's own sentence, and a
 /// tunnel cut after the handshake with the sentence refusing the identity (revoked,
-/// say), when `/webapi/ping` has one (asked once, bounded by [`WHY_TIMEOUT`]).
+/// say), when `/webapi/ping` has one (asked once, bounded by `WHY_TIMEOUT`).
 pub async fn explain(dialer: &Dialer, res: &ResourceRef, err: Error) -> Error {
     match err {
         Error::AccessDenied { .. } => match webapi::resolve(dialer, res).await {

@@ -5,7 +5,7 @@
 //! can carry the terminal size kubectl sends first), and every line is whole before
 //! the next begins, so a crash leaves a playable prefix. Bytes split inside a UTF-8
 //! character are carried over to the next event; bytes that are not UTF-8 become
-//! U+FFFD (asciicast events are JSON strings). [`read_header`] and [`Events`] read
+//! U+FFFD (asciicast events are JSON strings). [`read_header`] and [`parse_event`] read
 //! a file back for `recordings ls` and `recordings play`.
 //!
 //! The event path is the recorder's hot loop (50 MiB of `cat` output is 50 MiB of

@@ -4,7 +4,7 @@
 //! - [`Sink`]: where recordings go, and [`Recorder`]: one session's recording. The
 //!   directory sink ([`dir::DirSink`]) is the one destination today; another (an
 //!   upload, a log pipeline) is one more `Sink`.
-//! - [`plan`]: what the kube backend does with one request: not a session; a session
+//! - [`plan`](mod@plan): what the kube backend does with one request: not a session; a session
 //!   to record; one to run unrecorded (and why); or a refusal (fail closed).
 //! - [`session`]: the relay of an upgraded exec/attach stream that reads the channel
 //!   frames both ways without changing them and feeds the recorder.
