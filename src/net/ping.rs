@@ -120,15 +120,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PingStream<S> {
         }
         loop {
             if this.remaining > 0 {
-                let want = this.remaining.min(buf.remaining());
-                let dst = buf.initialize_unfilled_to(want);
-                let mut sub = ReadBuf::new(dst);
-                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut sub))?;
-                let n = sub.filled().len();
+                // Through `Take`, so that a buffer the caller has not zeroed is
+                // not zeroed here either.
+                let before = buf.filled().len();
+                let mut body = tokio::io::AsyncReadExt::take(&mut this.inner, this.remaining as u64);
+                ready!(Pin::new(&mut body).poll_read(cx, buf))?;
+                let n = buf.filled().len() - before;
                 if n == 0 {
                     return Poll::Ready(Err(truncated("in a frame's body")));
                 }
-                buf.advance(n);
                 this.remaining -= n;
                 return Poll::Ready(Ok(()));
             }

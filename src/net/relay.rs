@@ -371,10 +371,18 @@ impl ToChunks {
     }
 }
 
-/// Bytes from a [`Chunks`] stream: each chunk is written out as it came.
+/// Most chunks one write gathers: a few frames, well under `IOV_MAX`.
+const MAX_GATHER: usize = 16;
+
+/// Bytes from a [`Chunks`] stream: the chunks received so far, up to [`RUN`] bytes
+/// and [`MAX_GATHER`] chunks, go out in one vectored write, so that a burst of
+/// frames costs the writer one system call (and its reader one wake-up) instead of
+/// one per frame.
 #[derive(Default)]
 struct FromChunks {
-    chunk: Bytes,
+    /// Received and not yet all written, in order. No allocation while idle.
+    held: std::collections::VecDeque<Bytes>,
+    held_bytes: usize,
     total: u64,
     read_done: bool,
     need_flush: bool,
@@ -390,37 +398,75 @@ impl FromChunks {
         if self.done {
             return Poll::Ready(Ok(()));
         }
+        let vectored = w.is_write_vectored();
         loop {
-            if self.chunk.is_empty() && !self.read_done {
+            // Take what the stream has ready, up to the bounds.
+            let mut pending = false;
+            while !self.read_done && self.held_bytes < RUN && self.held.len() < MAX_GATHER {
                 match r.poll_chunk(cx) {
-                    Poll::Ready(Ok(Some(c))) => self.chunk = c,
+                    Poll::Ready(Ok(Some(c))) => {
+                        if !c.is_empty() {
+                            self.held_bytes += c.len();
+                            self.held.push_back(c);
+                        }
+                    }
                     Poll::Ready(Ok(None)) => self.read_done = true,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
-                        if self.need_flush {
-                            ready!(Pin::new(&mut *w).poll_flush(cx))?;
-                            self.need_flush = false;
-                        }
-                        return Poll::Pending;
+                        pending = true;
+                        break;
                     }
                 }
-            }
-            while !self.chunk.is_empty() {
-                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.chunk))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                if !vectored {
+                    break;
                 }
-                self.chunk.advance(n);
-                self.total += n as u64;
-                self.need_flush = true;
             }
-            // An empty slice still holds the frame's whole buffer.
-            self.chunk = Bytes::new();
-            if self.read_done {
-                ready!(Pin::new(&mut *w).poll_flush(cx))?;
-                ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
-                self.done = true;
-                return Poll::Ready(Ok(()));
+            if self.held.is_empty() {
+                if self.read_done {
+                    ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                    ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
+                    self.done = true;
+                    self.held = Default::default();
+                    return Poll::Ready(Ok(()));
+                }
+                if pending {
+                    // Nothing in hand and nothing to read: keep nothing while idle.
+                    self.held = Default::default();
+                    if self.need_flush {
+                        ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                        self.need_flush = false;
+                    }
+                    return Poll::Pending;
+                }
+                continue;
+            }
+            let n = if vectored {
+                let mut slices = [io::IoSlice::new(&[]); MAX_GATHER];
+                let k = self.held.len().min(MAX_GATHER);
+                for (s, c) in slices.iter_mut().zip(self.held.iter()) {
+                    *s = io::IoSlice::new(c);
+                }
+                ready!(Pin::new(&mut *w).poll_write_vectored(cx, &slices[..k]))?
+            } else {
+                let first = self.held.front().map(|c| &c[..]).unwrap_or_default();
+                ready!(Pin::new(&mut *w).poll_write(cx, first))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.total += n as u64;
+            self.held_bytes = self.held_bytes.saturating_sub(n);
+            self.need_flush = true;
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = self.held.front_mut() else { break };
+                if front.len() <= left {
+                    left -= front.len();
+                    self.held.pop_front();
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
             }
         }
     }
