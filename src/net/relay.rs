@@ -2,21 +2,25 @@
 //! propagates half-close (EOF on one side shuts down the write half of the other),
 //! and reports the byte counts when both directions are done.
 //!
-//! Buffers start small (8 KiB) and double up to 64 KiB when a read fills them, so
-//! that bulk transfers make few, large writes. A direction holds its buffer only
-//! while it has bytes in hand: when its reader has nothing more for now and the
-//! buffer is written out, the buffer is given back (its size is remembered), so an
-//! idle connection holds no relay buffer at all, however much it moved before
-//! (benches/throughput.rs measured 222 KiB per idle connection after a 256 KiB
-//! exchange when the buffers were kept).
+//! Buffers start small (8 KiB) and double up to 256 KiB when reads fill them, and a
+//! direction takes everything its reader has ready (up to a full buffer) before it
+//! writes: a TLS reader yields one record (16 KiB) per read, and a write per record
+//! to a local socket cost a system call and a wake-up of its reader each time
+//! (wstunnel writes megabytes at once; docs/benchmarks.md has the figures). Buffers
+//! are not zeroed: readers fill them through `ReadBuf`'s uninitialised part. A
+//! direction holds its buffer only while it has bytes in hand: when its reader has
+//! nothing more for now and the buffer is written out, the buffer is given back (its
+//! size is remembered), so an idle connection holds no relay buffer at all, however
+//! much it moved before (benches/throughput.rs measured 222 KiB per idle connection
+//! after a 256 KiB exchange when the buffers were kept).
 //!
 //! A multiplexed stream moves owned chunks ([`Chunks`]): towards it, each read lands
-//! in a fresh part of a `BytesMut` that is handed over whole; from it, each received
-//! frame is written out as it is. That saves a copy of every byte each way against
-//! copying through the relay's buffer ([`relay_link`] picks the way for a [`Link`]).
-//! Reads towards a stream grow to one DATA frame (128 KiB), and after
-//! [`crate::net::io::RUN`] bytes read in one poll the relay yields, so the session's
-//! connection writes them out before more are read.
+//! in a fresh part of a `BytesMut` that is handed over whole; from it, the frames
+//! received so far go out in one vectored write. That saves a copy of every byte
+//! each way against copying through the relay's buffer ([`relay_link`] picks the way
+//! for a [`Link`]). Reads towards a stream grow to two DATA frames (256 KiB; h2 cuts
+//! them), and after [`crate::net::io::RUN`] bytes read in one poll the relay yields,
+//! so the session's connection writes them out before more are read.
 
 use std::future::poll_fn;
 use std::io;
@@ -29,10 +33,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::net::io::{BoxIo, Chunks, RUN};
 
 const INITIAL_BUF: usize = 8 * 1024;
-const MAX_BUF: usize = 64 * 1024;
-/// Largest read towards a multiplexed stream: one DATA frame of the most the
-/// session takes ([`crate::net::mux::MAX_FRAME`]).
-const MAX_CHUNK: usize = crate::net::mux::MAX_FRAME as usize;
+const MAX_BUF: usize = 256 * 1024;
+/// Largest read towards a multiplexed stream: two DATA frames of the most the
+/// session takes ([`crate::net::mux::MAX_FRAME`]); h2 cuts the chunk into frames
+/// without a copy. Against one frame per read: +4% upload on a session, download
+/// level (docs/benchmarks.md).
+const MAX_CHUNK: usize = 2 * crate::net::mux::MAX_FRAME as usize;
 
 /// Bytes moved by a finished relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,10 +82,10 @@ where
 
 /// One direction of the relay.
 struct OneWay {
-    /// Bytes read and not yet all written: `buf[pos..len]`. No allocation while idle.
-    buf: Vec<u8>,
+    /// Bytes read and not yet all written: `buf[pos..]`. Not zeroed (readers
+    /// fill it through `ReadBuf::uninit`); no allocation while idle.
+    buf: BytesMut,
     pos: usize,
-    len: usize,
     /// The size of the next buffer.
     size: usize,
     total: u64,
@@ -91,9 +97,8 @@ struct OneWay {
 impl OneWay {
     fn new() -> Self {
         OneWay {
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             pos: 0,
-            len: 0,
             size: INITIAL_BUF,
             total: 0,
             read_done: false,
@@ -111,43 +116,51 @@ impl OneWay {
             return Poll::Ready(Ok(()));
         }
         loop {
-            if self.pos == self.len && !self.read_done {
-                if self.buf.len() < self.size {
-                    // Zeroed once here, so that readers which fill only initialised
-                    // memory (the ping deframer) never zero it again per read.
-                    self.buf = vec![0; self.size];
+            if self.pos == self.buf.len() && !self.read_done {
+                self.buf.clear();
+                self.pos = 0;
+                if self.buf.capacity() < self.size {
+                    self.buf = BytesMut::with_capacity(self.size);
                 }
-                let mut rb = ReadBuf::new(&mut self.buf);
-                match Pin::new(&mut *r).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => {
-                        let n = rb.filled().len();
-                        if n == 0 {
+                // Take what the reader has ready, up to a full buffer, so that a
+                // burst goes out in few large writes (and wakes the peer fewer
+                // times); a reader that yields one TLS record per read would
+                // otherwise make one write per record.
+                loop {
+                    match tokio_util::io::poll_read_buf(Pin::new(&mut *r), cx, &mut self.buf) {
+                        Poll::Ready(Ok(0)) => {
                             self.read_done = true;
-                        } else {
-                            if n == self.buf.len() && self.size < MAX_BUF {
-                                // The read filled the buffer: the reader has more than
-                                // we took, so the next buffer is twice as large.
+                            break;
+                        }
+                        Poll::Ready(Ok(_)) => {
+                            if self.buf.len() >= self.buf.capacity() {
+                                // The reader has more than we took: the next buffer
+                                // is twice as large.
                                 self.size = (self.size * 2).min(MAX_BUF);
+                                break;
                             }
-                            self.pos = 0;
-                            self.len = n;
+                            if self.buf.capacity() - self.buf.len() < MIN_READ {
+                                break;
+                            }
                         }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        // Nothing to read now and nothing in hand: give the buffer
-                        // back, and make sure what we wrote reaches the peer.
-                        self.buf = Vec::new();
-                        if self.need_flush {
-                            ready!(Pin::new(&mut *w).poll_flush(cx))?;
-                            self.need_flush = false;
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending if self.buf.is_empty() => {
+                            // Nothing to read now and nothing in hand: give the
+                            // buffer back, and make sure what we wrote reaches the
+                            // peer.
+                            self.buf = BytesMut::new();
+                            if self.need_flush {
+                                ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                                self.need_flush = false;
+                            }
+                            return Poll::Pending;
                         }
-                        return Poll::Pending;
+                        Poll::Pending => break,
                     }
                 }
             }
-            while self.pos < self.len {
-                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.len]))?;
+            while self.pos < self.buf.len() {
+                let n = ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..]))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -155,11 +168,11 @@ impl OneWay {
                 self.total += n as u64;
                 self.need_flush = true;
             }
-            if self.read_done && self.pos == self.len {
+            if self.read_done && self.pos == self.buf.len() {
                 ready!(Pin::new(&mut *w).poll_flush(cx))?;
                 ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
                 self.done = true;
-                self.buf = Vec::new();
+                self.buf = BytesMut::new();
                 return Poll::Ready(Ok(()));
             }
         }
@@ -481,7 +494,7 @@ mod tests {
     async fn an_idle_direction_holds_no_buffer() {
         let (mut src, mut r) = tokio::io::duplex(1 << 20);
         let (mut w, mut dst) = tokio::io::duplex(1 << 20);
-        let burst: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let burst: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
         src.write_all(&burst).await.unwrap();
         let mut one = OneWay::new();
         // One poll moves everything the reader has, then finds it empty.
@@ -520,5 +533,147 @@ mod tests {
         assert_eq!(writer.await.unwrap(), b"thanks");
         let counts = relay.await.unwrap().unwrap();
         assert_eq!(counts, Counts { a_to_b: payload.len() as u64, b_to_a: 6 });
+    }
+    /// A reader that yields `piece` bytes per read (as TLS yields one record) until
+    /// `left` is used up, then `Pending` (or EOF once `eof`).
+    struct Pieces {
+        left: Vec<u8>,
+        piece: usize,
+        eof: bool,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            if self.left.is_empty() {
+                return if self.eof { Poll::Ready(Ok(())) } else { Poll::Pending };
+            }
+            let n = self.piece.min(self.left.len()).min(buf.remaining());
+            let rest = self.left.split_off(n);
+            buf.put_slice(&self.left);
+            self.left = rest;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A writer that keeps what it is given and counts the calls; vectored or not.
+    #[derive(Default)]
+    struct Calls {
+        got: Vec<u8>,
+        calls: usize,
+        vectored: bool,
+    }
+
+    impl AsyncWrite for Calls {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            self.got.extend_from_slice(data);
+            Poll::Ready(Ok(data.len()))
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                self.got.extend_from_slice(b);
+                n += b.len();
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_direction_takes_what_is_ready_before_it_writes() {
+        let burst: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+        let mut r = Pieces { left: burst.clone(), piece: 16 * 1024, eof: false };
+        let mut w = Calls::default();
+        let mut one = OneWay::new();
+        poll_fn(|cx| {
+            assert!(one.poll(cx, &mut r, &mut w).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        assert!(w.got == burst, "{} bytes written of {}", w.got.len(), burst.len());
+        // Buffers of 8, 16, 32, 64 and 128 KiB, then three of 256 KiB (the last
+        // not full): 8 writes, not 62 (one per 16 KiB read).
+        assert_eq!(w.calls, 8, "one write per buffer filled");
+        assert_eq!(one.buf.capacity(), 0, "an idle direction kept its buffer");
+        // What is ready when the reader ends still goes out, then the shutdown.
+        r.left = b"tail".to_vec();
+        r.eof = true;
+        poll_fn(|cx| one.poll(cx, &mut r, &mut w)).await.unwrap();
+        assert!(w.got.ends_with(b"tail") && w.got.len() == burst.len() + 4);
+    }
+
+    /// A multiplexed stream stand-in: hands out `chunks`, then `Pending` (or the end
+    /// once `end`).
+    struct Frames {
+        chunks: std::collections::VecDeque<Bytes>,
+        end: bool,
+    }
+
+    impl AsyncRead for Frames {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            unreachable!("the chunk relay takes chunks")
+        }
+    }
+
+    impl AsyncWrite for Frames {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            unreachable!("the chunk relay sends chunks")
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Chunks for Frames {
+        fn poll_send(&mut self, _: &mut Context<'_>, _: &mut Bytes) -> Poll<io::Result<()>> {
+            unreachable!("nothing is sent in these tests")
+        }
+        fn poll_chunk(&mut self, _: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+            match self.chunks.pop_front() {
+                Some(c) => Poll::Ready(Ok(Some(c))),
+                None if self.end => Poll::Ready(Ok(None)),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_received_together_go_out_in_one_vectored_write() {
+        let frames: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 10_000])).collect();
+        let all: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        for vectored in [true, false] {
+            let mut r = Frames { chunks: frames.iter().cloned().collect(), end: false };
+            let mut w = Calls { vectored, ..Calls::default() };
+            let mut from = FromChunks::default();
+            poll_fn(|cx| {
+                assert!(from.poll(cx, &mut r, &mut w).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            assert!(w.got == all, "vectored {vectored}: {} bytes of {}", w.got.len(), all.len());
+            // Vectored: 16 frames per write (MAX_GATHER); otherwise one per frame.
+            assert_eq!(w.calls, if vectored { 3 } else { 40 }, "vectored {vectored}");
+            assert_eq!(from.held.capacity(), 0, "an idle direction kept its queue");
+            r.end = true;
+            poll_fn(|cx| from.poll(cx, &mut r, &mut w)).await.unwrap();
+            assert_eq!(from.total, all.len() as u64);
+        }
     }
 }
