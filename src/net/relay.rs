@@ -18,9 +18,9 @@
 //! in a fresh part of a `BytesMut` that is handed over whole; from it, the frames
 //! received so far go out in one vectored write. That saves a copy of every byte
 //! each way against copying through the relay's buffer ([`relay_link`] picks the way
-//! for a [`Link`]). Reads towards a stream grow to two DATA frames (256 KiB; h2 cuts
-//! them), and after [`crate::net::io::RUN`] bytes read in one poll the relay yields,
-//! so the session's connection writes them out before more are read.
+//! for a [`Link`]). Reads towards a stream grow to one DATA frame (256 KiB), and
+//! after [`crate::net::io::RUN`] bytes read in one poll the relay yields, so the
+//! session's connection writes them out before more are read.
 
 use std::future::poll_fn;
 use std::io;
@@ -34,11 +34,9 @@ use crate::net::io::{BoxIo, Chunks, RUN};
 
 const INITIAL_BUF: usize = 8 * 1024;
 const MAX_BUF: usize = 256 * 1024;
-/// Largest read towards a multiplexed stream: two DATA frames of the most the
-/// session takes ([`crate::net::mux::MAX_FRAME`]); h2 cuts the chunk into frames
-/// without a copy. Against one frame per read: +4% upload on a session, download
-/// level (docs/benchmarks.md).
-const MAX_CHUNK: usize = 2 * crate::net::mux::MAX_FRAME as usize;
+/// Largest read towards a multiplexed stream: one DATA frame of the most the
+/// session takes ([`crate::net::mux::MAX_FRAME`]).
+const MAX_CHUNK: usize = crate::net::mux::MAX_FRAME as usize;
 
 /// Bytes moved by a finished relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -29,11 +29,12 @@ use crate::identity::{Caller, Identity};
 /// How many bytes of TLS records a connection may hold unsent (rustls defaults to
 /// 64 KiB). A write larger than what is left is cut there, and tokio-rustls sends
 /// each cut as its own system call: a 64 KiB relay write behind a 4-byte ping
-/// header, or a 128 KiB HTTP/2 frame behind its 9-byte head, cost a second system
-/// call and a TLS record of a few bytes each time. Room for a whole frame and its
-/// head makes each such write one record run and one system call. This bounds
-/// memory only while the socket is not taking bytes; nothing is held once written.
-pub const SEND_BUFFER_LIMIT: usize = 256 * 1024;
+/// header, or an HTTP/2 frame behind its 9-byte head, cost a second system call and
+/// a TLS record of a few bytes each time. Room for the largest HTTP/2 frame
+/// ([`crate::net::mux::MAX_FRAME`], 256 KiB) with its head and the records' overhead
+/// makes each such write one record run and one system call. This bounds memory only while the socket is not
+/// taking bytes; nothing is held once written.
+pub const SEND_BUFFER_LIMIT: usize = 512 * 1024;
 
 /// The crypto provider every config uses.
 pub fn provider() -> Arc<CryptoProvider> {
