@@ -285,6 +285,17 @@ impl<S: AsyncWrite + Unpin + ?Sized> AsyncWrite for Noted<&mut S> {
         let r = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
         self.seen(r)
     }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs);
+        self.seen(r)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -316,6 +327,16 @@ mod tests {
         drop(b);
         assert!(noted.write_all(b"y").await.is_err());
         assert!(noted.failed());
+    }
+
+    #[test]
+    fn noted_passes_vectored_writes_on() {
+        // The relay gathers a stream's frames into one vectored write only when
+        // the writer says it takes them.
+        let mut sink = tokio::io::sink();
+        assert!(Noted::new(&mut sink).is_write_vectored());
+        let mut counted = Counted::new(tokio::io::sink(), Default::default());
+        assert!(Noted::new(&mut counted).is_write_vectored());
     }
 
     #[tokio::test]

@@ -88,6 +88,9 @@ struct OneWay {
     size: usize,
     total: u64,
     read_done: bool,
+    /// A read error that came after bytes still in hand: returned once they are
+    /// written (a TLS peer's last answer and then its unclean close, say).
+    err: Option<io::Error>,
     need_flush: bool,
     done: bool,
 }
@@ -100,6 +103,7 @@ impl OneWay {
             size: INITIAL_BUF,
             total: 0,
             read_done: false,
+            err: None,
             need_flush: false,
             done: false,
         }
@@ -141,7 +145,11 @@ impl OneWay {
                                 break;
                             }
                         }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) if self.buf.is_empty() => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) => {
+                            self.err = Some(e);
+                            break;
+                        }
                         Poll::Pending if self.buf.is_empty() => {
                             // Nothing to read now and nothing in hand: give the
                             // buffer back, and make sure what we wrote reaches the
@@ -165,6 +173,9 @@ impl OneWay {
                 self.pos += n;
                 self.total += n as u64;
                 self.need_flush = true;
+            }
+            if let Some(e) = self.err.take() {
+                return Poll::Ready(Err(e));
             }
             if self.read_done && self.pos == self.buf.len() {
                 ready!(Pin::new(&mut *w).poll_flush(cx))?;
@@ -396,6 +407,9 @@ struct FromChunks {
     held_bytes: usize,
     total: u64,
     read_done: bool,
+    /// An error of the stream that came after chunks still held: returned once
+    /// they are written.
+    err: Option<io::Error>,
     need_flush: bool,
     done: bool,
 }
@@ -411,9 +425,15 @@ impl FromChunks {
         }
         let vectored = w.is_write_vectored();
         loop {
-            // Take what the stream has ready, up to the bounds.
+            // Take what the stream has ready, up to the bounds (one chunk at a
+            // time for a writer that takes one slice per call).
             let mut pending = false;
-            while !self.read_done && self.held_bytes < RUN && self.held.len() < MAX_GATHER {
+            while !self.read_done
+                && self.err.is_none()
+                && self.held_bytes < RUN
+                && self.held.len() < MAX_GATHER
+                && (vectored || self.held.is_empty())
+            {
                 match r.poll_chunk(cx) {
                     Poll::Ready(Ok(Some(c))) => {
                         if !c.is_empty() {
@@ -422,17 +442,18 @@ impl FromChunks {
                         }
                     }
                     Poll::Ready(Ok(None)) => self.read_done = true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) if self.held.is_empty() => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => self.err = Some(e),
                     Poll::Pending => {
                         pending = true;
                         break;
                     }
                 }
-                if !vectored {
-                    break;
-                }
             }
             if self.held.is_empty() {
+                if let Some(e) = self.err.take() {
+                    return Poll::Ready(Err(e));
+                }
                 if self.read_done {
                     ready!(Pin::new(&mut *w).poll_flush(cx))?;
                     ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
@@ -538,11 +559,16 @@ mod tests {
         left: Vec<u8>,
         piece: usize,
         eof: bool,
+        /// Once `left` is used up, an error instead of `Pending` or EOF.
+        fail: bool,
     }
 
     impl AsyncRead for Pieces {
         fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
             if self.left.is_empty() {
+                if self.fail {
+                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                }
                 return if self.eof { Poll::Ready(Ok(())) } else { Poll::Pending };
             }
             let n = self.piece.min(self.left.len()).min(buf.remaining());
@@ -594,7 +620,7 @@ mod tests {
     #[tokio::test]
     async fn a_direction_takes_what_is_ready_before_it_writes() {
         let burst: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
-        let mut r = Pieces { left: burst.clone(), piece: 16 * 1024, eof: false };
+        let mut r = Pieces { left: burst.clone(), piece: 16 * 1024, eof: false, fail: false };
         let mut w = Calls::default();
         let mut one = OneWay::new();
         poll_fn(|cx| {
@@ -619,6 +645,8 @@ mod tests {
     struct Frames {
         chunks: std::collections::VecDeque<Bytes>,
         end: bool,
+        /// After the chunks, an error instead of `Pending` or the end.
+        fail: bool,
     }
 
     impl AsyncRead for Frames {
@@ -646,6 +674,7 @@ mod tests {
         fn poll_chunk(&mut self, _: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
             match self.chunks.pop_front() {
                 Some(c) => Poll::Ready(Ok(Some(c))),
+                None if self.fail => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
                 None if self.end => Poll::Ready(Ok(None)),
                 None => Poll::Pending,
             }
@@ -657,7 +686,7 @@ mod tests {
         let frames: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 10_000])).collect();
         let all: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
         for vectored in [true, false] {
-            let mut r = Frames { chunks: frames.iter().cloned().collect(), end: false };
+            let mut r = Frames { chunks: frames.iter().cloned().collect(), end: false, fail: false };
             let mut w = Calls { vectored, ..Calls::default() };
             let mut from = FromChunks::default();
             poll_fn(|cx| {
@@ -673,5 +702,98 @@ mod tests {
             poll_fn(|cx| from.poll(cx, &mut r, &mut w)).await.unwrap();
             assert_eq!(from.total, all.len() as u64);
         }
+    }
+
+    /// A writer that takes at most 7,000 bytes a call, across slices when
+    /// vectored, and says `Pending` every other call (waking its task at once).
+    #[derive(Default)]
+    struct Stingy {
+        got: Vec<u8>,
+        calls: usize,
+        vectored: bool,
+    }
+
+    impl Stingy {
+        fn take(&mut self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
+            self.calls += 1;
+            if self.calls % 2 == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(7000 - n);
+                self.got.extend_from_slice(&b[..k]);
+                n += k;
+                if n == 7000 {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Stingy {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            self.take(cx, &[data])
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let bufs: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
+            self.take(cx, &bufs)
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn short_and_refused_writes_lose_nothing() {
+        let burst: Vec<u8> = (0..700_000u32).map(|i| (i % 239) as u8).collect();
+        let mut r = Pieces { left: burst.clone(), piece: 10_000, eof: true, fail: false };
+        let mut w = Stingy::default();
+        let mut one = OneWay::new();
+        poll_fn(|cx| one.poll(cx, &mut r, &mut w)).await.unwrap();
+        assert!(w.got == burst, "one way: {} bytes of {}", w.got.len(), burst.len());
+        assert_eq!(one.total, burst.len() as u64);
+
+        let frames: Vec<Bytes> = (0..40u32).map(|i| Bytes::from(vec![i as u8; 9_000 + i as usize])).collect();
+        let all: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        for vectored in [true, false] {
+            let mut r = Frames { chunks: frames.iter().cloned().collect(), end: true, fail: false };
+            let mut w = Stingy { vectored, ..Stingy::default() };
+            let mut from = FromChunks::default();
+            poll_fn(|cx| from.poll(cx, &mut r, &mut w)).await.unwrap();
+            assert!(w.got == all, "vectored {vectored}: {} bytes of {}", w.got.len(), all.len());
+            assert_eq!((from.total, from.held_bytes), (all.len() as u64, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_read_before_an_error_are_written_before_it() {
+        // TLS hands over a peer's last answer, then its unclean close on the next
+        // read: the answer must reach the other side.
+        let mut r = Pieces { left: b"the last answer".to_vec(), piece: 4, eof: false, fail: true };
+        let mut w = Calls::default();
+        let mut one = OneWay::new();
+        let e = poll_fn(|cx| one.poll(cx, &mut r, &mut w)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(w.got, b"the last answer");
+
+        let mut r = Frames { chunks: [Bytes::from_static(b"last frame")].into(), end: false, fail: true };
+        let mut w = Calls { vectored: true, ..Calls::default() };
+        let mut from = FromChunks::default();
+        let e = poll_fn(|cx| from.poll(cx, &mut r, &mut w)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(w.got, b"last frame");
     }
 }
