@@ -237,6 +237,9 @@ async fn run() -> Result<()> {
     if !pattern.self_check() {
         bail!("the pattern checker is broken: it would not catch corrupted bytes");
     }
+    if !measure::self_check() {
+        bail!("the /proc/stat reader is broken: it would misstate how busy the machine was");
+    }
     let backend = backend::spawn().await.context("starting the backend")?;
     let pki = peers::make_pki(backend).await.context("making certificates with `oneport server init`")?;
     let mut results = Results::new(report::machine(&s.peers, s.secs, s.rounds));
@@ -308,23 +311,38 @@ async fn throughput(s: &Settings, peers: &[(Kind, Peer)], pattern: &backend::Pat
     for r in 0..s.rounds {
         for (_, p) in order(peers, r) {
             eprintln!("  round {}: throughput {}", r + 1, p.name);
-            let up = with_cpu(p, measure::upload(p.addr, s.secs, pattern)).await;
-            let down = with_cpu(p, measure::download(p.addr, s.secs, pattern)).await;
-            res.throughput(&p.name, Dir::Up, up.map_err(|e| format!("{e:#}")));
-            res.throughput(&p.name, Dir::Down, down.map_err(|e| format!("{e:#}")));
+            let up = with_split(p, measure::upload(p.addr, s.secs, pattern)).await;
+            let down = with_split(p, measure::download(p.addr, s.secs, pattern)).await;
+            res.throughput_split(&p.name, Dir::Up, up.map_err(|e| format!("{e:#}")));
+            res.throughput_split(&p.name, Dir::Down, down.map_err(|e| format!("{e:#}")));
         }
     }
 }
 
-/// Runs a throughput measurement and adds the CPU time the peer's processes used.
-async fn with_cpu(p: &Peer, run: impl std::future::Future<Output = Result<measure::Rate>>) -> Result<measure::Rate> {
-    let pids: Vec<u32> = p.procs.iter().filter_map(|x| x.pid()).collect();
-    let before = measure::cpu_secs(&pids)?;
+/// Runs a throughput measurement and says where the CPU went meanwhile: each of
+/// the peer's processes (with the children it started), this benchmark's own load
+/// and sink, and how busy the whole machine was.
+async fn with_split(
+    p: &Peer,
+    run: impl std::future::Future<Output = Result<measure::Rate>>,
+) -> Result<(measure::Rate, report::Split)> {
+    let procs: Vec<(&'static str, u32)> = p.procs.iter().filter_map(|x| Some((x.role, x.pid()?))).collect();
+    let each = |procs: &[(&'static str, u32)]| -> Result<Vec<f64>> {
+        procs.iter().map(|&(_, pid)| measure::cpu_secs(&[pid])).collect()
+    };
+    let own = measure::own_cpu_secs;
+    let (procs0, own0, machine0) = (each(&procs)?, own()?, measure::machine_ticks()?);
     let mut rate = run.await?;
-    if !pids.is_empty() {
-        rate.cpu_secs = Some(measure::cpu_secs(&pids)? - before);
+    let (procs1, own1, machine1) = (each(&procs)?, own()?, measure::machine_ticks()?);
+    let roles: Vec<(&'static str, f64)> =
+        procs.iter().zip(procs0.iter().zip(&procs1)).map(|(&(r, _), (a, b))| (r, b - a)).collect();
+    if !procs.is_empty() {
+        rate.cpu_secs = Some(roles.iter().map(|r| r.1).sum());
     }
-    Ok(rate)
+    let total = (machine1.1 - machine0.1).max(1) as f64;
+    let gib = rate.bytes as f64 / (1u64 << 30) as f64;
+    let split = report::Split { roles, own: own1 - own0, busy: (machine1.0 - machine0.0) as f64 / total, gib };
+    Ok((rate, split))
 }
 
 /// A direction of transfer.

@@ -88,6 +88,47 @@ pub fn cpu_secs(pids: &[u32]) -> Result<f64> {
     Ok(ticks as f64 / 100.0)
 }
 
+/// CPU seconds this process has used itself (user + system, all threads; not
+/// its children): the benchmark's load, sink and backend.
+pub fn own_cpu_secs() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (tick(11), tick(12)) {
+        (Some(u), Some(s)) => Ok((u + s) as f64 / 100.0),
+        _ => bail!("/proc/self/stat: no utime and stime"),
+    }
+}
+
+/// Busy and total CPU ticks of the whole machine so far, from the first line of
+/// /proc/stat (idle and iowait are the idle part; steal counts as busy: the time
+/// was not ours to use).
+pub fn machine_ticks() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine(&stat).ok_or_else(|| anyhow::anyhow!("/proc/stat: no aggregate cpu line"))
+}
+
+/// Proves [`parse_machine`] right on a known line and refusing a short one.
+/// (Benches run without the test harness, so this runs at start-up.)
+pub fn self_check() -> bool {
+    let line = "cpu  100 5 50 800 20 3 7 15 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+    parse_machine(line) == Some((180, 1000)) && parse_machine("cpu  1 2 3\n").is_none()
+}
+
+/// (busy, total) ticks from /proc/stat's aggregate `cpu` line (pure).
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal (guest times are already
+    // counted in user and nice).
+    let f: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|v| v.parse().ok()).collect::<Option<_>>()?;
+    if f.len() < 8 {
+        return None;
+    }
+    let total: u64 = f.iter().sum();
+    Some((total - f[3] - f[4], total))
+}
+
 /// (parent pid, utime + stime + cutime + cstime) from a /proc/PID/stat line.
 fn parse_stat(stat: &str) -> Option<(u32, u64)> {
     // The command name (field 2) may hold spaces: count fields after its ')'.

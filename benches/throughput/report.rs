@@ -21,6 +21,19 @@ const WSTUNNEL_NGINX: &str = "wstunnel via nginx (WS)";
 const PERCON: &str = "oneport per connection";
 const UPGRADED_PERCON: &str = "oneport per connection via nginx (WS)";
 
+/// Where the CPU went during one throughput figure.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    /// CPU seconds of each of the peer's processes, by role.
+    pub roles: Vec<(&'static str, f64)>,
+    /// CPU seconds of the benchmark itself (load, sink and backend).
+    pub own: f64,
+    /// How busy the whole machine was meanwhile, 0 to 1.
+    pub busy: f64,
+    /// GiB moved.
+    pub gib: f64,
+}
+
 /// Everything measured, by peer name.
 #[derive(Debug, Default)]
 pub struct Results {
@@ -28,6 +41,7 @@ pub struct Results {
     failures: Vec<(String, String)>,
     throughput: BTreeMap<(String, bool), Rate>,
     cpu_per_gib: BTreeMap<(String, bool), f64>,
+    split: BTreeMap<(String, bool), Split>,
     conns: BTreeMap<(String, usize), ConnRate>,
     resumption: Vec<(String, (usize, usize))>,
     idle: BTreeMap<(String, usize), Vec<Rss>>,
@@ -94,6 +108,18 @@ impl Results {
             }
             Err(e) => self.failed(peer, format!("throughput {dir:?}: {e}")),
         }
+    }
+
+    /// A throughput run with where its CPU went: the split of the round whose
+    /// figure is kept.
+    pub fn throughput_split(&mut self, peer: &str, dir: Dir, r: Result<(Rate, Split), String>) {
+        if let Ok((rate, split)) = &r {
+            let key = (peer.to_string(), dir == Dir::Up);
+            if self.throughput.get(&key).is_none_or(|best| rate.mib_s() > best.mib_s()) {
+                self.split.insert(key, split.clone());
+            }
+        }
+        self.throughput(peer, dir, r.map(|(rate, _)| rate));
     }
 
     /// A connection-rate run (the best of the rounds is kept).
@@ -196,6 +222,7 @@ impl Results {
         let mut o = String::new();
         let _ = writeln!(o, "\n== oneport benchmark ==\n{}\n", self.header);
         self.print_throughput(&mut o, peers);
+        self.print_split(&mut o, peers);
         self.print_conns(&mut o, peers, concurrency);
         self.print_idle(&mut o, peers, n_idle);
         self.print_wan(&mut o, peers);
@@ -242,6 +269,33 @@ impl Results {
                 vs(STUNNEL),
                 cpu
             );
+        }
+        let _ = writeln!(o);
+    }
+
+    /// CPU s/GiB by process for each figure above, the benchmark's own share, and
+    /// how busy the machine was: a path that leaves the machine idle waits on
+    /// something; one that fills it is as fast as its CPU per byte lets it be.
+    fn print_split(&self, o: &mut String, peers: &[String]) {
+        if self.split.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "Where the CPU went (s/GiB by process in the round kept above; bench = this benchmark's load, sink and backend; busy = the whole machine)");
+        for p in peers {
+            for (up, dir) in [(true, "up"), (false, "down")] {
+                let Some(s) = self.split.get(&(p.clone(), up)) else { continue };
+                let gib = s.gib.max(1e-9);
+                let roles: Vec<String> = s.roles.iter().map(|(r, c)| format!("{r} {:.2}", c / gib)).collect();
+                let _ = writeln!(
+                    o,
+                    "  {:<37} {:<5} {:<40} bench {:.2}   busy {:>3.0}%",
+                    p,
+                    dir,
+                    roles.join("  "),
+                    s.own / gib,
+                    s.busy * 100.0
+                );
+            }
         }
         let _ = writeln!(o);
     }
