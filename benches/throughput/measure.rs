@@ -92,13 +92,18 @@ pub fn cpu_secs(pids: &[u32]) -> Result<f64> {
 /// its children): the benchmark's load, sink and backend.
 pub fn own_cpu_secs() -> Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = after_comm(&stat);
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     match (tick(11), tick(12)) {
         (Some(u), Some(s)) => Ok((u + s) as f64 / 100.0),
         _ => bail!("/proc/self/stat: no utime and stime"),
     }
+}
+
+/// The fields of a /proc/PID/stat line after the command name, which (field 2)
+/// may hold spaces: index 0 is the state, 1 the parent, 11 and 12 utime and stime.
+fn after_comm(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')').map(|r| r.1).unwrap_or("").split_whitespace().collect()
 }
 
 /// Busy and total CPU ticks of the whole machine so far, from the first line of
@@ -131,9 +136,7 @@ fn parse_machine(stat: &str) -> Option<(u64, u64)> {
 
 /// (parent pid, utime + stime + cutime + cstime) from a /proc/PID/stat line.
 fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    // The command name (field 2) may hold spaces: count fields after its ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = after_comm(stat);
     // ppid is field 4 of the line (index 1 after ')'); utime, stime, cutime and
     // cstime are fields 14 to 17 (indices 11 to 14).
     let ppid = f.get(1)?.parse().ok()?;

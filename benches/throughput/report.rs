@@ -280,7 +280,7 @@ impl Results {
         if self.split.is_empty() {
             return;
         }
-        let _ = writeln!(o, "Where the CPU went (s/GiB by process in the round kept above; bench = this benchmark's load, sink and backend; busy = the whole machine)");
+        let _ = writeln!(o, "Where the CPU went (s/GiB by process, in the round whose MiB/s is kept above; the CPU column above is the lowest of the rounds; bench = this benchmark's load, sink and backend; busy = the whole machine)");
         for p in peers {
             for (up, dir) in [(true, "up"), (false, "down")] {
                 let Some(s) = self.split.get(&(p.clone(), up)) else { continue };
