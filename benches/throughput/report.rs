@@ -72,8 +72,20 @@ pub fn machine(_peers: &[crate::Kind], secs: Duration, rounds: usize) -> String 
             format!("{v} ({ssl})")
         })
         .unwrap_or_else(|| "stunnel not installed".into());
+    // The machine's congestion control sets every figure: BBR paces each socket
+    // (loopback has no fq qdisc, so the kernel does it with a timer per socket).
+    // oneport's own loopback sockets leave it (net/connect.rs); the peers' and this
+    // benchmark's keep it.
+    let cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap_or_default();
+    let cc = match cc.trim() {
+        "" => "TCP congestion control unknown".to_string(),
+        c if c.starts_with("bbr") => {
+            format!("TCP congestion control {c}: paced on loopback, except oneport's own sockets (they use cubic)")
+        }
+        c => format!("TCP congestion control {c}"),
+    };
     format!(
-        "{cpu}, {cores} cores, load {} at start, Linux {}; oneport {} (release); {stunnel}\n{} s per figure, best of {rounds} rounds",
+        "{cpu}, {cores} cores, load {} at start, Linux {}; oneport {} (release); {stunnel}\n{cc}\n{} s per figure, best of {rounds} rounds",
         load.join(" "),
         kernel.trim(),
         env!("CARGO_PKG_VERSION"),
