@@ -41,12 +41,12 @@ pub fn tune(tcp: &TcpStream, keepalive: Option<Duration>) {
 
 /// A connection between two loopback addresses never meets a network, and the
 /// pacing of BBR only costs there: without the `fq` qdisc (loopback has none) the
-/// kernel paces each BBR socket with a timer of its own, and on a machine whose
-/// default is BBR, benches/throughput moved 40% less through every peer, at 1.6x
-/// the CPU per byte, than with cubic (docs/benchmarks.md). Such a socket is moved
-/// to cubic (or reno, which every kernel has); a socket to or from another host
-/// keeps the system's choice. Linux only (elsewhere, and on any failure, nothing
-/// changes).
+/// kernel paces each BBR socket with a timer of its own. On a machine whose
+/// default is BBR, benches/throughput moved 30-35% less through each TLS peer, at
+/// 1.3-1.5x the CPU per byte, than with cubic (docs/benchmarks.md). Such a socket
+/// is moved to cubic (or reno, which every kernel has). A socket with any other
+/// address at either end keeps the system's choice. Linux only (elsewhere, and on
+/// any failure, nothing changes).
 fn unpaced_on_loopback(tcp: &TcpStream) {
     #[cfg(target_os = "linux")]
     {
